@@ -1,0 +1,213 @@
+//! Alerts for the staff: raised by domain services inside their own transactions,
+//! acknowledged from the PAD, cleared when the condition ends.
+//!
+//! An alert with a `key` is raised at most once while open (a printer that stays out of
+//! paper is one alert, not one per poll).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::store::{StoreError, Tx, rfc3339};
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Level {
+    /// Worth knowing.
+    #[serde(rename = "info")]
+    Info,
+    /// Needs attention soon.
+    #[serde(rename = "warn")]
+    Warning,
+    /// Needs attention now.
+    #[serde(rename = "critical")]
+    Critical,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warn",
+            Level::Critical => "critical",
+        }
+    }
+}
+
+/// A new alert.
+#[derive(Debug, Clone)]
+pub struct NewAlert<'a> {
+    /// e.g. `printer.paper_out`, `queue.wait`, `device.offline`.
+    pub kind: &'a str,
+    /// Urgency.
+    pub level: Level,
+    /// Which device, service, task… it is about.
+    pub source: Option<&'a str>,
+    /// De-duplication key: at most one open alert per key.
+    pub key: Option<&'a str>,
+    /// Text for the staff.
+    pub message: &'a str,
+    /// Extra structured data.
+    pub data: Value,
+}
+
+/// An alert as listed to the PAD.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    /// Row id.
+    pub id: i64,
+    /// Raised at.
+    pub ts: String,
+    /// Kind.
+    pub kind: String,
+    /// Level.
+    pub level: String,
+    /// About what.
+    pub source: Option<String>,
+    /// Text.
+    pub message: String,
+    /// Structured data.
+    pub data: Value,
+    /// Whether someone acknowledged it.
+    pub acked: bool,
+    /// Who acknowledged it.
+    pub acked_by: Option<String>,
+    /// Whether the condition has ended.
+    pub cleared: bool,
+}
+
+/// Raise an alert (and emit `alert.raised`) unless one with the same key is open.
+/// Returns the new alert's id.
+pub fn raise(tx: &mut Tx<'_>, a: &NewAlert<'_>) -> Result<Option<i64>, StoreError> {
+    if let Some(key) = a.key {
+        let open: Option<i64> = tx
+            .conn()
+            .query_row(
+                "SELECT id FROM alerts WHERE key = ?1 AND cleared_at IS NULL",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if open.is_some() {
+            return Ok(None);
+        }
+    }
+    let ts = rfc3339(tx.now());
+    tx.conn().execute(
+        "INSERT INTO alerts(ts, kind, level, source, key, message, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            ts,
+            a.kind,
+            a.level.as_str(),
+            a.source,
+            a.key,
+            a.message,
+            a.data.to_string()
+        ],
+    )?;
+    let id = tx.conn().last_insert_rowid();
+    tx.emit(
+        "alert.raised",
+        json!({"id": id, "kind": a.kind, "level": a.level, "source": a.source,
+               "message": a.message, "data": a.data}),
+    )?;
+    Ok(Some(id))
+}
+
+/// Clear the open alert with `key`, if any (emits `alert.cleared`).
+pub fn clear(tx: &mut Tx<'_>, key: &str) -> Result<bool, StoreError> {
+    let open: Option<(i64, String)> = tx
+        .conn()
+        .query_row(
+            "SELECT id, kind FROM alerts WHERE key = ?1 AND cleared_at IS NULL",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((id, kind)) = open else {
+        return Ok(false);
+    };
+    tx.conn().execute(
+        "UPDATE alerts SET cleared_at = ?1 WHERE id = ?2",
+        params![rfc3339(tx.now()), id],
+    )?;
+    tx.emit("alert.cleared", json!({"id": id, "kind": kind}))?;
+    Ok(true)
+}
+
+/// Why an acknowledgement failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    /// No such alert.
+    #[error("no alert {0}")]
+    NotFound(i64),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Acknowledge an alert (idempotent; emits `alert.acked` the first time).
+pub fn ack(tx: &mut Tx<'_>, id: i64, by: &str) -> Result<Alert, AckError> {
+    let acked: Option<Option<String>> = tx
+        .conn()
+        .query_row("SELECT acked_at FROM alerts WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(StoreError::from)?;
+    match acked {
+        None => return Err(AckError::NotFound(id)),
+        Some(Some(_)) => {}
+        Some(None) => {
+            tx.conn()
+                .execute(
+                    "UPDATE alerts SET acked_at = ?1, acked_by = ?2 WHERE id = ?3",
+                    params![rfc3339(tx.now()), by, id],
+                )
+                .map_err(StoreError::from)?;
+            tx.emit("alert.acked", json!({"id": id, "by": by}))?;
+        }
+    }
+    get(tx.conn(), id)?.ok_or(AckError::NotFound(id))
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let data: Option<String> = r.get(6)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        kind: r.get(2)?,
+        level: r.get(3)?,
+        source: r.get(4)?,
+        message: r.get(5)?,
+        data: data
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(Value::Null),
+        acked: r.get::<_, Option<String>>(7)?.is_some(),
+        acked_by: r.get(8)?,
+        cleared: r.get::<_, Option<String>>(9)?.is_some(),
+    })
+}
+
+const COLUMNS: &str = "id, ts, kind, level, source, message, data, acked_at, acked_by, cleared_at";
+
+/// One alert.
+pub fn get(c: &Connection, id: i64) -> Result<Option<Alert>, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// Open alerts first (newest first), then recently ended ones, at most `limit`.
+pub fn list(c: &Connection, limit: usize) -> Result<Vec<Alert>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM alerts \
+         ORDER BY (cleared_at IS NULL AND acked_at IS NULL) DESC, id DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

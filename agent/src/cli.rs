@@ -1,0 +1,220 @@
+//! The command line: parse, validate, dispatch. Exit codes: 0 success, 64 bad usage or
+//! bad config (the message names the key), 1 runtime failure.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, LogFormat};
+use crate::store::Store;
+use crate::users::{self, Role};
+
+/// Exit code for bad usage and bad config (sysexits EX_USAGE).
+pub const EX_USAGE: u8 = 64;
+
+/// branchd — the edge daemon of a smart bank branch.
+#[derive(Debug, Parser)]
+#[command(name = "branchd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the production daemon (what systemd runs).
+    Run {
+        /// The config file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run everything on this machine with simulated devices and an embedded config.
+    Demo {
+        /// Where the demo keeps its database.
+        #[arg(long, value_name = "DIR", default_value = "./demo-data")]
+        data_dir: PathBuf,
+        /// HTTP listen address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Head-office MQTT broker, e.g. mqtt://127.0.0.1:1883.
+        #[arg(long, value_name = "URL")]
+        mqtt: Option<String>,
+    },
+    /// Manage staff accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Validate a config file and say exactly what is wrong.
+    CheckConfig {
+        /// The config file (TOML).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (one line).
+    Add {
+        /// Login name.
+        name: String,
+        /// lobby_manager, device_admin, supervisor or branch_manager.
+        #[arg(long, value_parser = clap::builder::ValueParser::new(parse_role))]
+        role: Role,
+        /// Read the password from standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        target: DataTarget,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct DataTarget {
+    /// The daemon's data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The daemon's config file (its `branch.data_dir` is used).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EX_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&format!("error: {e:#}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn report(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        match &e {
+            ConfigError::Read { .. } => report(&format!("error: {e}")),
+            ConfigError::Invalid(_) => report(&format!("{}: {e}", path.display())),
+        }
+        ExitCode::from(EX_USAGE)
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("branchd")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+#[allow(clippy::print_stdout)]
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            crate::logging::init(&cfg.log.level, cfg.log.format);
+            runtime()?.block_on(crate::app::run(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            data_dir,
+            listen,
+            mqtt,
+        } => {
+            if let Some(url) = &mqtt {
+                if let Err(e) = crate::config::parse_mqtt_url(url) {
+                    report(&format!("error: --mqtt: {e}"));
+                    return Ok(ExitCode::from(EX_USAGE));
+                }
+            }
+            crate::logging::init("info", LogFormat::Text);
+            runtime()?.block_on(crate::demo::run(crate::demo::DemoOptions {
+                data_dir,
+                listen,
+                mqtt,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match load_config(&file) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok (branch {}, {} device(s), {} service(s), {} counter(s), {} camera(s), mqtt {})",
+                    file.display(),
+                    cfg.branch.id,
+                    cfg.devices.len(),
+                    cfg.services.len(),
+                    cfg.counters.len(),
+                    cfg.cameras.len(),
+                    cfg.mqtt.as_ref().map_or("off", |m| m.url.as_str()),
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
+        Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    role,
+                    password_stdin: _,
+                    target,
+                },
+        } => {
+            let data_dir = match (target.data_dir, target.config) {
+                (Some(d), _) => d,
+                (None, Some(c)) => match load_config(&c) {
+                    Ok(cfg) => cfg.branch.data_dir,
+                    Err(code) => return Ok(code),
+                },
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']).to_string();
+            if let Err(e) = users::validate_new(&name, &password) {
+                report(&format!("error: {e}"));
+                return Ok(ExitCode::from(EX_USAGE));
+            }
+            let hash = users::hash_password(&password);
+            let store = Store::open(&data_dir.join("branchd.db"))
+                .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+            let n = name.clone();
+            let r = store.write_blocking(move |tx| users::insert_user(tx, &n, role, &hash));
+            store.close();
+            r?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "added user {name} ({role})")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

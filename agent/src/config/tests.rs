@@ -1,0 +1,265 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[branch]
+id = "NJ0101"
+name = "南京分行营业部"
+data_dir = "/var/lib/branchd"
+
+[http]
+listen = "0.0.0.0:8443"
+"#;
+
+#[test]
+fn the_fixed_keys_alone_make_a_valid_config() {
+    let cfg = Config::parse(MINIMAL).expect("valid");
+    assert_eq!(cfg.branch.id, "NJ0101");
+    assert_eq!(cfg.http.listen.port(), 8443);
+    assert!(cfg.mqtt.is_none());
+    assert!(cfg.http.tls.is_none());
+    assert_eq!(cfg.branch.utc_offset.local_minus_utc(), 8 * 3600);
+}
+
+#[test]
+fn the_contract_example_is_valid() {
+    let src = r#"
+[branch]
+id = "NJ0101"
+name = "南京分行营业部"
+data_dir = "/var/lib/branchd"
+
+[http]
+listen = "0.0.0.0:8443"
+
+[mqtt]
+url = "mqtts://hq.example.cn:8883"
+
+[[devices]]
+id = "STM-01"
+kind = "stm"
+path = "/dev/serial/by-id/usb-STM01"
+baud = 115200
+
+[[services]]
+code = "personal"
+prefix = "A"
+name = "个人业务"
+
+[[counters]]
+id = "1"
+services = ["personal"]
+
+[[cameras]]
+id = "entrance"
+source = "rtsp://10.0.0.20/stream1"
+"#;
+    let cfg = Config::parse(src).expect("valid");
+    let mqtt = cfg.mqtt.expect("mqtt");
+    assert_eq!(
+        (mqtt.tls, mqtt.host.as_str(), mqtt.port),
+        (true, "hq.example.cn", 8883)
+    );
+    assert_eq!(mqtt.prefix, "bank/NJ0101");
+    assert_eq!(cfg.devices[0].kind, DeviceKind::Stm);
+    assert_eq!(cfg.counters[0].services, vec!["personal".to_string()]);
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    Config::parse(DEMO_CONFIG).expect("the embedded demo config must be valid");
+}
+
+/// Each case: text appended to (or replacing part of) a minimal config, the key that must
+/// be named, a fragment of the message, and the line the problem must be reported on.
+#[test]
+fn bad_configs_name_the_key_and_the_line() {
+    let cases: &[(&str, &str, &str, &str, usize)] = &[
+        // (what, config, key, message fragment, line)
+        (
+            "missing branch id",
+            "[branch]\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n",
+            "branch.id",
+            "missing required key",
+            1,
+        ),
+        (
+            "missing http table",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n",
+            "http",
+            "missing required key",
+            0,
+        ),
+        (
+            "wrong type",
+            "[branch]\nid = 7\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n",
+            "branch.id",
+            "expected a string, found integer",
+            2,
+        ),
+        (
+            "unknown key",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\ncolour = \"red\"\n[http]\nlisten = \"0.0.0.0:1\"\n",
+            "branch.colour",
+            "unknown key",
+            5,
+        ),
+        (
+            "unknown table",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[printer]\nx = 1\n",
+            "printer",
+            "unknown key",
+            7,
+        ),
+        (
+            "bad address",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"localhost\"\n",
+            "http.listen",
+            "is not an address",
+            6,
+        ),
+        (
+            "duplicate device id",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[devices]]\nid = \"STM-01\"\nkind = \"stm\"\npath = \"/dev/a\"\n\
+             [[devices]]\nid = \"STM-01\"\nkind = \"stm\"\npath = \"/dev/b\"\n",
+            "devices[1].id",
+            "duplicate device id `STM-01`",
+            12,
+        ),
+        (
+            "counter naming an unknown service",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人\"\n\
+             [[counters]]\nid = \"1\"\nservices = [\"personal\", \"forex\"]\n",
+            "counters[0].services",
+            "unknown service `forex`",
+            13,
+        ),
+        (
+            "unknown device kind",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[devices]]\nid = \"X\"\nkind = \"fax\"\npath = \"/dev/a\"\n",
+            "devices[0].kind",
+            "unknown kind `fax`",
+            9,
+        ),
+        (
+            "odd baud rate",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[devices]]\nid = \"X\"\nkind = \"stm\"\npath = \"/dev/a\"\nbaud = 12345\n",
+            "devices[0].baud",
+            "not a standard baud rate",
+            11,
+        ),
+        (
+            "bad mqtt scheme",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [mqtt]\nurl = \"http://hq\"\n",
+            "mqtt.url",
+            "must start with mqtt:// or mqtts://",
+            8,
+        ),
+        (
+            "tls cert without key",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\ntls_cert = \"/c.pem\"\n",
+            "http.tls_key",
+            "tls_key is missing",
+            0,
+        ),
+        (
+            "branch id with a topic wildcard",
+            "[branch]\nid = \"NJ/#\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n",
+            "branch.id",
+            "part of MQTT topics",
+            2,
+        ),
+        (
+            "duplicate ticket prefix",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[services]]\ncode = \"a\"\nprefix = \"A\"\nname = \"甲\"\n\
+             [[services]]\ncode = \"b\"\nprefix = \"A\"\nname = \"乙\"\n",
+            "services[1].prefix",
+            "duplicate ticket prefix `A`",
+            13,
+        ),
+        (
+            "counter serving nothing",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n\
+             [[counters]]\nid = \"1\"\nservices = []\n",
+            "counters[0].services",
+            "at least one service",
+            9,
+        ),
+        (
+            "out of range",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[daemon]\nshutdown_grace_s = 0\n",
+            "daemon.shutdown_grace_s",
+            "out of range",
+            8,
+        ),
+        (
+            "not TOML at all",
+            "[branch\nid = \"A\"\n",
+            "",
+            "not valid TOML",
+            1,
+        ),
+    ];
+    for (what, src, key, fragment, line) in cases {
+        let problems = match Config::parse(src) {
+            Ok(_) => panic!("{what}: accepted a bad config"),
+            Err(p) => p,
+        };
+        let hit = problems
+            .iter()
+            .find(|p| p.key == *key && p.message.contains(fragment));
+        let Some(hit) = hit else {
+            panic!("{what}: no problem naming `{key}` with `{fragment}` in {problems:#?}");
+        };
+        if *line > 0 {
+            assert_eq!(hit.line, Some(*line), "{what}: wrong line in {hit}");
+        }
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let src = "[branch]\nid = 1\nname = 2\n[http]\nlisten = \"nowhere\"\nbogus = true\n";
+    let problems = Config::parse(src).unwrap_err();
+    let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "branch.id",
+        "branch.name",
+        "branch.data_dir",
+        "http.listen",
+        "http.bogus",
+    ] {
+        assert!(keys.contains(&key), "{key} not reported in {keys:?}");
+    }
+}
+
+type UrlCase = (&'static str, Result<(bool, &'static str, u16), &'static str>);
+
+#[test]
+fn mqtt_urls() {
+    let cases: &[UrlCase] = &[
+        ("mqtt://127.0.0.1:1883", Ok((false, "127.0.0.1", 1883))),
+        ("mqtts://hq.example.cn", Ok((true, "hq.example.cn", 8883))),
+        ("mqtt://broker", Ok((false, "broker", 1883))),
+        ("mqtt://[::1]:1884", Ok((false, "::1", 1884))),
+        ("tcp://x", Err("must start with")),
+        ("mqtt://", Err("must be mqtt[s]://host")),
+        ("mqtt://user:pw@host", Err("credentials")),
+        ("mqtt://host:99999", Err("bad port")),
+    ];
+    for (url, expect) in cases {
+        let got = parse_mqtt_url(url);
+        match (expect, &got) {
+            (Ok((tls, host, port)), Ok(g)) => {
+                assert_eq!((g.0, g.1.as_str(), g.2), (*tls, *host, *port), "{url}")
+            }
+            (Err(frag), Err(e)) => assert!(e.contains(frag), "{url}: {e}"),
+            _ => panic!("{url}: expected {expect:?}, got {got:?}"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `branchd demo`: the whole daemon on one machine with no hardware.
+//!
+//! It runs the embedded demo config on a local data dir, creates the demo staff accounts,
+//! and prints the address and the logins.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::app;
+use crate::config::{Config, DEMO_CONFIG};
+use crate::store::Store;
+use crate::users::{self, Role, UserError};
+
+/// Options of `branchd demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Data directory (default `./demo-data`).
+    pub data_dir: PathBuf,
+    /// HTTP listen address (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Head-office broker, if any.
+    pub mqtt: Option<String>,
+}
+
+/// The demo staff: (user name, role, password).
+pub const DEMO_USERS: &[(&str, Role, &str)] = &[
+    ("lobby", Role::LobbyManager, "lobby-demo"),
+    ("admin", Role::DeviceAdmin, "admin-demo"),
+    ("super", Role::Supervisor, "super-demo"),
+    ("manager", Role::BranchManager, "manager-demo"),
+];
+
+/// The demo's config text with the options applied.
+pub fn demo_config_text(opts: &DemoOptions) -> anyhow::Result<String> {
+    let mut doc: toml_edit::DocumentMut = DEMO_CONFIG.parse().context("the demo config")?;
+    doc["branch"]["data_dir"] = toml_edit::value(opts.data_dir.display().to_string());
+    doc["http"]["listen"] = toml_edit::value(opts.listen.to_string());
+    if let Some(url) = &opts.mqtt {
+        let mut t = toml_edit::Table::new();
+        t["url"] = toml_edit::value(url.as_str());
+        doc["mqtt"] = toml_edit::Item::Table(t);
+    }
+    Ok(doc.to_string())
+}
+
+/// Create the demo accounts that do not exist yet.
+pub fn ensure_demo_users(store: &Store) -> anyhow::Result<()> {
+    for (name, role, password) in DEMO_USERS {
+        let hash = users::hash_password(password);
+        let (name, role) = (name.to_string(), *role);
+        match store.write_blocking(move |tx| users::insert_user(tx, &name, role, &hash)) {
+            Ok(_) | Err(UserError::Exists(_)) => {}
+            Err(e) => return Err(e).context("creating the demo users"),
+        }
+    }
+    Ok(())
+}
+
+/// Run the demo until SIGINT/SIGTERM.
+#[allow(clippy::print_stdout)]
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let text = demo_config_text(&opts)?;
+    let cfg = Config::parse(&text).map_err(|p| {
+        anyhow::anyhow!(crate::config::ConfigError::Invalid(p)).context("the demo config")
+    })?;
+    let db_path = cfg.db_path();
+    std::fs::create_dir_all(&cfg.branch.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.branch.data_dir.display()))?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let store = Store::open(&db_path)?;
+        let r = ensure_demo_users(&store);
+        store.close();
+        r
+    })
+    .await??;
+    let grace = cfg.daemon.shutdown_grace;
+    let running = app::start(cfg).await?;
+    println!("branchd demo is running: http://{}/", running.addr);
+    println!("logins (user / password):");
+    for (name, role, password) in DEMO_USERS {
+        println!("  {name:<8} / {password:<13} {role}");
+    }
+    println!("press Ctrl-C to stop");
+    app::notify_systemd(&running.app);
+    app::shutdown_signal().await;
+    running.shutdown(grace).await;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! branchd, the edge daemon of a smart bank branch.
+//!
+//! Data flows one way: device links, cameras, head-office commands and PAD requests come
+//! in → domain services decide → one SQLite transaction records the new state and the
+//! outgoing event ([`store`]) → the event fans out to the PAD (SSE), head office (the
+//! MQTT outbox) and devices. See ARCHITECTURE.md.
+
+pub mod alerts;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod logging;
+pub mod store;
+pub mod users;
+
+/// The version printed by `--version` and sent in the MQTT birth message.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,463 @@
+//! SQLite storage: one writer thread, a pool of readers, and the event outbox.
+//!
+//! Invariant 2 lives here: [`Store::write`] runs a closure inside one `IMMEDIATE`
+//! transaction; every event the closure emits with [`Tx::emit`] gets the next gap-free
+//! `seq` and is inserted into the `events` table (the outbox) in that same transaction.
+//! Only after `COMMIT` succeeds are the events published on the in-process bus. An event
+//! stays in the outbox until the head-office link marks it acknowledged.
+//!
+//! Invariant 3: the async runtime never touches SQLite. Writes go to a dedicated thread
+//! over a channel; reads run on the blocking pool.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use tokio::sync::{broadcast, oneshot, watch};
+
+pub use migrations::{MIGRATIONS, migrate};
+
+/// A committed domain event, as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Per-branch, gap-free, starting at 1.
+    pub seq: u64,
+    /// A ULID, unique forever.
+    pub id: String,
+    /// When it was committed.
+    pub ts: DateTime<Utc>,
+    /// e.g. `ticket.issued`.
+    pub kind: String,
+    /// Kind-specific payload.
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    /// The head-office envelope (`v`, `seq`, `id`, `ts`, `branch`, `kind`, `data`); SSE
+    /// uses the same shape.
+    pub fn envelope(&self, branch: &str) -> serde_json::Value {
+        serde_json::json!({
+            "v": 1,
+            "seq": self.seq,
+            "id": self.id,
+            "ts": rfc3339(self.ts),
+            "branch": branch,
+            "kind": self.kind,
+            "data": self.data,
+        })
+    }
+
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+        let ts: String = row.get(2)?;
+        let data: String = row.get(4)?;
+        Ok(Event {
+            seq: row.get::<_, i64>(0)? as u64,
+            id: row.get(1)?,
+            ts: DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+            kind: row.get(3)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        })
+    }
+}
+
+/// RFC 3339 with milliseconds and `Z`, the format of every stored timestamp.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer thread is gone (shutting down).
+    #[error("database writer is closed")]
+    Closed,
+    /// A value could not be encoded.
+    #[error("encoding: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Opening or migrating the database failed.
+    #[error("{0}")]
+    Open(String),
+}
+
+/// A write transaction handed to [`Store::write`] closures.
+#[derive(Debug)]
+pub struct Tx<'c> {
+    txn: rusqlite::Transaction<'c>,
+    next_seq: u64,
+    now: DateTime<Utc>,
+    events: Vec<Event>,
+}
+
+impl Tx<'_> {
+    /// The connection, for domain reads and writes inside the transaction.
+    pub fn conn(&self) -> &Connection {
+        &self.txn
+    }
+
+    /// The transaction's wall-clock time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Record an outgoing event in the outbox, in this transaction. Returns its `seq`.
+    pub fn emit(&mut self, kind: &str, data: impl Serialize) -> Result<u64, StoreError> {
+        let data = serde_json::to_value(data)?;
+        let seq = self.next_seq;
+        let id = ulid::Ulid::new().to_string();
+        self.txn.execute(
+            "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![seq as i64, id, rfc3339(self.now), kind, data.to_string()],
+        )?;
+        self.next_seq += 1;
+        self.events.push(Event {
+            seq,
+            id,
+            ts: self.now,
+            kind: kind.to_string(),
+            data,
+        });
+        Ok(seq)
+    }
+
+    /// Events emitted so far in this transaction.
+    pub fn emitted(&self) -> &[Event] {
+        &self.events
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// State owned by the writer thread.
+struct Writer {
+    conn: Connection,
+    last_seq: u64,
+    bus: broadcast::Sender<Arc<Event>>,
+    committed: watch::Sender<u64>,
+    stats: Arc<WriteStats>,
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Committed write transactions.
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Rolled-back write transactions.
+    pub rollbacks: std::sync::atomic::AtomicU64,
+    /// Committed events.
+    pub events: std::sync::atomic::AtomicU64,
+    /// Total microseconds spent in committed transactions.
+    pub commit_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Writer {
+    fn run<R, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<StoreError>,
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = Instant::now();
+        let txn = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let mut tx = Tx {
+            txn,
+            next_seq: self.last_seq + 1,
+            now: Utc::now(),
+            events: Vec::new(),
+        };
+        let out = match f(&mut tx) {
+            Ok(v) => v,
+            Err(e) => {
+                self.stats.rollbacks.fetch_add(1, Relaxed);
+                return Err(e); // dropping the transaction rolls it back
+            }
+        };
+        let Tx { txn, events, .. } = tx;
+        if let Some(last) = events.last() {
+            txn.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'event_seq'",
+                params![last.seq.to_string()],
+            )
+            .map_err(StoreError::from)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        self.stats.commits.fetch_add(1, Relaxed);
+        self.stats
+            .commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        if let Some(last) = events.last() {
+            self.last_seq = last.seq;
+            self.stats.events.fetch_add(events.len() as u64, Relaxed);
+            for ev in events {
+                // No receiver is fine: the outbox holds the event anyway.
+                let _ = self.bus.send(Arc::new(ev));
+            }
+            self.committed.send_replace(self.last_seq);
+        }
+        Ok(out)
+    }
+}
+
+struct Inner {
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    path: PathBuf,
+    bus: broadcast::Sender<Arc<Event>>,
+    committed: watch::Receiver<u64>,
+    stats: Arc<WriteStats>,
+}
+
+/// The database: cheap to clone, shared by every service.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+const BUS_CAPACITY: usize = 4096;
+const MAX_IDLE_READERS: usize = 4;
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database at `path`, and start the writer.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = Connection::open(path)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Open(format!(
+                "{}: cannot use WAL journal mode (got {mode})",
+                path.display()
+            )));
+        }
+        // Durability of every commit on the event path: fsync on each transaction.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        configure(&conn)?;
+        migrate(&mut conn).map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
+        let last_seq: u64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'event_seq'", [], |r| {
+                r.get::<_, String>(0)
+            })?
+            .parse()
+            .map_err(|_| StoreError::Open("meta.event_seq is not a number".into()))?;
+
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let (committed_tx, committed_rx) = watch::channel(last_seq);
+        let stats = Arc::new(WriteStats::default());
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+        let mut writer = Writer {
+            conn,
+            last_seq,
+            bus: bus.clone(),
+            committed: committed_tx,
+            stats: stats.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || {
+                while let Ok(job) = jobs_rx.recv() {
+                    job(&mut writer);
+                }
+                // All handles are gone: leave a tidy WAL behind.
+                let _ = writer
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(Some(jobs_tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                readers: Mutex::new(Vec::new()),
+                path: path.to_path_buf(),
+                bus,
+                committed: committed_rx,
+                stats,
+            }),
+        })
+    }
+
+    /// Run `f` in one write transaction; its events commit with it or not at all.
+    pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |w: &mut Writer| {
+            let _ = tx.send(w.run(f));
+        });
+        self.submit(job)?;
+        rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Like [`Store::write`], for callers on a plain thread (CLI commands, benchmarks).
+    pub fn write_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Job = Box::new(move |w: &mut Writer| {
+            let _ = tx.send(w.run(f));
+        });
+        self.submit(job)?;
+        rx.recv().map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let jobs = self.inner.jobs.lock().expect("jobs lock");
+        match jobs.as_ref() {
+            Some(s) => s.send(job).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Run a read-only query on the blocking pool.
+    pub async fn read<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// A read on the calling thread (for CLI commands and blocking workers).
+    pub fn read_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&Connection) -> Result<R, E>,
+        E: From<StoreError>,
+    {
+        let conn = self.inner.readers.lock().expect("readers lock").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => self.open_reader().map_err(E::from)?,
+        };
+        let out = f(&conn);
+        let mut pool = self.inner.readers.lock().expect("readers lock");
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        Ok(conn)
+    }
+
+    /// Committed events, in order, as they commit.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.inner.bus.subscribe()
+    }
+
+    /// The `seq` of the last committed event, updated on every commit.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.inner.committed.clone()
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriteStats {
+        &self.inner.stats
+    }
+
+    /// Events with `seq > after`, at most `limit`, in order.
+    pub async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.read(move |c| events_after(c, after, limit)).await
+    }
+
+    /// Stop accepting writes, let the writer finish what it has, and wait for it.
+    pub fn close(&self) {
+        self.inner.jobs.lock().expect("jobs lock").take();
+        if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Events with `seq > after` (all of them, acknowledged or not, while kept).
+pub fn events_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, ts, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after as i64, limit as i64], Event::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Outbox events not yet acknowledged by head office, oldest first.
+pub fn unacked_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, ts, kind, data FROM events \
+         WHERE seq > ?1 AND acked_at IS NULL ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after as i64, limit as i64], Event::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Number of events waiting for head office's acknowledgement.
+pub fn outbox_depth(c: &Connection) -> Result<u64, StoreError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM events WHERE acked_at IS NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
+
+/// Read one value of the `meta` table.
+pub fn meta_get(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// Set one value of the `meta` table.
+pub fn meta_set(c: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

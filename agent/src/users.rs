@@ -1,0 +1,326 @@
+//! Staff accounts, roles, password hashes (argon2id) and login sessions.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::store::{StoreError, Tx, rfc3339};
+
+/// What a member of staff may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 大堂经理: queue, alerts, VIP arrivals, documents, orders.
+    LobbyManager,
+    /// 机具管理员: device sign-in/out, status, exceptions, remote operations.
+    DeviceAdmin,
+    /// 授权柜员: approves STM transactions.
+    Supervisor,
+    /// 网点负责人: statistics and forecasts.
+    BranchManager,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [
+        Role::LobbyManager,
+        Role::DeviceAdmin,
+        Role::Supervisor,
+        Role::BranchManager,
+    ];
+
+    /// The name used in the CLI, the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::LobbyManager => "lobby_manager",
+            Role::DeviceAdmin => "device_admin",
+            Role::Supervisor => "supervisor",
+            Role::BranchManager => "branch_manager",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown role `{s}` (expected one of: {})",
+                    Role::ALL.map(|r| r.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// A logged-in member of staff.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Problems with accounts.
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    /// Bad name, role or password.
+    #[error("{0}")]
+    Invalid(String),
+    /// The name is taken.
+    #[error("user `{0}` already exists")]
+    Exists(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for UserError {
+    fn from(e: rusqlite::Error) -> Self {
+        UserError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// Hash a password with argon2id and a random salt (CPU-heavy: call off the runtime).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters cannot fail")
+        .to_string()
+}
+
+/// Check a password against a stored hash (CPU-heavy: call off the runtime).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash that no password matches, verified when the user does not exist so that a
+/// login takes as long for an unknown name as for a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("no password matches this one"))
+}
+
+/// Validate a new account's fields.
+pub fn validate_new(username: &str, password: &str) -> Result<(), UserError> {
+    let name_ok = !username.is_empty()
+        && username.len() <= 32
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !name_ok {
+        return Err(UserError::Invalid(
+            "a user name is 1–32 letters, digits, '.', '_' or '-'".into(),
+        ));
+    }
+    if password.chars().count() < 8 {
+        return Err(UserError::Invalid(
+            "a password has at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Insert an account (the hash is computed by the caller, off the writer thread).
+pub fn insert_user(
+    tx: &mut Tx<'_>,
+    username: &str,
+    role: Role,
+    password_hash: &str,
+) -> Result<i64, UserError> {
+    let exists: Option<i64> = tx
+        .conn()
+        .query_row(
+            "SELECT id FROM users WHERE username = ?1",
+            [username],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(UserError::Exists(username.to_string()));
+    }
+    tx.conn().execute(
+        "INSERT INTO users(username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![username, role.as_str(), password_hash, rfc3339(tx.now())],
+    )?;
+    let id = tx.conn().last_insert_rowid();
+    tx.conn().execute(
+        "INSERT INTO audit(ts, actor, action, target) VALUES (?1, NULL, 'user.add', ?2)",
+        params![rfc3339(tx.now()), format!("{username} ({role})")],
+    )?;
+    Ok(id)
+}
+
+/// The stored credentials of a user, if any.
+pub fn credentials(c: &Connection, username: &str) -> Result<Option<(User, String)>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT id, username, role, password_hash FROM users \
+             WHERE username = ?1 AND disabled = 0",
+            [username],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            },
+        )
+        .optional()?;
+    Ok(row.and_then(|(id, username, role, hash)| {
+        let role = role.parse().ok()?;
+        Some((User { id, username, role }, hash))
+    }))
+}
+
+/// A fresh random session token (what the cookie carries) and its stored hash.
+pub fn new_token() -> (String, String) {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// Sessions are stored by the SHA-256 of their token, so a copy of the database does not
+/// hand out live sessions.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Record a new session.
+pub fn insert_session(
+    tx: &mut Tx<'_>,
+    token_hash: &str,
+    user_id: i64,
+    max_age: Duration,
+) -> Result<(), StoreError> {
+    let now = tx.now();
+    let expires = now + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::hours(12));
+    tx.conn().execute(
+        "INSERT INTO sessions(token_hash, user_id, created_at, last_seen, expires_at) \
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![token_hash, user_id, rfc3339(now), rfc3339(expires)],
+    )?;
+    // Housekeeping: forget sessions that ended long ago.
+    tx.conn().execute(
+        "DELETE FROM sessions WHERE expires_at < ?1",
+        params![rfc3339(now)],
+    )?;
+    Ok(())
+}
+
+/// A session as looked up for a request.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Who.
+    pub user: User,
+    /// Last request seen.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Look a session up; `None` if unknown, expired (absolute) or idle too long.
+pub fn lookup_session(
+    c: &Connection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    idle: Duration,
+) -> Result<Option<SessionInfo>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT u.id, u.username, u.role, s.last_seen, s.expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ?1 AND u.disabled = 0",
+            [token_hash],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, username, role, last_seen, expires)) = row else {
+        return Ok(None);
+    };
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
+    let (Ok(last_seen), Ok(expires), Ok(role)) = (parse(&last_seen), parse(&expires), role.parse())
+    else {
+        return Ok(None);
+    };
+    let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::hours(8));
+    if now >= expires || now - last_seen > idle {
+        return Ok(None);
+    }
+    Ok(Some(SessionInfo {
+        user: User { id, username, role },
+        last_seen,
+    }))
+}
+
+/// Note activity on a session.
+pub fn touch_session(tx: &mut Tx<'_>, token_hash: &str) -> Result<(), StoreError> {
+    tx.conn().execute(
+        "UPDATE sessions SET last_seen = ?1 WHERE token_hash = ?2",
+        params![rfc3339(tx.now()), token_hash],
+    )?;
+    Ok(())
+}
+
+/// End a session.
+pub fn delete_session(tx: &mut Tx<'_>, token_hash: &str) -> Result<(), StoreError> {
+    tx.conn()
+        .execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+/// Append to the audit trail.
+pub fn audit(
+    tx: &Tx<'_>,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&serde_json::Value>,
+) -> Result<(), StoreError> {
+    tx.conn().execute(
+        "INSERT INTO audit(ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            rfc3339(tx.now()),
+            actor,
+            action,
+            target,
+            detail.map(|d| d.to_string())
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,408 @@
+// End-to-end walk through the PAD app in a real headless Chromium, as each role.
+//
+//   BRANCHD_URL=http://127.0.0.1:8080 \
+//   BRANCHD_CREDENTIALS='lobby_manager=lobby:pw,supervisor=super:pw,device_admin=admin:pw,branch_manager=boss:pw' \
+//   ARTIFACTS_DIR=./e2e-artifacts npm run e2e
+//
+// Credentials can also come one role at a time: BRANCHD_LOBBY_MANAGER_USER / _PASSWORD, ...
+// CHROMIUM_PATH overrides /usr/bin/chromium. ID_CARD_IMAGE points at a photo to upload
+// (a generated test image is used otherwise). E2E_ROLES limits the roles run.
+// Prints one line per step and closes with "N passed, N failed"; exits 1 on any failure.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { tmpdir } from 'node:os'
+import { deflateSync } from 'node:zlib'
+
+const ROLES = ['lobby_manager', 'supervisor', 'device_admin', 'branch_manager']
+const SCREENS = {
+  lobby_manager: ['lobby', 'vip', 'ocr', 'orders'],
+  supervisor: ['tasks', 'lobby'],
+  device_admin: ['devices'],
+  branch_manager: ['stats', 'lobby', 'devices'],
+}
+const VIEWPORTS = [
+  { width: 1024, height: 768 },
+  { width: 768, height: 1024 },
+]
+const T = { short: 5000, action: 10000, nav: 20000 }
+
+// ---------------- configuration ----------------
+function fatal(msg) {
+  console.error(`e2e: ${msg}`)
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+}
+
+const base = (process.env.BRANCHD_URL || '').replace(/\/+$/, '')
+if (!base) fatal('BRANCHD_URL is not set (e.g. http://127.0.0.1:8080, the address `branchd demo` prints)')
+const artifacts = resolve(process.env.ARTIFACTS_DIR || 'e2e-artifacts')
+mkdirSync(artifacts, { recursive: true })
+const chromium = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+if (!existsSync(chromium)) fatal(`no Chromium at ${chromium}: install Debian's chromium package or set CHROMIUM_PATH`)
+
+function credentials() {
+  const out = {}
+  for (const part of (process.env.BRANCHD_CREDENTIALS || '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z_]+)=([^:]+):(.*)$/.exec(part)
+    if (!m) fatal(`BRANCHD_CREDENTIALS entry "${part}" is not role=user:password`)
+    out[m[1]] = { username: m[2], password: m[3] }
+  }
+  for (const role of ROLES) {
+    const k = role.toUpperCase()
+    const u = process.env[`BRANCHD_${k}_USER`]
+    const p = process.env[`BRANCHD_${k}_PASSWORD`]
+    if (u && p) out[role] = { username: u, password: p }
+  }
+  return out
+}
+const creds = credentials()
+const wanted = (process.env.E2E_ROLES || ROLES.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+const missing = wanted.filter((r) => !creds[r])
+if (missing.length) fatal(`no demo credentials for ${missing.join(', ')}: set BRANCHD_CREDENTIALS or BRANCHD_<ROLE>_USER/_PASSWORD`)
+
+let pw
+try {
+  pw = await import('playwright-core')
+} catch (e) {
+  fatal(`playwright-core is not installed (npm ci in web-ui/): ${e.message}`)
+}
+
+try {
+  const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(5000) })
+  if (!res.ok) fatal(`${base}/healthz answered ${res.status}: is branchd running there?`)
+} catch (e) {
+  fatal(`cannot reach ${base}/healthz (${e.cause ? e.cause.code || e.cause.message : e.message}): start \`branchd demo\` first`)
+}
+
+// ---------------- harness ----------------
+const results = []
+const consoleProblems = []
+
+async function step(page, name, fn) {
+  const started = Date.now()
+  try {
+    await fn()
+    results.push({ name, ok: true })
+    console.log(`ok   ${name} (${Date.now() - started} ms)`)
+  } catch (e) {
+    results.push({ name, ok: false, error: e.message })
+    console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`)
+    if (page) {
+      const file = join(artifacts, `FAIL-${name.replace(/[^a-z0-9]+/gi, '_')}.png`)
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {})
+      console.log(`     screenshot: ${file}`)
+    }
+  }
+}
+
+function expect(cond, message) {
+  if (!cond) throw new Error(message)
+}
+
+async function visible(page, selector, what, timeout = T.action) {
+  try {
+    await page.locator(selector).first().waitFor({ state: 'visible', timeout })
+  } catch {
+    throw new Error(`${what} did not appear (${selector}) within ${timeout} ms`)
+  }
+}
+
+async function login(page, role) {
+  const { username, password } = creds[role]
+  await page.goto(`${base}/#/login`, { waitUntil: 'domcontentloaded', timeout: T.nav })
+  await visible(page, '[data-test=login-form]', 'the login form', T.nav)
+  await page.fill('[data-test=username] input', username)
+  await page.fill('[data-test=password] input', password)
+  await page.click('[data-test=login-submit]')
+  try {
+    await page.waitForFunction(() => !location.hash.startsWith('#/login'), null, { timeout: T.action })
+  } catch {
+    const err = await page.locator('[data-test=login-error]').textContent().catch(() => null)
+    throw new Error(`login as ${username} (${role}) failed${err ? `: "${err.trim()}"` : ''}`)
+  }
+  const home = SCREENS[role][0]
+  await page.waitForFunction((h) => location.hash.startsWith(`#/${h}`), home, { timeout: T.short }).catch(() => {
+    throw new Error(`after login ${role} should land on #/${home}`)
+  })
+}
+
+async function logout(page) {
+  await page.click('[data-test=user-menu]')
+  await page.locator('.van-action-sheet__item:visible').first().click()
+  await page.waitForFunction(() => location.hash.startsWith('#/login'), null, { timeout: T.action })
+}
+
+async function confirmDialog(page) {
+  const btn = page.locator('.van-dialog:visible .van-dialog__confirm').last()
+  await btn.waitFor({ state: 'visible', timeout: T.short })
+  await btn.click()
+}
+
+async function settle(page) {
+  await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {})
+  await page.waitForTimeout(400)
+}
+
+async function screenshots(page, role) {
+  for (const screen of SCREENS[role]) {
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp)
+      await page.goto(`${base}/#/${screen}`, { waitUntil: 'domcontentloaded' })
+      await settle(page)
+      const file = join(artifacts, `${role}-${screen}-${vp.width}x${vp.height}.png`)
+      await page.screenshot({ path: file, fullPage: true })
+    }
+  }
+  await page.setViewportSize(VIEWPORTS[0])
+}
+
+/** A generated "ID card" image (a real card photo can be given with ID_CARD_IMAGE). */
+function testImage() {
+  if (process.env.ID_CARD_IMAGE) {
+    if (!existsSync(process.env.ID_CARD_IMAGE)) throw new Error(`ID_CARD_IMAGE ${process.env.ID_CARD_IMAGE} does not exist`)
+    return process.env.ID_CARD_IMAGE
+  }
+  const w = 428, h = 270
+  const raw = Buffer.alloc((w * 3 + 1) * h, 0xf0)
+  for (let y = 0; y < h; y++) raw[y * (w * 3 + 1)] = 0
+  const crcT = Array.from({ length: 256 }, (_, n) => { let c = n; for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1; return c >>> 0 })
+  const crc = (b) => { let c = 0xffffffff; for (const x of b) c = crcT[(c ^ x) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0 }
+  const chunk = (type, data) => {
+    const l = Buffer.alloc(4); l.writeUInt32BE(data.length)
+    const td = Buffer.concat([Buffer.from(type), data]); const c = Buffer.alloc(4); c.writeUInt32BE(crc(td))
+    return Buffer.concat([l, td, c])
+  }
+  const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2
+  const png = Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))])
+  const file = join(tmpdir(), 'branchd-e2e-id.png')
+  writeFileSync(file, png)
+  return file
+}
+
+// ---------------- role flows ----------------
+const flows = {
+  async lobby_manager(page) {
+    let issued = null
+    await step(page, 'lobby: queue, figures and counters show', async () => {
+      await visible(page, '[data-test=figures]', 'the waiting figures')
+      await visible(page, '[data-test^=counter-]', 'at least one counter')
+    })
+    await step(page, 'lobby: issue a ticket', async () => {
+      await page.click('[data-test=issue-ticket]')
+      await visible(page, '.van-action-sheet__item:visible', 'the service choice')
+      await page.locator('.van-action-sheet__item:visible').first().click()
+      await visible(page, '[data-test=issued]', 'the issued ticket')
+      issued = (await page.locator('[data-test=issued] .issued-number').textContent()).trim()
+      expect(/^[A-Z]+\d+$/.test(issued), `issued ticket number looks wrong: "${issued}"`)
+      await confirmDialog(page)
+      await page.locator(`[data-test=queue] [data-number="${issued}"]`).waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`ticket ${issued} was issued but is not in the queue list`) })
+    })
+    await step(page, 'lobby: call the issued ticket', async () => {
+      expect(issued, 'no ticket was issued in the previous step')
+      const counters = page.locator('[data-test^=counter-]')
+      const n = await counters.count()
+      expect(n > 0, 'no counters on the lobby screen')
+      const queueLen = await page.locator('[data-test=queue] li').count()
+      for (let i = 0; i <= queueLen + 1; i++) {
+        if (!(await page.locator(`[data-test=queue] [data-number="${issued}"]`).count())) break
+        // the first counter that can take it: try each in turn
+        let called = false
+        for (let c = 0; c < n && !called; c++) {
+          const before = await counters.nth(c).locator('[data-test=current-number]').textContent().catch(() => null)
+          await counters.nth(c).locator('[data-test=call-next]').click()
+          await page.waitForTimeout(600)
+          const after = await counters.nth(c).locator('[data-test=current-number]').textContent().catch(() => null)
+          called = after !== null && after !== before
+          if (called && after.trim() === issued) return
+        }
+        expect(called, `no counter could call a ticket while ${issued} was waiting`)
+      }
+      const serving = await page.locator('[data-test=current-number]').allTextContents()
+      expect(serving.map((s) => s.trim()).includes(issued), `${issued} left the queue but no counter shows it (serving: ${serving.join(', ')})`)
+    })
+    await step(page, 'lobby: serve-done on the called ticket', async () => {
+      const counter = page.locator('[data-test^=counter-]', { has: page.locator(`[data-test=current-number]:text-is("${issued}")`) })
+      expect(await counter.count(), `no counter is serving ${issued}`)
+      await counter.first().locator('[data-test=serve-done]').click()
+      await page.waitForTimeout(800)
+      expect(!(await counter.count()), `${issued} is still shown as being served after serve-done`)
+    })
+    await step(page, 'lobby: acknowledge an alert', async () => {
+      const ack = page.locator('[data-test=alerts] [data-test=ack]')
+      if (!(await ack.count())) return console.log('     (no unacknowledged alert to acknowledge)')
+      const before = await ack.count()
+      await ack.first().click()
+      await page.waitForFunction((b) => document.querySelectorAll('[data-test=alerts] [data-test=ack]').length < b, before, { timeout: T.action })
+        .catch(() => { throw new Error('the alert still offers "acknowledge" after acknowledging it') })
+    })
+    await step(page, 'vip: arrivals screen shows', async () => {
+      await page.click('[data-test=tab-vip]')
+      await page.waitForFunction(() => location.hash.startsWith('#/vip'))
+      await visible(page, '[data-test=vip-list], .van-empty', 'the VIP list or its empty state')
+    })
+    await step(page, 'ocr: upload an ID card image and see the fields', async () => {
+      await page.click('[data-test=tab-ocr]')
+      await page.waitForFunction(() => location.hash.startsWith('#/ocr'))
+      await page.locator('[data-test=ocr-kind] [role=radio]').nth(1).click()
+      await page.setInputFiles('[data-test=ocr-file]', testImage())
+      await visible(page, '[data-test=ocr-fields], [data-test=ocr-error]', 'the OCR result or its error', 30000)
+      if (await page.locator('[data-test=ocr-error]').count()) {
+        const msg = (await page.locator('[data-test=ocr-error]').textContent()).trim()
+        if (!process.env.ID_CARD_IMAGE) return console.log(`     (generated image, the box answered: ${msg})`)
+        throw new Error(`the box refused the ID card image: ${msg}`)
+      }
+      const rows = await page.locator('[data-test=ocr-fields] [data-field]').count()
+      expect(rows >= 6, `expected the six ID card fields, saw ${rows}`)
+      for (const vp of VIEWPORTS) {
+        await page.setViewportSize(vp)
+        await page.screenshot({ path: join(artifacts, `lobby_manager-ocr-result-${vp.width}x${vp.height}.png`), fullPage: true })
+      }
+      await page.setViewportSize(VIEWPORTS[0])
+    })
+    await step(page, 'orders: staff view shows', async () => {
+      await page.click('[data-test=tab-orders]')
+      await visible(page, '[data-test=orders], .van-empty', 'the orders list or its empty state')
+      const first = page.locator('[data-test=orders] li').first()
+      if (await first.count()) {
+        await first.click()
+        await visible(page, '[data-test=order-steps]', 'the order steps')
+        await page.screenshot({ path: join(artifacts, 'lobby_manager-order-detail-1024x768.png'), fullPage: true })
+      }
+    })
+    await step(page, 'language: switch to English and back', async () => {
+      await page.click('[data-test=tab-lobby]')
+      await page.click('[data-test=lang-switch]')
+      await page.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: T.short })
+      const tab = (await page.locator('[data-test=tab-lobby]').textContent()).trim()
+      expect(tab === 'Lobby', `after switching to English the lobby tab reads "${tab}"`)
+      await page.setViewportSize(VIEWPORTS[0])
+      await page.screenshot({ path: join(artifacts, 'lobby_manager-lobby-en-1024x768.png'), fullPage: true })
+      await page.setViewportSize(VIEWPORTS[1])
+      await page.screenshot({ path: join(artifacts, 'lobby_manager-lobby-en-768x1024.png'), fullPage: true })
+      await page.setViewportSize(VIEWPORTS[0])
+      await page.reload({ waitUntil: 'domcontentloaded' })
+      await page.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: T.action })
+        .catch(() => { throw new Error('the English choice was not kept after a reload') })
+      await page.click('[data-test=lang-switch]')
+      await page.waitForFunction(() => document.documentElement.lang === 'zh-CN', null, { timeout: T.short })
+    })
+  },
+
+  async supervisor(page) {
+    await step(page, 'tasks: approve an authorisation task', async () => {
+      await visible(page, '[data-test=tasks], .van-empty', 'the task list or its empty state')
+      const approve = page.locator('[data-test=tasks] [data-test=approve]')
+      expect(await approve.count(), 'no pending authorisation task to approve (the demo should raise one on an STM)')
+      const card = page.locator('[data-test=tasks] [data-task]', { has: page.locator('[data-test=approve]') }).first()
+      const id = await card.getAttribute('data-task')
+      await approve.first().click()
+      await confirmDialog(page)
+      await page.waitForFunction((tid) => !document.querySelector(`[data-task="${tid}"] [data-test=approve]`), id, { timeout: T.action })
+        .catch(() => { throw new Error(`task ${id} still offers "approve" after approving it`) })
+    })
+  },
+
+  async device_admin(page) {
+    await step(page, 'devices: STM sign-out refused, exception resolved, then allowed', async () => {
+      await visible(page, '[data-test=devices]', 'the device grid', T.nav)
+      const card = page.locator('[data-device]', { has: page.locator('[data-test=open-exceptions]') }).first()
+      expect(await card.count(), 'no STM with an open exception (the demo should raise one, e.g. a cash jam)')
+      const id = await card.getAttribute('data-device')
+      await card.locator('[data-test=sign-out]').click()
+      await confirmDialog(page)
+      await visible(page, '[data-test=resolver]', `the refusal listing ${id}'s open exceptions`)
+      const notes = page.locator('[data-test=resolver] [data-test=resolve-note] textarea')
+      const n = await notes.count()
+      expect(n > 0, `sign-out of ${id} was refused but no exception is listed to resolve`)
+      for (let i = 0; i < n; i++) {
+        await notes.first().fill('e2e：已清理卡钞并复位模块')
+        await page.locator('[data-test=resolver] [data-test=resolve]').first().click()
+        await page.waitForFunction((left) => document.querySelectorAll('[data-test=resolver] [data-test=resolve]').length < left, n - i, { timeout: T.action })
+          .catch(() => { throw new Error('an exception stayed listed after resolving it') })
+      }
+      await page.click('[data-test=sign-out-again]')
+      await page.locator('[data-test=resolver]').waitFor({ state: 'hidden', timeout: T.action })
+        .catch(() => { throw new Error(`sign-out of ${id} was still refused after resolving its exceptions`) })
+    })
+    await step(page, 'devices: remote screenshot', async () => {
+      const card = page.locator('[data-device]', { has: page.locator('[data-test=remote-ops]:not([disabled])') }).first()
+      expect(await card.count(), 'no online STM offers remote operations')
+      await card.locator('[data-test=remote-ops]').click()
+      await page.locator('.van-action-sheet__item:visible', { hasText: /屏幕截图|Screenshot/ }).click()
+      await confirmDialog(page)
+      await visible(page, '[data-test=screenshot]', 'the screenshot image', 15000)
+      await page.screenshot({ path: join(artifacts, 'device_admin-screenshot.png') })
+      await page.keyboard.press('Escape')
+      await page.locator('.van-popup__close-icon:visible').first().click().catch(() => {})
+    })
+  },
+
+  async branch_manager(page) {
+    await step(page, 'stats: charts render', async () => {
+      await visible(page, '[data-test=charts], .van-empty', 'the charts or the empty state', T.nav)
+      if (await page.locator('[data-test=charts]').count()) await visible(page, '[data-test=charts] canvas', 'an ECharts canvas')
+    })
+    await step(page, 'devices: read-only for the branch manager', async () => {
+      await page.click('[data-test=tab-devices]')
+      await visible(page, '[data-test=devices], .van-empty', 'the device grid')
+      expect(!(await page.locator('[data-test=sign-in], [data-test=sign-out]').count()), 'the branch manager is offered sign-in/sign-out')
+    })
+  },
+}
+
+// ---------------- run ----------------
+const browser = await pw.chromium.launch({
+  executablePath: chromium,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+})
+try {
+  for (const role of wanted) {
+    const context = await browser.newContext({ viewport: VIEWPORTS[0], locale: 'zh-CN', timezoneId: 'Asia/Shanghai', hasTouch: true })
+    const page = await context.newPage()
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return
+      // Chromium logs every 4xx answer as "Failed to load resource"; the app expects and
+      // shows those (401 before login, 409 sign-out refusal, 404 queue_empty). 5xx count.
+      if (/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) return
+      consoleProblems.push(`${role}: console error: ${m.text()}`)
+    })
+    page.on('pageerror', (e) => consoleProblems.push(`${role}: page error: ${e.message}`))
+    page.on('requestfailed', (r) => {
+      const u = r.url()
+      if (!u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:')) consoleProblems.push(`${role}: request outside the box: ${u}`)
+    })
+    let loggedIn = false
+    await step(page, `${role}: log in`, async () => {
+      await login(page, role)
+      loggedIn = true
+    })
+    if (loggedIn) {
+      await step(page, `${role}: live connection opens`, async () => {
+        await page.waitForFunction(() => document.querySelector('[data-test=live-status] i') && getComputedStyle(document.querySelector('[data-test=live-status] i')).backgroundColor === 'rgb(61, 220, 132)', null, { timeout: T.action })
+          .catch(() => { throw new Error('the SSE stream on /api/v1/events did not open (status dot not green)') })
+      })
+      await flows[role](page)
+      await step(page, `${role}: screenshots of every screen at 1024x768 and 768x1024`, () => screenshots(page, role))
+      await step(page, `${role}: log out`, () => logout(page))
+    }
+    await context.close()
+  }
+} finally {
+  await browser.close()
+}
+
+await step(null, 'no console errors and no request outside the box', async () => {
+  const unique = [...new Set(consoleProblems)]
+  expect(unique.length === 0, `${unique.length} problem(s):\n  ${unique.join('\n  ')}`)
+})
+const unique = [...new Set(consoleProblems)]
+if (unique.length) console.log('  ' + unique.join('\n  '))
+
+const passed = results.filter((r) => r.ok).length
+const failed = results.length - passed
+writeFileSync(join(artifacts, 'e2e-results.json'), JSON.stringify({ base, results, consoleProblems: unique }, null, 2))
+console.log(`screenshots and results in ${artifacts}`)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed ? 1 : 0)

@@ -1,0 +1,51 @@
+// The branchd HTTP API as used by the PAD (see README for the assumed shapes).
+import { createClient } from './client.js'
+
+const enc = encodeURIComponent
+let unauthorizedHandler = () => {}
+
+/** Sets what happens on a 401 anywhere (the app sends the user to login). */
+export function setUnauthorizedHandler(fn) {
+  unauthorizedHandler = fn
+}
+
+export const client = createClient({ onUnauthorized: (e) => unauthorizedHandler(e) })
+
+export function buildApi(c) {
+  return {
+    // session
+    login: (username, password) => c.post('/api/v1/auth/login', { username, password }, { noAuthRedirect: true }),
+    logout: () => c.post('/api/v1/auth/logout', {}, { noAuthRedirect: true }),
+    me: () => c.get('/api/v1/auth/me', { noAuthRedirect: true }),
+    // queue
+    queue: () => c.get('/api/v1/queue'),
+    issueTicket: (service, extra = {}) => c.post('/api/v1/tickets', { service, ...extra }),
+    callNext: (counterId) => c.post(`/api/v1/counters/${enc(counterId)}/call-next`),
+    ticketAction: (number, action, body = {}) => c.post(`/api/v1/tickets/${enc(number)}/${action}`, body),
+    // alerts
+    alerts: () => c.get('/api/v1/alerts'),
+    ackAlert: (id) => c.post(`/api/v1/alerts/${enc(id)}/ack`),
+    // VIP arrivals
+    vipArrivals: () => c.get('/api/v1/vip/arrivals'),
+    // devices
+    devices: () => c.get('/api/v1/devices'),
+    deviceExceptions: (id) => c.get(`/api/v1/devices/${enc(id)}/exceptions`),
+    signIn: (id) => c.post(`/api/v1/devices/${enc(id)}/sign-in`),
+    signOut: (id) => c.post(`/api/v1/devices/${enc(id)}/sign-out`),
+    command: (id, op, args = {}) => c.post(`/api/v1/devices/${enc(id)}/commands`, { op, args }),
+    resolveException: (id, excId, note) =>
+      c.post(`/api/v1/devices/${enc(id)}/exceptions/${enc(excId)}/resolve`, { note }),
+    // authorisation tasks
+    tasks: () => c.get('/api/v1/tasks'),
+    decide: (id, body) => c.post(`/api/v1/tasks/${enc(id)}/decide`, body),
+    // OCR
+    ocr: (kind, blob) => c.postRaw('/api/v1/ocr', blob, blob.type || 'image/jpeg', { query: { kind } }),
+    // orders
+    orders: () => c.get('/api/v1/orders'),
+    order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),
+    // statistics
+    stats: () => c.get('/api/v1/stats'),
+  }
+}
+
+export const api = buildApi(client)

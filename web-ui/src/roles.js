@@ -1,0 +1,42 @@
+// Which screens each role sees, and what it may change.
+
+export const ROLES = ['lobby_manager', 'device_admin', 'supervisor', 'branch_manager']
+
+/** Screens in navigation order, per role. The first is the role's home. */
+export const ROLE_SCREENS = {
+  lobby_manager: ['lobby', 'vip', 'ocr', 'orders'],
+  supervisor: ['tasks', 'lobby'],
+  device_admin: ['devices'],
+  branch_manager: ['stats', 'lobby', 'devices'],
+}
+
+/** Screens a role may only look at. */
+const READ_ONLY = {
+  branch_manager: ['devices'],
+}
+
+export const SCREEN_ICONS = {
+  lobby: 'friends-o',
+  vip: 'diamond-o',
+  ocr: 'photograph',
+  orders: 'orders-o',
+  tasks: 'passed',
+  devices: 'desktop-o',
+  stats: 'bar-chart-o',
+}
+
+export function screensFor(role) {
+  return ROLE_SCREENS[role] || []
+}
+
+export function homeFor(role) {
+  return screensFor(role)[0] || 'login'
+}
+
+export function canView(role, screen) {
+  return screensFor(role).includes(screen)
+}
+
+export function canAct(role, screen) {
+  return canView(role, screen) && !(READ_ONLY[role] || []).includes(screen)
+}

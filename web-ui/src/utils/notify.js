@@ -1,0 +1,23 @@
+import { showNotify } from 'vant'
+import { i18n } from '../i18n.js'
+
+/** The text a user should read for an error: the box's message, or a plain network word. */
+export function errorMessage(e) {
+  const t = i18n.global.t
+  if (!e) return t('errors.unknown')
+  if (e.code === 'network') return t('errors.network')
+  if (e.code === 'timeout') return t('errors.timeout')
+  if (e.status === 403) return e.message || t('errors.forbidden')
+  return e.message || String(e)
+}
+
+/** Shows an error to the user and records it; nothing is swallowed. */
+export function reportError(e, context) {
+  if (e && e.status === 401) return // the app is already on its way to login
+  console.warn(context ? `${context}:` : 'error:', e && e.message ? e.message : e)
+  showNotify({ type: 'danger', message: (context ? context + ': ' : '') + errorMessage(e), duration: 5000 })
+}
+
+export function notifyOk(message) {
+  showNotify({ type: 'success', message, duration: 2500 })
+}

@@ -1,0 +1,94 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createDispatcher } from '../src/sse/dispatcher.js'
+import { wireLiveEvents } from '../src/stores/wiring.js'
+
+function fakeStores(active = true) {
+  const mk = (extra = {}) => ({ active, load: vi.fn(), ...extra })
+  return {
+    queue: mk(),
+    alerts: mk({ fromEvent: vi.fn(), markAcked: vi.fn() }),
+    vip: mk({ fromEvent: vi.fn() }),
+    devices: mk(),
+    tasks: mk(),
+    orders: mk({ open: vi.fn(), current: { id: 'O7' } }),
+  }
+}
+
+let live
+let stores
+let unwire
+beforeEach(() => {
+  vi.useFakeTimers()
+  const d = createDispatcher()
+  live = { on: d.on, dispatch: d.dispatch }
+  stores = fakeStores()
+  unwire = wireLiveEvents(live, stores, { delayMs: 100 })
+})
+afterEach(() => {
+  unwire()
+  vi.useRealTimers()
+})
+
+const calls = () => ({
+  queue: stores.queue.load.mock.calls.length,
+  devices: stores.devices.load.mock.calls.length,
+  tasks: stores.tasks.load.mock.calls.length,
+  orders: stores.orders.load.mock.calls.length,
+  alertsEvent: stores.alerts.fromEvent.mock.calls.length,
+  alertsLoad: stores.alerts.load.mock.calls.length,
+  vip: stores.vip.fromEvent.mock.calls.length,
+  orderOpen: stores.orders.open.mock.calls.length,
+  acked: stores.alerts.markAcked.mock.calls.length,
+})
+const none = { queue: 0, devices: 0, tasks: 0, orders: 0, alertsEvent: 0, alertsLoad: 0, vip: 0, orderOpen: 0, acked: 0 }
+
+describe('live events reach the right stores', () => {
+  it.each([
+    ['ticket.issued', {}, { queue: 1 }],
+    ['ticket.called', {}, { queue: 1 }],
+    ['queue.alert', { message: 'x' }, { queue: 1, alertsEvent: 1 }],
+    ['counter.opened', {}, { queue: 1 }],
+    ['alert.raised', { id: 1 }, { alertsEvent: 1 }],
+    ['alert.acked', { id: 1 }, { acked: 1 }],
+    ['alert.acked', {}, { alertsLoad: 1 }],
+    ['sync.backlog', {}, { alertsEvent: 1 }],
+    ['vip.arrived', { name: '刘女士' }, { vip: 1 }],
+    ['device.status', {}, { devices: 1 }],
+    ['device.exception', {}, { devices: 1 }],
+    ['printer.status', {}, { devices: 1 }],
+    ['auth.requested', {}, { tasks: 1 }],
+    ['auth.timeout', {}, { tasks: 1, alertsEvent: 1 }],
+    ['order.updated', { id: 'O1' }, { orders: 1 }],
+    ['order.step', { order_id: 'O7' }, { orders: 1, orderOpen: 1 }],
+    ['order.timeout', { id: 'O7' }, { orders: 1, orderOpen: 1, alertsEvent: 1 }],
+    ['ocr.completed', {}, {}],
+    ['resync', {}, { queue: 1, devices: 1, tasks: 1, orders: 1, alertsLoad: 1 }],
+  ])('%s %j', (kind, data, want) => {
+    live.dispatch({ kind, data })
+    vi.advanceTimersByTime(150)
+    expect(calls()).toEqual({ ...none, ...want })
+  })
+})
+
+it('refetches once for a burst of queue events', () => {
+  for (let i = 0; i < 20; i++) live.dispatch({ kind: 'ticket.issued', data: {} })
+  vi.advanceTimersByTime(150)
+  expect(stores.queue.load).toHaveBeenCalledTimes(1)
+})
+
+it('leaves stores alone that no screen has used', () => {
+  unwire()
+  stores = fakeStores(false)
+  unwire = wireLiveEvents(live, stores, { delayMs: 100 })
+  for (const kind of ['ticket.called', 'device.status', 'auth.requested', 'order.updated', 'alert.raised', 'resync']) live.dispatch({ kind, data: { id: 'x' } })
+  vi.advanceTimersByTime(150)
+  expect(calls()).toEqual(none)
+})
+
+it('stops listening when unwired', () => {
+  unwire()
+  live.dispatch({ kind: 'ticket.issued', data: {} })
+  vi.advanceTimersByTime(150)
+  expect(stores.queue.load).not.toHaveBeenCalled()
+  unwire = () => {}
+})
