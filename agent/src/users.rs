@@ -324,3 +324,39 @@ pub fn audit(
     )?;
     Ok(())
 }
+
+/// Every account (no hashes), for the branch manager.
+pub fn list(c: &Connection) -> Result<Vec<serde_json::Value>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, username, role, created_at, disabled FROM users ORDER BY username",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(serde_json::json!({
+            "id": r.get::<_, i64>(0)?,
+            "username": r.get::<_, String>(1)?,
+            "role": r.get::<_, String>(2)?,
+            "created_at": r.get::<_, String>(3)?,
+            "disabled": r.get::<_, i64>(4)? != 0,
+        }))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest audit records, newest first.
+pub fn audit_trail(c: &Connection, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, ts, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        let detail: Option<String> = r.get(5)?;
+        Ok(serde_json::json!({
+            "id": r.get::<_, i64>(0)?,
+            "ts": r.get::<_, String>(1)?,
+            "actor": r.get::<_, Option<String>>(2)?,
+            "action": r.get::<_, String>(3)?,
+            "target": r.get::<_, Option<String>>(4)?,
+            "detail": detail.and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok()),
+        }))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -238,7 +238,10 @@ fn every_problem_is_reported_at_once() {
     }
 }
 
-type UrlCase = (&'static str, Result<(bool, &'static str, u16), &'static str>);
+type UrlCase = (
+    &'static str,
+    Result<(bool, &'static str, u16), &'static str>,
+);
 
 #[test]
 fn mqtt_urls() {

@@ -39,7 +39,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub fn json_body<T: DeserializeOwned + Send>(
     limit: u64,
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(limit)
+    body_limit(limit)
         .and(warp::body::bytes())
         .and_then(|b: Bytes| async move {
             serde_json::from_slice::<T>(&b).map_err(|e| {
@@ -49,6 +49,27 @@ pub fn json_body<T: DeserializeOwned + Send>(
                 ))
             })
         })
+}
+
+/// Refuse a body over `limit` bytes (413) or of unknown length (411) before reading it.
+pub fn body_limit(limit: u64) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |len: Option<u64>| async move {
+            match len {
+                Some(n) if n > limit => Err(warp::reject::custom(ApiError::new(
+                    warp::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the request body is {n} bytes; at most {limit} are accepted"),
+                ))),
+                Some(_) => Ok(()),
+                None => Err(warp::reject::custom(ApiError::new(
+                    warp::http::StatusCode::LENGTH_REQUIRED,
+                    "length_required",
+                    "send a Content-Length header",
+                ))),
+            }
+        })
+        .untuple_one()
 }
 
 /// Serialise a value as a 200 JSON response.
@@ -166,6 +187,46 @@ fn alert_routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
     list.or(ack).unify().boxed()
 }
 
+fn staff_routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
+    let users = {
+        let app = app.clone();
+        warp::path!("api" / "v1" / "users")
+            .and(warp::get())
+            .and(guard(&app, "GET", "/api/v1/users"))
+            .then(move |_: Authed| {
+                let app = app.clone();
+                async move {
+                    respond(
+                        app.store
+                            .read(crate::users::list)
+                            .await
+                            .map(|u| ok_json(&u))
+                            .map_err(ApiError::from),
+                    )
+                }
+            })
+    };
+    let audit = {
+        let app = app.clone();
+        warp::path!("api" / "v1" / "audit")
+            .and(warp::get())
+            .and(guard(&app, "GET", "/api/v1/audit"))
+            .then(move |_: Authed| {
+                let app = app.clone();
+                async move {
+                    respond(
+                        app.store
+                            .read(|c| crate::users::audit_trail(c, 500))
+                            .await
+                            .map(|u| ok_json(&u))
+                            .map_err(ApiError::from),
+                    )
+                }
+            })
+    };
+    users.or(audit).unify().boxed()
+}
+
 /// Every route of the daemon, with errors in the API's shape and requests counted.
 pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
     let counted = app.clone();
@@ -179,6 +240,8 @@ pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .or(openapi(app))
         .unify()
         .or(alert_routes(app))
+        .unify()
+        .or(staff_routes(app))
         .unify()
         .or(assets::route())
         .unify()

@@ -72,7 +72,11 @@ pub const ROUTES: &[RouteSpec] = &[
         Staff,
         "/api/v1/alerts/1/ack",
     ),
+    route("GET", "/api/v1/users", MANAGER, "/api/v1/users"),
+    route("GET", "/api/v1/audit", MANAGER, "/api/v1/audit"),
 ];
+
+const MANAGER: Access = Access::Roles(&[Role::BranchManager]);
 
 /// The route with this method and template.
 pub fn spec(method: &str, path: &str) -> &'static RouteSpec {

@@ -109,36 +109,44 @@ pub fn route(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(guard(&app, "GET", "/api/v1/events"))
         .and(warp::sse::last_event_id::<u64>())
-        .then(move |_who, last_event_id: Option<u64>| {
-            let app = app.clone();
-            async move {
-                let rx = app.store.subscribe();
-                // Without Last-Event-ID a client starts at "now".
-                let committed = *app.store.committed().borrow();
-                let last = last_event_id.unwrap_or(committed);
-                app.metrics.sse_clients.inc();
-                let state = Stream {
-                    rx,
-                    store: app.store.clone(),
-                    branch: app.cfg.branch.id.clone(),
-                    last,
-                    pending: VecDeque::new(),
-                    more_in_db: last < committed,
-                    cancel: app.cancel.clone(),
-                    _client: ClientGauge(app.clone()),
-                };
-                let stream = futures_util::stream::unfold(state, |mut st| async move {
-                    let ev = st.next().await?;
-                    let sse = to_sse(&ev, &st.branch);
-                    Some((Ok::<_, Infallible>(sse), st))
-                });
-                warp::sse::reply(
-                    warp::sse::keep_alive()
-                        .interval(Duration::from_secs(15))
-                        .stream(stream),
-                )
-                .into_response()
-            }
-        })
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .then(
+            move |_who,
+                  header_id: Option<u64>,
+                  query: std::collections::HashMap<String, String>| {
+                let app = app.clone();
+                // A page that reopens the stream itself cannot set the header: it may pass
+                // `?last_event_id=N` instead.
+                let last_event_id = header_id.or_else(|| query.get("last_event_id")?.parse().ok());
+                async move {
+                    let rx = app.store.subscribe();
+                    // Without Last-Event-ID a client starts at "now".
+                    let committed = *app.store.committed().borrow();
+                    let last = last_event_id.unwrap_or(committed);
+                    app.metrics.sse_clients.inc();
+                    let state = Stream {
+                        rx,
+                        store: app.store.clone(),
+                        branch: app.cfg.branch.id.clone(),
+                        last,
+                        pending: VecDeque::new(),
+                        more_in_db: last < committed,
+                        cancel: app.cancel.clone(),
+                        _client: ClientGauge(app.clone()),
+                    };
+                    let stream = futures_util::stream::unfold(state, |mut st| async move {
+                        let ev = st.next().await?;
+                        let sse = to_sse(&ev, &st.branch);
+                        Some((Ok::<_, Infallible>(sse), st))
+                    });
+                    warp::sse::reply(
+                        warp::sse::keep_alive()
+                            .interval(Duration::from_secs(15))
+                            .stream(stream),
+                    )
+                    .into_response()
+                }
+            },
+        )
         .boxed()
 }

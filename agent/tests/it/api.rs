@@ -1,0 +1,284 @@
+//! Sessions and roles on every route of the route table.
+
+use branchd::http::routes::{Access, ROUTES};
+use reqwest::Method;
+
+use crate::common::{PASSWORD, STAFF, TestBox, error_code};
+
+fn method(m: &str) -> Method {
+    m.parse().unwrap()
+}
+
+#[tokio::test]
+async fn every_api_route_but_login_answers_401_without_a_session() {
+    let b = TestBox::start().await;
+    let c = TestBox::client();
+    let mut checked = 0;
+    for r in ROUTES.iter().filter(|r| r.path.starts_with("/api/v1/")) {
+        let resp = c
+            .request(method(r.method), b.url(r.sample))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        if r.access == Access::Public {
+            assert_ne!(resp.status(), 401, "{} {} is public", r.method, r.path);
+            continue;
+        }
+        assert_eq!(resp.status(), 401, "{} {}", r.method, r.path);
+        assert_eq!(
+            error_code(resp).await,
+            "unauthorized",
+            "{} {}",
+            r.method,
+            r.path
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} routes checked");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_forged_or_ended_session_is_401() {
+    let b = TestBox::start().await;
+    let c = reqwest::Client::new();
+    let r = c
+        .get(b.url("/api/v1/auth/me"))
+        .header("cookie", "branchd_session=00ff")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let lm = b.login("lobby_manager").await;
+    assert_eq!(
+        lm.get(b.url("/api/v1/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let out = lm.post(b.url("/api/v1/auth/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(
+        lm.get(b.url("/api/v1/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn each_role_gets_403_exactly_where_the_route_table_says() {
+    let b = TestBox::start().await;
+    let mut forbidden = 0;
+    for (user, role) in STAFF {
+        let c = b.login(user).await;
+        for r in ROUTES.iter().filter(|r| r.access != Access::Public) {
+            if r.path == "/api/v1/auth/logout" {
+                continue; // would end this client's session
+            }
+            let resp = c
+                .request(method(r.method), b.url(r.sample))
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            if r.access.allows(role) {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role} on {} {}: {status}",
+                    r.method,
+                    r.path
+                );
+            } else {
+                assert_eq!(status, 403, "{role} on {} {}", r.method, r.path);
+                assert_eq!(error_code(resp).await, "forbidden");
+                forbidden += 1;
+            }
+        }
+    }
+    assert!(forbidden > 0, "the table has no role-restricted route");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_httponly_cookie_and_answers_who() {
+    let b = TestBox::start().await;
+    let r = TestBox::client()
+        .post(b.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "supervisor", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["branchd_session=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    let me: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(me["role"], "supervisor");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let b = TestBox::start().await;
+    let c = TestBox::client();
+    let cases: &[(&str, String, u16, &str)] = &[
+        (
+            "wrong password",
+            r#"{"username":"supervisor","password":"nope"}"#.into(),
+            401,
+            "bad_credentials",
+        ),
+        (
+            "unknown user",
+            r#"{"username":"ghost","password":"x"}"#.into(),
+            401,
+            "bad_credentials",
+        ),
+        ("not json", "{user".into(), 400, "invalid_json"),
+        (
+            "missing field",
+            r#"{"username":"supervisor"}"#.into(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "unknown field",
+            r#"{"username":"a","password":"b","admin":true}"#.into(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "too large",
+            format!(r#"{{"username":"{}","password":"x"}}"#, "a".repeat(100_000)),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let r = c
+            .post(b.url("/api/v1/auth/login"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), *status, "{what}");
+        assert_eq!(error_code(r).await, *code, "{what}");
+    }
+    let r = c.get(b.url("/api/v1/no/such/route")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "not_found");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_bad_logins_lock_the_account_even_for_the_right_password() {
+    let b = TestBox::start_with("login_max_failures = 3\nlogin_lockout_s = 120").await;
+    let c = TestBox::client();
+    let attempt = |password: &'static str| {
+        let c = c.clone();
+        let url = b.url("/api/v1/auth/login");
+        async move {
+            c.post(url)
+                .json(&serde_json::json!({"username": "lobby_manager", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt("wrong").await.status(), 401);
+    }
+    let locked = attempt(PASSWORD).await;
+    assert_eq!(locked.status(), 429);
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=120).contains(&retry), "retry-after {retry}");
+    assert_eq!(error_code(locked).await, "too_many_attempts");
+    // Another account from another client is not locked by user name; the same address is.
+    let metrics = reqwest::get(b.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("branchd_login_failures_total 3"),
+        "{metrics}"
+    );
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_openapi_and_the_app_are_served() {
+    let b = TestBox::start().await;
+    let h: serde_json::Value = reqwest::get(b.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["branch"], "T001");
+    let page = reqwest::get(b.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<html"));
+    let c = b.login("branch_manager").await;
+    let spec: serde_json::Value = c
+        .get(b.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
+    // The OpenAPI file and the route table describe the same routes.
+    for r in ROUTES {
+        let op = &spec["paths"][r.path][r.method.to_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} missing from openapi.json",
+            r.method,
+            r.path
+        );
+    }
+    let paths = spec["paths"].as_object().unwrap();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "openapi.json documents routes the table lacks"
+    );
+    let audit: serde_json::Value = c
+        .get(b.url("/api/v1/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "auth.login"),
+        "{audit}"
+    );
+    b.stop().await;
+}

@@ -1,0 +1,138 @@
+//! The `branchd` binary: exit codes, config checks, users, and a clean SIGTERM.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::config_text;
+
+const BIN: &str = env!("CARGO_BIN_EXE_branchd");
+
+fn branchd(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().expect("run branchd")
+}
+
+#[test]
+fn check_config_exit_codes_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, config_text(dir.path(), "")).unwrap();
+    let out = branchd(&["check-config", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        config_text(
+            dir.path(),
+            "\n[[counters]]\nid = \"1\"\nservices = [\"forex\"]\n",
+        ),
+    )
+    .unwrap();
+    let out = branchd(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("counters[0].services") && err.contains("unknown service `forex`"),
+        "{err}"
+    );
+    assert!(err.contains("line 12"), "{err}");
+
+    let out = branchd(&["check-config", "/no/such/file.toml"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = branchd(&["run", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64), "run refuses a bad config");
+}
+
+#[test]
+fn bad_usage_is_64_and_help_is_0() {
+    assert_eq!(branchd(&["frobnicate"]).status.code(), Some(64));
+    assert_eq!(
+        branchd(&[
+            "user",
+            "add",
+            "x",
+            "--role",
+            "janitor",
+            "--password-stdin",
+            "--data-dir",
+            "/tmp"
+        ])
+        .status
+        .code(),
+        Some(64)
+    );
+    assert_eq!(branchd(&["--help"]).status.code(), Some(0));
+    let v = branchd(&["--version"]);
+    assert_eq!(v.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("branchd "));
+}
+
+fn user_add(dir: &std::path::Path, name: &str, role: &str, password: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_add_reads_the_password_from_stdin_and_refuses_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = user_add(dir.path(), "amy", "supervisor", "a long password");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = user_add(dir.path(), "amy", "supervisor", "a long password");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let out = user_add(dir.path(), "bo", "supervisor", "short");
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config_text(dir.path(), "")).unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has opened the database (the WAL file appears).
+    let start = Instant::now();
+    while !dir.path().join("branchd.db-wal").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id() as i32;
+    let st = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("SIGTERM") && log.contains("all tasks finished"),
+        "{log}"
+    );
+}

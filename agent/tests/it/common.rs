@@ -1,0 +1,120 @@
+//! A daemon started in-process on a free port with a temporary data dir.
+
+use std::time::Duration;
+
+use branchd::app::{self, Running};
+use branchd::config::Config;
+use branchd::store::Store;
+use branchd::users::{self, Role};
+
+pub const PASSWORD: &str = "correct horse";
+
+/// One user per role, named after it.
+pub const STAFF: [(&str, Role); 4] = [
+    ("lobby_manager", Role::LobbyManager),
+    ("device_admin", Role::DeviceAdmin),
+    ("supervisor", Role::Supervisor),
+    ("branch_manager", Role::BranchManager),
+];
+
+pub struct TestBox {
+    pub running: Option<Running>,
+    pub base: String,
+    /// Removed when the box is dropped.
+    _dir: tempfile::TempDir,
+}
+
+pub fn config_text(dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"
+[branch]
+id = "T001"
+name = "测试支行"
+data_dir = "{}"
+
+[http]
+listen = "127.0.0.1:0"
+{extra}
+"#,
+        dir.display()
+    )
+}
+
+impl TestBox {
+    pub async fn start() -> TestBox {
+        Self::start_with("").await
+    }
+
+    /// `extra` is appended to the `[http]` table (or adds tables after it).
+    pub async fn start_with(extra: &str) -> TestBox {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config::parse(&config_text(dir.path(), extra)).expect("test config");
+        let db = cfg.db_path();
+        tokio::task::spawn_blocking(move || {
+            let store = Store::open(&db).expect("open");
+            for (name, role) in STAFF {
+                let hash = users::hash_password(PASSWORD);
+                store
+                    .write_blocking(move |tx| users::insert_user(tx, name, role, &hash))
+                    .expect("user");
+            }
+            store.close();
+        })
+        .await
+        .unwrap();
+        let running = app::start(cfg).await.expect("start");
+        let base = format!("http://{}", running.addr);
+        TestBox {
+            running: Some(running),
+            base,
+            _dir: dir,
+        }
+    }
+
+    pub fn app(&self) -> &branchd::app::App {
+        &self.running.as_ref().expect("running").app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
+    /// A client logged in as `user`.
+    pub async fn login(&self, user: &str) -> reqwest::Client {
+        let c = Self::client();
+        let r = c
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": user, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login as {user}");
+        c
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            assert!(
+                r.shutdown(Duration::from_secs(5)).await,
+                "tasks did not drain"
+            );
+        }
+    }
+}
+
+/// The `error.code` of an error response.
+pub async fn error_code(r: reqwest::Response) -> String {
+    let v: serde_json::Value = r.json().await.expect("an error body in JSON");
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {v}"))
+        .to_string()
+}

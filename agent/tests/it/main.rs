@@ -1,0 +1,8 @@
+//! Integration tests of the daemon through its public interfaces: HTTP, the CLI, the
+//! database after a crash.
+
+mod api;
+mod cli;
+mod common;
+mod crash;
+mod sse;
