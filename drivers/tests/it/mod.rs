@@ -1,0 +1,4 @@
+mod idreader;
+mod printer;
+mod stm_codec;
+mod stm_link;
