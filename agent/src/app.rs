@@ -38,6 +38,16 @@ pub struct AppInner {
     pub cancel: CancellationToken,
     /// Owns every long-lived task.
     pub tracker: TaskTracker,
+    /// In-process signals between modules (never leave the box).
+    pub signals: tokio::sync::broadcast::Sender<crate::signals::Signal>,
+    /// The lobby queue and the ticket printer.
+    pub queue: crate::queue::State,
+    /// STMs, the ID card reader, authorisation tasks.
+    pub devices: crate::devices::State,
+    /// The head-office link.
+    pub sync: crate::sync::State,
+    /// Head-office orders and their step timers.
+    pub orders: crate::orders::State,
 }
 
 /// A cheap handle on the running daemon's shared state.
@@ -75,7 +85,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
     let addr = listener.local_addr()?;
+    let queue = crate::queue::State::new(&cfg)?;
+    let devices = crate::devices::State::new(&cfg)?;
+    let sync = crate::sync::State::new(&cfg)?;
+    let orders = crate::orders::State::new(&cfg)?;
     let app = App(Arc::new(AppInner {
+        signals: tokio::sync::broadcast::channel(256).0,
+        queue,
+        devices,
+        sync,
+        orders,
         throttle: Throttle::new(cfg.http.login_max_failures, cfg.http.login_lockout),
         metrics: Metrics::new(store.clone()),
         cfg: Arc::new(cfg),
@@ -84,6 +103,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         cancel: CancellationToken::new(),
         tracker: TaskTracker::new(),
     }));
+    crate::modules::start(&app)?;
     app.tracker.spawn(http::serve(
         listener,
         tls,

@@ -49,6 +49,18 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Run one device simulator on a new pseudo-terminal (prints `device: /dev/pts/N`).
+    Sim {
+        /// Which device.
+        #[arg(value_enum)]
+        kind: SimKind,
+        /// STM device id (stm only).
+        #[arg(long, default_value = "STM-01")]
+        id: String,
+        /// Also keep a stable symlink to the device at this path.
+        #[arg(long, value_name = "PATH")]
+        link: Option<PathBuf>,
+    },
     /// Validate a config file and say exactly what is wrong.
     CheckConfig {
         /// The config file (TOML).
@@ -72,6 +84,45 @@ enum UserCommand {
         #[command(flatten)]
         target: DataTarget,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SimKind {
+    Stm,
+    Printer,
+    Idreader,
+}
+
+/// Start a simulator, print its device path, and run until SIGINT/SIGTERM.
+#[allow(clippy::print_stdout)]
+fn run_sim(kind: SimKind, id: &str, link: Option<PathBuf>) -> anyhow::Result<()> {
+    use branchd_drivers::{idreader, printer, stm};
+    let keep: (PathBuf, Box<dyn std::any::Any>) = match kind {
+        SimKind::Stm => {
+            let mut config = stm::StmSimConfig::new(id);
+            config.link_path = link;
+            let sim = stm::StmSim::spawn(config).context("cannot start the STM simulator")?;
+            (sim.path(), Box::new(sim))
+        }
+        SimKind::Printer => {
+            let sim = printer::sim::PrinterSim::spawn(printer::TextEncoding::Gb18030, link)
+                .context("cannot start the printer simulator")?;
+            (sim.path(), Box::new(sim))
+        }
+        SimKind::Idreader => {
+            let sim = idreader::sim::IdReaderSim::spawn(link)
+                .context("cannot start the ID reader simulator")?;
+            sim.put_card(idreader::CardText::sample(), Vec::new());
+            (sim.path(), Box::new(sim))
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "device: {}", keep.0.display())?;
+    out.flush()?;
+    drop(out);
+    runtime()?.block_on(crate::app::shutdown_signal());
+    drop(keep);
+    Ok(())
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -160,6 +211,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen,
                 mqtt,
             }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim { kind, id, link } => {
+            crate::logging::init("info", LogFormat::Text);
+            run_sim(kind, &id, link)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { file } => match load_config(&file) {

@@ -32,8 +32,8 @@ pub const DEMO_USERS: &[(&str, Role, &str)] = &[
     ("manager", Role::BranchManager, "manager-demo"),
 ];
 
-/// The demo's config text with the options applied.
-pub fn demo_config_text(opts: &DemoOptions) -> anyhow::Result<String> {
+/// The demo's config with the options applied.
+pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<toml_edit::DocumentMut> {
     let mut doc: toml_edit::DocumentMut = DEMO_CONFIG.parse().context("the demo config")?;
     doc["branch"]["data_dir"] = toml_edit::value(opts.data_dir.display().to_string());
     doc["http"]["listen"] = toml_edit::value(opts.listen.to_string());
@@ -42,7 +42,7 @@ pub fn demo_config_text(opts: &DemoOptions) -> anyhow::Result<String> {
         t["url"] = toml_edit::value(url.as_str());
         doc["mqtt"] = toml_edit::Item::Table(t);
     }
-    Ok(doc.to_string())
+    Ok(doc)
 }
 
 /// Create the demo accounts that do not exist yet.
@@ -61,8 +61,10 @@ pub fn ensure_demo_users(store: &Store) -> anyhow::Result<()> {
 /// Run the demo until SIGINT/SIGTERM.
 #[allow(clippy::print_stdout)]
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
-    let text = demo_config_text(&opts)?;
-    let cfg = Config::parse(&text).map_err(|p| {
+    let mut doc = demo_config(&opts)?;
+    // Simulators first: their pseudo-terminal paths go into the config's devices.
+    let _simulators = crate::modules::demo_prepare(&mut doc)?;
+    let cfg = Config::parse(&doc.to_string()).map_err(|p| {
         anyhow::anyhow!(crate::config::ConfigError::Invalid(p)).context("the demo config")
     })?;
     let db_path = cfg.db_path();

@@ -10,9 +10,15 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod devices;
 pub mod http;
 pub mod logging;
+pub mod modules;
+pub mod orders;
+pub mod queue;
+pub mod signals;
 pub mod store;
+pub mod sync;
 pub mod users;
 
 /// The version printed by `--version` and sent in the MQTT birth message.

@@ -32,8 +32,31 @@ use error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The OpenAPI description of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// The core part of the OpenAPI description.
+const OPENAPI_CORE: &str = include_str!("openapi.json");
+
+/// The OpenAPI description of the whole API: the core document with every module's
+/// fragment merged in.
+pub fn openapi_document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(OPENAPI_CORE).expect("openapi.json is valid JSON");
+        for fragment in crate::modules::OPENAPI_FRAGMENTS {
+            let f: serde_json::Value =
+                serde_json::from_str(fragment).expect("a module's OpenAPI fragment is valid JSON");
+            for (section, target) in [("paths", "/paths"), ("schemas", "/components/schemas")] {
+                if let (Some(add), Some(into)) = (
+                    f.get(section).and_then(|v| v.as_object()),
+                    doc.pointer_mut(target).and_then(|v| v.as_object_mut()),
+                ) {
+                    into.extend(add.clone());
+                }
+            }
+        }
+        doc.to_string()
+    })
+}
 
 /// A JSON body of at most `limit` bytes, with errors in the API's shape.
 pub fn json_body<T: DeserializeOwned + Send>(
@@ -137,7 +160,8 @@ fn openapi(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(guard(app, "GET", "/api/v1/openapi.json"))
         .map(|_: Authed| {
-            warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response()
+            warp::reply::with_header(openapi_document(), "content-type", "application/json")
+                .into_response()
         })
         .boxed()
 }
@@ -242,6 +266,8 @@ pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .or(alert_routes(app))
         .unify()
         .or(staff_routes(app))
+        .unify()
+        .or(crate::modules::router(app))
         .unify()
         .or(assets::route())
         .unify()

@@ -1,4 +1,5 @@
-//! The table of every HTTP route and who may call it.
+//! The table of every HTTP route and who may call it (the core's here, each module's in
+//! its own `ROUTES`).
 //!
 //! The filters look their access rule up here (a route missing from the table panics when
 //! the router is built), and the tests walk the same table: every `/api/v1` route but login
@@ -56,8 +57,8 @@ const fn route(
 
 use Access::{Public, Staff};
 
-/// Every route of the daemon.
-pub const ROUTES: &[RouteSpec] = &[
+/// The core routes; modules add theirs (see `modules::ROUTE_TABLES`).
+pub const CORE_ROUTES: &[RouteSpec] = &[
     route("GET", "/healthz", Public, "/healthz"),
     route("GET", "/metrics", Public, "/metrics"),
     route("POST", "/api/v1/auth/login", Public, "/api/v1/auth/login"),
@@ -78,10 +79,14 @@ pub const ROUTES: &[RouteSpec] = &[
 
 const MANAGER: Access = Access::Roles(&[Role::BranchManager]);
 
+/// Every route of the daemon.
+pub fn all() -> impl Iterator<Item = &'static RouteSpec> {
+    crate::modules::ROUTE_TABLES.iter().flat_map(|t| t.iter())
+}
+
 /// The route with this method and template.
 pub fn spec(method: &str, path: &str) -> &'static RouteSpec {
-    ROUTES
-        .iter()
+    all()
         .find(|r| r.method == method && r.path == path)
         .unwrap_or_else(|| panic!("route {method} {path} is missing from ROUTES"))
 }

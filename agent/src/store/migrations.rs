@@ -1,12 +1,27 @@
-//! Versioned schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//! Versioned schema migrations, one list per module, applied in order; each module's version
+//! is recorded in the `schema_versions` table.
 //!
 //! A migration is never edited once released: a change to the schema is a new entry at the
-//! end. Each runs in its own transaction together with the version bump.
+//! end of its module's list. Each runs in its own transaction together with the version bump.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension, params};
 
-/// The migrations; `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[
+/// The schema of one module: `steps[i]` takes it from version `i` to `i + 1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// Module name, the key in `schema_versions`.
+    pub module: &'static str,
+    /// The migrations, oldest first.
+    pub steps: &'static [&'static str],
+}
+
+/// The core schema: outbox, users, sessions, audit, alerts.
+pub const CORE: Schema = Schema {
+    module: "core",
+    steps: CORE_STEPS,
+};
+
+const CORE_STEPS: &[&str] = &[
     // 1: the outbox and its sequence.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
      INSERT INTO meta(key, value) VALUES ('event_seq', '0');
@@ -58,31 +73,67 @@ pub const MIGRATIONS: &[&str] = &[
          cleared_at TEXT
      ) STRICT;
      CREATE UNIQUE INDEX alerts_open_key ON alerts(key) WHERE cleared_at IS NULL AND key IS NOT NULL;",
+    // 4: the last known state of every configured device, whichever module drives it.
+    "CREATE TABLE device_state (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL,
+         online INTEGER NOT NULL DEFAULT 0,
+         state TEXT,
+         modules TEXT NOT NULL DEFAULT '{}',
+         consumables TEXT NOT NULL DEFAULT '{}',
+         cash TEXT,
+         detail TEXT NOT NULL DEFAULT '{}',
+         updated_at TEXT NOT NULL
+     ) STRICT;",
 ];
 
-/// Bring the database to the latest version. Refuses a database newer than this binary.
-pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    migrate_to(conn, MIGRATIONS.len())
+/// Bring every schema to its latest version. Refuses a database newer than this binary.
+pub fn migrate(conn: &mut Connection, schemas: &[Schema]) -> Result<(), String> {
+    for schema in schemas {
+        migrate_to(conn, schema, schema.steps.len())?;
+    }
+    Ok(())
 }
 
-/// Bring the database to `target` (for tests of upgrades from every earlier version).
-pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), String> {
-    let current: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map_err(|e| e.to_string())? as usize;
-    if current > MIGRATIONS.len() {
+/// The version of one module's schema in this database (0: none).
+pub fn version(conn: &Connection, module: &str) -> Result<usize, String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_versions \
+         (module TEXT PRIMARY KEY, version INTEGER NOT NULL) STRICT",
+    )
+    .map_err(|e| e.to_string())?;
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT version FROM schema_versions WHERE module = ?1",
+            [module],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| e.to_string())?;
+    Ok(v.unwrap_or(0) as usize)
+}
+
+/// Bring one module's schema to `target` (for tests of upgrades from every earlier version).
+pub fn migrate_to(conn: &mut Connection, schema: &Schema, target: usize) -> Result<(), String> {
+    let current = version(conn, schema.module)?;
+    if current > schema.steps.len() {
         return Err(format!(
-            "the database is at schema version {current}, newer than this branchd ({}); \
+            "the database's `{}` schema is at version {current}, newer than this branchd ({}); \
              refusing to touch it",
-            MIGRATIONS.len()
+            schema.module,
+            schema.steps.len()
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
+    for (i, sql) in schema.steps.iter().enumerate().take(target).skip(current) {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         tx.execute_batch(sql)
-            .map_err(|e| format!("migration {}: {e}", i + 1))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{} migration {}: {e}", schema.module, i + 1))?;
+        tx.execute(
+            "INSERT INTO schema_versions(module, version) VALUES (?1, ?2) \
+             ON CONFLICT(module) DO UPDATE SET version = excluded.version",
+            params![schema.module, (i + 1) as i64],
+        )
+        .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot, watch};
 
-pub use migrations::{MIGRATIONS, migrate};
+pub use migrations::{CORE, Schema, migrate};
 
 /// A committed domain event, as stored in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -261,7 +261,8 @@ impl Store {
         // Durability of every commit on the event path: fsync on each transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
         configure(&conn)?;
-        migrate(&mut conn).map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
+        migrate(&mut conn, crate::modules::SCHEMAS)
+            .map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
         let last_seq: u64 = conn
             .query_row("SELECT value FROM meta WHERE key = 'event_seq'", [], |r| {
                 r.get::<_, String>(0)

@@ -91,35 +91,43 @@ async fn seq_survives_a_reopen() {
 
 #[test]
 fn migrations_apply_from_empty_and_from_every_earlier_version() {
-    for start in 0..=MIGRATIONS.len() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.db");
-        {
-            let mut conn = rusqlite::Connection::open(&path).unwrap();
-            migrations::migrate_to(&mut conn, start).unwrap();
-            if start >= 1 {
-                // Data written at the old version must survive the upgrade.
-                conn.execute(
-                    "INSERT INTO events(seq, id, ts, kind, data) VALUES (1, 'x', 't', 'k', '{}')",
-                    [],
-                )
-                .unwrap();
-                conn.execute("UPDATE meta SET value = '1' WHERE key = 'event_seq'", [])
+    let total: usize = crate::modules::SCHEMAS.iter().map(|s| s.steps.len()).sum();
+    for (m, schema) in crate::modules::SCHEMAS.iter().enumerate() {
+        for start in 0..=schema.steps.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.db");
+            {
+                let mut conn = rusqlite::Connection::open(&path).unwrap();
+                // Earlier modules complete, this one at `start`, later ones absent.
+                for earlier in &crate::modules::SCHEMAS[..m] {
+                    migrations::migrate_to(&mut conn, earlier, earlier.steps.len()).unwrap();
+                }
+                migrations::migrate_to(&mut conn, schema, start).unwrap();
+                if m > 0 || start >= 1 {
+                    // Data written at the old version must survive the upgrade.
+                    conn.execute(
+                        "INSERT INTO events(seq, id, ts, kind, data) VALUES (1, 'x', 't', 'k', '{}')",
+                        [],
+                    )
                     .unwrap();
+                    conn.execute("UPDATE meta SET value = '1' WHERE key = 'event_seq'", [])
+                        .unwrap();
+                }
             }
+            let what = format!("{} from v{start}", schema.module);
+            let store = Store::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let versions: usize = store
+                .read_blocking(|c| -> Result<i64, StoreError> {
+                    Ok(c.query_row("SELECT sum(version) FROM schema_versions", [], |r| r.get(0))?)
+                })
+                .unwrap() as usize;
+            assert_eq!(versions, total, "{what}");
+            let seq = store
+                .write_blocking(|tx| tx.emit("after.upgrade", serde_json::json!({})))
+                .unwrap();
+            assert_eq!(seq, if m > 0 || start >= 1 { 2 } else { 1 }, "{what}");
+            store.close();
         }
-        let store = Store::open(&path).unwrap_or_else(|e| panic!("from v{start}: {e}"));
-        let version: i64 = store
-            .read_blocking(|c| -> Result<i64, StoreError> {
-                Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?)
-            })
-            .unwrap();
-        assert_eq!(version as usize, MIGRATIONS.len(), "from v{start}");
-        let seq = store
-            .write_blocking(|tx| tx.emit("after.upgrade", serde_json::json!({})))
-            .unwrap();
-        assert_eq!(seq, if start >= 1 { 2 } else { 1 }, "from v{start}");
-        store.close();
     }
 }
 
@@ -129,7 +137,9 @@ fn a_database_from_a_newer_branchd_is_refused() {
     let path = dir.path().join("n.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", 999).unwrap();
+        migrations::version(&conn, "core").unwrap();
+        conn.execute("INSERT INTO schema_versions VALUES ('core', 999)", [])
+            .unwrap();
     }
     let err = Store::open(&path).unwrap_err().to_string();
     assert!(err.contains("newer than this branchd"), "{err}");
