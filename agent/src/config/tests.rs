@@ -65,8 +65,12 @@ source = "rtsp://10.0.0.20/stream1"
 }
 
 #[test]
-fn the_demo_config_is_valid() {
+fn the_shipped_configs_are_valid() {
     Config::parse(DEMO_CONFIG).expect("the embedded demo config must be valid");
+    let example = include_str!("../../../systemd/branchd.example.toml");
+    let cfg = Config::parse(example).expect("systemd/branchd.example.toml must be valid");
+    assert_eq!(cfg.devices.len(), 4);
+    assert!(cfg.http.tls.is_some() && cfg.mqtt.is_some());
 }
 
 /// Each case: text appended to (or replacing part of) a minimal config, the key that must
