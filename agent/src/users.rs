@@ -360,3 +360,70 @@ pub fn audit_trail(c: &Connection, limit: usize) -> Result<Vec<serde_json::Value
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn a_session_ends_when_idle_too_long_or_past_its_maximum_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let hash = hash_password("a long password");
+        let uid = store
+            .write_blocking(move |tx| insert_user(tx, "amy", Role::Supervisor, &hash))
+            .unwrap();
+        let (_, token) = new_token();
+        let t = token.clone();
+        store
+            .write_blocking(move |tx| insert_session(tx, &t, uid, Duration::from_secs(3600)))
+            .unwrap();
+        let created = chrono::Utc::now();
+        let idle = Duration::from_secs(600);
+        let at = |secs: i64| created + chrono::Duration::seconds(secs);
+        // (seconds after login, still valid)
+        let cases = [
+            (0, true),
+            (599, true),
+            (601, false),
+            (3599, false),
+            (3601, false),
+        ];
+        for (secs, valid) in cases {
+            let t = token.clone();
+            let found = store
+                .read_blocking(move |c| lookup_session(c, &t, at(secs), idle))
+                .unwrap();
+            assert_eq!(found.is_some(), valid, "{secs} s after login");
+        }
+        // Activity keeps it alive up to, never past, the maximum age.
+        let found = store
+            .read_blocking(move |c| lookup_session(c, "unknown", at(1), idle))
+            .unwrap();
+        assert!(found.is_none());
+        store.close();
+    }
+
+    #[test]
+    fn roles_parse_from_their_names_only() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!(
+            "admin"
+                .parse::<Role>()
+                .unwrap_err()
+                .contains("lobby_manager")
+        );
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash_only() {
+        let h = hash_password("correct horse");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("correct horse ", &h));
+        assert!(!verify_password("correct horse", "not a hash"));
+        assert!(!verify_password("x", dummy_hash()));
+    }
+}

@@ -282,3 +282,70 @@ async fn health_metrics_openapi_and_the_app_are_served() {
     );
     b.stop().await;
 }
+
+// Multi-threaded: the test blocks on curl while the daemon serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_files_the_api_speaks_https_and_the_cookie_is_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(st.status.success(), "{st:?}");
+    let extra = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let b = TestBox::start_with(&extra).await;
+    let https = b.base.replace("http://", "https://");
+    let run = |args: Vec<String>| {
+        std::process::Command::new("curl")
+            .args(["-s", "-i", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("curl")
+    };
+    let out = run(vec![format!("{https}/healthz")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("200") && text.contains("\"status\":\"ok\""),
+        "{text}"
+    );
+    let out = run(vec![
+        "-H".into(),
+        "content-type: application/json".into(),
+        "-d".into(),
+        format!(r#"{{"username":"supervisor","password":"{PASSWORD}"}}"#),
+        format!("{https}/api/v1/auth/login"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("; Secure"), "{text}");
+    // Plain HTTP on the TLS port gets nothing useful.
+    let plain = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap()
+        .get(b.url("/healthz"))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    b.stop().await;
+}
