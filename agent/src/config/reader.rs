@@ -195,20 +195,7 @@ impl<'a, 's> Section<'a, 's> {
     /// An optional integer within `range`.
     pub fn opt_int(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
         let item = self.item(key)?;
-        match item.as_integer() {
-            Some(v) if range.contains(&v) => Some(v),
-            Some(v) => {
-                self.problem(
-                    key,
-                    format!("{v} is out of range ({}..={})", range.start(), range.end()),
-                );
-                None
-            }
-            None => {
-                self.wrong_type(key, "an integer", item);
-                None
-            }
-        }
+        self.in_range(key, item, item.as_integer(), "an integer", range)
     }
 
     /// An optional number (integer or float) within `range`.
@@ -217,7 +204,18 @@ impl<'a, 's> Section<'a, 's> {
         let v = item
             .as_float()
             .or_else(|| item.as_integer().map(|i| i as f64));
-        match v {
+        self.in_range(key, item, v, "a number", range)
+    }
+
+    fn in_range<T: PartialOrd + fmt::Display>(
+        &self,
+        key: &str,
+        item: &Item,
+        value: Option<T>,
+        expected: &str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Option<T> {
+        match value {
             Some(v) if range.contains(&v) => Some(v),
             Some(v) => {
                 self.problem(
@@ -227,7 +225,7 @@ impl<'a, 's> Section<'a, 's> {
                 None
             }
             None => {
-                self.wrong_type(key, "a number", item);
+                self.wrong_type(key, expected, item);
                 None
             }
         }
