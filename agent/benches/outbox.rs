@@ -46,13 +46,19 @@ fn payload(seq: u64) -> String {
 
 async fn bare(port: u16, n: usize) -> f64 {
     let mut o = MqttOptions::new(format!("bare-{}", ulid::Ulid::new()), "127.0.0.1", port);
-    o.set_inflight(INFLIGHT).set_keep_alive(Duration::from_secs(30));
+    o.set_inflight(INFLIGHT)
+        .set_keep_alive(Duration::from_secs(30));
     let (client, mut el) = AsyncClient::new(o, INFLIGHT as usize);
     let started = Instant::now();
     let publisher = tokio::spawn(async move {
         for i in 0..n as u64 {
             client
-                .publish("bench/bare/events/bench.event", QoS::AtLeastOnce, false, payload(i + 1))
+                .publish(
+                    "bench/bare/events/bench.event",
+                    QoS::AtLeastOnce,
+                    false,
+                    payload(i + 1),
+                )
                 .await
                 .unwrap();
         }
@@ -92,7 +98,10 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
             store
                 .write_blocking(move |tx| -> Result<(), StoreError> {
                     for i in 0..k {
-                        tx.emit("bench.event", json!({"i": i, "ticket": "A001", "counter": "3"}))?;
+                        tx.emit(
+                            "bench.event",
+                            json!({"i": i, "ticket": "A001", "counter": "3"}),
+                        )?;
                     }
                     Ok(())
                 })
@@ -109,7 +118,7 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
     let store = running.app.store.clone();
     let mut peak = rss_before;
     loop {
-        let depth = store.read(|c| branchd::store::outbox_depth(c)).await.unwrap();
+        let depth = store.read(branchd::store::outbox_depth).await.unwrap();
         peak = peak.max(rss_mb());
         if depth == 0 {
             break;
@@ -118,7 +127,9 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
     running.shutdown(Duration::from_secs(5)).await;
-    println!("  outbox round: {n} events committed in {commit_s:.1}s, drained at {rate:.0}/s, RSS {rss_before:.1} → peak {peak:.1} MB");
+    println!(
+        "  outbox round: {n} events committed in {commit_s:.1}s, drained at {rate:.0}/s, RSS {rss_before:.1} → peak {peak:.1} MB"
+    );
     (rate, rss_before, peak)
 }
 
@@ -126,9 +137,17 @@ fn main() {
     let n = env_num("BRANCHD_BENCH_EVENTS", 100_000);
     let rounds = env_num("BRANCHD_BENCH_ROUNDS", 3).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .unwrap();
     let _broker = Broker(
         Command::new("/usr/sbin/mosquitto")
             .arg("-c")
@@ -141,8 +160,13 @@ fn main() {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("outbox drain vs bare rumqttc, QoS 1, in-flight {INFLIGHT}, {n} events, {rounds} rounds");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "outbox drain vs bare rumqttc, QoS 1, in-flight {INFLIGHT}, {n} events, {rounds} rounds"
+    );
     let mut bares = Vec::new();
     let mut drains = Vec::new();
     let mut peaks = Vec::new();

@@ -55,7 +55,11 @@ enum Cmd {
     VipUpsert(Box<Vip>),
     VipDelete(String),
     ConfigUpdate(Vec<(String, String, Value)>),
-    DeviceCommand { device: String, op: String, args: Value },
+    DeviceCommand {
+        device: String,
+        op: String,
+        args: Value,
+    },
     Rebirth,
 }
 
@@ -129,7 +133,12 @@ fn apply(
     })
 }
 
-fn emit_ack(tx: &mut Tx<'_>, id: Option<&str>, ok: bool, error: Option<&str>) -> Result<(), StoreError> {
+fn emit_ack(
+    tx: &mut Tx<'_>,
+    id: Option<&str>,
+    ok: bool,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
     let mut data = json!({"ref": id, "ok": ok});
     if let Some(e) = error {
         data["error"] = json!(e);
@@ -144,9 +153,10 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
     let now = rfc3339(tx.now());
     match cmd {
         Cmd::VipUpsert(v) => {
-            let embedding = v.embedding.as_ref().map(|(e, _)| {
-                e.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()
-            });
+            let embedding = v
+                .embedding
+                .as_ref()
+                .map(|(e, _)| e.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
             let model_id = v.embedding.as_ref().map(|(_, m)| m.clone());
             let has_bio = v.photo.is_some() || v.embedding.is_some();
             // Without new biometrics, the enrolled ones stay (unless consent was withdrawn).
@@ -183,11 +193,15 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
             )?;
         }
         Cmd::VipDelete(customer_id) => {
-            let n = tx
-                .conn()
-                .execute("DELETE FROM sync_vips WHERE customer_id = ?1", [&customer_id])?;
+            let n = tx.conn().execute(
+                "DELETE FROM sync_vips WHERE customer_id = ?1",
+                [&customer_id],
+            )?;
             if n > 0 {
-                tx.emit("vip.deleted", json!({"customer_id": customer_id, "command": id}))?;
+                tx.emit(
+                    "vip.deleted",
+                    json!({"customer_id": customer_id, "command": id}),
+                )?;
             }
         }
         Cmd::ConfigUpdate(items) => {
@@ -203,7 +217,10 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
                     services.push(service);
                 }
             }
-            tx.emit("config.updated", json!({"services": services, "command": id}))?;
+            tx.emit(
+                "config.updated",
+                json!({"services": services, "command": id}),
+            )?;
         }
         Cmd::DeviceCommand { device, op, args } => {
             // Kept for the devices module to pick up once it offers remote operations.
@@ -275,7 +292,8 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
             let args = f.opt_object("args");
             if let Some(d) = &device {
                 if !cfg.devices.iter().any(|x| &x.id == d) {
-                    f.problems.push(format!("`device`: no device `{d}` in this branch"));
+                    f.problems
+                        .push(format!("`device`: no device `{d}` in this branch"));
                 }
             }
             f.finish().map_err(r)?;
@@ -310,7 +328,8 @@ fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
                 None
             }
             Ok(b) if b.len() > MAX_PHOTO => {
-                f.problems.push(format!("`photo` is larger than {MAX_PHOTO} bytes"));
+                f.problems
+                    .push(format!("`photo` is larger than {MAX_PHOTO} bytes"));
                 None
             }
             Ok(b) => Some(b),
@@ -326,19 +345,23 @@ fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
         (Some(e), Some(m)) => Some((e, m)),
         (None, None) => None,
         (Some(_), None) => {
-            f.problems.push("`model_id` is required with `embedding`".into());
+            f.problems
+                .push("`model_id` is required with `embedding`".into());
             None
         }
         (None, Some(_)) => {
-            f.problems.push("`model_id` is only meaningful with `embedding`".into());
+            f.problems
+                .push("`model_id` is only meaningful with `embedding`".into());
             None
         }
     };
     if photo.is_some() && embedding.is_some() {
-        f.problems.push("give either `photo` or `embedding`, not both".into());
+        f.problems
+            .push("give either `photo` or `embedding`, not both".into());
     }
     if consent == Some(false) && (photo.is_some() || embedding.is_some()) {
-        f.problems.push("`consent` is false: no face may be enrolled".into());
+        f.problems
+            .push("`consent` is false: no face may be enrolled".into());
     }
     f.finish()?;
     Ok(Vip {
@@ -355,7 +378,10 @@ fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
 
 /// `{"services":{"<code>":{"target_wait_min":n,"priority_weight":x}}}`, checked against
 /// the same ranges as the config file.
-fn config_update(data: &Map<String, Value>, cfg: &Config) -> Result<Vec<(String, String, Value)>, String> {
+fn config_update(
+    data: &Map<String, Value>,
+    cfg: &Config,
+) -> Result<Vec<(String, String, Value)>, String> {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     for key in data.keys() {
@@ -377,7 +403,9 @@ fn config_update(data: &Map<String, Value>, cfg: &Config) -> Result<Vec<(String,
                 for (k, val) in fields {
                     let ok = match k.as_str() {
                         "target_wait_min" => val.as_i64().is_some_and(|n| (1..=600).contains(&n)),
-                        "priority_weight" => val.as_f64().is_some_and(|x| (0.1..=10.0).contains(&x)),
+                        "priority_weight" => {
+                            val.as_f64().is_some_and(|x| (0.1..=10.0).contains(&x))
+                        }
                         _ => {
                             problems.push(format!(
                                 "`services.{code}.{k}`: unknown key (supported: target_wait_min, priority_weight)"
@@ -388,7 +416,11 @@ fn config_update(data: &Map<String, Value>, cfg: &Config) -> Result<Vec<(String,
                     if ok {
                         out.push((code.clone(), k.clone(), val.clone()));
                     } else {
-                        let range = if k == "target_wait_min" { "an integer 1–600" } else { "a number 0.1–10" };
+                        let range = if k == "target_wait_min" {
+                            "an integer 1–600"
+                        } else {
+                            "a number 0.1–10"
+                        };
                         problems.push(format!("`services.{code}.{k}` must be {range}"));
                     }
                 }
@@ -428,7 +460,9 @@ impl<'a> Fields<'a> {
         match self.get(key)? {
             Value::String(s) if !s.trim().is_empty() && s.chars().count() <= max => Some(s.clone()),
             _ => {
-                self.problems.push(format!("`{key}` must be a non-empty string of at most {max} characters"));
+                self.problems.push(format!(
+                    "`{key}` must be a non-empty string of at most {max} characters"
+                ));
                 None
             }
         }
@@ -457,11 +491,20 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn opt_strings(&mut self, key: &'static str, max_n: usize, max_len: usize) -> Option<Vec<String>> {
+    fn opt_strings(
+        &mut self,
+        key: &'static str,
+        max_n: usize,
+        max_len: usize,
+    ) -> Option<Vec<String>> {
         let v = self.get(key)?;
         let ok = v.as_array().filter(|a| a.len() <= max_n).and_then(|a| {
             a.iter()
-                .map(|x| x.as_str().filter(|s| !s.is_empty() && s.chars().count() <= max_len).map(String::from))
+                .map(|x| {
+                    x.as_str()
+                        .filter(|s| !s.is_empty() && s.chars().count() <= max_len)
+                        .map(String::from)
+                })
                 .collect::<Option<Vec<_>>>()
         });
         if ok.is_none() {
@@ -483,7 +526,9 @@ impl<'a> Fields<'a> {
                     .collect::<Option<Vec<_>>>()
             });
         if ok.is_none() {
-            self.problems.push(format!("`{key}` must be a list of {min_n}–{max_n} finite numbers"));
+            self.problems.push(format!(
+                "`{key}` must be a list of {min_n}–{max_n} finite numbers"
+            ));
         }
         ok
     }
@@ -566,7 +611,12 @@ pub fn photos_pending(c: &Connection) -> Result<Vec<(String, Vec<u8>)>, StoreErr
 
 /// Enrolment hook for the vision module: store the embedding and drop the photo, in one
 /// transaction (the photo is never kept past enrolment).
-pub fn enrolled(tx: &mut Tx<'_>, customer_id: &str, embedding: &[f32], model_id: &str) -> Result<bool, StoreError> {
+pub fn enrolled(
+    tx: &mut Tx<'_>,
+    customer_id: &str,
+    embedding: &[f32],
+    model_id: &str,
+) -> Result<bool, StoreError> {
     let bytes: Vec<u8> = embedding.iter().flat_map(|x| x.to_le_bytes()).collect();
     Ok(tx.conn().execute(
         "UPDATE sync_vips SET embedding = ?2, model_id = ?3, photo = NULL, updated_at = ?4 \
@@ -583,7 +633,11 @@ pub fn overrides_json(c: &Connection) -> Result<Value, StoreError> {
     )?;
     let mut out = Map::new();
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
     })?;
     for row in rows {
         let (scope, key, value) = row?;
@@ -613,21 +667,55 @@ mod tests {
         let cases: &[(Value, &str)] = &[
             (json!([1]), "must be a JSON object"),
             (json!({"v":1,"kind":"rebirth"}), "`id` must be"),
-            (json!({"v":1,"id":"a","kind":"nope"}), "unknown command kind `nope`"),
+            (
+                json!({"v":1,"id":"a","kind":"nope"}),
+                "unknown command kind `nope`",
+            ),
             (json!({"v":2,"id":"a","kind":"rebirth"}), "`v` must be 1"),
-            (json!({"v":1,"id":"a","kind":"order.create","data":{}}), "orders not supported yet"),
-            (json!({"v":1,"id":"a","kind":"vip.upsert","data":{"name":"x"}}), "`customer_id` is required"),
-            (json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"photo":"!!"}}), "not base64"),
-            (json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":false,"embedding":emb,"model_id":"m"}}), "no face may be enrolled"),
-            (json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"embedding":emb}}), "`model_id` is required"),
-            (json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"shoe":1}}), "unknown key `shoe`"),
-            (json!({"v":1,"id":"a","kind":"config.update","data":{"services":{"personal":{"target_wait_min":0}}}}), "must be an integer 1–600"),
-            (json!({"v":1,"id":"a","kind":"config.update","data":{"services":{"loans":{"target_wait_min":5}}}}), "no such service"),
-            (json!({"v":1,"id":"a","kind":"device.command","data":{"device":"STM-99","op":"reset"}}), "no device `STM-99`"),
+            (
+                json!({"v":1,"id":"a","kind":"order.create","data":{}}),
+                "orders not supported yet",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"name":"x"}}),
+                "`customer_id` is required",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"photo":"!!"}}),
+                "not base64",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":false,"embedding":emb,"model_id":"m"}}),
+                "no face may be enrolled",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"embedding":emb}}),
+                "`model_id` is required",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"shoe":1}}),
+                "unknown key `shoe`",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"config.update","data":{"services":{"personal":{"target_wait_min":0}}}}),
+                "must be an integer 1–600",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"config.update","data":{"services":{"loans":{"target_wait_min":5}}}}),
+                "no such service",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"device.command","data":{"device":"STM-99","op":"reset"}}),
+                "no device `STM-99`",
+            ),
         ];
         for (payload, want) in cases {
             let got = parse(payload.to_string().as_bytes(), &cfg).expect_err("refused");
-            assert!(got.reason.contains(want), "{payload}: `{}` lacks `{want}`", got.reason);
+            assert!(
+                got.reason.contains(want),
+                "{payload}: `{}` lacks `{want}`",
+                got.reason
+            );
         }
         let bad = parse(b"{not json", &cfg).expect_err("refused");
         assert!(bad.reason.starts_with("malformed JSON"), "{}", bad.reason);
@@ -656,7 +744,9 @@ mod tests {
             &cfg,
         )
         .expect("valid");
-        let Cmd::VipUpsert(v) = cmd else { panic!("vip") };
+        let Cmd::VipUpsert(v) = cmd else {
+            panic!("vip")
+        };
         assert_eq!(v.photo.as_deref(), Some(&b"\xff\xd8jpeg"[..]));
     }
 }

@@ -172,7 +172,11 @@ fn out(line: &str) {
     let _ = o.flush();
 }
 
-async fn watch(link: Link, count: Option<u64>, timeout: Option<Duration>) -> anyhow::Result<ExitCode> {
+async fn watch(
+    link: Link,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
     let topics = link.topics();
     let (client, mut el) = link.connect("watch")?;
     client
@@ -241,8 +245,10 @@ async fn watch(link: Link, count: Option<u64>, timeout: Option<Duration>) -> any
 }
 
 async fn send(link: Link, file: PathBuf, timeout: Duration) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let cmd: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let cmd: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
     let id = cmd["id"]
         .as_str()
         .with_context(|| format!("{}: the command has no string `id`", file.display()))?

@@ -21,8 +21,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rand::Rng;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing,
-    QoS, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    Transport,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
@@ -90,9 +90,11 @@ impl Backoff {
 /// The persisted session counter (0 before the first connection).
 pub fn session(c: &Connection) -> Result<u64, StoreError> {
     let v: Option<String> = c
-        .query_row("SELECT value FROM sync_meta WHERE key = 'session'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM sync_meta WHERE key = 'session'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
@@ -175,8 +177,8 @@ pub fn telemetry(c: &Connection, uptime: Duration, full: bool) -> Result<Value, 
     });
     if full {
         v["snapshot"] = json!(true);
-        v["vips"] = json!(c.query_row("SELECT count(*) FROM sync_vips", [], |r| r
-            .get::<_, i64>(0))?);
+        v["vips"] =
+            json!(c.query_row("SELECT count(*) FROM sync_vips", [], |r| r.get::<_, i64>(0))?);
         v["config_overrides"] = super::commands::overrides_json(c)?;
     }
     Ok(v)
@@ -216,7 +218,10 @@ pub async fn run(app: App, mqtt: Mqtt) {
             backoff.reset();
         }
         let wait = backoff.next_wait();
-        tracing::info!(wait_ms = wait.as_millis() as u64, "mqtt: reconnecting after a pause");
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "mqtt: reconnecting after a pause"
+        );
         tokio::select! {
             _ = app.cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
@@ -224,7 +229,12 @@ pub async fn run(app: App, mqtt: Mqtt) {
     }
 }
 
-async fn options(app: &App, mqtt: &Mqtt, session: u64, topics: &Topics) -> anyhow::Result<MqttOptions> {
+async fn options(
+    app: &App,
+    mqtt: &Mqtt,
+    session: u64,
+    topics: &Topics,
+) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(
         format!("branchd-{}", app.cfg.branch.id),
         mqtt.host.clone(),
@@ -284,7 +294,7 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, 
 async fn attempt(app: &App, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End> {
     let session = app
         .store
-        .read(|c| session(c))
+        .read(session)
         .await
         .context("reading the session counter")?
         + 1;
@@ -338,7 +348,10 @@ struct Conn {
 }
 
 impl Conn {
-    async fn serve(&mut self, mut rx: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>) -> End {
+    async fn serve(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
+    ) -> End {
         let mut committed = self.app.store.committed();
         let mut tick = tokio::time::interval(self.mqtt.telemetry_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -423,7 +436,12 @@ impl Conn {
             for ev in batch {
                 let payload = ev.envelope(&self.app.cfg.branch.id).to_string();
                 self.client
-                    .try_publish(self.topics.event(&ev.kind), QoS::AtLeastOnce, false, payload)
+                    .try_publish(
+                        self.topics.event(&ev.kind),
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
                     .context("publish an event")?;
                 self.order.push_back(Tag::Event(ev.seq));
                 self.in_window += 1;
@@ -447,7 +465,11 @@ impl Conn {
                     .context("persisting the session counter")?;
                 self.connected = true;
                 self.app.sync.connected.store(true, Ordering::Relaxed);
-                tracing::info!(session = n, session_present = ack.session_present, "mqtt: connected");
+                tracing::info!(
+                    session = n,
+                    session_present = ack.session_present,
+                    "mqtt: connected"
+                );
                 self.client
                     .try_subscribe(self.topics.cmd(), QoS::AtLeastOnce)
                     .context("subscribe to commands")?;
@@ -486,7 +508,12 @@ impl Conn {
             "boot_id": self.app.sync.boot_id,
         });
         self.client
-            .try_publish(self.topics.state(), QoS::AtLeastOnce, true, birth.to_string())
+            .try_publish(
+                self.topics.state(),
+                QoS::AtLeastOnce,
+                true,
+                birth.to_string(),
+            )
             .context("publish the birth")?;
         self.order.push_back(Tag::Other);
         Ok(())
@@ -504,7 +531,12 @@ impl Conn {
             return Ok(()); // thinned: the link's bandwidth goes to the backlog
         }
         self.client
-            .try_publish(self.topics.telemetry(), QoS::AtMostOnce, false, snap.to_string())
+            .try_publish(
+                self.topics.telemetry(),
+                QoS::AtMostOnce,
+                false,
+                snap.to_string(),
+            )
             .context("publish telemetry")?;
         Ok(())
     }
@@ -527,7 +559,9 @@ impl Conn {
 
     async fn lost(&mut self, e: Option<anyhow::Error>) -> End {
         match e {
-            Some(e) => tracing::warn!(error = %format!("{e:#}"), session = self.session, "mqtt: link lost"),
+            Some(e) => {
+                tracing::warn!(error = %format!("{e:#}"), session = self.session, "mqtt: link lost")
+            }
             None => tracing::warn!(session = self.session, "mqtt: link lost"),
         }
         if let Err(e) = self.flush_acks().await {
@@ -596,7 +630,11 @@ pub async fn maintain(app: App, mqtt: Mqtt) {
             );
             loop {
                 let b = before.clone();
-                match app.store.write(move |tx| prune_acked(tx.conn(), &b, 5000)).await {
+                match app
+                    .store
+                    .write(move |tx| prune_acked(tx.conn(), &b, 5000))
+                    .await
+                {
                     Ok(0) => break,
                     Ok(n) => tracing::debug!(pruned = n, "outbox: pruned acknowledged events"),
                     Err(e) => {
@@ -610,7 +648,7 @@ pub async fn maintain(app: App, mqtt: Mqtt) {
 }
 
 async fn backlog(app: &App, mqtt: &Mqtt, raised: &mut Option<bool>) -> Result<(), StoreError> {
-    let depth = app.store.read(|c| store::outbox_depth(c)).await?;
+    let depth = app.store.read(store::outbox_depth).await?;
     let over = depth > mqtt.outbox_high_water;
     if *raised == Some(over) {
         return Ok(());

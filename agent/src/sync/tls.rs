@@ -16,7 +16,8 @@ pub fn client_config(
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.with_context(|| format!("{}: bad PEM", path.display()))?;
                 roots
@@ -44,11 +45,13 @@ pub fn client_config(
         .with_root_certificates(roots);
     let config = match (client_cert, client_key) {
         (Some(cert), Some(key)) => {
-            let pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let pem =
+                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
             let chain = rustls_pemfile::certs(&mut pem.as_slice())
                 .collect::<Result<Vec<_>, _>>()
                 .with_context(|| format!("{}: bad PEM", cert.display()))?;
-            let pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+            let pem =
+                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
             let key_der = rustls_pemfile::private_key(&mut pem.as_slice())
                 .with_context(|| format!("{}: bad PEM", key.display()))?
                 .with_context(|| format!("{}: no private key in it", key.display()))?;

@@ -40,11 +40,17 @@ impl Broker {
         let data = dir.join("mosquitto");
         std::fs::create_dir_all(&data).unwrap();
         let conf = dir.join("mosquitto.conf");
+        // Mosquitto started as root drops to its own user, who cannot read our temp files.
+        let user = if std::os::unix::fs::MetadataExt::uid(&dir.metadata().unwrap()) == 0 {
+            "user root\n"
+        } else {
+            ""
+        };
         std::fs::write(
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/log\n{extra}",
+                 persistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/log\n{user}{extra}",
                 data.display(),
                 data.display()
             ),
@@ -123,19 +129,27 @@ impl Seen {
     async fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&Seen) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while !cond(self) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
 
-fn subscriber(port: u16, tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>) -> (Seen, AsyncClient) {
+fn subscriber(
+    port: u16,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> (Seen, AsyncClient) {
     let mut o = MqttOptions::new(format!("hq-test-{port}"), "127.0.0.1", port);
     o.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(5))
         .set_max_packet_size(1 << 20, 1 << 20);
     if let Some(cfg) = tls {
-        o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(cfg)));
+        o.set_transport(Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(cfg),
+        ));
     }
     let (client, mut el) = AsyncClient::new(o, 100);
     let seen = Seen::default();
@@ -160,7 +174,9 @@ fn subscriber(port: u16, tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>) -
 }
 
 fn mqtt_table(port: u16) -> String {
-    format!("\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\ntelemetry_interval_s = 1\nmax_inflight = 50\n")
+    format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\ntelemetry_interval_s = 1\nmax_inflight = 50\n"
+    )
 }
 
 fn config_for(dir: &Path, mqtt: &str) -> Config {
@@ -205,7 +221,12 @@ fn check_complete(seqs: &[u64], last: u64) -> usize {
 fn sessions(states: &[Value]) -> Vec<(bool, u64)> {
     states
         .iter()
-        .map(|v| (v["online"].as_bool().unwrap(), v["session"].as_u64().unwrap()))
+        .map(|v| {
+            (
+                v["online"].as_bool().unwrap(),
+                v["session"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -251,7 +272,10 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
         s.events().iter().max().copied() >= Some(last1)
     })
     .await;
-    assert!(running.shutdown(Duration::from_secs(5)).await, "tasks drained");
+    assert!(
+        running.shutdown(Duration::from_secs(5)).await,
+        "tasks drained"
+    );
 
     // Phase 2: a real daemon process with a backlog, SIGKILLed mid-publish, restarted.
     let backlog = commit_offline(&db, 30_000);
@@ -276,7 +300,7 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     child.wait().unwrap();
     let depth = Store::open(&db)
         .and_then(|s| {
-            let d = s.read_blocking(|c| branchd::store::outbox_depth(c));
+            let d = s.read_blocking(branchd::store::outbox_depth);
             s.close();
             d
         })
@@ -289,15 +313,19 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     let last = commit_offline(&db, 1_000);
     assert_eq!(last, backlog + 1_000);
     let mut child = spawn();
-    seen.wait_for("every event", 60, |s| s.events().iter().max().copied() >= Some(last))
-        .await;
+    seen.wait_for("every event", 60, |s| {
+        s.events().iter().max().copied() >= Some(last)
+    })
+    .await;
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
         .status();
     assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
     seen.wait_for("the goodbye", 10, |s| {
-        sessions(&s.on("/state")).last().is_some_and(|(online, _)| !online)
+        sessions(&s.on("/state"))
+            .last()
+            .is_some_and(|(online, _)| !online)
     })
     .await;
 
@@ -306,7 +334,14 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     // Births and deaths tie up by session: 1 and 2 in-process (broker restart), 3 killed
     // (Will), 4 stopped cleanly.
     let states = sessions(&seen.on("/state"));
-    let mut want = vec![(true, 1), (true, 2), (true, 3), (false, 3), (true, 4), (false, 4)];
+    let mut want = vec![
+        (true, 1),
+        (true, 2),
+        (true, 3),
+        (false, 3),
+        (true, 4),
+        (false, 4),
+    ];
     let got: Vec<(bool, u64)> = states
         .iter()
         .copied()
@@ -315,16 +350,22 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     want.retain(|w| got.contains(w));
     assert_eq!(want.len(), 6, "births and deaths seen: {states:?}");
     let births: Vec<u64> = states.iter().filter(|s| s.0).map(|s| s.1).collect();
-    assert!(births.windows(2).all(|w| w[1] == w[0] + 1), "births +1: {births:?}");
+    assert!(
+        births.windows(2).all(|w| w[1] == w[0] + 1),
+        "births +1: {births:?}"
+    );
     let telemetry = seen.on("/telemetry");
     assert!(
-        telemetry.iter().any(|t| t["outbox_depth"].is_u64() && t["rss_bytes"].as_u64() > Some(0)),
+        telemetry
+            .iter()
+            .any(|t| t["outbox_depth"].is_u64() && t["rss_bytes"].as_u64() > Some(0)),
         "telemetry with outbox depth and RSS"
     );
 }
 
 fn cmd(id: &str, kind: &str, data: Value) -> String {
-    json!({"v": 1, "id": id, "ts": "2026-01-01T00:00:00.000Z", "kind": kind, "data": data}).to_string()
+    json!({"v": 1, "id": id, "ts": "2026-01-01T00:00:00.000Z", "kind": kind, "data": data})
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +381,8 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
     let running = app::start(config_for(&dir.path().join("data"), &extra))
         .await
         .unwrap();
-    seen.wait_for("the birth", 10, |s| !s.on("/state").is_empty()).await;
+    seen.wait_for("the birth", 10, |s| !s.on("/state").is_empty())
+        .await;
     let topic = format!("bank/{BRANCH}/cmd");
     let upsert = cmd(
         "c-1",
@@ -355,23 +397,48 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         b"{not json".to_vec(),
         cmd("c-2", "teleport", json!({})).into_bytes(),
         cmd("c-3", "vip.upsert", json!({"name": "x", "consent": "yes"})).into_bytes(),
-        cmd("c-4", "config.update", json!({"services": {"personal": {"target_wait_min": 12}}})).into_bytes(),
+        cmd(
+            "c-4",
+            "config.update",
+            json!({"services": {"personal": {"target_wait_min": 12}}}),
+        )
+        .into_bytes(),
         cmd("c-5", "order.create", json!({})).into_bytes(),
         cmd("c-6", "rebirth", json!({})).into_bytes(),
     ];
     for p in sends {
-        hq.publish(&topic, QoS::AtLeastOnce, false, p).await.unwrap();
+        hq.publish(&topic, QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
     }
     seen.wait_for("eight acks", 20, |s| s.on("/events/ack").len() >= 8)
         .await;
-    let acks: Vec<Value> = seen.on("/events/ack").iter().map(|e| e["data"].clone()).collect();
-    let by_ref = |r: Value| -> Vec<Value> { acks.iter().filter(|a| a["ref"] == r).cloned().collect() };
-    assert_eq!(by_ref(json!("c-1")), vec![json!({"ref":"c-1","ok":true}); 2], "acked twice");
-    let reason = |r: Value| by_ref(r)[0]["error"].as_str().unwrap_or_default().to_string();
+    let acks: Vec<Value> = seen
+        .on("/events/ack")
+        .iter()
+        .map(|e| e["data"].clone())
+        .collect();
+    let by_ref =
+        |r: Value| -> Vec<Value> { acks.iter().filter(|a| a["ref"] == r).cloned().collect() };
+    assert_eq!(
+        by_ref(json!("c-1")),
+        vec![json!({"ref":"c-1","ok":true}); 2],
+        "acked twice"
+    );
+    let reason = |r: Value| {
+        by_ref(r)[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(reason(Value::Null).contains("malformed JSON"));
     assert!(reason(json!("c-2")).contains("unknown command kind `teleport`"));
     let invalid = reason(json!("c-3"));
-    assert!(invalid.contains("`customer_id` is required") && invalid.contains("`consent` must be true or false"), "{invalid}");
+    assert!(
+        invalid.contains("`customer_id` is required")
+            && invalid.contains("`consent` must be true or false"),
+        "{invalid}"
+    );
     assert!(reason(json!("c-5")).contains("orders not supported yet"));
     assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
@@ -400,25 +467,48 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         .unwrap();
     assert_eq!(vip.model_id.as_deref(), Some("arcface-r100"));
     let upstream = seen.on("/events/vip.upserted");
-    assert!(upstream.iter().all(|e| !e.to_string().contains("0.25")), "no embedding upstream");
+    assert!(
+        upstream.iter().all(|e| !e.to_string().contains("0.25")),
+        "no embedding upstream"
+    );
 
     // Rebirth: state and a full snapshot again.
     seen.wait_for("the rebirth", 10, |s| {
-        s.on("/state").len() >= 2 && s.on("/telemetry").iter().any(|t| t["snapshot"] == json!(true))
+        s.on("/state").len() >= 2
+            && s.on("/telemetry")
+                .iter()
+                .any(|t| t["snapshot"] == json!(true))
     })
     .await;
 
     // The console: `branchd hq send` waits for the ack and says it.
     let file = dir.path().join("cmd.json");
-    std::fs::write(&file, cmd("c-7", "vip.delete", json!({"customer_id": "C100"}))).unwrap();
+    std::fs::write(
+        &file,
+        cmd("c-7", "vip.delete", json!({"customer_id": "C100"})),
+    )
+    .unwrap();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_branchd"))
-        .args(["hq", "send", "--url", &url, "--branch", BRANCH, "--timeout", "20"])
+        .args([
+            "hq",
+            "send",
+            "--url",
+            &url,
+            "--branch",
+            BRANCH,
+            "--timeout",
+            "20",
+        ])
         .arg(&file)
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ack: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ack["data"], json!({"ref": "c-7", "ok": true}));
     assert!(running.shutdown(Duration::from_secs(5)).await);
@@ -437,15 +527,74 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A test CA, a server certificate for 127.0.0.1 and a client certificate.
 fn make_pki(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    openssl(dir, &[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test-ca", "-days", "2"]].concat());
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test-ca",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
     for (name, cn) in [("server", "127.0.0.1"), ("client", "branchd-T001")] {
         let subj = format!("/CN={cn}");
-        let (key, csr, pem, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-        openssl(dir, &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &subj]].concat());
-        openssl(dir, &["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext]);
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", &subj],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
     }
 }
 
