@@ -61,6 +61,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         link: Option<PathBuf>,
     },
+    /// Head-office console: watch a branch's events, send it a command.
+    Hq(crate::sync::hq::HqArgs),
     /// Validate a config file and say exactly what is wrong.
     CheckConfig {
         /// The config file (TOML).
@@ -218,6 +220,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run_sim(kind, &id, link)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Hq(args) => crate::sync::hq::run(args),
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(cfg) => {
                 println!(

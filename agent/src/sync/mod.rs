@@ -1,4 +1,15 @@
-//! The sync module.
+//! The head-office link over MQTT: the only module that knows topics and the wire format.
+//!
+//! - [`link`] owns the connection: birth and Will on `<p>/state` tied by a persisted session
+//!   counter, reconnect with back-off, the outbox publisher (committed events in `seq` order,
+//!   marked acknowledged only on their PUBACK), telemetry, and the downlink.
+//! - [`commands`] handles `<p>/cmd`: each command exactly once, answered with an `ack` event.
+//! - [`hq`] is a small head-office console (`branchd hq watch|send`) for operators and tests.
+
+pub mod commands;
+pub mod hq;
+pub mod link;
+pub mod tls;
 
 use std::any::Any;
 
@@ -12,23 +23,108 @@ use crate::store::Schema;
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
     module: "sync",
-    steps: &[],
+    steps: &[
+        // 1: link state, handled commands, VIP records, config overrides, device commands.
+        "CREATE TABLE sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+         CREATE TABLE sync_commands (
+             id TEXT PRIMARY KEY,
+             kind TEXT NOT NULL,
+             received_at TEXT NOT NULL,
+             ok INTEGER NOT NULL,
+             error TEXT
+         ) STRICT;
+         CREATE TABLE sync_vips (
+             customer_id TEXT PRIMARY KEY,
+             name TEXT NOT NULL,
+             level TEXT NOT NULL,
+             tags TEXT NOT NULL DEFAULT '[]',
+             relationship_manager TEXT,
+             consent INTEGER NOT NULL,
+             photo BLOB,
+             embedding BLOB,
+             model_id TEXT,
+             updated_at TEXT NOT NULL
+         ) STRICT;
+         CREATE TABLE sync_config_overrides (
+             scope TEXT NOT NULL,
+             key TEXT NOT NULL,
+             value TEXT NOT NULL,
+             updated_at TEXT NOT NULL,
+             PRIMARY KEY (scope, key)
+         ) STRICT;
+         CREATE TABLE sync_device_commands (
+             cmd_id TEXT PRIMARY KEY,
+             device TEXT NOT NULL,
+             op TEXT NOT NULL,
+             args TEXT NOT NULL,
+             received_at TEXT NOT NULL,
+             state TEXT NOT NULL
+         ) STRICT;",
+    ],
 };
 
-/// This module's routes.
+/// This module's routes (none: head office talks MQTT only).
 pub const ROUTES: &[RouteSpec] = &[];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = r#"{"paths":{}}"#;
 
+/// The topics under one prefix. Only this module builds topic names.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    /// Topics under `prefix` (e.g. `bank/NJ0101`).
+    pub fn new(prefix: &str) -> Topics {
+        Topics {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Birth and Will (retained).
+    pub fn state(&self) -> String {
+        format!("{}/state", self.prefix)
+    }
+
+    /// One event kind.
+    pub fn event(&self, kind: &str) -> String {
+        format!("{}/events/{kind}", self.prefix)
+    }
+
+    /// Every event (a subscription filter).
+    pub fn events_filter(&self) -> String {
+        format!("{}/events/#", self.prefix)
+    }
+
+    /// Periodic snapshots.
+    pub fn telemetry(&self) -> String {
+        format!("{}/telemetry", self.prefix)
+    }
+
+    /// Head-office commands.
+    pub fn cmd(&self) -> String {
+        format!("{}/cmd", self.prefix)
+    }
+}
+
 /// The module's shared state, held by the [`App`].
-#[derive(Debug, Default)]
-pub struct State {}
+#[derive(Debug)]
+pub struct State {
+    /// Identifies this run of the daemon in the birth message, so head office sees restarts.
+    pub boot_id: String,
+    /// Whether the link is up (for diagnostics).
+    pub connected: std::sync::atomic::AtomicBool,
+}
 
 impl State {
     /// Build from the validated config.
     pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State {})
+        Ok(State {
+            boot_id: ulid::Ulid::new().to_string(),
+            connected: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 }
 
@@ -39,12 +135,17 @@ pub fn routes(_app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Start the module's tasks.
-pub fn start(_app: &App) -> anyhow::Result<()> {
+/// Start the link (only with an `[mqtt]` table) and the outbox maintenance.
+pub fn start(app: &App) -> anyhow::Result<()> {
+    let Some(mqtt) = app.cfg.mqtt.clone() else {
+        return Ok(());
+    };
+    app.tracker.spawn(link::run(app.clone(), mqtt.clone()));
+    app.tracker.spawn(link::maintain(app.clone(), mqtt));
     Ok(())
 }
 
-/// Demo set-up (simulators).
+/// Demo set-up: nothing to simulate (`branchd demo --mqtt URL` fills `[mqtt] url`).
 pub fn demo_prepare(_doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
     Ok(Vec::new())
 }

@@ -1,0 +1,307 @@
+//! `branchd hq`: a small head-office console. `watch` follows a branch's events and proves
+//! `seq` continuity (gaps and duplicates reported, non-zero exit on a gap); `send`
+//! publishes one command and waits for its `ack`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, Transport};
+use serde_json::Value;
+
+use super::Topics;
+
+/// `branchd hq …`
+#[derive(Debug, Args)]
+pub struct HqArgs {
+    #[command(subcommand)]
+    command: HqCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HqCommand {
+    /// Follow a branch's events; report gaps and duplicates in `seq` (exit 1 on a gap).
+    Watch {
+        #[command(flatten)]
+        link: Link,
+        /// Stop after this many distinct events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+    },
+    /// Send one command (a JSON file with the command envelope) and print its ack.
+    Send {
+        #[command(flatten)]
+        link: Link,
+        /// The command, e.g. `{"v":1,"id":"c-1","kind":"rebirth","data":{}}`.
+        #[arg(value_name = "FILE.json")]
+        file: PathBuf,
+        /// Give up waiting for the ack after this many seconds.
+        #[arg(long, value_name = "S", default_value_t = 30)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Link {
+    /// Broker, mqtt://host[:port] or mqtts://host[:port].
+    #[arg(long)]
+    url: String,
+    /// The branch id.
+    #[arg(long)]
+    branch: String,
+    /// Topic prefix (default bank/<branch>).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// CA bundle (PEM) to verify an mqtts:// broker.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl Link {
+    fn topics(&self) -> Topics {
+        Topics::new(
+            &self
+                .prefix
+                .clone()
+                .unwrap_or_else(|| format!("bank/{}", self.branch)),
+        )
+    }
+
+    fn connect(&self, role: &str) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
+        let (tls, host, port) =
+            crate::config::parse_mqtt_url(&self.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+        let id = format!("hq-{role}-{}", ulid::Ulid::new());
+        let mut o = MqttOptions::new(id, host, port);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(16 << 20, 16 << 20);
+        if tls {
+            let cfg = super::tls::client_config(
+                self.ca_file.as_deref(),
+                self.cert.as_deref(),
+                self.key.as_deref(),
+            )?;
+            o.set_transport(Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(cfg),
+            ));
+        }
+        Ok(AsyncClient::new(o, 64))
+    }
+}
+
+/// Run `branchd hq`.
+pub fn run(args: HqArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match args.command {
+        HqCommand::Watch {
+            link,
+            count,
+            timeout,
+        } => rt.block_on(watch(link, count, timeout.map(Duration::from_secs))),
+        HqCommand::Send {
+            link,
+            file,
+            timeout,
+        } => rt.block_on(send(link, file, Duration::from_secs(timeout))),
+    }
+}
+
+/// `seq` continuity as events arrive.
+#[derive(Debug, Default)]
+pub struct Continuity {
+    seen: BTreeSet<u64>,
+    highest: Option<u64>,
+    /// Redeliveries of an already seen `seq`.
+    pub duplicates: u64,
+    /// Ranges skipped when a higher `seq` arrived (`first..=last`).
+    pub gaps: Vec<(u64, u64)>,
+}
+
+impl Continuity {
+    /// Record one `seq`; returns what to report about it, if anything.
+    pub fn see(&mut self, seq: u64) -> Option<String> {
+        if !self.seen.insert(seq) {
+            self.duplicates += 1;
+            return Some(format!("duplicate {seq}"));
+        }
+        let note = match self.highest {
+            Some(h) if seq > h + 1 => {
+                self.gaps.push((h + 1, seq - 1));
+                Some(format!("gap: {}..={} missing", h + 1, seq - 1))
+            }
+            Some(h) if seq < h => Some(format!("late {seq} (after {h})")),
+            _ => None,
+        };
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+        note
+    }
+
+    /// Distinct events seen.
+    pub fn distinct(&self) -> u64 {
+        self.seen.len() as u64
+    }
+
+    /// Gaps still open (a late arrival may have filled part of one).
+    pub fn open_gaps(&self) -> Vec<(u64, u64)> {
+        self.gaps
+            .iter()
+            .filter(|(a, b)| (*a..=*b).any(|s| !self.seen.contains(&s)))
+            .copied()
+            .collect()
+    }
+}
+
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+    let _ = o.flush();
+}
+
+async fn watch(
+    link: Link,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    let topics = link.topics();
+    let (client, mut el) = link.connect("watch")?;
+    client
+        .subscribe(topics.events_filter(), QoS::AtLeastOnce)
+        .await?;
+    client.subscribe(topics.state(), QoS::AtLeastOnce).await?;
+    let mut c = Continuity::default();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    loop {
+        if count.is_some_and(|n| c.distinct() >= n) {
+            break;
+        }
+        let ev = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, el.poll()).await {
+                Ok(ev) => ev,
+                Err(_) => break,
+            },
+            None => el.poll().await,
+        };
+        match ev {
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                if p.topic == topics.state() {
+                    out(&format!("state {v}"));
+                    continue;
+                }
+                let Some(seq) = v["seq"].as_u64() else {
+                    out(&format!("malformed event on {}", p.topic));
+                    continue;
+                };
+                let note = c.see(seq);
+                out(&format!("{seq} {}", v["kind"].as_str().unwrap_or("?")));
+                if let Some(n) = note {
+                    out(&n);
+                }
+            }
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                // A reconnection: subscribe again (clean session).
+                let _ = client.try_subscribe(topics.events_filter(), QoS::AtLeastOnce);
+                let _ = client.try_subscribe(topics.state(), QoS::AtLeastOnce);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                out(&format!("connection: {e}"));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let gaps = c.open_gaps();
+    out(&format!(
+        "summary: {} events, {} duplicates, {} gaps{}",
+        c.distinct(),
+        c.duplicates,
+        gaps.len(),
+        c.seen
+            .first()
+            .zip(c.seen.last())
+            .map(|(a, b)| format!(", seq {a}..={b}"))
+            .unwrap_or_default()
+    ));
+    Ok(if gaps.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn send(link: Link, file: PathBuf, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let cmd: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    let id = cmd["id"]
+        .as_str()
+        .with_context(|| format!("{}: the command has no string `id`", file.display()))?
+        .to_string();
+    let topics = link.topics();
+    let (client, mut el) = link.connect("send")?;
+    client
+        .subscribe(topics.event("ack"), QoS::AtLeastOnce)
+        .await?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, el.poll())
+            .await
+            .map_err(|_| anyhow::anyhow!("no ack for `{id}` within {}s", timeout.as_secs()))?
+            .context("mqtt connection")?;
+        match ev {
+            Event::Incoming(Incoming::SubAck(_)) => {
+                client
+                    .publish(topics.cmd(), QoS::AtLeastOnce, false, text.clone())
+                    .await?;
+            }
+            Event::Incoming(Incoming::Publish(p)) => {
+                let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                if v["data"]["ref"].as_str() == Some(id.as_str()) {
+                    out(&v.to_string());
+                    let _ = client.disconnect().await;
+                    return Ok(if v["data"]["ok"] == Value::Bool(true) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuity_counts_duplicates_and_gaps() {
+        let mut c = Continuity::default();
+        for s in [1, 2, 2, 3, 6, 4, 7] {
+            c.see(s);
+        }
+        assert_eq!(c.duplicates, 1);
+        assert_eq!(c.gaps, vec![(4, 5)]);
+        assert_eq!(c.open_gaps(), vec![(4, 5)]);
+        c.see(5);
+        assert!(c.open_gaps().is_empty());
+        assert_eq!(c.distinct(), 7);
+    }
+}

@@ -1,0 +1,706 @@
+//! The connection to the head-office broker and the outbox publisher.
+//!
+//! One task owns the link. Each connection attempt gets a fresh rumqttc event loop, polled
+//! by its own small task that only forwards what it sees over a channel, so nothing else
+//! ever runs inside `poll` and the keep-alive never waits for SQLite. The owning task:
+//! - persists the session counter and publishes the birth on every CONNACK (the Will,
+//!   set before connecting, carries the same counter);
+//! - publishes unacknowledged outbox events in `seq` order with at most `max_inflight` in
+//!   flight, maps each PUBACK's packet id back to its `seq`, and marks events acknowledged
+//!   in batches — an event is never marked before its PUBACK, so a crash or a lost link
+//!   re-sends it (at-least-once);
+//! - publishes telemetry and handles `<p>/cmd`.
+//!
+//! Reconnection uses a fresh session on our side (the broker keeps its own, clean session
+//! false): whatever was in flight is simply read again from the outbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rand::Rng;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, QoS,
+    Transport,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Topics;
+use crate::alerts::{self, Level, NewAlert};
+use crate::app::App;
+use crate::config::Mqtt;
+use crate::store::{self, StoreError, rfc3339};
+
+/// Acknowledged events are kept this long (SSE clients resume from them), then pruned.
+pub const ACKED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Past the high-water mark, one telemetry snapshot in this many is sent.
+pub const THINNING: u64 = 10;
+/// The alert key of a backlog past the high-water mark.
+pub const BACKLOG_ALERT: &str = "sync.backlog";
+/// How long a stopping daemon waits for PUBACKs of what is in flight.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Exponential back-off between connection attempts: 1 s doubling up to 60 s, each wait
+/// drawn uniformly from its upper half ("equal jitter") so a fleet does not reconnect in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backoff {
+    /// Shortest and longest ceiling.
+    pub const MIN: Duration = Duration::from_secs(1);
+    /// Longest ceiling.
+    pub const MAX: Duration = Duration::from_secs(60);
+
+    /// A fresh back-off.
+    pub fn new() -> Backoff {
+        Backoff { attempt: 0 }
+    }
+
+    /// The ceiling of the next wait.
+    pub fn ceiling(&self) -> Duration {
+        let secs = 1u64 << self.attempt.min(6);
+        Duration::from_secs(secs).clamp(Self::MIN, Self::MAX)
+    }
+
+    /// The next wait (with jitter), advancing the back-off.
+    pub fn next_wait(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.attempt = self.attempt.saturating_add(1);
+        let half = ceiling / 2;
+        half + half.mul_f64(rand::thread_rng().r#gen::<f64>())
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// The persisted session counter (0 before the first connection).
+pub fn session(c: &Connection) -> Result<u64, StoreError> {
+    let v: Option<String> = c
+        .query_row(
+            "SELECT value FROM sync_meta WHERE key = 'session'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+fn set_session(c: &Connection, n: u64) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO sync_meta(key, value) VALUES ('session', ?1) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [n.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Mark events acknowledged by the broker (never un-marks; already marked ones stay).
+pub fn mark_acked(c: &Connection, seqs: &[u64], at: &str) -> Result<usize, StoreError> {
+    let mut stmt =
+        c.prepare_cached("UPDATE events SET acked_at = ?1 WHERE seq = ?2 AND acked_at IS NULL")?;
+    let mut n = 0;
+    for s in seqs {
+        n += stmt.execute(params![at, *s as i64])?;
+    }
+    Ok(n)
+}
+
+/// Delete acknowledged events older than `before` (at most `limit`); never an
+/// unacknowledged one. Returns how many went.
+pub fn prune_acked(c: &Connection, before: &str, limit: usize) -> Result<usize, StoreError> {
+    Ok(c.execute(
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
+         WHERE acked_at IS NOT NULL AND acked_at < ?1 ORDER BY seq LIMIT ?2)",
+        params![before, limit as i64],
+    )?)
+}
+
+/// Resident set size of this process in bytes (0 where /proc is unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The queue's part of telemetry. The queue module owns its tables; until it offers a
+/// read function this reports nothing (`null`) rather than guess at its schema.
+pub fn queue_snapshot(_c: &Connection) -> Value {
+    Value::Null
+}
+
+/// The telemetry snapshot: devices (from `device_state`), queue, outbox depth, uptime, RSS.
+pub fn telemetry(c: &Connection, uptime: Duration, full: bool) -> Result<Value, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, kind, online, state, modules, consumables, updated_at FROM device_state ORDER BY id",
+    )?;
+    let parse = |s: String| serde_json::from_str::<Value>(&s).unwrap_or(Value::Null);
+    let devices = stmt
+        .query_map([], |r| {
+            Ok(json!({
+                "id": r.get::<_, String>(0)?,
+                "kind": r.get::<_, String>(1)?,
+                "online": r.get::<_, i64>(2)? != 0,
+                "state": r.get::<_, Option<String>>(3)?,
+                "modules": parse(r.get(4)?),
+                "consumables": parse(r.get(5)?),
+                "updated_at": r.get::<_, String>(6)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let depth = store::outbox_depth(c)?;
+    let mut v = json!({
+        "ts": rfc3339(chrono::Utc::now()),
+        "devices": devices,
+        "queue": queue_snapshot(c),
+        "outbox_depth": depth,
+        "uptime_s": uptime.as_secs(),
+        "rss_bytes": rss_bytes(),
+    });
+    if full {
+        v["snapshot"] = json!(true);
+        v["vips"] =
+            json!(c.query_row("SELECT count(*) FROM sync_vips", [], |r| r.get::<_, i64>(0))?);
+        v["config_overrides"] = super::commands::overrides_json(c)?;
+    }
+    Ok(v)
+}
+
+/// What a QoS 1 publish of ours is, until its packet id is known.
+#[derive(Debug, Clone, Copy)]
+enum Tag {
+    Event(u64),
+    Other,
+}
+
+/// Why a connection ended.
+enum End {
+    Cancelled,
+    Lost { connected: bool },
+}
+
+/// The link task: connect, serve, back off, again — until the daemon stops.
+pub async fn run(app: App, mqtt: Mqtt) {
+    let topics = Topics::new(&mqtt.prefix);
+    let mut backoff = Backoff::new();
+    loop {
+        if app.cancel.is_cancelled() {
+            return;
+        }
+        let connected = match attempt(&app, &mqtt, &topics).await {
+            Ok(End::Cancelled) => return,
+            Ok(End::Lost { connected }) => connected,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "mqtt: cannot set up the connection");
+                false
+            }
+        };
+        app.sync.connected.store(false, Ordering::Relaxed);
+        if connected {
+            backoff.reset();
+        }
+        let wait = backoff.next_wait();
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "mqtt: reconnecting after a pause"
+        );
+        tokio::select! {
+            _ = app.cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn options(
+    app: &App,
+    mqtt: &Mqtt,
+    session: u64,
+    topics: &Topics,
+) -> anyhow::Result<MqttOptions> {
+    let mut o = MqttOptions::new(
+        format!("branchd-{}", app.cfg.branch.id),
+        mqtt.host.clone(),
+        mqtt.port,
+    );
+    o.set_clean_session(false)
+        .set_keep_alive(mqtt.keep_alive)
+        .set_manual_acks(true)
+        .set_inflight(mqtt.max_inflight.saturating_add(16))
+        .set_request_channel_capacity(mqtt.max_inflight as usize + 64)
+        .set_max_packet_size(16 << 20, 16 << 20)
+        .set_last_will(LastWill::new(
+            topics.state(),
+            json!({"online": false, "session": session}).to_string(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &mqtt.username {
+        let password = match &mqtt.password_file {
+            Some(p) => tokio::fs::read_to_string(p)
+                .await
+                .with_context(|| format!("cannot read [mqtt] password_file {}", p.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            None => String::new(),
+        };
+        o.set_credentials(user.clone(), password);
+    }
+    if mqtt.tls {
+        let (ca, cert, key) = (
+            mqtt.ca_file.clone(),
+            mqtt.client_cert.clone(),
+            mqtt.client_key.clone(),
+        );
+        let cfg = tokio::task::spawn_blocking(move || {
+            super::tls::client_config(ca.as_deref(), cert.as_deref(), key.as_deref())
+        })
+        .await??;
+        o.set_transport(Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(cfg),
+        ));
+    }
+    Ok(o)
+}
+
+async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, ConnectionError>>) {
+    loop {
+        let ev = eventloop.poll().await;
+        let end = ev.is_err();
+        if tx.send(ev).is_err() || end {
+            return;
+        }
+    }
+}
+
+/// One connection, from CONNECT to its loss (or the daemon stopping).
+async fn attempt(app: &App, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End> {
+    let session = app
+        .store
+        .read(session)
+        .await
+        .context("reading the session counter")?
+        + 1;
+    let opts = options(app, mqtt, session, topics).await?;
+    let (client, eventloop) = AsyncClient::new(opts, mqtt.max_inflight as usize + 64);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let poller = app.tracker.spawn(poll(eventloop, tx));
+    let mut conn = Conn {
+        app: app.clone(),
+        mqtt: mqtt.clone(),
+        topics: topics.clone(),
+        client,
+        session,
+        connected: false,
+        order: VecDeque::new(),
+        by_pkid: HashMap::new(),
+        in_window: 0,
+        cursor: 0,
+        acked: Vec::new(),
+        commands: Vec::new(),
+        tick_n: 0,
+        rebirth: false,
+    };
+    let end = conn.serve(rx).await;
+    poller.abort();
+    let _ = poller.await;
+    Ok(end)
+}
+
+struct Conn {
+    app: App,
+    mqtt: Mqtt,
+    topics: Topics,
+    client: AsyncClient,
+    session: u64,
+    connected: bool,
+    /// QoS 1 publishes requested, waiting for their packet id (in request order).
+    order: VecDeque<Tag>,
+    /// QoS 1 publishes sent, waiting for their PUBACK.
+    by_pkid: HashMap<u16, Tag>,
+    /// Events published and not yet PUBACKed.
+    in_window: usize,
+    /// Highest `seq` published on this connection.
+    cursor: u64,
+    /// PUBACKed events not yet marked in the database.
+    acked: Vec<u64>,
+    /// Commands received, to handle after the current batch of events.
+    commands: Vec<rumqttc::Publish>,
+    tick_n: u64,
+    rebirth: bool,
+}
+
+impl Conn {
+    async fn serve(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
+    ) -> End {
+        let mut committed = self.app.store.committed();
+        let mut tick = tokio::time::interval(self.mqtt.telemetry_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cancel = self.app.cancel.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.drain(&mut rx).await;
+                    return End::Cancelled;
+                }
+                ev = rx.recv() => {
+                    let Some(ev) = ev else {
+                        return self.lost(None).await;
+                    };
+                    if let Err(e) = self.on_event(ev).await {
+                        return self.lost(Some(e)).await;
+                    }
+                    while let Ok(ev) = rx.try_recv() {
+                        if let Err(e) = self.on_event(ev).await {
+                            return self.lost(Some(e)).await;
+                        }
+                    }
+                }
+                r = committed.changed() => {
+                    if r.is_err() {
+                        // The store is gone: the daemon is stopping.
+                        cancel.cancelled().await;
+                    }
+                }
+                _ = tick.tick(), if self.connected => {
+                    self.tick_n += 1;
+                    if let Err(e) = self.telemetry(false).await {
+                        tracing::warn!(error = %format!("{e:#}"), "mqtt: telemetry");
+                    }
+                }
+            }
+            if let Err(e) = self.step(&committed).await {
+                return self.lost(Some(e)).await;
+            }
+        }
+    }
+
+    /// After every wake-up: mark acknowledged events, handle commands, fill the window.
+    async fn step(&mut self, committed: &tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
+        self.flush_acks().await?;
+        for publish in std::mem::take(&mut self.commands) {
+            let outcome = super::commands::handle(&self.app, &publish.payload).await;
+            match outcome {
+                Ok(o) => {
+                    if o.rebirth {
+                        self.rebirth = true;
+                    }
+                    self.client.try_ack(&publish).context("ack a command")?;
+                }
+                Err(e) => {
+                    // Not acknowledged: the broker delivers it again on the next session.
+                    tracing::error!(error = %e, "mqtt: cannot record a command; it will be redelivered");
+                }
+            }
+        }
+        if std::mem::take(&mut self.rebirth) {
+            self.birth()?;
+            self.telemetry(true).await?;
+        }
+        if !self.connected {
+            return Ok(());
+        }
+        let window = self.mqtt.max_inflight as usize;
+        loop {
+            let head = *committed.borrow();
+            if self.in_window >= window || self.cursor >= head {
+                return Ok(());
+            }
+            let (after, want) = (self.cursor, window - self.in_window);
+            let batch = self
+                .app
+                .store
+                .read(move |c| store::unacked_after(c, after, want))
+                .await?;
+            let got = batch.len();
+            for ev in batch {
+                let payload = ev.envelope(&self.app.cfg.branch.id).to_string();
+                self.client
+                    .try_publish(
+                        self.topics.event(&ev.kind),
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
+                    .context("publish an event")?;
+                self.order.push_back(Tag::Event(ev.seq));
+                self.in_window += 1;
+                self.cursor = ev.seq;
+            }
+            if got < want {
+                // Everything unacknowledged up to the head is out.
+                self.cursor = self.cursor.max(head);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Result<Event, ConnectionError>) -> anyhow::Result<()> {
+        match ev.context("mqtt connection")? {
+            Event::Incoming(Incoming::ConnAck(ack)) => {
+                let n = self.session;
+                self.app
+                    .store
+                    .write(move |tx| set_session(tx.conn(), n))
+                    .await
+                    .context("persisting the session counter")?;
+                self.connected = true;
+                self.app.sync.connected.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    session = n,
+                    session_present = ack.session_present,
+                    "mqtt: connected"
+                );
+                self.client
+                    .try_subscribe(self.topics.cmd(), QoS::AtLeastOnce)
+                    .context("subscribe to commands")?;
+                self.birth()?;
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => match self.by_pkid.remove(&ack.pkid) {
+                Some(Tag::Event(seq)) => {
+                    self.in_window = self.in_window.saturating_sub(1);
+                    self.acked.push(seq);
+                }
+                Some(Tag::Other) | None => {}
+            },
+            Event::Incoming(Incoming::Publish(p)) => {
+                if p.topic == self.topics.cmd() {
+                    self.commands.push(p);
+                } else {
+                    let _ = self.client.try_ack(&p);
+                }
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) if pkid != 0 => {
+                if let Some(tag) = self.order.pop_front() {
+                    self.by_pkid.insert(pkid, tag);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn birth(&mut self) -> anyhow::Result<()> {
+        let birth = json!({
+            "online": true,
+            "session": self.session,
+            "ts": rfc3339(chrono::Utc::now()),
+            "version": env!("CARGO_PKG_VERSION"),
+            "boot_id": self.app.sync.boot_id,
+        });
+        self.client
+            .try_publish(
+                self.topics.state(),
+                QoS::AtLeastOnce,
+                true,
+                birth.to_string(),
+            )
+            .context("publish the birth")?;
+        self.order.push_back(Tag::Other);
+        Ok(())
+    }
+
+    async fn telemetry(&mut self, full: bool) -> anyhow::Result<()> {
+        let uptime = self.app.started.elapsed();
+        let snap = self
+            .app
+            .store
+            .read(move |c| telemetry(c, uptime, full))
+            .await?;
+        let depth = snap["outbox_depth"].as_u64().unwrap_or(0);
+        if !full && depth > self.mqtt.outbox_high_water && self.tick_n % THINNING != 1 {
+            return Ok(()); // thinned: the link's bandwidth goes to the backlog
+        }
+        self.client
+            .try_publish(
+                self.topics.telemetry(),
+                QoS::AtMostOnce,
+                false,
+                snap.to_string(),
+            )
+            .context("publish telemetry")?;
+        Ok(())
+    }
+
+    async fn flush_acks(&mut self) -> anyhow::Result<()> {
+        if self.acked.is_empty() {
+            return Ok(());
+        }
+        let seqs = std::mem::take(&mut self.acked);
+        self.app
+            .store
+            .write(move |tx| {
+                let at = rfc3339(tx.now());
+                mark_acked(tx.conn(), &seqs, &at)
+            })
+            .await
+            .context("marking events acknowledged")?;
+        Ok(())
+    }
+
+    async fn lost(&mut self, e: Option<anyhow::Error>) -> End {
+        match e {
+            Some(e) => {
+                tracing::warn!(error = %format!("{e:#}"), session = self.session, "mqtt: link lost")
+            }
+            None => tracing::warn!(session = self.session, "mqtt: link lost"),
+        }
+        if let Err(e) = self.flush_acks().await {
+            tracing::warn!(error = %format!("{e:#}"), "mqtt: cannot mark acknowledged events; they will be re-sent");
+        }
+        End::Lost {
+            connected: self.connected,
+        }
+    }
+
+    /// The daemon is stopping: wait briefly for what is in flight, say goodbye, disconnect.
+    async fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Result<Event, ConnectionError>>) {
+        if self.connected {
+            let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
+            while self.in_window > 0 {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(ev)) => {
+                        if self.on_event(ev).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let goodbye = json!({"online": false, "session": self.session}).to_string();
+            let _ = self
+                .client
+                .try_publish(self.topics.state(), QoS::AtLeastOnce, true, goodbye);
+            let _ = self.client.try_disconnect();
+            // Let the poller write the goodbye and the DISCONNECT.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Some(ev) = rx.recv().await {
+                    if ev.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        if let Err(e) = self.flush_acks().await {
+            tracing::warn!(error = %format!("{e:#}"), "mqtt: cannot mark acknowledged events; they will be re-sent");
+        }
+    }
+}
+
+/// Outbox upkeep, with or without a link: the `sync.backlog` alert and pruning of
+/// acknowledged events past their retention.
+pub async fn maintain(app: App, mqtt: Mqtt) {
+    let mut raised: Option<bool> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = app.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        n += 1;
+        if let Err(e) = backlog(&app, &mqtt, &mut raised).await {
+            tracing::warn!(error = %e, "outbox: backlog check");
+        }
+        if n % 720 == 1 {
+            let before = rfc3339(
+                chrono::Utc::now()
+                    - chrono::Duration::from_std(ACKED_RETENTION).unwrap_or_default(),
+            );
+            loop {
+                let b = before.clone();
+                match app
+                    .store
+                    .write(move |tx| prune_acked(tx.conn(), &b, 5000))
+                    .await
+                {
+                    Ok(0) => break,
+                    Ok(n) => tracing::debug!(pruned = n, "outbox: pruned acknowledged events"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox: prune");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn backlog(app: &App, mqtt: &Mqtt, raised: &mut Option<bool>) -> Result<(), StoreError> {
+    let depth = app.store.read(store::outbox_depth).await?;
+    let over = depth > mqtt.outbox_high_water;
+    if *raised == Some(over) {
+        return Ok(());
+    }
+    let hw = mqtt.outbox_high_water;
+    app.store
+        .write(move |tx| -> Result<(), StoreError> {
+            if over {
+                let message = format!("{depth} events wait for head office (high-water mark {hw})");
+                alerts::raise(
+                    tx,
+                    &NewAlert {
+                        kind: BACKLOG_ALERT,
+                        level: Level::Warning,
+                        source: Some("sync"),
+                        key: Some(BACKLOG_ALERT),
+                        message: &message,
+                        data: json!({"depth": depth, "high_water": hw}),
+                    },
+                )?;
+            } else {
+                alerts::clear(tx, BACKLOG_ALERT)?;
+            }
+            Ok(())
+        })
+        .await?;
+    *raised = Some(over);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_with_jitter_and_resets() {
+        let mut b = Backoff::new();
+        let ceilings: Vec<u64> = (0..9)
+            .map(|_| {
+                let c = b.ceiling();
+                let w = b.next_wait();
+                assert!(w >= c / 2 && w <= c, "{w:?} within the upper half of {c:?}");
+                c.as_secs()
+            })
+            .collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        b.reset();
+        assert_eq!(b.ceiling(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rss_is_reported() {
+        assert!(rss_bytes() > 0);
+    }
+}

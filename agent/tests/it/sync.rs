@@ -1,0 +1,647 @@
+//! The head-office link against a real Mosquitto started by each test on a free port:
+//! store-and-forward across broker and daemon crashes, birth and Will, commands handled
+//! exactly once, and mutual TLS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use branchd::app;
+use branchd::config::Config;
+use branchd::store::{Store, StoreError};
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, Transport};
+use serde_json::{Value, json};
+
+use crate::common::config_text;
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const BRANCH: &str = "T001";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Mosquitto of our own, with persistence (so a subscriber's queued messages survive a
+/// restart), killed on drop.
+struct Broker {
+    port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start(dir: &Path, extra: &str) -> Broker {
+        let port = free_port();
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        // Mosquitto started as root drops to its own user, who cannot read our temp files.
+        let user = if std::os::unix::fs::MetadataExt::uid(&dir.metadata().unwrap()) == 0 {
+            "user root\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                 persistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/log\n{user}{extra}",
+                data.display(),
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut b = Broker {
+            port,
+            conf,
+            child: None,
+        };
+        b.restart();
+        b
+    }
+
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("mosquitto did not listen on {}", self.port);
+    }
+
+    /// Stop it (SIGTERM: it saves its sessions, as a broker restarted by its operator does).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A head-office subscriber on `bank/T001/#` with a persistent session.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Seen {
+    fn events(&self) -> Vec<u64> {
+        let v = self.0.lock().unwrap();
+        v.iter()
+            .filter(|(t, _)| t.contains("/events/"))
+            .filter_map(|(_, v)| v["seq"].as_u64())
+            .collect()
+    }
+
+    fn on(&self, topic_end: &str) -> Vec<Value> {
+        let v = self.0.lock().unwrap();
+        v.iter()
+            .filter(|(t, _)| t.ends_with(topic_end))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&Seen) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !cond(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn subscriber(
+    port: u16,
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> (Seen, AsyncClient) {
+    let mut o = MqttOptions::new(format!("hq-test-{port}"), "127.0.0.1", port);
+    o.set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(5))
+        .set_max_packet_size(1 << 20, 1 << 20);
+    if let Some(cfg) = tls {
+        o.set_transport(Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(cfg),
+        ));
+    }
+    let (client, mut el) = AsyncClient::new(o, 100);
+    let seen = Seen::default();
+    let s = seen.clone();
+    let c = client.clone();
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                    let _ = c.try_subscribe(format!("bank/{BRANCH}/#"), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    s.0.lock().unwrap().push((p.topic.clone(), v));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    (seen, client)
+}
+
+fn mqtt_table(port: u16) -> String {
+    format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\ntelemetry_interval_s = 1\nmax_inflight = 50\n"
+    )
+}
+
+fn config_for(dir: &Path, mqtt: &str) -> Config {
+    Config::parse(&config_text(dir, mqtt)).expect("test config")
+}
+
+/// Commit `n` events offline, straight into the database (the daemon is not running).
+fn commit_offline(db: &Path, n: usize) -> u64 {
+    let store = Store::open(db).unwrap();
+    let mut last = 0;
+    for chunk in 0..n.div_ceil(500) {
+        let k = 500.min(n - chunk * 500);
+        last = store
+            .write_blocking(move |tx| -> Result<u64, StoreError> {
+                let mut s = 0;
+                for i in 0..k {
+                    s = tx.emit("test.backlog", json!({"i": i}))?;
+                }
+                Ok(s)
+            })
+            .unwrap();
+    }
+    store.close();
+    last
+}
+
+/// Every seq from 1 to `last` arrived, first arrivals in order; returns the duplicates.
+fn check_complete(seqs: &[u64], last: u64) -> usize {
+    let mut first = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for s in seqs {
+        if seen.insert(*s) {
+            first.push(*s);
+        }
+    }
+    let expected: Vec<u64> = (1..=last).collect();
+    assert_eq!(first.len() as u64, last, "distinct events seen");
+    assert_eq!(first, expected, "first arrivals in seq order, none missing");
+    seqs.len() - first.len()
+}
+
+fn sessions(states: &[Value]) -> Vec<(bool, u64)> {
+    states
+        .iter()
+        .map(|v| {
+            (
+                v["online"].as_bool().unwrap(),
+                v["session"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path(), "");
+    let (seen, _sub) = subscriber(broker.port, None);
+    seen.wait_for("the subscriber", 10, |_| true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Phase 1: the daemon in-process under continuous load; the broker goes away and back.
+    let data = dir.path().join("data");
+    let cfg = config_for(&data, &mqtt_table(broker.port));
+    let db = cfg.db_path();
+    let running = app::start(cfg).await.unwrap();
+    let store = running.app.store.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                store
+                    .write(move |tx| tx.emit("test.load", json!({"n": n})))
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    seen.wait_for("events before the outage", 20, |s| s.events().len() >= 100)
+        .await;
+    broker.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.restart();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    let last1 = *store.committed().borrow();
+    seen.wait_for("every event of phase 1", 30, |s| {
+        s.events().iter().max().copied() >= Some(last1)
+    })
+    .await;
+    assert!(
+        running.shutdown(Duration::from_secs(5)).await,
+        "tasks drained"
+    );
+
+    // Phase 2: a real daemon process with a backlog, SIGKILLed mid-publish, restarted.
+    let backlog = commit_offline(&db, 30_000);
+    let conf = dir.path().join("branchd.toml");
+    std::fs::write(&conf, config_text(&data, &mqtt_table(broker.port))).unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_branchd"))
+            .arg("run")
+            .arg("--config")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn();
+    seen.wait_for("the backlog flowing", 30, |s| {
+        s.events().iter().max().copied() > Some(last1 + 1000)
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let depth = Store::open(&db)
+        .and_then(|s| {
+            let d = s.read_blocking(branchd::store::outbox_depth);
+            s.close();
+            d
+        })
+        .unwrap();
+    assert!(depth > 0, "killed mid-publish: events still unacknowledged");
+    seen.wait_for("the Will", 10, |s| {
+        s.on("/state").iter().any(|v| v["online"] == json!(false))
+    })
+    .await;
+    let last = commit_offline(&db, 1_000);
+    assert_eq!(last, backlog + 1_000);
+    let mut child = spawn();
+    seen.wait_for("every event", 60, |s| {
+        s.events().iter().max().copied() >= Some(last)
+    })
+    .await;
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+    seen.wait_for("the goodbye", 10, |s| {
+        sessions(&s.on("/state"))
+            .last()
+            .is_some_and(|(online, _)| !online)
+    })
+    .await;
+
+    let dups = check_complete(&seen.events(), last);
+    assert!(dups < last as usize, "duplicates are bounded ({dups})");
+    // Births and deaths tie up by session: 1 and 2 in-process (broker restart), 3 killed
+    // (Will), 4 stopped cleanly.
+    let states = sessions(&seen.on("/state"));
+    let mut want = vec![
+        (true, 1),
+        (true, 2),
+        (true, 3),
+        (false, 3),
+        (true, 4),
+        (false, 4),
+    ];
+    let got: Vec<(bool, u64)> = states
+        .iter()
+        .copied()
+        .filter(|s| want.contains(s))
+        .collect::<Vec<_>>();
+    want.retain(|w| got.contains(w));
+    assert_eq!(want.len(), 6, "births and deaths seen: {states:?}");
+    let births: Vec<u64> = states.iter().filter(|s| s.0).map(|s| s.1).collect();
+    assert!(
+        births.windows(2).all(|w| w[1] == w[0] + 1),
+        "births +1: {births:?}"
+    );
+    let telemetry = seen.on("/telemetry");
+    assert!(
+        telemetry
+            .iter()
+            .any(|t| t["outbox_depth"].is_u64() && t["rss_bytes"].as_u64() > Some(0)),
+        "telemetry with outbox depth and RSS"
+    );
+}
+
+fn cmd(id: &str, kind: &str, data: Value) -> String {
+    json!({"v": 1, "id": id, "ts": "2026-01-01T00:00:00.000Z", "kind": kind, "data": data})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_handled_once_and_refusals_keep_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), "");
+    let (seen, hq) = subscriber(broker.port, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let extra = format!(
+        "{}\n[[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人业务\"\n",
+        mqtt_table(broker.port)
+    );
+    let running = app::start(config_for(&dir.path().join("data"), &extra))
+        .await
+        .unwrap();
+    seen.wait_for("the birth", 10, |s| !s.on("/state").is_empty())
+        .await;
+    let topic = format!("bank/{BRANCH}/cmd");
+    let upsert = cmd(
+        "c-1",
+        "vip.upsert",
+        json!({"customer_id": "C100", "name": "王先生", "level": "gold", "tags": ["birthday"],
+               "relationship_manager": "RM-7", "consent": true, "embedding": vec![0.25; 128],
+               "model_id": "arcface-r100"}),
+    );
+    let sends: Vec<Vec<u8>> = vec![
+        upsert.clone().into_bytes(),
+        upsert.into_bytes(),
+        b"{not json".to_vec(),
+        cmd("c-2", "teleport", json!({})).into_bytes(),
+        cmd("c-3", "vip.upsert", json!({"name": "x", "consent": "yes"})).into_bytes(),
+        cmd(
+            "c-4",
+            "config.update",
+            json!({"services": {"personal": {"target_wait_min": 12}}}),
+        )
+        .into_bytes(),
+        cmd("c-5", "order.create", json!({})).into_bytes(),
+        cmd("c-6", "rebirth", json!({})).into_bytes(),
+    ];
+    for p in sends {
+        hq.publish(&topic, QoS::AtLeastOnce, false, p)
+            .await
+            .unwrap();
+    }
+    seen.wait_for("eight acks", 20, |s| s.on("/events/ack").len() >= 8)
+        .await;
+    let acks: Vec<Value> = seen
+        .on("/events/ack")
+        .iter()
+        .map(|e| e["data"].clone())
+        .collect();
+    let by_ref =
+        |r: Value| -> Vec<Value> { acks.iter().filter(|a| a["ref"] == r).cloned().collect() };
+    assert_eq!(
+        by_ref(json!("c-1")),
+        vec![json!({"ref":"c-1","ok":true}); 2],
+        "acked twice"
+    );
+    let reason = |r: Value| {
+        by_ref(r)[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(reason(Value::Null).contains("malformed JSON"));
+    assert!(reason(json!("c-2")).contains("unknown command kind `teleport`"));
+    let invalid = reason(json!("c-3"));
+    assert!(
+        invalid.contains("`customer_id` is required")
+            && invalid.contains("`consent` must be true or false"),
+        "{invalid}"
+    );
+    assert!(reason(json!("c-5")).contains("orders not supported yet"));
+    assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
+    assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
+
+    // State changed once: one record, one change event, no biometrics upstream.
+    let app = &running.app;
+    let (vips, upserts, overrides) = app
+        .store
+        .read(|c| -> Result<(i64, i64, Value), StoreError> {
+            let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok((
+                q("SELECT count(*) FROM sync_vips")?,
+                q("SELECT count(*) FROM events WHERE kind = 'vip.upserted'")?,
+                branchd::sync::commands::overrides_json(c)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((vips, upserts), (1, 1));
+    assert_eq!(overrides, json!({"personal": {"target_wait_min": 12}}));
+    let vip = app
+        .store
+        .read(|c| branchd::sync::commands::vip_get(c, "C100"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(vip.model_id.as_deref(), Some("arcface-r100"));
+    let upstream = seen.on("/events/vip.upserted");
+    assert!(
+        upstream.iter().all(|e| !e.to_string().contains("0.25")),
+        "no embedding upstream"
+    );
+
+    // Rebirth: state and a full snapshot again.
+    seen.wait_for("the rebirth", 10, |s| {
+        s.on("/state").len() >= 2
+            && s.on("/telemetry")
+                .iter()
+                .any(|t| t["snapshot"] == json!(true))
+    })
+    .await;
+
+    // The console: `branchd hq send` waits for the ack and says it.
+    let file = dir.path().join("cmd.json");
+    std::fs::write(
+        &file,
+        cmd("c-7", "vip.delete", json!({"customer_id": "C100"})),
+    )
+    .unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_branchd"))
+        .args([
+            "hq",
+            "send",
+            "--url",
+            &url,
+            "--branch",
+            BRANCH,
+            "--timeout",
+            "20",
+        ])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ack: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ack["data"], json!({"ref": "c-7", "ok": true}));
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate.
+fn make_pki(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=test-ca",
+                "-days",
+                "2",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, cn) in [("server", "127.0.0.1"), ("client", "branchd-T001")] {
+        let subj = format!("/CN={cn}");
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", &subj],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_link_delivers_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_pki(&pki);
+    let p = |f: &str| pki.join(f).display().to_string();
+    let broker = Broker::start(
+        dir.path(),
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            p("ca.pem"),
+            p("server.pem"),
+            p("server.key")
+        ),
+    );
+    let tls = branchd::sync::tls::client_config(
+        Some(&pki.join("ca.pem")),
+        Some(&pki.join("client.pem")),
+        Some(&pki.join("client.key")),
+    )
+    .unwrap();
+    let (seen, _sub) = subscriber(broker.port, Some(tls));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let extra = format!(
+        "\n[mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
+        broker.port,
+        p("ca.pem"),
+        p("client.pem"),
+        p("client.key")
+    );
+    let running = app::start(config_for(&dir.path().join("data"), &extra))
+        .await
+        .unwrap();
+    running
+        .app
+        .store
+        .write(|tx| tx.emit("test.tls", json!({})))
+        .await
+        .unwrap();
+    seen.wait_for("the event over mutual TLS", 20, |s| s.events() == vec![1])
+        .await;
+    let births = seen.on("/state");
+    assert_eq!(births[0]["online"], json!(true));
+    assert_eq!(births[0]["session"], json!(1));
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
