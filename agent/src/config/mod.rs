@@ -43,6 +43,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// `[models]`
     pub models: Models,
+    /// `[queue]`: the lobby queue's rules and the ticket printer's polling.
+    pub queue: QueueConfig,
 }
 
 /// `[branch]`: who this box is.
@@ -182,6 +184,38 @@ pub struct Service {
     pub priority_weight: f64,
     /// Target wait: a ticket waiting longer raises a queue alert.
     pub target_wait: Duration,
+    /// Opening hours in branch-local time (`hours = "08:30-17:00"`); `None`: always open.
+    pub hours: Option<(chrono::NaiveTime, chrono::NaiveTime)>,
+}
+
+/// `[queue]`: rules of the lobby queue.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Branch-local hour (0–23) at which daily ticket numbering restarts; default 4.
+    pub reset_hour: u32,
+    /// After this many priority calls in a row, the next call takes a normal ticket; default 3.
+    pub fairness_after: u32,
+    /// A called ticket recalled this many times becomes a no-show on the next recall; default 2.
+    pub no_show_after_recalls: u32,
+    /// Service of tickets issued by an ID card swipe; default the first service.
+    pub swipe_service: Option<String>,
+    /// Assumed service time until real ones have been recorded; default 300 s.
+    pub default_service_time: Duration,
+    /// How often the ticket printer's status is polled; default 5 s.
+    pub printer_poll: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            reset_hour: 4,
+            fairness_after: 3,
+            no_show_after_recalls: 2,
+            swipe_service: None,
+            default_service_time: Duration::from_secs(300),
+            printer_poll: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[[counters]]`
@@ -347,6 +381,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let log = read_log(root);
     let daemon = read_daemon(root);
     let models = read_models(root);
+    let queue = read_queue(root, services.as_deref());
     Some(Config {
         branch: branch?,
         http: http?,
@@ -358,6 +393,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         log: log?,
         daemon: daemon?,
         models: models?,
+        queue: queue?,
     })
 }
 
@@ -699,6 +735,7 @@ fn read_services(root: &mut Section<'_, '_>) -> Option<Vec<Service>> {
                 .map(|v| v as u64)
                 .unwrap_or(15),
         );
+        let hours = s.opt_parsed("hours", parse_hours);
         s.finish();
         match (code, prefix, name) {
             (Some(code), Some(prefix), Some(name)) => out.push(Service {
@@ -709,6 +746,7 @@ fn read_services(root: &mut Section<'_, '_>) -> Option<Vec<Service>> {
                 number_width,
                 priority_weight,
                 target_wait,
+                hours,
             }),
             _ => ok = false,
         }
@@ -817,6 +855,49 @@ fn read_daemon(root: &mut Section<'_, '_>) -> Option<Daemon> {
         s.finish();
     }
     Some(d)
+}
+
+fn parse_hours(s: &str) -> Result<(chrono::NaiveTime, chrono::NaiveTime), String> {
+    let bad = || format!("`{s}`: expected opening hours as \"HH:MM-HH:MM\", e.g. \"08:30-17:00\"");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let t = |x: &str| chrono::NaiveTime::parse_from_str(x.trim(), "%H:%M").map_err(|_| bad());
+    let (open, close) = (t(a)?, t(b)?);
+    if open >= close {
+        return Err(format!(
+            "`{s}`: the opening time must come before the closing time"
+        ));
+    }
+    Ok((open, close))
+}
+
+fn read_queue(root: &mut Section<'_, '_>, services: Option<&[Service]>) -> Option<QueueConfig> {
+    let mut q = QueueConfig::default();
+    let Some(mut s) = root.opt_table("queue") else {
+        return Some(q);
+    };
+    if let Some(h) = s.opt_int("reset_hour", 0..=23) {
+        q.reset_hour = h as u32;
+    }
+    if let Some(n) = s.opt_int("fairness_after", 1..=50) {
+        q.fairness_after = n as u32;
+    }
+    if let Some(k) = s.opt_int("no_show_after_recalls", 0..=10) {
+        q.no_show_after_recalls = k as u32;
+    }
+    if let Some(code) = s.opt_str("swipe_service") {
+        if services.is_some_and(|sv| !sv.iter().any(|x| x.code == code)) {
+            s.problem("swipe_service", format!("unknown service `{code}`"));
+        }
+        q.swipe_service = Some(code);
+    }
+    if let Some(t) = s.opt_int("default_service_time_s", 10..=7200) {
+        q.default_service_time = Duration::from_secs(t as u64);
+    }
+    if let Some(ms) = s.opt_int("printer_poll_ms", 100..=600_000) {
+        q.printer_poll = Duration::from_millis(ms as u64);
+    }
+    s.finish();
+    Some(q)
 }
 
 /// The default directory of fetched models.

@@ -270,3 +270,54 @@ fn mqtt_urls() {
         }
     }
 }
+
+#[test]
+fn queue_rules_and_opening_hours_are_read_and_checked() {
+    let services = "\n[[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人业务\"\n";
+    let cfg = Config::parse(MINIMAL).expect("valid");
+    assert_eq!(cfg.queue.reset_hour, 4);
+    assert_eq!(cfg.queue.fairness_after, 3);
+    assert_eq!(cfg.queue.no_show_after_recalls, 2);
+    let src = format!(
+        "{MINIMAL}{services}hours = \"08:30-17:00\"\n\n[queue]\nreset_hour = 0\nfairness_after = 2\n\
+         no_show_after_recalls = 1\nswipe_service = \"personal\"\nprinter_poll_ms = 250\n"
+    );
+    let cfg = Config::parse(&src).expect("valid");
+    assert_eq!(
+        cfg.services[0]
+            .hours
+            .map(|(a, b)| (a.to_string(), b.to_string())),
+        Some(("08:30:00".into(), "17:00:00".into()))
+    );
+    assert_eq!(cfg.queue.reset_hour, 0);
+    assert_eq!(cfg.queue.swipe_service.as_deref(), Some("personal"));
+    assert_eq!(cfg.queue.printer_poll, Duration::from_millis(250));
+    for (bad, key) in [
+        (
+            format!("{MINIMAL}{services}hours = \"17:00-08:30\"\n"),
+            "services[0].hours",
+        ),
+        (
+            format!("{MINIMAL}{services}hours = \"nine to five\"\n"),
+            "services[0].hours",
+        ),
+        (
+            format!("{MINIMAL}{services}\n[queue]\nreset_hour = 24\n"),
+            "queue.reset_hour",
+        ),
+        (
+            format!("{MINIMAL}{services}\n[queue]\nswipe_service = \"gold\"\n"),
+            "queue.swipe_service",
+        ),
+        (
+            format!("{MINIMAL}{services}\n[queue]\nfairness = 2\n"),
+            "queue.fairness",
+        ),
+    ] {
+        let problems = Config::parse(&bad).expect_err(&bad);
+        assert!(
+            problems.iter().any(|p| p.key == key),
+            "{key} not named in {problems:?}"
+        );
+    }
+}

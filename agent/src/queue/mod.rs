@@ -1,50 +1,470 @@
-//! The queue module.
+//! The lobby queue and the ticket printer.
+//!
+//! - [`policy`]: the call order (priority classes, weight × wait, fairness, manual moves) and
+//!   the `why` of every position — a pure function, tested by tables;
+//! - [`ops`]: tickets in SQLite and every operation, each one transaction with its
+//!   `ticket.*` event;
+//! - [`waits`]: wait alerts at the target and twice the target, timed from stored issue times;
+//! - [`printer`]: the ESC/POS printer task (status polling, alerts, printing);
+//! - [`http`]: the routes.
+//!
+//! Other modules issue tickets with [`issue`]; an ID card swipe ([`Signal::CardSwiped`])
+//! issues one for `[queue] swipe_service`.
+
+pub mod http;
+pub mod ops;
+pub mod policy;
+pub mod printer;
+pub mod waits;
 
 use std::any::Any;
+use std::sync::OnceLock;
 
-use warp::Filter;
+use branchd_drivers::printer::Ticket as PaperTicket;
+use chrono::{DateTime, Utc};
 use warp::reply::Response;
 
 use crate::app::App;
+use crate::config::DeviceKind;
 use crate::http::routes::RouteSpec;
+use crate::signals::Signal;
 use crate::store::Schema;
+
+pub use ops::{IssueRequest, Issued, QueueError, QueueView, Source, TicketView, TransferTo};
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
     module: "queue",
-    steps: &[],
+    steps: &[
+        // 1: daily numbers, tickets, call counters, recorded service times.
+        "CREATE TABLE queue_numbers (
+             service TEXT NOT NULL,
+             day TEXT NOT NULL,
+             last INTEGER NOT NULL,
+             PRIMARY KEY (service, day)
+         ) STRICT;
+         CREATE TABLE queue_tickets (
+             id INTEGER PRIMARY KEY,
+             number TEXT NOT NULL,
+             day TEXT NOT NULL,
+             service TEXT NOT NULL,
+             state TEXT NOT NULL,
+             priority INTEGER NOT NULL DEFAULT 0,
+             customer_level TEXT,
+             customer_id TEXT,
+             appointment_id TEXT,
+             source TEXT NOT NULL,
+             issued_at TEXT NOT NULL,
+             counter TEXT,
+             target_counter TEXT,
+             called_at TEXT,
+             finished_at TEXT,
+             recalls INTEGER NOT NULL DEFAULT 0,
+             transferred_from TEXT,
+             moved_pos INTEGER,
+             moved_calls INTEGER,
+             moved_at TEXT,
+             moved_by TEXT,
+             moved_reason TEXT,
+             printed INTEGER NOT NULL DEFAULT 0,
+             alert_level INTEGER NOT NULL DEFAULT 0
+         ) STRICT;
+         CREATE UNIQUE INDEX queue_tickets_number ON queue_tickets(day, number);
+         CREATE INDEX queue_tickets_open ON queue_tickets(day, state)
+             WHERE state IN ('waiting', 'called');
+         CREATE TABLE queue_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+         CREATE TABLE queue_service_times (
+             id INTEGER PRIMARY KEY,
+             service TEXT NOT NULL,
+             served_s REAL NOT NULL,
+             ts TEXT NOT NULL
+         ) STRICT;
+         CREATE INDEX queue_service_times_service ON queue_service_times(service, id);",
+    ],
 };
 
 /// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[];
+pub const ROUTES: &[RouteSpec] = http::ROUTES;
 
 /// This module's OpenAPI fragment.
-pub const OPENAPI: &str = r#"{"paths":{}}"#;
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The queue's wall clock, driven by tokio's clock so timers and waits can be tested on a
+/// paused clock: the wall time at start plus tokio's elapsed time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall0: DateTime<Utc>,
+    mono0: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Starting now.
+    pub fn new() -> Clock {
+        Clock {
+            wall0: Utc::now(),
+            mono0: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.mono0);
+        self.wall0 + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
 
 /// The module's shared state, held by the [`App`].
 #[derive(Debug, Default)]
-pub struct State {}
+pub struct State {
+    clock: Clock,
+    /// Woken on every queue change (the wait-alert timer recomputes).
+    pub changed: tokio::sync::Notify,
+    printer: OnceLock<printer::PrinterHandle>,
+}
 
 impl State {
     /// Build from the validated config.
     pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State {})
+        Ok(State::default())
+    }
+
+    /// The queue's time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The ticket printer, if one is configured.
+    pub fn printer(&self) -> Option<&printer::PrinterHandle> {
+        self.printer.get()
     }
 }
 
 /// The routes.
-pub fn routes(_app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    warp::any()
-        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
-        .boxed()
+pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
+    http::routes(app)
 }
 
-/// Start the module's tasks.
-pub fn start(_app: &App) -> anyhow::Result<()> {
+/// Start the printer task, the wait-alert timer and the card-swipe listener.
+pub fn start(app: &App) -> anyhow::Result<()> {
+    if let Some(dev) = app
+        .cfg
+        .devices
+        .iter()
+        .find(|d| d.kind == DeviceKind::Printer)
+    {
+        let _ = app.queue.printer.set(printer::start(app, dev));
+    }
+    app.tracker.spawn(waits::run(app.clone()));
+    // Subscribe now, so no swipe after start is missed.
+    app.tracker
+        .spawn(swipes(app.clone(), app.signals.subscribe()));
     Ok(())
 }
 
-/// Demo set-up (simulators).
-pub fn demo_prepare(_doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
-    Ok(Vec::new())
+/// Issue a ticket (any module may call this): one transaction with `ticket.issued`, then the
+/// paper ticket; a ticket that cannot be printed is still issued, with `printed: false`.
+pub async fn issue(app: &App, req: IssueRequest) -> Result<Issued, QueueError> {
+    let cfg = app.cfg.clone();
+    let now = app.queue.now();
+    let mut issued = app
+        .store
+        .write(move |tx| ops::issue(tx, &cfg, now, &req))
+        .await?;
+    app.queue.changed.notify_one();
+    if let Some(p) = app.queue.printer() {
+        let result = p.print(paper(&app.cfg, &issued).render(p.encoding)).await;
+        let cfg = app.cfg.clone();
+        let number = issued.number.clone();
+        let printed = result.is_ok();
+        let reason = result.err();
+        app.store
+            .write(move |tx| {
+                ops::set_printed(tx, &cfg, now, &number, printed, reason.as_deref(), false)
+            })
+            .await?;
+        issued.printed = printed;
+    }
+    Ok(issued)
+}
+
+/// Print a ticket again (after the printer is back): `ticket.reprint`. Refused, changing
+/// nothing, while the printer cannot print.
+pub async fn reprint(app: &App, number: &str) -> Result<TicketView, QueueError> {
+    let p = app.queue.printer().ok_or(QueueError::NoPrinter)?;
+    let cfg = app.cfg.clone();
+    let now = app.queue.now();
+    let n = number.to_string();
+    let (snapshot, ticket) = app
+        .store
+        .read(move |c| -> Result<_, QueueError> {
+            let t = ops::find(c, &ops::business_day(&cfg, now), &n)?;
+            Ok((ops::snapshot(c, &cfg, now)?, t))
+        })
+        .await?;
+    if ticket.state != "waiting" && ticket.state != "called" {
+        return Err(QueueError::WrongState {
+            number: ticket.number,
+            state: ticket.state,
+            needed: "only a waiting or called ticket can be reprinted",
+        });
+    }
+    let w = snapshot.waiting.iter().find(|w| w.number == ticket.number);
+    let issued = Issued {
+        number: ticket.number.clone(),
+        service: ticket.service.clone(),
+        position: w.map_or(0, |w| w.position),
+        people_ahead: w.map_or(0, |w| w.position.saturating_sub(1)),
+        estimated_wait_s: w.map_or(0, |w| w.estimated_wait_s),
+        priority: ticket.priority,
+        issued_at: crate::store::rfc3339(ticket.issued_at),
+        printed: ticket.printed,
+        why: Vec::new(),
+        day: ticket.day.clone(),
+    };
+    p.print(paper(&app.cfg, &issued).render(p.encoding))
+        .await
+        .map_err(QueueError::PrinterUnavailable)?;
+    let cfg = app.cfg.clone();
+    let n = ticket.number.clone();
+    app.store
+        .write(move |tx| ops::set_printed(tx, &cfg, now, &n, true, None, true))
+        .await?;
+    Ok(TicketView {
+        number: ticket.number,
+        service: ticket.service,
+        state: ticket.state,
+        priority: ticket.priority,
+        counter: ticket.counter,
+        waited_s: policy::waited_s(ticket.issued_at, now),
+        recalls: ticket.recalls,
+        printed: true,
+        call_text: None,
+    })
+}
+
+/// The paper ticket of an issued ticket.
+pub fn paper(cfg: &crate::config::Config, t: &Issued) -> PaperTicket {
+    let svc = cfg.service(&t.service);
+    let issued_local = DateTime::parse_from_rfc3339(&t.issued_at)
+        .map(|d| {
+            d.with_timezone(&cfg.branch.utc_offset)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default();
+    PaperTicket {
+        bank_name: cfg.branch.bank_name.clone(),
+        branch_name: cfg.branch.name.clone(),
+        service_zh: svc.map_or_else(|| t.service.clone(), |s| s.name.clone()),
+        service_en: svc.map_or_else(|| t.service.clone(), |s| s.name_en.clone()),
+        number: t.number.clone(),
+        people_ahead: t.people_ahead as u32,
+        estimated_wait_min: t.estimated_wait_s.div_ceil(60) as u32,
+        issued_at: issued_local,
+        qr_data: format!("ticket:{}:{}:{}", cfg.branch.id, t.day, t.number),
+    }
+}
+
+/// Run one counter operation in a transaction and wake the alert timer.
+pub async fn operate<F>(app: &App, f: F) -> Result<TicketView, QueueError>
+where
+    F: FnOnce(
+            &mut crate::store::Tx<'_>,
+            &crate::config::Config,
+            DateTime<Utc>,
+        ) -> Result<TicketView, QueueError>
+        + Send
+        + 'static,
+{
+    let cfg = app.cfg.clone();
+    let now = app.queue.now();
+    let r = app.store.write(move |tx| f(tx, &cfg, now)).await?;
+    app.queue.changed.notify_one();
+    Ok(r)
+}
+
+/// The queue now, in call order.
+pub async fn snapshot(app: &App) -> Result<QueueView, QueueError> {
+    let cfg = app.cfg.clone();
+    let now = app.queue.now();
+    app.store.read(move |c| ops::snapshot(c, &cfg, now)).await
+}
+
+/// ID card swipes on lobby readers issue a ticket for `[queue] swipe_service`.
+async fn swipes(app: App, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
+    loop {
+        let sig = tokio::select! {
+            _ = app.cancel.cancelled() => return,
+            s = rx.recv() => s,
+        };
+        match sig {
+            Ok(Signal::CardSwiped { reader, valid, .. }) => {
+                if !valid {
+                    tracing::info!(%reader, "card swipe with an invalid ID number: no ticket");
+                    continue;
+                }
+                let Some(service) = app
+                    .cfg
+                    .queue
+                    .swipe_service
+                    .clone()
+                    .or_else(|| app.cfg.services.first().map(|s| s.code.clone()))
+                else {
+                    continue;
+                };
+                let req = IssueRequest {
+                    service,
+                    customer_id: None,
+                    customer_level: None,
+                    appointment_id: None,
+                    source: Source::Card,
+                };
+                match issue(&app, req).await {
+                    Ok(t) => {
+                        tracing::info!(%reader, number = %t.number, "ticket from a card swipe")
+                    }
+                    Err(e) => tracing::warn!(%reader, error = %e, "no ticket for a card swipe"),
+                }
+            }
+            // Signals for other modules.
+            #[allow(unreachable_patterns)]
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "card swipes missed");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Demo set-up: a printer simulator on a pseudo-terminal, as `[[devices]]` `PRN-01`.
+pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
+    use anyhow::Context as _;
+    use branchd_drivers::printer::{TextEncoding, sim::PrinterSim};
+    let sim = PrinterSim::spawn(TextEncoding::Gb18030, None)
+        .context("cannot start the printer simulator")?;
+    let mut t = toml_edit::Table::new();
+    t["id"] = toml_edit::value("PRN-01");
+    t["kind"] = toml_edit::value("printer");
+    t["path"] = toml_edit::value(sim.path().display().to_string());
+    t["encoding"] = toml_edit::value("gb18030");
+    let devices = doc
+        .entry("devices")
+        .or_insert(toml_edit::Item::ArrayOfTables(
+            toml_edit::ArrayOfTables::new(),
+        ));
+    devices
+        .as_array_of_tables_mut()
+        .context("`devices` in the demo config is not an array of tables")?
+        .push(t);
+    Ok(vec![Box::new(sim)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use branchd_drivers::printer::TextEncoding;
+
+    fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+        hay.windows(needle.len()).position(|w| w == needle)
+    }
+
+    fn cfg() -> crate::config::Config {
+        crate::config::Config::parse(
+            r#"
+[branch]
+id = "NJ0101"
+name = "南京分行营业部"
+bank_name = "示范银行"
+data_dir = "/tmp/unused"
+[http]
+listen = "127.0.0.1:0"
+[[services]]
+code = "personal"
+prefix = "A"
+name = "个人业务"
+name_en = "Personal banking"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn issued() -> Issued {
+        Issued {
+            number: "A007".into(),
+            service: "personal".into(),
+            position: 4,
+            people_ahead: 3,
+            estimated_wait_s: 450,
+            priority: 0,
+            issued_at: "2026-11-23T01:05:00.000Z".into(),
+            printed: false,
+            why: Vec::new(),
+            day: "2026-11-23".into(),
+        }
+    }
+
+    #[test]
+    fn the_paper_ticket_holds_bank_branch_service_number_wait_local_time_and_id() {
+        let t = paper(&cfg(), &issued());
+        assert_eq!(
+            t.lines(),
+            [
+                "示范银行",
+                "南京分行营业部",
+                "个人业务 Personal banking",
+                "A007",
+                "前面还有 3 人 / 3 ahead",
+                "预计等待 8 分钟 / about 8 min",
+                "2026-11-23 09:05",
+            ]
+        );
+        assert_eq!(t.qr_data, "ticket:NJ0101:2026-11-23:A007");
+    }
+
+    #[test]
+    fn golden_ticket_bytes_in_gb18030_with_the_qr_block_length() {
+        let bytes = paper(&cfg(), &issued()).render(TextEncoding::Gb18030);
+        // ESC @, centre, FS & (Chinese mode), bold, then 示范银行 in GB18030.
+        let head: &[u8] = &[
+            0x1B, 0x40, 0x1B, 0x61, 0x01, 0x1C, 0x26, 0x1B, 0x45, 0x01, 0xCA, 0xBE, 0xB7, 0xB6,
+            0xD2, 0xF8, 0xD0, 0xD0, 0x0A,
+        ];
+        assert_eq!(&bytes[..head.len()], head);
+        // 个人业务 in GB18030, then the English name.
+        let service = [
+            &[0xB8, 0xF6, 0xC8, 0xCB, 0xD2, 0xB5, 0xCE, 0xF1, 0x20][..],
+            b"Personal banking\n",
+        ]
+        .concat();
+        assert!(find(&bytes, &service).is_some());
+        // The number at 4×4, bold.
+        let big = [&[0x1D, 0x21, 0x33, 0x1B, 0x45, 0x01][..], b"A007\n"].concat();
+        assert!(find(&bytes, &big).is_some());
+        // QR store: pL pH = len("ticket:NJ0101:2026-11-23:A007") + 3 = 32.
+        let qr = [
+            &[0x1D, 0x28, 0x6B, 32, 0x00, 0x31, 0x50, 0x30][..],
+            b"ticket:NJ0101:2026-11-23:A007",
+            &[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x51, 0x30],
+        ]
+        .concat();
+        assert!(find(&bytes, &qr).is_some());
+        assert!(bytes.ends_with(&[0x1B, 0x64, 0x04, 0x1D, 0x56, 0x01]));
+        // Every byte parses as ESC/POS a printer understands.
+        let mut rest = &bytes[..];
+        while let Some((op, n)) = branchd_drivers::printer::sim::parse_op(rest) {
+            assert!(
+                !matches!(op, branchd_drivers::printer::sim::Op::Unknown(_)),
+                "{op:?}"
+            );
+            rest = &rest[n..];
+        }
+        assert!(rest.is_empty());
+    }
 }

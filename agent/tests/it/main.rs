@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod common;
 mod crash;
+mod queue;
 mod sse;
 mod sync;

@@ -1,0 +1,153 @@
+//! Wait alerts: a ticket waiting past its service's target raises a `queue.alert` (level 1,
+//! a warning to lobby managers), and again at twice the target (level 2, critical).
+//!
+//! The timers are derived from the stored issue times and the alert level already raised,
+//! so after a restart they fire exactly when they would have; nothing is kept in memory.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::ops::{self, QueueError, Ticket};
+use crate::alerts::{self, Level, NewAlert};
+use crate::app::App;
+use crate::config::Config;
+use crate::store::Tx;
+
+fn threshold(cfg: &Config, t: &Ticket, level: u8) -> Option<DateTime<Utc>> {
+    let target = cfg.service(&t.service)?.target_wait;
+    let d = chrono::Duration::from_std(target * u32::from(level)).ok()?;
+    Some(t.issued_at + d)
+}
+
+/// When the next wait alert falls due among these tickets.
+pub fn next_due(cfg: &Config, open: &[Ticket]) -> Option<DateTime<Utc>> {
+    open.iter()
+        .filter(|t| t.state == "waiting" && t.alert_level < 2)
+        .filter_map(|t| threshold(cfg, t, t.alert_level + 1))
+        .min()
+}
+
+/// Raise every wait alert due at `now` (one transaction; each with its `queue.alert`).
+/// Returns how many were raised.
+pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<usize, QueueError> {
+    let day = ops::business_day(cfg, now);
+    let open = ops::open_tickets(tx.conn(), &day)?;
+    let mut raised = 0;
+    for t in open.iter().filter(|t| t.state == "waiting") {
+        let Some(svc) = cfg.service(&t.service) else {
+            continue;
+        };
+        let mut level = t.alert_level;
+        while level < 2 && threshold(cfg, t, level + 1).is_some_and(|at| at <= now) {
+            level += 1;
+        }
+        if level == t.alert_level {
+            continue;
+        }
+        let waited = super::policy::waited_s(t.issued_at, now);
+        let target = svc.target_wait.as_secs();
+        let message = if level == 1 {
+            format!(
+                "ticket {} ({}) has waited {} min, past the target of {} min",
+                t.number,
+                svc.name,
+                waited / 60,
+                target / 60
+            )
+        } else {
+            format!(
+                "ticket {} ({}) has waited {} min, twice the target of {} min",
+                t.number,
+                svc.name,
+                waited / 60,
+                target / 60
+            )
+        };
+        let data = json!({"number": t.number, "service": t.service, "level": level,
+                          "waited_s": waited, "target_wait_s": target,
+                          "audience": "lobby_manager"});
+        let key = ops::wait_alert_key(t.id, level);
+        let id = alerts::raise(
+            tx,
+            &NewAlert {
+                kind: "queue.wait",
+                level: if level == 1 {
+                    Level::Warning
+                } else {
+                    Level::Critical
+                },
+                source: Some(&t.service),
+                key: Some(&key),
+                message: &message,
+                data: data.clone(),
+            },
+        )?;
+        if level == 2 {
+            alerts::clear(tx, &ops::wait_alert_key(t.id, 1))?;
+        }
+        let mut ev = data;
+        ev["id"] = json!(id);
+        ev["alert_id"] = json!(id);
+        ev["kind"] = json!("queue.wait");
+        ev["level"] = json!(if level == 1 { "warn" } else { "critical" });
+        ev["alert_level"] = json!(level);
+        ev["message"] = json!(message);
+        tx.emit("queue.alert", ev)?;
+        tx.conn().execute(
+            "UPDATE queue_tickets SET alert_level = ?1 WHERE id = ?2",
+            rusqlite::params![i64::from(level), t.id],
+        )?;
+        raised += 1;
+    }
+    Ok(raised)
+}
+
+/// The alert timer: sleeps until the next threshold (or a queue change), raises what is due.
+pub async fn run(app: App) {
+    let cfg = app.cfg.clone();
+    loop {
+        let now = app.queue.now();
+        let c2 = cfg.clone();
+        let next = app
+            .store
+            .read(move |c| -> Result<_, QueueError> {
+                let open = ops::open_tickets(c, &ops::business_day(&c2, now))?;
+                Ok(next_due(&c2, &open))
+            })
+            .await;
+        let wait = match next {
+            Ok(Some(at)) if at <= now => {
+                let c3 = cfg.clone();
+                match app.store.write(move |tx| raise_due(tx, &c3, now)).await {
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot raise queue wait alerts");
+                        Some(Duration::from_secs(5))
+                    }
+                }
+            }
+            Ok(Some(at)) => {
+                Some((at - now).to_std().unwrap_or_default() + Duration::from_millis(5))
+            }
+            // Nothing to watch: wait for the next change.
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the queue for wait alerts");
+                Some(Duration::from_secs(5))
+            }
+        };
+        let sleep = async {
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = app.cancel.cancelled() => return,
+            _ = app.queue.changed.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}

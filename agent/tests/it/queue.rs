@@ -1,0 +1,891 @@
+//! The lobby queue through its HTTP routes, its events, the ticket printer on a PTY
+//! simulator, wait alerts on a paused clock, and a SIGKILL of the daemon.
+
+use std::time::Duration;
+
+use branchd::queue::{self, IssueRequest, Source};
+use branchd::signals::Signal;
+use branchd_drivers::printer::TextEncoding;
+use branchd_drivers::printer::sim::{Paper, PrinterSim};
+use serde_json::{Value, json};
+
+use crate::common::{TestBox, error_code};
+
+const LOBBY: &str = r#"
+[[services]]
+code = "personal"
+prefix = "A"
+name = "个人业务"
+name_en = "Personal banking"
+target_wait_min = 15
+
+[[services]]
+code = "corporate"
+prefix = "B"
+name = "对公业务"
+name_en = "Corporate banking"
+target_wait_min = 10
+
+[[counters]]
+id = "1"
+services = ["personal"]
+
+[[counters]]
+id = "2"
+services = ["personal", "corporate"]
+
+[[counters]]
+id = "3"
+services = ["corporate"]
+"#;
+
+async fn lobby(extra: &str) -> TestBox {
+    TestBox::start_with(&format!("{LOBBY}\n{extra}")).await
+}
+
+async fn post(c: &reqwest::Client, b: &TestBox, path: &str, body: Value) -> reqwest::Response {
+    c.post(b.url(path)).json(&body).send().await.unwrap()
+}
+
+async fn issue(c: &reqwest::Client, b: &TestBox, body: Value) -> Value {
+    let r = post(c, b, "/api/v1/tickets", body).await;
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+async fn get_queue(c: &reqwest::Client, b: &TestBox) -> Value {
+    let r = c.get(b.url("/api/v1/queue")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+fn numbers(q: &Value) -> Vec<String> {
+    q["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["number"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn events(b: &TestBox, kind: &str) -> Vec<Value> {
+    b.app()
+        .store
+        .events_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.data)
+        .collect()
+}
+
+fn last_seq(b: &TestBox) -> u64 {
+    *b.app().store.committed().borrow()
+}
+
+#[tokio::test]
+async fn tickets_are_numbered_per_service_and_tell_position_and_wait() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    let a1 = issue(&c, &b, json!({"service": "personal"})).await;
+    let a2 = issue(&c, &b, json!({"service": "personal"})).await;
+    let b1 = issue(
+        &c,
+        &b,
+        json!({"service": "corporate", "customer_id": "C-7"}),
+    )
+    .await;
+    assert_eq!(
+        [&a1["number"], &a2["number"], &b1["number"]],
+        ["A001", "A002", "B001"]
+    );
+    assert_eq!(a1["position"], 1);
+    assert_eq!(a1["estimated_wait_s"], 0);
+    assert_eq!(a2["position"], 2);
+    assert_eq!(a2["people_ahead"], 1);
+    // One ticket ahead, 300 s default service time, two counters serve personal.
+    assert_eq!(a2["estimated_wait_s"], 150);
+    assert_eq!(a1["printed"], false, "no printer configured");
+    let q = get_queue(&c, &b).await;
+    assert_eq!(numbers(&q), ["A001", "A002", "B001"]);
+    assert_eq!(q["waiting"][0]["why"][0]["code"], "fifo");
+    let personal = &q["services"][0];
+    assert_eq!(personal["code"], "personal");
+    assert_eq!(personal["waiting"], 2);
+    assert_eq!(personal["target_wait_s"], 900);
+    assert_eq!(q["counters"][1]["id"], "2");
+    assert!(q["counters"][1]["current"].is_null());
+    let issued = events(&b, "ticket.issued").await;
+    assert_eq!(issued.len(), 3);
+    assert_eq!(issued[2]["number"], "B001");
+    assert_eq!(issued[2]["service"], "corporate");
+    assert_eq!(issued[2]["priority"], 0);
+    assert_eq!(issued[2]["customer_id"], "C-7");
+    // Any member of staff may issue; a branch manager may read the queue.
+    let sup = b.login("supervisor").await;
+    issue(&sup, &b, json!({"service": "personal"})).await;
+    let bm = b.login("branch_manager").await;
+    assert_eq!(numbers(&get_queue(&bm, &b).await).len(), 4);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn vip_and_appointment_tickets_get_priority_and_say_why() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    let v = issue(
+        &c,
+        &b,
+        json!({"service": "personal", "customer_level": "vip2"}),
+    )
+    .await;
+    assert_eq!(v["priority"], 2);
+    assert_eq!(v["position"], 1);
+    let ap = issue(
+        &c,
+        &b,
+        json!({"service": "personal", "appointment_id": "AP-9"}),
+    )
+    .await;
+    assert_eq!(ap["priority"], 1);
+    let q = get_queue(&c, &b).await;
+    assert_eq!(numbers(&q), ["A002", "A003", "A001"]);
+    assert_eq!(
+        q["waiting"][0]["why"][0],
+        json!({"code": "vip", "text": "VIP 2"})
+    );
+    assert_eq!(q["waiting"][1]["why"][0]["code"], "appointment");
+    assert_eq!(q["waiting"][1]["appointment_id"], "AP-9");
+    let issued = events(&b, "ticket.issued").await;
+    assert_eq!(issued[2]["appointment_id"], "AP-9");
+    assert_eq!(issued[2]["priority"], 1);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    let before = get_queue(&c, &b).await;
+    let seq = last_seq(&b);
+    let cases: &[(&str, Value, u16, &str)] = &[
+        (
+            "/api/v1/tickets",
+            json!({"service": "mortgage"}),
+            400,
+            "unknown_service",
+        ),
+        (
+            "/api/v1/tickets",
+            json!({"service": 7}),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/v1/tickets",
+            json!({"service": "personal", "x": 1}),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/v1/tickets",
+            json!({"service": "personal", "customer_level": "king"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/tickets/Z999/recall",
+            json!({}),
+            404,
+            "unknown_ticket",
+        ),
+        (
+            "/api/v1/tickets/Z999/skip",
+            json!({}),
+            404,
+            "unknown_ticket",
+        ),
+        (
+            "/api/v1/tickets/Z999/serve-done",
+            json!({}),
+            404,
+            "unknown_ticket",
+        ),
+        (
+            "/api/v1/tickets/Z999/transfer",
+            json!({"service": "corporate"}),
+            404,
+            "unknown_ticket",
+        ),
+        (
+            "/api/v1/tickets/Z999/move",
+            json!({"position": 1}),
+            404,
+            "unknown_ticket",
+        ),
+        (
+            "/api/v1/tickets/A002/move",
+            json!({"position": 0}),
+            400,
+            "invalid_position",
+        ),
+        (
+            "/api/v1/tickets/A002/move",
+            json!({"position": 3}),
+            400,
+            "invalid_position",
+        ),
+        (
+            "/api/v1/tickets/A002/move",
+            json!({"position": -1}),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/v1/tickets/A002/transfer",
+            json!({"service": "mortgage"}),
+            400,
+            "unknown_service",
+        ),
+        (
+            "/api/v1/tickets/A002/transfer",
+            json!({"counter": "9"}),
+            400,
+            "unknown_counter",
+        ),
+        (
+            "/api/v1/tickets/A002/transfer",
+            json!({"service": "corporate", "counter": "3"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/tickets/A002/transfer",
+            json!({}),
+            400,
+            "invalid_request",
+        ),
+        ("/api/v1/tickets/A001/recall", json!({}), 409, "wrong_state"),
+        (
+            "/api/v1/tickets/A001/serve-done",
+            json!({}),
+            409,
+            "wrong_state",
+        ),
+        ("/api/v1/tickets/A001/reprint", json!({}), 409, "no_printer"),
+        (
+            "/api/v1/counters/9/call-next",
+            json!({}),
+            404,
+            "unknown_counter",
+        ),
+        // Counter 3 serves only corporate, and no corporate ticket is waiting.
+        (
+            "/api/v1/counters/3/call-next",
+            json!({}),
+            404,
+            "queue_empty",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let r = post(&c, &b, path, body.clone()).await;
+        assert_eq!(r.status().as_u16(), *status, "{path} {body}");
+        assert_eq!(error_code(r).await, *code, "{path} {body}");
+    }
+    let r = c
+        .post(b.url("/api/v1/tickets"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "invalid_json");
+    assert_eq!(last_seq(&b), seq, "no event committed");
+    let after = get_queue(&c, &b).await;
+    assert_eq!(numbers(&after), numbers(&before));
+    assert_eq!(after["counters"], before["counters"]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn counter_operations_commit_their_events_with_the_call_text() {
+    let b = lobby("[queue]\nno_show_after_recalls = 1").await;
+    let c = b.login("lobby_manager").await;
+    for _ in 0..3 {
+        issue(&c, &b, json!({"service": "personal"})).await;
+    }
+    let r = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["number"], "A001");
+    assert_eq!(t["state"], "called");
+    assert_eq!(t["call_text"]["zh"], "请A001号到1号窗口办理");
+    assert_eq!(t["call_text"]["en"], "Ticket A001, please go to counter 1");
+    let called = events(&b, "ticket.called").await;
+    assert_eq!(called[0]["counter"], "1");
+    assert_eq!(called[0]["call_text"]["zh"], "请A001号到1号窗口办理");
+    let q = get_queue(&c, &b).await;
+    assert_eq!(q["counters"][0]["current"]["number"], "A001");
+    assert_eq!(numbers(&q), ["A002", "A003"]);
+
+    let r: Value = post(&c, &b, "/api/v1/tickets/A001/recall", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["recalls"], 1);
+    assert_eq!(
+        events(&b, "ticket.recalled").await[0]["call_text"]["en"],
+        "Ticket A001, please go to counter 1"
+    );
+    let r = post(&c, &b, "/api/v1/tickets/A001/serve-done", json!({})).await;
+    assert_eq!(r.status(), 200);
+    let served = events(&b, "ticket.served").await;
+    assert_eq!(served[0]["number"], "A001");
+    assert!(get_queue(&c, &b).await["counters"][0]["current"].is_null());
+
+    // Skip before the recalls are used up: skipped.
+    post(&c, &b, "/api/v1/counters/2/call-next", json!({})).await;
+    let r: Value = post(&c, &b, "/api/v1/tickets/A002/skip", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "skipped");
+    // K = 1 recall, then the next recall makes it a no-show.
+    post(&c, &b, "/api/v1/counters/2/call-next", json!({})).await;
+    post(&c, &b, "/api/v1/tickets/A003/recall", json!({})).await;
+    let r: Value = post(&c, &b, "/api/v1/tickets/A003/recall", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "no_show");
+    assert_eq!(events(&b, "ticket.no_show").await[0]["number"], "A003");
+    assert_eq!(events(&b, "ticket.skipped").await[0]["number"], "A002");
+    let r = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "queue_empty");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_transferred_ticket_keeps_its_issue_time_and_returns_with_priority() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    issue(&c, &b, json!({"service": "corporate"})).await;
+    post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/tickets/A001/transfer",
+        json!({"service": "corporate"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let q = get_queue(&c, &b).await;
+    assert_eq!(
+        numbers(&q),
+        ["A001", "B001"],
+        "back with priority, ahead of B001"
+    );
+    assert_eq!(q["waiting"][0]["service"], "corporate");
+    assert_eq!(q["waiting"][0]["priority"], 1);
+    assert_eq!(q["waiting"][0]["why"][0]["code"], "transferred");
+    let ev = events(&b, "ticket.transferred").await;
+    assert_eq!(ev[0]["from_service"], "personal");
+    assert_eq!(ev[0]["service"], "corporate");
+    // Counter 3 (corporate) calls it.
+    let t: Value = post(&c, &b, "/api/v1/counters/3/call-next", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["number"], "A001");
+    // Transfer to a counter: only that counter calls it.
+    post(
+        &c,
+        &b,
+        "/api/v1/tickets/A001/transfer",
+        json!({"counter": "1"}),
+    )
+    .await;
+    let t: Value = post(&c, &b, "/api/v1/counters/3/call-next", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["number"], "B001");
+    let t: Value = post(&c, &b, "/api/v1/counters/1/call-next", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["number"], "A001");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_move_reorders_the_queue_and_is_recorded_with_who_and_why() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    for _ in 0..3 {
+        issue(&c, &b, json!({"service": "personal"})).await;
+    }
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/tickets/A003/move",
+        json!({"position": 1, "reason": "elderly"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let q = get_queue(&c, &b).await;
+    assert_eq!(numbers(&q), ["A003", "A001", "A002"]);
+    assert_eq!(
+        q["waiting"][0]["why"][0],
+        json!({"code": "moved", "text": "moved to 1 by lobby_manager: elderly"})
+    );
+    let ev = events(&b, "ticket.moved").await;
+    assert_eq!(ev[0]["by"], "lobby_manager");
+    assert_eq!(ev[0]["from"], 3);
+    assert_eq!(ev[0]["position"], 1);
+    let bm = b.login("branch_manager").await;
+    let audit: Value = bm
+        .get(b.url("/api/v1/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "ticket.move" && a["target"] == "A003"),
+        "{audit}"
+    );
+    // The call order is the order shown.
+    let t: Value = post(&c, &b, "/api/v1/counters/1/call-next", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["number"], "A003");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_id_card_swipe_issues_a_ticket_for_the_swipe_service() {
+    let b = lobby("[queue]\nswipe_service = \"corporate\"").await;
+    let mut bus = b.app().store.subscribe();
+    b.app()
+        .signals
+        .send(Signal::CardSwiped {
+            reader: "IDR-01".into(),
+            id_number: "11010519491231002X".into(),
+            name: "张三".into(),
+            valid: true,
+        })
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "ticket.issued" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("a ticket for the swipe");
+    assert_eq!(ev.data["number"], "B001");
+    assert_eq!(ev.data["source"], "card");
+    let text = ev.data.to_string();
+    assert!(
+        !text.contains("张三") && !text.contains("11010519491231002X"),
+        "{text}"
+    );
+    b.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target() {
+    let b = lobby("").await;
+    let app = b.app().clone();
+    let mut bus = app.store.subscribe();
+    let started = tokio::time::Instant::now();
+    let t = queue::issue(
+        &app,
+        IssueRequest {
+            service: "corporate".into(),
+            customer_id: None,
+            customer_level: None,
+            appointment_id: None,
+            source: Source::Pad,
+        },
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = bus.recv().await.unwrap();
+        if e.kind == "queue.alert" {
+            seen.push((started.elapsed(), e.data.clone()));
+        }
+    }
+    let target = Duration::from_secs(600);
+    let (at1, d1) = &seen[0];
+    assert!(
+        *at1 >= target && *at1 < target + Duration::from_secs(2),
+        "{at1:?}"
+    );
+    assert_eq!(d1["number"], t.number);
+    assert_eq!(d1["alert_level"], 1);
+    assert_eq!(d1["level"], "warn");
+    let (at2, d2) = &seen[1];
+    assert!(
+        *at2 >= 2 * target && *at2 < 2 * target + Duration::from_secs(2),
+        "{at2:?}"
+    );
+    assert_eq!(d2["alert_level"], 2);
+    assert_eq!(d2["level"], "critical");
+    // The alert can be acknowledged from the PAD's alert list.
+    let id = d2["id"].as_i64().unwrap();
+    let acked = app
+        .store
+        .write(move |tx| branchd::alerts::ack(tx, id, "lobby_manager"))
+        .await
+        .unwrap();
+    assert!(acked.acked);
+    b.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        branchd::config::Config::parse(&crate::common::config_text(dir.path(), LOBBY)).unwrap();
+    // A ticket issued 8 minutes before the daemon (re)starts.
+    let db = cfg.db_path();
+    let c2 = cfg.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = branchd::store::Store::open(&db).unwrap();
+        let issued_at = chrono::Utc::now() - chrono::Duration::minutes(8);
+        store
+            .write_blocking(move |tx| {
+                queue::ops::issue(
+                    tx,
+                    &c2,
+                    issued_at,
+                    &IssueRequest {
+                        service: "corporate".into(),
+                        customer_id: None,
+                        customer_level: None,
+                        appointment_id: None,
+                        source: Source::Pad,
+                    },
+                )
+            })
+            .unwrap();
+        store.close();
+    })
+    .await
+    .unwrap();
+    let running = branchd::app::start(cfg).await.unwrap();
+    let mut bus = running.app.store.subscribe();
+    let started = tokio::time::Instant::now();
+    let e = loop {
+        let e = bus.recv().await.unwrap();
+        if e.kind == "queue.alert" {
+            break e;
+        }
+    };
+    let at = started.elapsed();
+    // Target 10 min, 8 already waited: 2 minutes after the restart.
+    assert!(
+        at >= Duration::from_secs(110) && at <= Duration::from_secs(125),
+        "{at:?}"
+    );
+    assert_eq!(e.data["number"], "B001");
+    // (Not asserting the drain: on the paused clock the grace period can run out while the
+    // writer thread is still committing in real time.)
+    running.shutdown(Duration::from_secs(5)).await;
+}
+
+async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn open_alert_kinds(c: &reqwest::Client, b: &TestBox) -> Vec<String> {
+    let a: Value = c
+        .get(b.url("/api/v1/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    a.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["cleared"] == false)
+        .map(|a| a["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_issued_ticket_comes_out_of_the_printer_and_paper_out_is_survived() {
+    let sim = PrinterSim::spawn(TextEncoding::Gb18030, None).unwrap();
+    let extra = format!(
+        "[[devices]]\nid = \"PRN-01\"\nkind = \"printer\"\npath = \"{}\"\n\n[queue]\nprinter_poll_ms = 100\n",
+        sim.path().display()
+    );
+    let b = lobby(&extra).await;
+    let c = b.login("lobby_manager").await;
+    let t = issue(&c, &b, json!({"service": "personal"})).await;
+    assert_eq!(t["printed"], true, "{t}");
+    let rec = sim.record();
+    assert_eq!(rec.tickets.len(), 1);
+    let text = rec.tickets[0].text();
+    assert!(text.contains("A001"), "{text}");
+    assert!(text.contains("个人业务 Personal banking"), "{text}");
+    assert!(text.contains("测试支行"), "{text}");
+    assert!(
+        rec.tickets[0].qr[0].ends_with(":A001"),
+        "{:?}",
+        rec.tickets[0].qr
+    );
+    assert!(rec.unknown_commands.is_empty());
+
+    // Paper out: an alert, and a ticket issued anyway, flagged.
+    sim.set_paper(Paper::Out);
+    let mut kinds = Vec::new();
+    for _ in 0..250 {
+        kinds = open_alert_kinds(&c, &b).await;
+        if kinds.iter().any(|k| k == "printer.paper_out") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(kinds.iter().any(|k| k == "printer.paper_out"), "{kinds:?}");
+    let t2 = issue(&c, &b, json!({"service": "personal"})).await;
+    assert_eq!(t2["number"], "A002");
+    assert_eq!(t2["printed"], false);
+    let q = get_queue(&c, &b).await;
+    assert_eq!(q["waiting"][1]["printed"], false);
+    let r = post(&c, &b, "/api/v1/tickets/A002/reprint", json!({})).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "printer_unavailable");
+    let statuses = events(&b, "printer.status").await;
+    assert_eq!(statuses.last().unwrap()["paper"], "out");
+
+    // Paper back: the alert clears, the reprint comes out.
+    sim.set_paper(Paper::Ok);
+    let mut kinds = vec!["printer.paper_out".to_string()];
+    for _ in 0..250 {
+        kinds = open_alert_kinds(&c, &b).await;
+        if !kinds.iter().any(|k| k == "printer.paper_out") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!kinds.iter().any(|k| k == "printer.paper_out"), "{kinds:?}");
+    let r = post(&c, &b, "/api/v1/tickets/A002/reprint", json!({})).await;
+    assert_eq!(r.status(), 200);
+    wait_until("the reprint", || sim.record().tickets.len() == 2).await;
+    assert!(sim.record().tickets[1].text().contains("A002"));
+    assert_eq!(get_queue(&c, &b).await["waiting"][1]["printed"], true);
+    assert_eq!(events(&b, "ticket.reprint").await[0]["number"], "A002");
+    b.stop().await;
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_branchd");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_daemon(cfg: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn login_when_up(base: &str) -> reqwest::Client {
+    let c = TestBox::client();
+    for _ in 0..500 {
+        if let Ok(r) = c
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"username": "lobby_manager", "password": crate::common::PASSWORD}))
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 200);
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the daemon did not come up");
+}
+
+/// What must survive a crash: order, numbers, services, priorities, reasons, counters.
+fn essence(q: &Value) -> Value {
+    let waiting: Vec<Value> = q["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            json!({"number": t["number"], "service": t["service"], "priority": t["priority"],
+                   "issued_at": t["issued_at"], "position": t["position"],
+                   "why": t["why"].as_array().unwrap().iter()
+                       .map(|w| w["code"].clone()).collect::<Vec<_>>()})
+        })
+        .collect();
+    let counters: Vec<Value> = q["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!({"id": c["id"], "current": c["current"]["number"]}))
+        .collect();
+    json!({"waiting": waiting, "counters": counters})
+}
+
+#[tokio::test]
+async fn after_sigkill_and_restart_the_queue_is_exactly_the_queue_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = crate::common::config_text(dir.path(), LOBBY)
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let cfg_path = dir.path().join("branchd.toml");
+    std::fs::write(&cfg_path, &text).unwrap();
+    let db = branchd::config::Config::parse(&text).unwrap().db_path();
+    tokio::task::spawn_blocking(move || {
+        let store = branchd::store::Store::open(&db).unwrap();
+        let hash = branchd::users::hash_password(crate::common::PASSWORD);
+        store
+            .write_blocking(move |tx| {
+                branchd::users::insert_user(
+                    tx,
+                    "lobby_manager",
+                    branchd::users::Role::LobbyManager,
+                    &hash,
+                )
+            })
+            .unwrap();
+        store.close();
+    })
+    .await
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_daemon(&cfg_path);
+    let c = login_when_up(&base).await;
+    let p = |path: &str| format!("{base}{path}");
+    for body in [
+        json!({"service": "personal"}),
+        json!({"service": "corporate"}),
+        json!({"service": "personal", "customer_level": "vip1"}),
+        json!({"service": "personal"}),
+        json!({"service": "corporate", "appointment_id": "AP-1"}),
+        json!({"service": "personal"}),
+    ] {
+        let r = c
+            .post(p("/api/v1/tickets"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    c.post(p("/api/v1/counters/1/call-next"))
+        .send()
+        .await
+        .unwrap();
+    c.post(p("/api/v1/tickets/A004/move"))
+        .json(&json!({"position": 1, "reason": "elderly"}))
+        .send()
+        .await
+        .unwrap();
+    c.post(p("/api/v1/counters/3/call-next"))
+        .send()
+        .await
+        .unwrap();
+    c.post(p("/api/v1/tickets/B002/transfer"))
+        .json(&json!({"service": "personal"}))
+        .send()
+        .await
+        .unwrap();
+    let before: Value = c
+        .get(p("/api/v1/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let killed_at = std::time::Instant::now();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let mut child = spawn_daemon(&cfg_path);
+    let c = login_when_up(&base).await;
+    let after: Value = c
+        .get(p("/api/v1/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(essence(&after), essence(&before));
+    let elapsed = killed_at.elapsed().as_secs() + 1;
+    for (a, b) in after["waiting"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(before["waiting"].as_array().unwrap())
+    {
+        let (wa, wb) = (
+            a["waited_s"].as_u64().unwrap(),
+            b["waited_s"].as_u64().unwrap(),
+        );
+        assert!(
+            wa >= wb && wa <= wb + elapsed,
+            "{} waited {wb} s then {wa} s",
+            a["number"]
+        );
+    }
+    // Numbering carries on.
+    let t: Value = c
+        .post(p("/api/v1/tickets"))
+        .json(&json!({"service": "personal"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["number"], "A005");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
