@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod common;
 mod crash;
+mod devices;
 mod sse;
 mod sync;
