@@ -45,6 +45,10 @@ pub struct Config {
     pub models: Models,
     /// `[queue]`: the lobby queue's rules and the ticket printer's polling.
     pub queue: QueueConfig,
+    /// `[stm]`: timeouts and alert thresholds of the smart teller machines.
+    pub stm: StmRules,
+    /// `[id_reader]`: the lobby ID card reader.
+    pub id_reader: IdReaderRules,
 }
 
 /// `[branch]`: who this box is.
@@ -270,6 +274,37 @@ pub struct Models {
     pub dir: PathBuf,
 }
 
+/// `[stm]`: how the box drives its STMs and when it raises their alerts.
+#[derive(Debug, Clone)]
+pub struct StmRules {
+    /// How long a remote command waits for the device's RESULT (then 504).
+    pub command_timeout: Duration,
+    /// How long an authorisation task may wait before the timeout alert.
+    pub auth_timeout: Duration,
+    /// A cassette holding fewer notes than this raises a `device.cassette_low` alert.
+    pub cassette_low_notes: u32,
+    /// `[stm.consumables_low]`: item → the count under which an alert is raised.
+    pub consumables_low: Vec<(String, u32)>,
+}
+
+/// The consumables an STM reports, with their default alert thresholds.
+pub const STM_CONSUMABLES: &[(&str, u32)] = &[
+    ("debit_card", 20),
+    ("ukey", 5),
+    ("cheque_book", 2),
+    ("deposit_cert", 10),
+    ("receipt_paper_pct", 10),
+];
+
+/// `[id_reader]`: the lobby ID card reader.
+#[derive(Debug, Clone)]
+pub struct IdReaderRules {
+    /// How often the reader is asked for a card.
+    pub poll_interval: Duration,
+    /// Keep the chip photo (an opaque WLT blob) in the database; dropped by default.
+    pub keep_photo: bool,
+}
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -382,6 +417,8 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let daemon = read_daemon(root);
     let models = read_models(root);
     let queue = read_queue(root, services.as_deref());
+    let stm = read_stm(root);
+    let id_reader = read_id_reader(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -394,7 +431,55 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         daemon: daemon?,
         models: models?,
         queue: queue?,
+        stm: stm?,
+        id_reader: id_reader?,
     })
+}
+
+fn read_stm(root: &mut Section<'_, '_>) -> Option<StmRules> {
+    let mut r = StmRules {
+        command_timeout: Duration::from_secs(15),
+        auth_timeout: Duration::from_secs(180),
+        cassette_low_notes: 200,
+        consumables_low: STM_CONSUMABLES
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), *v))
+            .collect(),
+    };
+    if let Some(mut s) = root.opt_table("stm") {
+        r.command_timeout = secs(&mut s, "command_timeout_s", 15, 300);
+        r.auth_timeout = secs(&mut s, "auth_timeout_s", 180, 3600);
+        if let Some(n) = s.opt_int("cassette_low_notes", 0..=100_000) {
+            r.cassette_low_notes = n as u32;
+        }
+        if let Some(mut t) = s.opt_table("consumables_low") {
+            for (item, threshold) in &mut r.consumables_low {
+                if let Some(n) = t.opt_int(item, 0..=1_000_000) {
+                    *threshold = n as u32;
+                }
+            }
+            t.finish();
+        }
+        s.finish();
+    }
+    Some(r)
+}
+
+fn read_id_reader(root: &mut Section<'_, '_>) -> Option<IdReaderRules> {
+    let mut r = IdReaderRules {
+        poll_interval: Duration::from_millis(500),
+        keep_photo: false,
+    };
+    if let Some(mut s) = root.opt_table("id_reader") {
+        if let Some(ms) = s.opt_int("poll_ms", 50..=10_000) {
+            r.poll_interval = Duration::from_millis(ms as u64);
+        }
+        if let Some(k) = s.opt_bool("keep_photo") {
+            r.keep_photo = k;
+        }
+        s.finish();
+    }
+    Some(r)
 }
 
 fn is_id_char(c: char) -> bool {

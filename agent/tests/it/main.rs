@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod crash;
 mod queue;
+mod devices;
 mod sse;
 mod sync;

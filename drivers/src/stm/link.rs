@@ -217,6 +217,7 @@ impl StmLink {
             path: path.into(),
             baud: options.baud,
             read_timeout: options.read_timeout,
+            absent: false,
         };
         spawn_with(connector, options, cancel)
     }
@@ -253,6 +254,7 @@ pub(crate) fn spawn_with<C: Connector>(
         pending: HashMap::new(),
         unacked: HashMap::new(),
         next_token: 0,
+        replugged: false,
         online: false,
         last_valid: Instant::now(),
     };
@@ -277,15 +279,39 @@ pub(crate) struct Conn {
 /// Opens the port; a seam so the timing rules can be tested under a paused clock.
 pub(crate) trait Connector: Send + 'static {
     fn connect(&mut self) -> impl Future<Output = io::Result<Conn>> + Send;
+
+    /// How often to look for the device reappearing while backing off (hot-plug).
+    fn hotplug_poll(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Whether the device node was missing and has come back since the last call: the
+    /// back-off is cut short then (a re-plugged USB adapter answers within a second).
+    fn reappeared(&mut self) -> bool {
+        false
+    }
 }
 
 struct SerialConnector {
     path: PathBuf,
     baud: u32,
     read_timeout: Duration,
+    /// The device node was missing when last looked at.
+    absent: bool,
 }
 
 impl Connector for SerialConnector {
+    fn hotplug_poll(&self) -> Option<Duration> {
+        Some(Duration::from_millis(200))
+    }
+
+    fn reappeared(&mut self) -> bool {
+        let exists = self.path.exists();
+        let back = self.absent && exists;
+        self.absent = !exists;
+        back
+    }
+
     async fn connect(&mut self) -> io::Result<Conn> {
         let path = self.path.to_string_lossy().into_owned();
         let (baud, timeout) = (self.baud, self.read_timeout);
@@ -388,6 +414,8 @@ struct Runner<C> {
     unacked: HashMap<u64, String>,
     next_token: u64,
     backoff: Duration,
+    /// The device node reappeared during the last back-off.
+    replugged: bool,
     online: bool,
     last_valid: Instant,
 }
@@ -427,7 +455,11 @@ impl<C: Connector> Runner<C> {
             if !self.emit(LinkEvent::Down(reason)).await || !self.idle(self.backoff).await {
                 break;
             }
-            self.backoff = (self.backoff * 2).min(self.options.backoff_max);
+            if std::mem::take(&mut self.replugged) {
+                self.backoff = self.options.backoff_initial;
+            } else {
+                self.backoff = (self.backoff * 2).min(self.options.backoff_max);
+            }
         }
         for (_, reply) in self.pending.drain() {
             let _ = reply.send(Err(CommandError::Closed));
@@ -459,8 +491,12 @@ impl<C: Connector> Runner<C> {
     /// Waits out a back-off while the port is closed; false when the link should stop.
     async fn idle(&mut self, delay: Duration) -> bool {
         let until = Instant::now() + delay;
+        let poll = self.connector.hotplug_poll();
         loop {
-            let wake = self.offline_deadline().map_or(until, |d| d.min(until));
+            let mut wake = self.offline_deadline().map_or(until, |d| d.min(until));
+            if let Some(p) = poll {
+                wake = wake.min(Instant::now() + p);
+            }
             tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return false,
@@ -473,6 +509,10 @@ impl<C: Connector> Runner<C> {
                         return false;
                     }
                     if Instant::now() >= until {
+                        return true;
+                    }
+                    if poll.is_some() && self.connector.reappeared() {
+                        self.replugged = true;
                         return true;
                     }
                 }
