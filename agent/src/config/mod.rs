@@ -43,6 +43,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// `[models]`
     pub models: Models,
+    /// `[ocr]`
+    pub ocr: Ocr,
 }
 
 /// `[branch]`: who this box is.
@@ -236,6 +238,17 @@ pub struct Models {
     pub dir: PathBuf,
 }
 
+/// `[ocr]`: the recognition worker pool.
+#[derive(Debug, Clone)]
+pub struct Ocr {
+    /// Worker threads, each with its own copy of the models.
+    pub workers: usize,
+    /// Requests that may wait for a worker; more are answered 503 at once.
+    pub queue: usize,
+    /// ONNX Runtime threads per model run.
+    pub threads: usize,
+}
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -347,6 +360,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let log = read_log(root);
     let daemon = read_daemon(root);
     let models = read_models(root);
+    let ocr = read_ocr(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -358,6 +372,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         log: log?,
         daemon: daemon?,
         models: models?,
+        ocr: ocr?,
     })
 }
 
@@ -838,6 +853,24 @@ fn read_models(root: &mut Section<'_, '_>) -> Option<Models> {
         s.finish();
     }
     Some(m)
+}
+
+fn read_ocr(root: &mut Section<'_, '_>) -> Option<Ocr> {
+    let mut o = Ocr {
+        workers: 1,
+        queue: 4,
+        threads: 2,
+    };
+    if let Some(mut s) = root.opt_table("ocr") {
+        let n = |s: &mut Section<'_, '_>, k: &str, max: i64, d: usize| {
+            s.opt_int(k, 1..=max).map_or(d, |v| v as usize)
+        };
+        o.workers = n(&mut s, "workers", 16, o.workers);
+        o.queue = n(&mut s, "queue", 256, o.queue);
+        o.threads = n(&mut s, "threads", 16, o.threads);
+        s.finish();
+    }
+    Some(o)
 }
 
 #[cfg(test)]
