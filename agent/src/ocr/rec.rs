@@ -75,11 +75,7 @@ impl Dictionary {
         let mut sum = 0.0f32;
         let mut n = 0usize;
         let mut prev = usize::MAX;
-        for step in probs.chunks_exact(classes) {
-            let (best, p) = step
-                .iter()
-                .enumerate()
-                .fold((0usize, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc });
+        for (best, p) in argmax_rows(probs, classes) {
             if best != 0 && best != prev {
                 if let Some(s) = self.symbols.get(best) {
                     text.push_str(s);
@@ -92,6 +88,40 @@ impl Dictionary {
         let conf = if n == 0 { 0.0 } else { sum / n as f32 };
         (text, conf)
     }
+}
+
+/// The most likely class of each step and its probability.
+fn argmax_rows(probs: &[f32], classes: usize) -> Vec<(usize, f32)> {
+    let steps = probs.len() / classes.max(1);
+    if steps == 0 {
+        return Vec::new();
+    }
+    let probs = &probs[..steps * classes];
+    // OpenCV's row-wise argmax (vectorised); the plain loop if it cannot run
+    let fast = || -> opencv::Result<Vec<(usize, f32)>> {
+        let m = Mat::new_rows_cols_with_data(steps as i32, classes as i32, probs)?;
+        let mut idx = Mat::default();
+        opencv::core::reduce_arg_max(&m, &mut idx, 1, false)?;
+        let idx = idx.data_typed::<i32>()?;
+        Ok(idx
+            .iter()
+            .enumerate()
+            .map(|(t, &i)| {
+                let i = usize::try_from(i).unwrap_or(0).min(classes - 1);
+                (i, probs[t * classes + i])
+            })
+            .collect())
+    };
+    fast().unwrap_or_else(|_| {
+        probs
+            .chunks_exact(classes)
+            .map(|step| {
+                step.iter()
+                    .enumerate()
+                    .fold((0usize, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc })
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

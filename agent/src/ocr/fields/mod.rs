@@ -220,7 +220,6 @@ const LICENCE_LABELS: &[Label] = &[
     ("类型", "type"),
     ("组成形式", "type"),
     ("登记机关", ""),
-    ("营业执照", ""),
 ];
 
 /// Whether `label` is at `chars[at..]`: exact for short labels, one character off
@@ -508,6 +507,51 @@ fn cjk_punct(s: &str) -> String {
         .replace('.', "。")
 }
 
+/// The two sentences every business scope ends its parts with (fixed wording).
+const SCOPE_SENTENCES: [&str; 2] = [
+    "（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）",
+    "（依法须经批准的项目，经相关部门批准后方可开展经营活动）",
+];
+
+/// Repair the scope's punctuation and its fixed sentences: items are separated by `；`
+/// (OCR often reads `：`), and a fixed sentence read with one or two wrong characters
+/// (same length) is restored.
+fn fix_scope(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    for i in 0..chars.len() {
+        if chars[i] == '：' {
+            let before: String = chars[i.saturating_sub(2)..i].iter().collect();
+            if before != "项目" {
+                chars[i] = '；';
+            }
+        }
+    }
+    for sentence in SCOPE_SENTENCES {
+        let want: Vec<char> = sentence.chars().collect();
+        let mut i = 0;
+        while i + want.len() <= chars.len() {
+            let window = &chars[i..i + want.len()];
+            let wrong = window.iter().zip(&want).filter(|(a, b)| a != b).count();
+            if wrong > 0 && wrong <= 2 && window[0] == want[0] {
+                chars.splice(i..i + want.len(), want.iter().copied());
+                i += want.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    chars.into_iter().collect()
+}
+
+/// Characters OCR confuses in place names, and the word they belong to.
+const ADDRESS_FIXES: [(&str, &str); 3] = [("白治区", "自治区"), ("白治州", "自治州"), ("白治县", "自治县")];
+
+fn fix_address(s: &str) -> String {
+    ADDRESS_FIXES
+        .iter()
+        .fold(s.to_string(), |acc, (bad, good)| acc.replace(bad, good))
+}
+
 fn cjk_only(s: &str) -> String {
     s.chars()
         .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c) || *c == '·')
@@ -653,7 +697,7 @@ fn id_front(rows: &[Row]) -> BTreeMap<String, Field> {
         }
     }
     if let Some(f) = get("address") {
-        let v = cjk_punct(strip_leading_punct(&f.text));
+        let v = fix_address(&cjk_punct(strip_leading_punct(&f.text)));
         if !v.is_empty() {
             out.insert("address".into(), field(v, f.conf));
         }
@@ -728,6 +772,11 @@ fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
     for key in ["name", "type", "address", "scope"] {
         if let Some(f) = get(key) {
             let v = cjk_punct(strip_leading_punct(&f.text));
+            let v = match key {
+                "scope" => fix_scope(&v),
+                "address" => fix_address(&v),
+                _ => v,
+            };
             if !v.is_empty() {
                 out.insert(key.into(), field(v, f.conf));
             }

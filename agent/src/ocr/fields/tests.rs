@@ -296,3 +296,13 @@ fn a_look_alike_corruption_gets_the_original_as_suggestion() {
         Some("91110108700338416R")
     );
 }
+
+#[test]
+fn scope_separators_and_fixed_sentences_are_repaired() {
+    assert_eq!(
+        fix_scope("一般项目：水果种植：化肥销售。（除依法频经批准的项目外，凭营业执照依法自主开展经营活动）"),
+        "一般项目：水果种植；化肥销售。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）"
+    );
+    assert_eq!(fix_scope("许可项目：食品经营。"), "许可项目：食品经营。");
+    assert_eq!(fix_address("广西壮族白治区南宁市"), "广西壮族自治区南宁市");
+}
