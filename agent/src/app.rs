@@ -48,6 +48,8 @@ pub struct AppInner {
     pub sync: crate::sync::State,
     /// Head-office orders and their step timers.
     pub orders: crate::orders::State,
+    /// The OCR worker pool.
+    pub ocr: crate::ocr::State,
 }
 
 /// A cheap handle on the running daemon's shared state.
@@ -89,12 +91,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let devices = crate::devices::State::new(&cfg)?;
     let sync = crate::sync::State::new(&cfg)?;
     let orders = crate::orders::State::new(&cfg)?;
+    let ocr = crate::ocr::State::new(&cfg)?;
     let app = App(Arc::new(AppInner {
         signals: tokio::sync::broadcast::channel(256).0,
         queue,
         devices,
         sync,
         orders,
+        ocr,
         throttle: Throttle::new(cfg.http.login_max_failures, cfg.http.login_lockout),
         metrics: Metrics::new(store.clone()),
         cfg: Arc::new(cfg),

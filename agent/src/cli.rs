@@ -63,6 +63,8 @@ enum Command {
     },
     /// Head-office console: watch a branch's events, send it a command.
     Hq(crate::sync::hq::HqArgs),
+    /// Recognise one photo of an ID card or business licence.
+    Ocr(crate::ocr::cli::OcrArgs),
     /// Validate a config file and say exactly what is wrong.
     CheckConfig {
         /// The config file (TOML).
@@ -221,6 +223,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Hq(args) => crate::sync::hq::run(args),
+        Command::Ocr(args) => crate::ocr::cli::run(args),
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(cfg) => {
                 println!(

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod http;
 pub mod logging;
 pub mod modules;
+pub mod ocr;
 pub mod orders;
 pub mod queue;
 pub mod signals;

@@ -9,7 +9,7 @@ use warp::reply::Response;
 use crate::app::App;
 use crate::http::routes::RouteSpec;
 use crate::store::{CORE, Schema};
-use crate::{devices, orders, queue, sync};
+use crate::{devices, ocr, orders, queue, sync};
 
 /// Every module's schema, in migration order.
 pub const SCHEMAS: &[Schema] = &[
@@ -18,6 +18,7 @@ pub const SCHEMAS: &[Schema] = &[
     devices::SCHEMA,
     sync::SCHEMA,
     orders::SCHEMA,
+    ocr::SCHEMA,
 ];
 
 /// Every module's route table.
@@ -27,6 +28,7 @@ pub const ROUTE_TABLES: &[&[RouteSpec]] = &[
     devices::ROUTES,
     sync::ROUTES,
     orders::ROUTES,
+    ocr::ROUTES,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -35,6 +37,7 @@ pub const OPENAPI_FRAGMENTS: &[&str] = &[
     devices::OPENAPI,
     sync::OPENAPI,
     orders::OPENAPI,
+    ocr::OPENAPI,
 ];
 
 /// The modules' routes.
@@ -46,6 +49,8 @@ pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(orders::routes(app))
         .unify()
+        .or(ocr::routes(app))
+        .unify()
         .boxed()
 }
 
@@ -55,6 +60,7 @@ pub fn start(app: &App) -> anyhow::Result<()> {
     devices::start(app)?;
     sync::start(app)?;
     orders::start(app)?;
+    ocr::start(app)?;
     Ok(())
 }
 
@@ -66,5 +72,6 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
     keep.extend(devices::demo_prepare(doc)?);
     keep.extend(sync::demo_prepare(doc)?);
     keep.extend(orders::demo_prepare(doc)?);
+    keep.extend(ocr::demo_prepare(doc)?);
     Ok(keep)
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub stm: StmRules,
     /// `[id_reader]`: the lobby ID card reader.
     pub id_reader: IdReaderRules,
+    /// `[ocr]`
+    pub ocr: Ocr,
 }
 
 /// `[branch]`: who this box is.
@@ -305,6 +307,17 @@ pub struct IdReaderRules {
     pub keep_photo: bool,
 }
 
+/// `[ocr]`: the recognition worker pool.
+#[derive(Debug, Clone)]
+pub struct Ocr {
+    /// Worker threads, each with its own copy of the models.
+    pub workers: usize,
+    /// Requests that may wait for a worker; more are answered 503 at once.
+    pub queue: usize,
+    /// ONNX Runtime threads per model run.
+    pub threads: usize,
+}
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -419,6 +432,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let queue = read_queue(root, services.as_deref());
     let stm = read_stm(root);
     let id_reader = read_id_reader(root);
+    let ocr = read_ocr(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -433,6 +447,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         queue: queue?,
         stm: stm?,
         id_reader: id_reader?,
+        ocr: ocr?,
     })
 }
 
@@ -1004,6 +1019,24 @@ fn read_models(root: &mut Section<'_, '_>) -> Option<Models> {
         s.finish();
     }
     Some(m)
+}
+
+fn read_ocr(root: &mut Section<'_, '_>) -> Option<Ocr> {
+    let mut o = Ocr {
+        workers: 1,
+        queue: 4,
+        threads: 2,
+    };
+    if let Some(mut s) = root.opt_table("ocr") {
+        let n = |s: &mut Section<'_, '_>, k: &str, max: i64, d: usize| {
+            s.opt_int(k, 1..=max).map_or(d, |v| v as usize)
+        };
+        o.workers = n(&mut s, "workers", 16, o.workers);
+        o.queue = n(&mut s, "queue", 256, o.queue);
+        o.threads = n(&mut s, "threads", 16, o.threads);
+        s.finish();
+    }
+    Some(o)
 }
 
 #[cfg(test)]

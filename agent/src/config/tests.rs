@@ -202,6 +202,13 @@ fn bad_configs_name_the_key_and_the_line() {
             8,
         ),
         (
+            "ocr queue out of range",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[ocr]\nqueue = 0\n",
+            "ocr.queue",
+            "out of range",
+            8,
+        ),
+        (
             "not TOML at all",
             "[branch\nid = \"A\"\n",
             "",

@@ -7,5 +7,6 @@ mod common;
 mod crash;
 mod queue;
 mod devices;
+mod ocr;
 mod sse;
 mod sync;

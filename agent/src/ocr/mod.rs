@@ -1,0 +1,282 @@
+//! OCR of ID cards and business licences on the box.
+//!
+//! Image bytes → [`image`] (header checks, decode with EXIF orientation) → [`det`] (DB text
+//! detection) → angle classification and batched recognition ([`rec`], CTC) → [`fields`]
+//! (layout, labels, checks). Models come from the models directory and are refused when
+//! their SHA-256 differs from `models/manifest.toml` ([`models`]). Inference runs on the
+//! [`pool`]'s own threads behind a bounded queue. Uploaded images are never stored; the
+//! `ocr.completed` event says which document and which fields were found and validated,
+//! never their values.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::app::App;
+use crate::http::auth::{Authed, guard, respond};
+use crate::http::error::ApiError;
+use crate::http::routes::{Access, RouteSpec};
+use crate::http::{body_limit, ok_json};
+use crate::store::Schema;
+use crate::users::Role;
+
+pub mod cli;
+pub mod det;
+pub mod engine;
+pub mod fields;
+pub mod image;
+pub mod models;
+pub mod pool;
+pub mod rec;
+
+use engine::{Engine, Line, OcrError, Timing};
+use fields::{DocKind, Field, Requested, Side};
+
+/// Largest accepted upload.
+pub const MAX_BODY: u64 = 10 * 1024 * 1024;
+
+/// This module's tables (none: nothing is stored).
+pub const SCHEMA: Schema = Schema {
+    module: "ocr",
+    steps: &[],
+};
+
+const OCR_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
+
+/// This module's routes.
+pub const ROUTES: &[RouteSpec] = &[RouteSpec {
+    method: "POST",
+    path: "/api/v1/ocr",
+    access: OCR_ROLES,
+    sample: "/api/v1/ocr?kind=auto",
+}];
+
+/// This module's OpenAPI fragment.
+pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
+ "summary":"Recognise an ID card or business licence photo",
+ "parameters":[{"name":"kind","in":"query","schema":{"type":"string","enum":["id-card","licence","auto"],"default":"auto"}}],
+ "requestBody":{"required":true,"content":{"image/jpeg":{"schema":{"type":"string","format":"binary"}},"image/png":{"schema":{"type":"string","format":"binary"}}}},
+ "responses":{"200":{"description":"fields, lines and timings","content":{"application/json":{"schema":{"$ref":"#/components/schemas/OcrResult"}}}},
+  "400":{"description":"not a usable image or a bad kind"},"413":{"description":"over 10 MB"},
+  "415":{"description":"not image/jpeg or image/png"},"422":{"description":"not the document asked for"},
+  "503":{"description":"busy or models unavailable"}}}}},
+ "schemas":{"OcrResult":{"type":"object","required":["kind","fields","lines","timing_ms"],"properties":{
+  "kind":{"type":"string","enum":["id_card","licence"]},
+  "side":{"type":"string","enum":["front","back"]},
+  "fields":{"type":"object","additionalProperties":{"type":"object","required":["value","confidence"],"properties":{
+    "value":{"type":"string"},"confidence":{"type":"number"},"valid":{"type":"boolean"},"suggestion":{"type":"string"}}}},
+  "lines":{"type":"array","items":{"type":"object","properties":{"text":{"type":"string"},"confidence":{"type":"number"},
+    "box":{"type":"array","items":{"type":"array","items":{"type":"integer"}}}}}},
+  "timing_ms":{"type":"object","additionalProperties":{"type":"number"}}}}}}"##;
+
+/// The answer of `branchd ocr --json` and `POST /api/v1/ocr`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OcrResult {
+    /// Which document.
+    pub kind: DocKind,
+    /// ID cards: which side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// The fields found.
+    pub fields: BTreeMap<String, Field>,
+    /// Every recognised line.
+    pub lines: Vec<Line>,
+    /// Per-stage time.
+    pub timing_ms: Timing,
+}
+
+/// Recognise one image with an engine (on the caller's thread).
+pub fn recognise(
+    engine: &mut Engine,
+    bytes: &[u8],
+    kind: Requested,
+) -> Result<OcrResult, OcrError> {
+    let start = Instant::now();
+    let mut timing = Timing::default();
+    let lines = engine.lines(bytes, &mut timing)?;
+    let t = Instant::now();
+    let doc = fields::extract(&lines, kind)?;
+    timing.extract = t.elapsed().as_secs_f64() * 1000.0;
+    timing.total = start.elapsed().as_secs_f64() * 1000.0;
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let timing = Timing {
+        decode: round(timing.decode),
+        detect: round(timing.detect),
+        classify: round(timing.classify),
+        recognize: round(timing.recognize),
+        extract: round(timing.extract),
+        total: round(timing.total),
+    };
+    Ok(OcrResult {
+        kind: doc.kind,
+        side: doc.side,
+        fields: doc.fields,
+        lines,
+        timing_ms: timing,
+    })
+}
+
+/// The module's shared state: the worker pool.
+#[derive(Debug)]
+pub struct State {
+    pool: pool::Pool,
+}
+
+impl State {
+    /// Build from the validated config. Worker threads start now; models load on the
+    /// first request.
+    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<State> {
+        Ok(State {
+            pool: pool::Pool::start(
+                cfg.models.dir.clone(),
+                cfg.ocr.workers,
+                cfg.ocr.queue,
+                cfg.ocr.threads,
+            ),
+        })
+    }
+
+    /// Queue an image (used by the route; exposed for other modules).
+    pub fn submit(
+        &self,
+        bytes: Vec<u8>,
+        kind: Requested,
+    ) -> Result<tokio::sync::oneshot::Receiver<pool::Reply>, pool::SubmitError> {
+        self.pool.submit(bytes, kind)
+    }
+}
+
+/// The event sent when a document was recognised: kind, side, which fields were found
+/// and which passed or failed their check. Never a value.
+pub fn completed_event(r: &OcrResult) -> serde_json::Value {
+    let validated: BTreeMap<&str, bool> = r
+        .fields
+        .iter()
+        .filter_map(|(k, f)| f.valid.map(|v| (k.as_str(), v)))
+        .collect();
+    serde_json::json!({
+        "kind": r.kind,
+        "side": r.side,
+        "fields_found": r.fields.keys().collect::<Vec<_>>(),
+        "validated": validated,
+    })
+}
+
+/// Map a recognition error to the API's error.
+pub fn api_error(e: &OcrError) -> ApiError {
+    use image::ImageError as I;
+    match e {
+        OcrError::Image(I::TooLarge(..)) => {
+            ApiError::bad_request("image_too_large", e.to_string())
+        }
+        OcrError::Image(I::Empty(..)) => ApiError::bad_request("empty_image", e.to_string()),
+        OcrError::Image(I::NotAnImage) => ApiError::bad_request("not_an_image", e.to_string()),
+        OcrError::Image(_) => ApiError::bad_request("invalid_image", e.to_string()),
+        OcrError::WrongKind(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_kind",
+            e.to_string(),
+        ),
+        OcrError::Model(m) => {
+            tracing::error!(error = %m, "OCR unavailable");
+            ApiError::unavailable("ocr_unavailable", e.to_string())
+        }
+        OcrError::Cv(_) | OcrError::Inference(_) => {
+            tracing::warn!(error = %e, "OCR failed");
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ocr_failed",
+                "the image could not be processed",
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct KindQuery {
+    kind: Option<String>,
+}
+
+async fn handle(
+    app: App,
+    q: KindQuery,
+    content_type: Option<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let kind: Requested = q
+        .kind
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_kind", e))?;
+    let ct = content_type.unwrap_or_default();
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "image/jpeg" && mime != "image/png" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the photo as image/jpeg or image/png, not {mime:?}"),
+        ));
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("not_an_image", "the request body is empty"));
+    }
+    // cheap checks here, so a bad upload never takes a worker's place in the queue
+    image::sniff(&body).map_err(|e| api_error(&OcrError::Image(e)))?;
+    let rx = app.ocr.submit(body.to_vec(), kind).map_err(|e| match e {
+        pool::SubmitError::Busy => {
+            let mut err = ApiError::unavailable("ocr_busy", e.to_string());
+            err.retry_after = Some(1);
+            err
+        }
+        pool::SubmitError::Stopped => ApiError::unavailable("shutting_down", e.to_string()),
+    })?;
+    let result = rx
+        .await
+        .map_err(|_| ApiError::unavailable("shutting_down", "the recogniser has stopped"))?
+        .map_err(|e| api_error(&e))?;
+    let event = completed_event(&result);
+    app.store
+        .write(move |tx| tx.emit("ocr.completed", event))
+        .await?;
+    Ok(ok_json(&result))
+}
+
+/// The routes.
+pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
+    let app = app.clone();
+    warp::path!("api" / "v1" / "ocr")
+        .and(warp::post())
+        .and(guard(&app, "POST", "/api/v1/ocr"))
+        .and(warp::query::<KindQuery>())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(body_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .then(move |_: Authed, q: KindQuery, ct: Option<String>, body: Bytes| {
+            let app = app.clone();
+            async move { respond(handle(app, q, ct, body).await) }
+        })
+        .boxed()
+}
+
+/// Start the module's tasks: stop the worker pool when the daemon stops.
+pub fn start(app: &App) -> anyhow::Result<()> {
+    let app2 = app.clone();
+    app.tracker.spawn(async move {
+        app2.cancel.cancelled().await;
+        let app3 = app2.clone();
+        let _ = tokio::task::spawn_blocking(move || app3.ocr.pool.stop()).await;
+    });
+    Ok(())
+}
+
+/// Demo set-up (nothing to simulate).
+pub fn demo_prepare(_doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
+    Ok(Vec::new())
+}

@@ -1,0 +1,185 @@
+//! The model manifest (`models/manifest.toml`, built into the binary) and the checked
+//! loading of model files: a file whose SHA-256 differs from the manifest is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
+/// The manifest the binary was built with.
+pub const MANIFEST: &str = include_str!("../../../models/manifest.toml");
+
+/// One file listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// Unique name (`ocr_det`, …).
+    pub name: String,
+    /// What the daemon uses it for.
+    pub role: String,
+    /// Path inside the models directory.
+    pub file: String,
+    /// Expected SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Native libraries only: the CPU architecture.
+    pub arch: Option<String>,
+}
+
+/// Why a model file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// The manifest has no entry for this role (and architecture).
+    #[error("the model manifest lists no {0}")]
+    NotInManifest(String),
+    /// The manifest itself cannot be read.
+    #[error("the model manifest is malformed: {0}")]
+    Manifest(String),
+    /// The file is missing or unreadable.
+    #[error("cannot read model file {path}: {source} (fetch the models with models/fetch.py)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file's hash differs from the manifest.
+    #[error(
+        "model file {path} refused: sha256 mismatch (expected {expected}, actual {actual})"
+    )]
+    Hash {
+        /// The file.
+        path: PathBuf,
+        /// From the manifest.
+        expected: String,
+        /// Of the file on disk.
+        actual: String,
+    },
+    /// ONNX Runtime refused the library or a model.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+}
+
+/// Every entry of the built-in manifest.
+pub fn manifest() -> Result<Vec<ModelEntry>, ModelError> {
+    parse_manifest(MANIFEST)
+}
+
+/// Parse a manifest's `[[models]]` entries.
+pub fn parse_manifest(text: &str) -> Result<Vec<ModelEntry>, ModelError> {
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| ModelError::Manifest(e.to_string()))?;
+    let models = doc
+        .get("models")
+        .and_then(|m| m.as_array_of_tables())
+        .ok_or_else(|| ModelError::Manifest("no [[models]] entries".into()))?;
+    let mut out = Vec::new();
+    for t in models.iter() {
+        let get = |k: &str| -> Result<String, ModelError> {
+            t.get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| ModelError::Manifest(format!("an entry has no string `{k}`")))
+        };
+        out.push(ModelEntry {
+            name: get("name")?,
+            role: get("role")?,
+            file: get("file")?,
+            sha256: get("sha256")?.to_ascii_lowercase(),
+            arch: t.get("arch").and_then(|v| v.as_str()).map(str::to_string),
+        });
+    }
+    Ok(out)
+}
+
+/// The entry for `role` (for native libraries, the one built for this CPU).
+pub fn entry(entries: &[ModelEntry], role: &str) -> Result<ModelEntry, ModelError> {
+    entries
+        .iter()
+        .find(|e| {
+            e.role == role
+                && e.arch
+                    .as_deref()
+                    .is_none_or(|a| a == std::env::consts::ARCH)
+        })
+        .cloned()
+        .ok_or_else(|| ModelError::NotInManifest(format!("{role} for {}", std::env::consts::ARCH)))
+}
+
+/// SHA-256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Read a model file and check its hash against the manifest entry.
+pub fn read_verified(dir: &Path, e: &ModelEntry) -> Result<Vec<u8>, ModelError> {
+    let path = dir.join(&e.file);
+    let bytes = std::fs::read(&path).map_err(|source| ModelError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let actual = sha256_hex(&bytes);
+    if actual != e.sha256 {
+        return Err(ModelError::Hash {
+            path,
+            expected: e.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+static RUNTIME: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Load the ONNX Runtime library from the models directory (once per process), after
+/// checking its hash. Later calls with another directory reuse the first library.
+pub fn init_runtime(dir: &Path, entries: &[ModelEntry]) -> Result<(), ModelError> {
+    let r = RUNTIME.get_or_init(|| {
+        let e = entry(entries, "onnxruntime").map_err(|e| e.to_string())?;
+        read_verified(dir, &e).map_err(|e| e.to_string())?;
+        let path = dir.join(&e.file);
+        ort::init_from(path.to_string_lossy().to_string())
+            .with_name("branchd-ocr")
+            .commit()
+            .map_err(|err| format!("cannot load {}: {err}", path.display()))?;
+        Ok(path)
+    });
+    r.as_ref().map(|_| ()).map_err(|e| ModelError::Runtime(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_manifest_lists_the_three_ocr_models_and_the_runtime() {
+        let m = manifest().unwrap();
+        for role in ["ocr_det", "ocr_rec", "ocr_cls", "onnxruntime"] {
+            let e = entry(&m, role).unwrap();
+            assert_eq!(e.sha256.len(), 64, "{role}");
+        }
+    }
+
+    #[test]
+    fn a_model_whose_hash_differs_is_refused_naming_file_expected_and_actual() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest().unwrap();
+        let det = entry(&m, "ocr_det").unwrap();
+        std::fs::write(dir.path().join(&det.file), b"not the model").unwrap();
+        let err = read_verified(dir.path(), &det).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&det.file), "{msg}");
+        assert!(msg.contains(&det.sha256), "{msg}");
+        assert!(msg.contains(&sha256_hex(b"not the model")), "{msg}");
+        assert!(matches!(err, ModelError::Hash { .. }));
+    }
+
+    #[test]
+    fn a_missing_model_says_which_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest().unwrap();
+        let rec = entry(&m, "ocr_rec").unwrap();
+        let msg = read_verified(dir.path(), &rec).unwrap_err().to_string();
+        assert!(msg.contains(&rec.file), "{msg}");
+    }
+}
