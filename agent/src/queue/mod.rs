@@ -411,6 +411,26 @@ name_en = "Personal banking"
     }
 
     #[test]
+    fn the_demo_gets_a_printer_simulator_in_its_devices() {
+        let mut doc: toml_edit::DocumentMut = crate::config::DEMO_CONFIG.parse().unwrap();
+        let keep = demo_prepare(&mut doc).unwrap();
+        assert_eq!(keep.len(), 1);
+        let cfg = crate::config::Config::parse(&doc.to_string()).unwrap();
+        let printer = cfg
+            .devices
+            .iter()
+            .find(|d| d.kind == DeviceKind::Printer)
+            .expect("a printer device");
+        assert!(std::path::Path::new(&printer.path).exists());
+        let mut p = branchd_drivers::printer::Printer::open_path(
+            std::path::Path::new(&printer.path),
+            printer.baud,
+        )
+        .unwrap();
+        assert!(p.status().unwrap().online);
+    }
+
+    #[test]
     fn the_paper_ticket_holds_bank_branch_service_number_wait_local_time_and_id() {
         let t = paper(&cfg(), &issued());
         assert_eq!(
