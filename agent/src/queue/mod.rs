@@ -382,7 +382,7 @@ mod tests {
 id = "NJ0101"
 name = "南京分行营业部"
 bank_name = "示范银行"
-data_dir = "/tmp/unused"
+data_dir = "unused"
 [http]
 listen = "127.0.0.1:0"
 [[services]]

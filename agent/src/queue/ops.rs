@@ -1045,7 +1045,7 @@ mod tests {
 [branch]
 id = "T1"
 name = "测试"
-data_dir = "/tmp/unused"
+data_dir = "unused"
 utc_offset = "+08:00"
 [http]
 listen = "127.0.0.1:0"
