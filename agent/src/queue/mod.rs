@@ -382,7 +382,7 @@ mod tests {
 id = "NJ0101"
 name = "南京分行营业部"
 bank_name = "示范银行"
-data_dir = "/tmp/unused"
+data_dir = "unused"
 [http]
 listen = "127.0.0.1:0"
 [[services]]
@@ -408,6 +408,26 @@ name_en = "Personal banking"
             why: Vec::new(),
             day: "2026-11-23".into(),
         }
+    }
+
+    #[test]
+    fn the_demo_gets_a_printer_simulator_in_its_devices() {
+        let mut doc: toml_edit::DocumentMut = crate::config::DEMO_CONFIG.parse().unwrap();
+        let keep = demo_prepare(&mut doc).unwrap();
+        assert_eq!(keep.len(), 1);
+        let cfg = crate::config::Config::parse(&doc.to_string()).unwrap();
+        let printer = cfg
+            .devices
+            .iter()
+            .find(|d| d.kind == DeviceKind::Printer)
+            .expect("a printer device");
+        assert!(std::path::Path::new(&printer.path).exists());
+        let mut p = branchd_drivers::printer::Printer::open_path(
+            std::path::Path::new(&printer.path),
+            printer.baud,
+        )
+        .unwrap();
+        assert!(p.status().unwrap().online);
     }
 
     #[test]

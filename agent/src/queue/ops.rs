@@ -1032,3 +1032,102 @@ pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Queu
         services,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use chrono::TimeZone;
+
+    fn cfg(extra: &str) -> Config {
+        Config::parse(&format!(
+            r#"
+[branch]
+id = "T1"
+name = "测试"
+data_dir = "unused"
+utc_offset = "+08:00"
+[http]
+listen = "127.0.0.1:0"
+[[services]]
+code = "personal"
+prefix = "A"
+name = "个人业务"
+{extra}
+[[counters]]
+id = "1"
+services = ["personal"]
+"#
+        ))
+        .unwrap()
+    }
+
+    fn req() -> IssueRequest {
+        IssueRequest {
+            service: "personal".into(),
+            customer_id: None,
+            customer_level: None,
+            appointment_id: None,
+            source: Source::Pad,
+        }
+    }
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn the_business_day_turns_at_the_reset_hour_in_branch_time() {
+        let c = cfg("");
+        // 04:00 in +08:00 is 20:00 UTC the day before.
+        assert_eq!(business_day(&c, at(19, 59)), "2026-11-23");
+        assert_eq!(business_day(&c, at(20, 0)), "2026-11-24");
+        let mut c0 = cfg("");
+        c0.queue.reset_hour = 0;
+        assert_eq!(business_day(&c0, at(15, 59)), "2026-11-23");
+        assert_eq!(business_day(&c0, at(16, 0)), "2026-11-24");
+    }
+
+    #[test]
+    fn numbering_restarts_at_the_reset_hour_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let c = cfg("");
+        let issue_at = |store: &Store, t: DateTime<Utc>| {
+            let c = c.clone();
+            store
+                .write_blocking(move |tx| issue(tx, &c, t, &req()))
+                .unwrap()
+                .number
+        };
+        let store = Store::open(&path).unwrap();
+        assert_eq!(issue_at(&store, at(10, 0)), "A001");
+        assert_eq!(issue_at(&store, at(19, 0)), "A002");
+        store.close();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(issue_at(&store, at(19, 59)), "A003");
+        assert_eq!(issue_at(&store, at(20, 0)), "A001", "a new business day");
+        store.close();
+    }
+
+    #[test]
+    fn outside_opening_hours_no_ticket_is_issued_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("q.db")).unwrap();
+        let c = cfg("hours = \"08:30-17:00\"");
+        let c2 = c.clone();
+        // 08:00 local = 00:00 UTC.
+        let r = store.write_blocking(move |tx| issue(tx, &c2, at(0, 0), &req()));
+        assert!(
+            matches!(&r, Err(QueueError::ServiceClosed(code, hours)) if code == "personal" && hours == "08:30-17:00"),
+            "{r:?}"
+        );
+        assert_eq!(*store.committed().borrow(), 0);
+        let c2 = c.clone();
+        let n = store
+            .write_blocking(move |tx| issue(tx, &c2, at(1, 0), &req()))
+            .unwrap();
+        assert_eq!(n.number, "A001", "the refused request used no number");
+        store.close();
+    }
+}
