@@ -5,11 +5,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::app;
+use crate::app::{self, App};
 use crate::config::{Config, DEMO_CONFIG};
+use crate::queue;
 use crate::store::Store;
 use crate::users::{self, Role, UserError};
 
@@ -79,6 +81,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     .await??;
     let grace = cfg.daemon.shutdown_grace;
     let running = app::start(cfg).await?;
+    let lobby = running.app.clone();
+    running
+        .app
+        .tracker
+        .spawn(async move { customers_arrive(lobby, CUSTOMER_EVERY).await });
     println!("branchd demo is running: http://{}/", running.addr);
     println!("logins (user / password):");
     for (name, role, password) in DEMO_USERS {
@@ -89,4 +96,47 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     app::shutdown_signal().await;
     running.shutdown(grace).await;
     Ok(())
+}
+
+/// How often a customer takes a ticket at the kiosk in the demo's compressed day.
+pub const CUSTOMER_EVERY: Duration = Duration::from_secs(20);
+
+/// The demo's lobby: a few customers are already waiting at the start, then one takes a
+/// ticket at the kiosk every `every`, for a random service; about one in six is a VIP.
+/// Stops when the daemon stops.
+pub async fn customers_arrive(app: App, every: Duration) {
+    use rand::Rng as _;
+    let services: Vec<String> = app.cfg.services.iter().map(|s| s.code.clone()).collect();
+    if services.is_empty() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    let mut first = true;
+    loop {
+        tokio::select! {
+            () = app.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for _ in 0..if first { 4 } else { 1 } {
+            let (service, level) = {
+                let mut rng = rand::thread_rng();
+                let service = services[rng.gen_range(0..services.len())].clone();
+                let level = rng
+                    .gen_ratio(1, 6)
+                    .then(|| format!("vip{}", rng.gen_range(1..=3)));
+                (service, level)
+            };
+            let req = queue::IssueRequest {
+                service,
+                customer_id: None,
+                customer_level: level,
+                appointment_id: None,
+                source: queue::Source::Pad,
+            };
+            if let Err(e) = queue::issue(&app, req).await {
+                tracing::info!(error = %e, "demo: a customer could not take a ticket");
+            }
+        }
+        first = false;
+    }
 }

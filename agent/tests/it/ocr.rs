@@ -31,10 +31,23 @@ fn models_dir() -> PathBuf {
 }
 
 /// Generate `count` documents of `kind` with docgen into `out`; returns (image, truth).
-fn docgen(kind: &str, count: u32, seed: u32, out: &Path, extra: &[&str]) -> Vec<(PathBuf, serde_json::Value)> {
+fn docgen(
+    kind: &str,
+    count: u32,
+    seed: u32,
+    out: &Path,
+    extra: &[&str],
+) -> Vec<(PathBuf, serde_json::Value)> {
     let status = Command::new("python3")
         .arg(workspace().join("tools/docgen/docgen.py"))
-        .args(["--kind", kind, "--count", &count.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--kind",
+            kind,
+            "--count",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -105,7 +118,12 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
             ("licence", "credit_code")
         };
         assert_eq!(v["kind"], kind, "{}", img.display());
-        assert_eq!(v["fields"][key]["value"], truth[key], "{}: {v}", img.display());
+        assert_eq!(
+            v["fields"][key]["value"],
+            truth[key],
+            "{}: {v}",
+            img.display()
+        );
         assert_eq!(v["fields"][key]["valid"], true, "{}", img.display());
         assert!(v["lines"].as_array().is_some_and(|l| l.len() > 5));
         assert!(v["timing_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
@@ -171,7 +189,14 @@ async fn bad_uploads_get_clear_errors_and_the_worker_keeps_serving() {
     let b = TestBox::start_with(&ocr_config(&models, 1, 2)).await;
     let c = b.login("lobby_manager").await;
 
-    let r = post(&c, &b, "auto", "image/jpeg", b"this is not a photo".to_vec()).await;
+    let r = post(
+        &c,
+        &b,
+        "auto",
+        "image/jpeg",
+        b"this is not a photo".to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "not_an_image");
 
@@ -186,7 +211,14 @@ async fn bad_uploads_get_clear_errors_and_the_worker_keeps_serving() {
         let d = docgen("id-front", 1, 3, tmp2.path(), &["--set", "png_share=0"]);
         jpeg.extend(std::fs::read(&d[0].0).unwrap());
     }
-    let r = post(&c, &b, "auto", "image/jpeg", jpeg[..jpeg.len() / 2].to_vec()).await;
+    let r = post(
+        &c,
+        &b,
+        "auto",
+        "image/jpeg",
+        jpeg[..jpeg.len() / 2].to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "invalid_image");
 
@@ -228,7 +260,9 @@ async fn over_10_mb_status(b: &TestBox) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let login = reqwest::Client::new()
         .post(b.url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}))
+        .json(
+            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -348,7 +382,11 @@ fn the_cli_prints_the_api_json_and_refuses_bad_input() {
         .arg(img)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "id_card");
     assert_eq!(v["fields"]["id_number"]["value"], truth["id_number"]);
