@@ -63,6 +63,28 @@ fn frame_sizes() -> (usize, usize) {
     (wire(&event), wire(&Message::Ack))
 }
 
+/// Bytes on the wire of a command without data and its RESULT, both acknowledged.
+fn command_exchange_bytes() -> usize {
+    let cmd = Message::Command(branchd_drivers::stm::Command {
+        cmd_id: "c19a3c0de000-100".into(),
+        op: "resume".into(),
+        args: json!({}),
+    });
+    let result = Message::Result(branchd_drivers::stm::CommandResult {
+        cmd_id: "c19a3c0de000-100".into(),
+        ok: true,
+        error: None,
+        data: None,
+    });
+    let wire = |m: &Message| {
+        m.to_packet(1)
+            .and_then(|p| p.encode())
+            .map(|w| w.len())
+            .unwrap_or(0)
+    };
+    wire(&cmd) + wire(&result) + 2 * wire(&Message::Ack)
+}
+
 async fn wait_online(events: &mut tokio::sync::mpsc::Receiver<LinkEvent>) {
     loop {
         match events.recv().await {
@@ -176,6 +198,12 @@ fn main() {
             .map(|r| format!("{r:.0}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!();
+    let exchange = command_exchange_bytes();
+    println!(
+        "line-rate floor of a command without data at 115200 baud: {exchange} bytes, {:.1} ms",
+        exchange as f64 / bytes_per_s * 1000.0
     );
     println!();
     println!("| command | n | median ms | p99 ms | max ms |");
