@@ -328,3 +328,55 @@ fn queue_rules_and_opening_hours_are_read_and_checked() {
         );
     }
 }
+
+#[test]
+fn stm_and_id_reader_rules_have_defaults_and_are_checked() {
+    let cfg = Config::parse(MINIMAL).expect("valid");
+    assert_eq!(cfg.stm.command_timeout, Duration::from_secs(15));
+    assert_eq!(cfg.stm.auth_timeout, Duration::from_secs(180));
+    assert_eq!(cfg.stm.cassette_low_notes, 200);
+    assert!(cfg.stm.consumables_low.contains(&("ukey".to_string(), 5)));
+    assert!(!cfg.id_reader.keep_photo);
+    assert_eq!(cfg.id_reader.poll_interval, Duration::from_millis(500));
+
+    let src = format!(
+        "{MINIMAL}\n[stm]\ncommand_timeout_s = 5\nauth_timeout_s = 60\n\
+         [stm.consumables_low]\nukey = 9\n[id_reader]\nkeep_photo = true\npoll_ms = 200\n"
+    );
+    let cfg = Config::parse(&src).expect("valid");
+    assert_eq!(cfg.stm.command_timeout, Duration::from_secs(5));
+    assert_eq!(cfg.stm.auth_timeout, Duration::from_secs(60));
+    assert!(cfg.stm.consumables_low.contains(&("ukey".to_string(), 9)));
+    assert!(cfg.id_reader.keep_photo);
+
+    for (extra, key, fragment) in [
+        (
+            "[stm]\nauth_timeout_s = 0\n",
+            "stm.auth_timeout_s",
+            "out of range",
+        ),
+        (
+            "[stm.consumables_low]\nkeys = 3\n",
+            "stm.consumables_low.keys",
+            "unknown key",
+        ),
+        (
+            "[id_reader]\nkeep_photo = \"yes\"\n",
+            "id_reader.keep_photo",
+            "true or false",
+        ),
+        (
+            "[id_reader]\npoll_ms = 5\n",
+            "id_reader.poll_ms",
+            "out of range",
+        ),
+    ] {
+        let problems = Config::parse(&format!("{MINIMAL}\n{extra}")).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == key && p.message.contains(fragment)),
+            "{extra}: {problems:#?}"
+        );
+    }
+}

@@ -287,3 +287,6 @@ pub fn start(app: &App) -> anyhow::Result<()> {
 pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
     demo::prepare(doc)
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,6 +59,8 @@ enum Cmd {
         device: String,
         op: String,
         args: Value,
+        /// What the device answered, filled in by [`handle`] before the command is recorded.
+        result: Option<Result<(), String>>,
     },
     Rebirth,
 }
@@ -74,7 +76,46 @@ struct Refusal {
 /// Handle one command payload: parse, validate, apply, record, ack — or refuse with a
 /// reason. `Err` only when the database failed (nothing was recorded then).
 pub async fn handle(app: &App, payload: &[u8]) -> Result<Outcome, StoreError> {
-    let parsed = parse(payload, &app.cfg);
+    let mut parsed = parse(payload, &app.cfg);
+    if let Ok((
+        id,
+        _,
+        Cmd::DeviceCommand {
+            device,
+            op,
+            args,
+            result,
+        },
+    )) = &mut parsed
+    {
+        // Sent to the device only the first time; a redelivery gets the recorded answer.
+        let key = id.clone();
+        let seen = app
+            .store
+            .read(move |c| {
+                Ok::<_, StoreError>(
+                    c.query_row("SELECT 1 FROM sync_commands WHERE id = ?1", [&key], |_| {
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some(),
+                )
+            })
+            .await?;
+        if !seen {
+            let actor = format!("hq:{id}");
+            let sent = crate::devices::send_command(app, device, op, args.clone(), &actor).await;
+            *result = Some(match sent {
+                Ok(r) if r.ok => Ok(()),
+                Ok(r) => Err(format!(
+                    "{device} refused `{op}`: {}",
+                    r.error.unwrap_or_else(|| "no reason given".into())
+                )),
+                Err(crate::devices::SendError::Store(e)) => return Err(e),
+                Err(e) => Err(e.to_string()),
+            });
+        }
+    }
     let cfg = Arc::clone(&app.cfg);
     app.store.write(move |tx| apply(tx, parsed, &cfg)).await
 }
@@ -222,14 +263,22 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
                 json!({"services": services, "command": id}),
             )?;
         }
-        Cmd::DeviceCommand { device, op, args } => {
-            // Kept for the devices module to pick up once it offers remote operations.
+        Cmd::DeviceCommand {
+            device,
+            op,
+            args,
+            result,
+        } => {
+            // The device's answer (audited as `device.command` by the devices module).
+            let result =
+                result.unwrap_or_else(|| Err("the command was not sent to the device".into()));
+            let state = if result.is_ok() { "done" } else { "failed" };
             tx.conn().execute(
                 "INSERT INTO sync_device_commands(cmd_id, device, op, args, received_at, state) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'unavailable')",
-                params![id, device, op, args.to_string(), now],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, device, op, args.to_string(), now, state],
             )?;
-            return Ok(Err("device commands are not available".into()));
+            return Ok(result);
         }
         Cmd::Rebirth => {}
     }
@@ -301,6 +350,7 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
                 device: device.unwrap_or_default(),
                 op: op.unwrap_or_default(),
                 args: args.unwrap_or_else(|| json!({})),
+                result: None,
             }
         }
         "rebirth" => Cmd::Rebirth,
