@@ -43,6 +43,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// `[models]`
     pub models: Models,
+    /// `[orders]`: step templates and timer defaults of head-office orders.
+    pub orders: crate::orders::config::OrdersConfig,
 }
 
 /// `[branch]`: who this box is.
@@ -347,6 +349,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let log = read_log(root);
     let daemon = read_daemon(root);
     let models = read_models(root);
+    let orders = crate::orders::config::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -358,6 +361,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         log: log?,
         daemon: daemon?,
         models: models?,
+        orders: orders?,
     })
 }
 

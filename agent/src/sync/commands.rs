@@ -61,6 +61,7 @@ enum Cmd {
         args: Value,
     },
     Rebirth,
+    Order(crate::orders::command::OrderCmd),
 }
 
 /// A command refused before anything changes.
@@ -232,6 +233,7 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
             return Ok(Err("device commands are not available".into()));
         }
         Cmd::Rebirth => {}
+        Cmd::Order(c) => return crate::orders::command::apply(tx, id, c),
     }
     Ok(Ok(()))
 }
@@ -304,7 +306,9 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
             }
         }
         "rebirth" => Cmd::Rebirth,
-        k if k.starts_with("order.") => return Err(r("orders not supported yet".into())),
+        k if k.starts_with("order.") => {
+            Cmd::Order(crate::orders::command::parse(k, data, &cfg.orders).map_err(r)?)
+        }
         k => return Err(r(format!("unknown command kind `{k}`"))),
     };
     Ok((id, kind, cmd))
@@ -674,7 +678,7 @@ mod tests {
             (json!({"v":2,"id":"a","kind":"rebirth"}), "`v` must be 1"),
             (
                 json!({"v":1,"id":"a","kind":"order.create","data":{}}),
-                "orders not supported yet",
+                "`order_id` is required",
             ),
             (
                 json!({"v":1,"id":"a","kind":"vip.upsert","data":{"name":"x"}}),

@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod common;
 mod crash;
+mod orders;
 mod sse;
 mod sync;
