@@ -612,3 +612,31 @@ fn the_orders_section_is_checked_key_by_key() {
     let none = crate::config::Config::parse(base).expect("valid without [orders]");
     assert_eq!(none.orders, OrdersConfig::default());
 }
+
+#[tokio::test]
+async fn demo_samples_are_created_once_with_one_step_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("b.db")).unwrap();
+    let cfg = OrdersConfig::default();
+    let now = chrono::Utc::now();
+    let c = cfg.clone();
+    let first = store
+        .write(move |tx| super::demo::create_samples(tx, &c, now))
+        .await
+        .unwrap();
+    let second = store
+        .write(move |tx| super::demo::create_samples(tx, &cfg, now))
+        .await
+        .unwrap();
+    assert_eq!((first, second), (3, 0), "three samples, never twice");
+    let list = store.read(move |c| model::list(c, now)).await.unwrap();
+    assert_eq!(list.len(), 3);
+    let running: Vec<&Value> = list
+        .iter()
+        .filter(|o| o["current_step"].is_object())
+        .collect();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0]["status"], "executing");
+    assert_eq!(running[0]["current_step"]["elapsed_s"], 240);
+    store.close();
+}
