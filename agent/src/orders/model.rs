@@ -408,6 +408,16 @@ fn set_status(tx: &Tx<'_>, id: &str, status: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An `order.updated` after a change announced under its own kind, so screens that follow
+/// only the common order kinds refetch too.
+fn updated(tx: &mut Tx<'_>, id: &str, status: &str, cause: &str) -> Result<(), StoreError> {
+    tx.emit(
+        "order.updated",
+        json!({"id": id, "status": status, "cause": cause}),
+    )?;
+    Ok(())
+}
+
 /// The alert keys of one step's timer levels.
 pub fn alert_key(id: &str, step: &str, level: &str) -> String {
     format!("order:{id}:{step}:{level}")
@@ -666,6 +676,7 @@ pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
         "order.recalled",
         json!({"id": id, "step": step, "action": "manual", "by": by}),
     )?;
+    updated(tx, id, "recalled", "recalled")?;
     Ok(())
 }
 
@@ -694,6 +705,7 @@ pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Resu
         "order.rated",
         json!({"id": id, "score": score, "commented": comment.is_some(), "closed": true}),
     )?;
+    updated(tx, id, "delivered", "rated")?;
     Ok(())
 }
 
@@ -714,6 +726,7 @@ pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, Stor
         "order.arrived",
         json!({"id": id, "ticket": ticket, "priority": o.priority}),
     )?;
+    updated(tx, id, &o.status, "arrived")?;
     Ok(true)
 }
 
@@ -1074,6 +1087,11 @@ pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool,
                 },
             )?;
             tx.emit("order.recalled", data)?;
+            let status = match action {
+                RecallAction::Pool => "recalled",
+                RecallAction::Escalate => "executing",
+            };
+            updated(tx, id, status, "recalled")?;
         }
     }
     Ok(true)
