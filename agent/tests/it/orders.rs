@@ -489,9 +489,91 @@ async fn an_order_journey_from_head_office_to_the_customers_rating() {
     let r = post(&lobby, &b, "/api/v1/orders/ORD-2/approve", json!({})).await;
     assert_eq!(r.status(), 409);
 
+    // Staff take a running step back: the order returns to the pool; another takes it up.
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-8",
+            "order.create",
+            json!({"order_id": "ORD-3",
+        "business_type": "account_opening", "customer": {"name": "赵六"}}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true), "{ok}");
+    post(&lobby, &b, "/api/v1/orders/ORD-3/approve", json!({})).await;
+    post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-3/steps/document_check/start",
+        json!({}),
+    )
+    .await;
+    let recalled = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-3/recall",
+            json!({"note": "换人办理"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(recalled["status"], "recalled");
+    assert_eq!(recalled["steps"][0]["state"], "pending");
+    assert_eq!(recalled["recalls"], 1);
+    let boss = b.login("branch_manager").await;
+    let again = ok_json(
+        post(
+            &boss,
+            &b,
+            "/api/v1/orders/ORD-3/steps/document_check/start",
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(again["status"], "executing");
+    assert_eq!(again["current_step"]["started_by"], "branch_manager");
+    // And an order that fails review is rejected with a reason.
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-9",
+            "order.create",
+            json!({"order_id": "ORD-4",
+        "business_type": "account_opening", "customer": {"name": "孙七"}}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true), "{ok}");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-4/reject",
+        json!({"reason": " "}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let rejected = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-4/reject",
+            json!({"reason": "资料不全"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["closed"], true);
+
     // Head office saw the journey, and no customer's name or ID number.
     upstream.wait_for("order.rated").await;
     upstream.wait_for("order.cancelled").await;
+    upstream.wait_for("order.recalled").await;
     let kinds = upstream.kinds();
     for k in [
         "order.created",
@@ -503,7 +585,16 @@ async fn an_order_journey_from_head_office_to_the_customers_rating() {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     let all = upstream.all_text();
-    for secret in ["张三", "李四", ID_NUMBER, "13800000000", "很快"] {
+    for secret in [
+        "张三",
+        "李四",
+        "赵六",
+        ID_NUMBER,
+        "13800000000",
+        "很快",
+        "资料不全",
+        "换人办理",
+    ] {
         assert!(!all.contains(secret), "{secret} left the box");
     }
     b.stop().await;
