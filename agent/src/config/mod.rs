@@ -51,6 +51,8 @@ pub struct Config {
     pub id_reader: IdReaderRules,
     /// `[ocr]`
     pub ocr: Ocr,
+    /// `[orders]`: step templates and timer defaults of head-office orders.
+    pub orders: crate::orders::config::OrdersConfig,
 }
 
 /// `[branch]`: who this box is.
@@ -433,6 +435,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let stm = read_stm(root);
     let id_reader = read_id_reader(root);
     let ocr = read_ocr(root);
+    let orders = crate::orders::config::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -448,6 +451,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         stm: stm?,
         id_reader: id_reader?,
         ocr: ocr?,
+        orders: orders?,
     })
 }
 

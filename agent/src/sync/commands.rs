@@ -63,6 +63,7 @@ enum Cmd {
         result: Option<Result<(), String>>,
     },
     Rebirth,
+    Order(crate::orders::command::OrderCmd),
 }
 
 /// A command refused before anything changes.
@@ -281,6 +282,7 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
             return Ok(result);
         }
         Cmd::Rebirth => {}
+        Cmd::Order(c) => return crate::orders::command::apply(tx, id, c),
     }
     Ok(Ok(()))
 }
@@ -354,7 +356,9 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
             }
         }
         "rebirth" => Cmd::Rebirth,
-        k if k.starts_with("order.") => return Err(r("orders not supported yet".into())),
+        k if k.starts_with("order.") => {
+            Cmd::Order(crate::orders::command::parse(k, data, &cfg.orders).map_err(r)?)
+        }
         k => return Err(r(format!("unknown command kind `{k}`"))),
     };
     Ok((id, kind, cmd))
@@ -724,7 +728,7 @@ mod tests {
             (json!({"v":2,"id":"a","kind":"rebirth"}), "`v` must be 1"),
             (
                 json!({"v":1,"id":"a","kind":"order.create","data":{}}),
-                "orders not supported yet",
+                "`order_id` is required",
             ),
             (
                 json!({"v":1,"id":"a","kind":"vip.upsert","data":{"name":"x"}}),

@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod devices;
 mod ocr;
+mod orders;
 mod queue;
 mod sse;
 mod sync;

@@ -439,7 +439,7 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
             && invalid.contains("`consent` must be true or false"),
         "{invalid}"
     );
-    assert!(reason(json!("c-5")).contains("orders not supported yet"));
+    assert!(reason(json!("c-5")).contains("`order_id` is required"));
     assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
 

@@ -1,0 +1,1098 @@
+//! Orders and their steps in SQLite: every transition checked against the current state,
+//! applied and announced (`order.*`) in the caller's transaction.
+//!
+//! Customer names, phone numbers and ID numbers stay in these tables: no event carries them.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::config::{RecallAction, StepSpec};
+use crate::alerts::{self, Level, NewAlert};
+use crate::store::{StoreError, Tx, rfc3339};
+
+/// Why an order operation was refused (nothing changed then).
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// No order with this id.
+    #[error("no order `{0}`")]
+    NotFound(String),
+    /// The order has no such step.
+    #[error("order `{0}` has no step `{1}`")]
+    NoStep(String, String),
+    /// The order's state does not allow this.
+    #[error("{0}")]
+    State(String),
+    /// The request itself is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for OrderError {
+    fn from(e: rusqlite::Error) -> Self {
+        OrderError::Store(e.into())
+    }
+}
+
+/// States in which an order is still open.
+pub const OPEN: &[&str] = &["created", "approved", "executing", "recalled"];
+
+/// The customer of an order (kept on the box).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Customer {
+    /// Name.
+    pub name: String,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// Citizen ID number.
+    pub id_number: Option<String>,
+}
+
+/// A new order from head office, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOrder {
+    /// Head office's order id.
+    pub id: String,
+    /// Business type (a template key).
+    pub business_type: String,
+    /// Display title.
+    pub title: String,
+    /// Where it was booked: `app`, `web`, `phone`, `branch`…
+    pub channel: String,
+    /// Queue priority of the customer's ticket on arrival.
+    pub priority: String,
+    /// The customer.
+    pub customer: Customer,
+    /// Booked time.
+    pub appointment_at: Option<DateTime<Utc>>,
+    /// Pre-filled form fields.
+    pub fields: Map<String, Value>,
+    /// Steps with their timers.
+    pub steps: Vec<StepSpec>,
+}
+
+/// A change from head office, validated; `None` keeps the value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrderUpdate {
+    /// Order id.
+    pub id: String,
+    /// New title.
+    pub title: Option<String>,
+    /// New channel.
+    pub channel: Option<String>,
+    /// New priority.
+    pub priority: Option<String>,
+    /// New customer details.
+    pub customer: Option<Customer>,
+    /// New booked time.
+    pub appointment_at: Option<DateTime<Utc>>,
+    /// Replacement form fields.
+    pub fields: Option<Map<String, Value>>,
+    /// Replacement steps (only before any step started).
+    pub steps: Option<Vec<StepSpec>>,
+}
+
+fn ts(t: Option<String>) -> Option<DateTime<Utc>> {
+    t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// One stored order.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    /// Id.
+    pub id: String,
+    /// Business type.
+    pub business_type: String,
+    /// Title.
+    pub title: String,
+    /// Channel.
+    pub channel: String,
+    /// Priority.
+    pub priority: String,
+    /// Customer.
+    pub customer: Customer,
+    /// Booked time.
+    pub appointment_at: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Form fields.
+    pub fields: Value,
+    /// Linked ticket.
+    pub ticket: Option<String>,
+    /// When the customer arrived.
+    pub arrived_at: Option<String>,
+    /// Approver.
+    pub approved_by: Option<String>,
+    /// Approval time.
+    pub approved_at: Option<String>,
+    /// Why it was rejected or cancelled.
+    pub closed_reason: Option<String>,
+    /// Delivery time.
+    pub delivered_at: Option<String>,
+    /// Who delivered.
+    pub delivered_by: Option<String>,
+    /// Rating 1–5.
+    pub rating: Option<i64>,
+    /// Rating comment.
+    pub rating_comment: Option<String>,
+    /// Rating time.
+    pub rated_at: Option<String>,
+    /// Timeout or manual recalls so far.
+    pub recalls: i64,
+    /// Created.
+    pub created_at: String,
+}
+
+/// One stored step.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    /// Position.
+    pub idx: i64,
+    /// Spec.
+    pub spec: StepSpec,
+    /// `pending`, `active`, `done`.
+    pub state: String,
+    /// Timer level reached: `none`, `near_timeout`, `timeout`, `escalated`.
+    pub level: String,
+    /// Start.
+    pub started_at: Option<String>,
+    /// Who started it.
+    pub started_by: Option<String>,
+    /// End.
+    pub finished_at: Option<String>,
+    /// Who finished it.
+    pub finished_by: Option<String>,
+}
+
+const ORDER_COLS: &str = "id, business_type, title, channel, priority, customer_name, customer_phone, \
+    customer_id_number, appointment_at, status, fields, ticket, arrived_at, approved_by, approved_at, \
+    closed_reason, delivered_at, delivered_by, rating, rating_comment, rated_at, recalls, created_at";
+
+fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+    Ok(OrderRow {
+        id: r.get(0)?,
+        business_type: r.get(1)?,
+        title: r.get(2)?,
+        channel: r.get(3)?,
+        priority: r.get(4)?,
+        customer: Customer {
+            name: r.get(5)?,
+            phone: r.get(6)?,
+            id_number: r.get(7)?,
+        },
+        appointment_at: r.get(8)?,
+        status: r.get(9)?,
+        fields: serde_json::from_str(&r.get::<_, String>(10)?).unwrap_or_else(|_| json!({})),
+        ticket: r.get(11)?,
+        arrived_at: r.get(12)?,
+        approved_by: r.get(13)?,
+        approved_at: r.get(14)?,
+        closed_reason: r.get(15)?,
+        delivered_at: r.get(16)?,
+        delivered_by: r.get(17)?,
+        rating: r.get(18)?,
+        rating_comment: r.get(19)?,
+        rated_at: r.get(20)?,
+        recalls: r.get(21)?,
+        created_at: r.get(22)?,
+    })
+}
+
+const STEP_COLS: &str = "idx, key, name, customer_label, sla_s, near_pct, recall_after_s, recall_action, \
+    state, level, started_at, started_by, finished_at, finished_by";
+
+fn step_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
+    Ok(StepRow {
+        idx: r.get(0)?,
+        spec: StepSpec {
+            key: r.get(1)?,
+            name: r.get(2)?,
+            customer_label: r.get(3)?,
+            sla_s: r.get::<_, i64>(4)? as u32,
+            near_pct: r.get::<_, i64>(5)? as u8,
+            recall_after_s: r.get::<_, i64>(6)? as u32,
+            recall_action: RecallAction::parse(&r.get::<_, String>(7)?)
+                .unwrap_or(RecallAction::Pool),
+        },
+        state: r.get(8)?,
+        level: r.get(9)?,
+        started_at: r.get(10)?,
+        started_by: r.get(11)?,
+        finished_at: r.get(12)?,
+        finished_by: r.get(13)?,
+    })
+}
+
+/// One order.
+pub fn get(c: &Connection, id: &str) -> Result<Option<OrderRow>, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {ORDER_COLS} FROM orders WHERE id = ?1"),
+        [id],
+        order_from_row,
+    )
+    .optional()?)
+}
+
+/// An order's steps, in order.
+pub fn steps(c: &Connection, id: &str) -> Result<Vec<StepRow>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {STEP_COLS} FROM order_steps WHERE order_id = ?1 ORDER BY idx"
+    ))?;
+    let rows = stmt.query_map([id], step_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn must_get(c: &Connection, id: &str) -> Result<OrderRow, OrderError> {
+    get(c, id)?.ok_or_else(|| OrderError::NotFound(id.to_string()))
+}
+
+fn insert_steps(c: &Connection, id: &str, steps: &[StepSpec]) -> Result<(), StoreError> {
+    for (i, s) in steps.iter().enumerate() {
+        c.execute(
+            "INSERT INTO order_steps(order_id, idx, key, name, customer_label, sla_s, near_pct, \
+                 recall_after_s, recall_action) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                id,
+                i as i64,
+                s.key,
+                s.name,
+                s.customer_label,
+                s.sla_s as i64,
+                s.near_pct as i64,
+                s.recall_after_s as i64,
+                s.recall_action.as_str()
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn step_keys(steps: &[StepSpec]) -> Vec<&str> {
+    steps.iter().map(|s| s.key.as_str()).collect()
+}
+
+/// Create an order (`order.created`). Refused when the id exists.
+pub fn create(tx: &mut Tx<'_>, o: &NewOrder, command: Option<&str>) -> Result<(), OrderError> {
+    if get(tx.conn(), &o.id)?.is_some() {
+        return Err(OrderError::State(format!(
+            "order `{}` already exists",
+            o.id
+        )));
+    }
+    let now = rfc3339(tx.now());
+    tx.conn().execute(
+        "INSERT INTO orders(id, business_type, title, channel, priority, customer_name, customer_phone, \
+             customer_id_number, appointment_at, status, fields, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'created', ?10, ?11, ?11)",
+        params![
+            o.id,
+            o.business_type,
+            o.title,
+            o.channel,
+            o.priority,
+            o.customer.name,
+            o.customer.phone,
+            o.customer.id_number,
+            o.appointment_at.map(rfc3339),
+            Value::Object(o.fields.clone()).to_string(),
+            now
+        ],
+    )?;
+    insert_steps(tx.conn(), &o.id, &o.steps)?;
+    tx.emit(
+        "order.created",
+        json!({"id": o.id, "business_type": o.business_type, "channel": o.channel,
+               "priority": o.priority, "status": "created",
+               "appointment_at": o.appointment_at.map(rfc3339),
+               "steps": step_keys(&o.steps), "command": command}),
+    )?;
+    Ok(())
+}
+
+/// Change an open order (`order.updated`). Steps can be replaced only before any started.
+pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), &u.id)?;
+    if !OPEN.contains(&o.status.as_str()) {
+        return Err(OrderError::State(format!(
+            "order `{}` is {}: it can no longer be changed",
+            o.id, o.status
+        )));
+    }
+    if u.steps.is_some() {
+        let st = steps(tx.conn(), &o.id)?;
+        if st.iter().any(|s| s.state != "pending") {
+            return Err(OrderError::State(format!(
+                "order `{}` has started steps: its steps can no longer be replaced",
+                o.id
+            )));
+        }
+    }
+    let c = tx.conn();
+    let mut changed = Vec::new();
+    if let Some(t) = &u.title {
+        c.execute(
+            "UPDATE orders SET title = ?2 WHERE id = ?1",
+            params![o.id, t],
+        )?;
+        changed.push("title");
+    }
+    if let Some(ch) = &u.channel {
+        c.execute(
+            "UPDATE orders SET channel = ?2 WHERE id = ?1",
+            params![o.id, ch],
+        )?;
+        changed.push("channel");
+    }
+    if let Some(p) = &u.priority {
+        c.execute(
+            "UPDATE orders SET priority = ?2 WHERE id = ?1",
+            params![o.id, p],
+        )?;
+        changed.push("priority");
+    }
+    if let Some(cu) = &u.customer {
+        c.execute(
+            "UPDATE orders SET customer_name = ?2, customer_phone = ?3, customer_id_number = ?4 \
+             WHERE id = ?1",
+            params![o.id, cu.name, cu.phone, cu.id_number],
+        )?;
+        changed.push("customer");
+    }
+    if let Some(a) = u.appointment_at {
+        c.execute(
+            "UPDATE orders SET appointment_at = ?2 WHERE id = ?1",
+            params![o.id, rfc3339(a)],
+        )?;
+        changed.push("appointment_at");
+    }
+    if let Some(f) = &u.fields {
+        c.execute(
+            "UPDATE orders SET fields = ?2 WHERE id = ?1",
+            params![o.id, Value::Object(f.clone()).to_string()],
+        )?;
+        changed.push("fields");
+    }
+    if let Some(s) = &u.steps {
+        c.execute("DELETE FROM order_steps WHERE order_id = ?1", [&o.id])?;
+        insert_steps(c, &o.id, s)?;
+        changed.push("steps");
+    }
+    touch(tx, &o.id)?;
+    let steps_now = u.steps.as_deref().map(step_keys);
+    tx.emit(
+        "order.updated",
+        json!({"id": o.id, "status": o.status, "changed": changed,
+               "appointment_at": u.appointment_at.map(rfc3339), "steps": steps_now,
+               "command": command}),
+    )?;
+    Ok(())
+}
+
+fn touch(tx: &Tx<'_>, id: &str) -> Result<(), StoreError> {
+    tx.conn().execute(
+        "UPDATE orders SET updated_at = ?2 WHERE id = ?1",
+        params![id, rfc3339(tx.now())],
+    )?;
+    Ok(())
+}
+
+fn set_status(tx: &Tx<'_>, id: &str, status: &str) -> Result<(), StoreError> {
+    tx.conn().execute(
+        "UPDATE orders SET status = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, status, rfc3339(tx.now())],
+    )?;
+    Ok(())
+}
+
+/// An `order.updated` after a change announced under its own kind, so screens that follow
+/// only the common order kinds refetch too.
+fn updated(tx: &mut Tx<'_>, id: &str, status: &str, cause: &str) -> Result<(), StoreError> {
+    tx.emit(
+        "order.updated",
+        json!({"id": id, "status": status, "cause": cause}),
+    )?;
+    Ok(())
+}
+
+/// The alert keys of one step's timer levels.
+pub fn alert_key(id: &str, step: &str, level: &str) -> String {
+    format!("order:{id}:{step}:{level}")
+}
+
+fn clear_step_alerts(tx: &mut Tx<'_>, id: &str, step: &str) -> Result<(), StoreError> {
+    for level in ["near_timeout", "timeout", "recalled"] {
+        alerts::clear(tx, &alert_key(id, step, level))?;
+    }
+    Ok(())
+}
+
+fn reset_active_steps(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>, StoreError> {
+    let active: Vec<String> = steps(tx.conn(), id)?
+        .into_iter()
+        .filter(|s| s.state == "active")
+        .map(|s| s.spec.key)
+        .collect();
+    for key in &active {
+        tx.conn().execute(
+            "UPDATE order_steps SET state = 'pending', level = 'none', started_at = NULL, \
+             started_by = NULL WHERE order_id = ?1 AND key = ?2",
+            params![id, key],
+        )?;
+        clear_step_alerts(tx, id, key)?;
+    }
+    Ok(active)
+}
+
+/// Cancel an open order (`order.cancelled`).
+pub fn cancel(
+    tx: &mut Tx<'_>,
+    id: &str,
+    reason: Option<&str>,
+    command: Option<&str>,
+) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if !OPEN.contains(&o.status.as_str()) {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: it cannot be cancelled",
+            o.status
+        )));
+    }
+    reset_active_steps(tx, id)?;
+    tx.conn().execute(
+        "UPDATE orders SET closed_reason = ?2 WHERE id = ?1",
+        params![id, reason],
+    )?;
+    set_status(tx, id, "cancelled")?;
+    tx.emit(
+        "order.cancelled",
+        json!({"id": id, "reason": reason, "command": command}),
+    )?;
+    Ok(())
+}
+
+/// Approve a new order (`order.updated` with status `approved`).
+pub fn approve(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if o.status != "created" {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only a new order can be approved",
+            o.status
+        )));
+    }
+    tx.conn().execute(
+        "UPDATE orders SET approved_by = ?2, approved_at = ?3 WHERE id = ?1",
+        params![id, by, rfc3339(tx.now())],
+    )?;
+    set_status(tx, id, "approved")?;
+    tx.emit(
+        "order.updated",
+        json!({"id": id, "status": "approved", "by": by}),
+    )?;
+    Ok(())
+}
+
+/// Reject an order before it is executed (`order.updated` with status `rejected`).
+pub fn reject(tx: &mut Tx<'_>, id: &str, by: &str, reason: &str) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if o.status != "created" && o.status != "approved" {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only an order not yet executed can be rejected",
+            o.status
+        )));
+    }
+    tx.conn().execute(
+        "UPDATE orders SET closed_reason = ?2 WHERE id = ?1",
+        params![id, reason],
+    )?;
+    set_status(tx, id, "rejected")?;
+    tx.emit(
+        "order.updated",
+        json!({"id": id, "status": "rejected", "by": by}),
+    )?;
+    Ok(())
+}
+
+fn find_step(st: &[StepRow], id: &str, key: &str) -> Result<StepRow, OrderError> {
+    st.iter()
+        .find(|s| s.spec.key == key)
+        .cloned()
+        .ok_or_else(|| OrderError::NoStep(id.to_string(), key.to_string()))
+}
+
+/// Start a step (`order.step`): the next step in order, once the order is approved, with
+/// no other step running.
+pub fn start_step(
+    tx: &mut Tx<'_>,
+    id: &str,
+    key: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    let st = steps(tx.conn(), id)?;
+    let step = find_step(&st, id, key)?;
+    if !["approved", "executing", "recalled"].contains(&o.status.as_str()) {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: steps start once it is approved",
+            o.status
+        )));
+    }
+    if step.state != "pending" {
+        return Err(OrderError::State(format!(
+            "step `{key}` is {}, not pending",
+            step.state
+        )));
+    }
+    if let Some(a) = st.iter().find(|s| s.state == "active") {
+        return Err(OrderError::State(format!(
+            "step `{}` is still running",
+            a.spec.key
+        )));
+    }
+    if let Some(p) = st.iter().find(|s| s.idx < step.idx && s.state != "done") {
+        return Err(OrderError::State(format!(
+            "step `{}` comes first",
+            p.spec.key
+        )));
+    }
+    let at = rfc3339(now);
+    tx.conn().execute(
+        "UPDATE order_steps SET state = 'active', level = 'none', started_at = ?3, started_by = ?4 \
+         WHERE order_id = ?1 AND key = ?2",
+        params![id, key, at, by],
+    )?;
+    clear_step_alerts(tx, id, key)?;
+    set_status(tx, id, "executing")?;
+    tx.emit(
+        "order.step",
+        json!({"id": id, "step": key, "state": "active", "by": by, "at": at,
+               "sla_s": step.spec.sla_s}),
+    )?;
+    Ok(())
+}
+
+fn secs_between(a: &str, b: DateTime<Utc>) -> Option<i64> {
+    ts(Some(a.to_string())).map(|a| (b - a).num_milliseconds().max(0) / 1000)
+}
+
+/// Finish the running step (`order.step`), clearing its timer alerts.
+pub fn finish_step(
+    tx: &mut Tx<'_>,
+    id: &str,
+    key: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    let st = steps(tx.conn(), id)?;
+    let step = find_step(&st, id, key)?;
+    if step.state != "active" || o.status != "executing" {
+        return Err(OrderError::State(format!(
+            "step `{key}` is {}, not running",
+            step.state
+        )));
+    }
+    let at = rfc3339(now);
+    tx.conn().execute(
+        "UPDATE order_steps SET state = 'done', finished_at = ?3, finished_by = ?4 \
+         WHERE order_id = ?1 AND key = ?2",
+        params![id, key, at, by],
+    )?;
+    clear_step_alerts(tx, id, key)?;
+    touch(tx, id)?;
+    let duration = step
+        .started_at
+        .as_deref()
+        .and_then(|s| secs_between(s, now));
+    tx.emit(
+        "order.step",
+        json!({"id": id, "step": key, "state": "done", "by": by, "at": at,
+               "duration_s": duration, "sla_s": step.spec.sla_s,
+               "overdue": duration.is_some_and(|d| d > step.spec.sla_s as i64)}),
+    )?;
+    Ok(())
+}
+
+/// Deliver an order whose steps are all done (`order.completed`).
+pub fn deliver(tx: &mut Tx<'_>, id: &str, by: &str, now: DateTime<Utc>) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    let st = steps(tx.conn(), id)?;
+    if o.status != "executing" {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only an order being executed can be delivered",
+            o.status
+        )));
+    }
+    if let Some(s) = st.iter().find(|s| s.state != "done") {
+        return Err(OrderError::State(format!(
+            "step `{}` is not done yet",
+            s.spec.key
+        )));
+    }
+    let at = rfc3339(now);
+    tx.conn().execute(
+        "UPDATE orders SET delivered_at = ?2, delivered_by = ?3 WHERE id = ?1",
+        params![id, at, by],
+    )?;
+    set_status(tx, id, "delivered")?;
+    let overdue: Vec<&str> = st
+        .iter()
+        .filter(|s| step_secs(s, now).is_some_and(|d| d > s.spec.sla_s as i64))
+        .map(|s| s.spec.key.as_str())
+        .collect();
+    tx.emit(
+        "order.completed",
+        json!({"id": id, "status": "delivered", "by": by, "at": at,
+               "total_s": secs_between(&o.created_at, now), "overdue_steps": overdue}),
+    )?;
+    Ok(())
+}
+
+/// Take the running step back (`order.recalled`): the order returns to the pool.
+pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if o.status != "executing" {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only an order being executed can be recalled",
+            o.status
+        )));
+    }
+    let reset = reset_active_steps(tx, id)?;
+    let Some(step) = reset.first() else {
+        return Err(OrderError::State(format!(
+            "order `{id}` has no running step to recall"
+        )));
+    };
+    tx.conn().execute(
+        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
+        [id],
+    )?;
+    set_status(tx, id, "recalled")?;
+    tx.emit(
+        "order.recalled",
+        json!({"id": id, "step": step, "action": "manual", "by": by}),
+    )?;
+    updated(tx, id, "recalled", "recalled")?;
+    Ok(())
+}
+
+/// The customer's rating of a delivered order, closing the journey (`order.rated`; the
+/// comment stays on the box).
+pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Result<(), OrderError> {
+    if !(1..=5).contains(&score) {
+        return Err(OrderError::Invalid("`score` must be 1 to 5".into()));
+    }
+    let o = must_get(tx.conn(), id)?;
+    if o.status != "delivered" {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only a delivered order can be rated",
+            o.status
+        )));
+    }
+    if o.rating.is_some() {
+        return Err(OrderError::State(format!("order `{id}` is already rated")));
+    }
+    tx.conn().execute(
+        "UPDATE orders SET rating = ?2, rating_comment = ?3, rated_at = ?4 WHERE id = ?1",
+        params![id, score as i64, comment, rfc3339(tx.now())],
+    )?;
+    touch(tx, id)?;
+    tx.emit(
+        "order.rated",
+        json!({"id": id, "score": score, "commented": comment.is_some(), "closed": true}),
+    )?;
+    updated(tx, id, "delivered", "rated")?;
+    Ok(())
+}
+
+/// Link a ticket to an open order when its customer arrives (`order.arrived`). Returns
+/// whether anything changed.
+pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, StoreError> {
+    let Some(o) = get(tx.conn(), id)? else {
+        return Ok(false);
+    };
+    if !OPEN.contains(&o.status.as_str()) || o.ticket.as_deref() == Some(ticket) {
+        return Ok(false);
+    }
+    tx.conn().execute(
+        "UPDATE orders SET ticket = ?2, arrived_at = ?3, updated_at = ?3 WHERE id = ?1",
+        params![id, ticket, rfc3339(tx.now())],
+    )?;
+    tx.emit(
+        "order.arrived",
+        json!({"id": id, "ticket": ticket, "priority": o.priority}),
+    )?;
+    updated(tx, id, &o.status, "arrived")?;
+    Ok(true)
+}
+
+/// The open order of a customer (by citizen ID number), earliest appointment first: for
+/// the queue, so a card-swipe ticket gets the order's priority.
+pub fn order_for_customer(c: &Connection, id_number: &str) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT id FROM orders WHERE customer_id_number = ?1 \
+         AND status IN ('created', 'approved', 'executing', 'recalled') \
+         ORDER BY appointment_at IS NULL, appointment_at, created_at LIMIT 1",
+        [id_number],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// A step's run time: finished − started, or now − started while running.
+fn step_secs(s: &StepRow, now: DateTime<Utc>) -> Option<i64> {
+    let start = ts(s.started_at.clone())?;
+    let end = ts(s.finished_at.clone()).unwrap_or(now);
+    Some((end - start).num_milliseconds().max(0) / 1000)
+}
+
+/// The state shown for a step: `pending`, `active`, `done`, `near_timeout`, `timeout`.
+fn step_state(s: &StepRow) -> &'static str {
+    match (s.state.as_str(), s.level.as_str()) {
+        ("done", _) => "done",
+        ("active", "near_timeout") => "near_timeout",
+        ("active", "timeout" | "escalated") => "timeout",
+        ("active", _) => "active",
+        _ => "pending",
+    }
+}
+
+fn staff_step(s: &StepRow, now: DateTime<Utc>) -> Value {
+    let elapsed = step_secs(s, now);
+    let sla = s.spec.sla_s as i64;
+    let started = ts(s.started_at.clone());
+    let at = |secs: i64| started.map(|t| rfc3339(t + chrono::Duration::seconds(secs)));
+    let near = sla * s.spec.near_pct as i64 / 100;
+    json!({
+        "key": s.spec.key,
+        "name": s.spec.name,
+        "customer_label": s.spec.customer_label,
+        "state": step_state(s),
+        "started_at": s.started_at,
+        "started_by": s.started_by,
+        "finished_at": s.finished_at,
+        "finished_by": s.finished_by,
+        "sla_s": sla,
+        "elapsed_s": elapsed,
+        "overdue": elapsed.is_some_and(|e| e > sla),
+        "overdue_s": elapsed.map(|e| (e - sla).max(0)),
+        "near_timeout_at": if s.state == "active" { at(near) } else { None },
+        "timeout_at": if s.state == "active" { at(sla) } else { None },
+        "escalated": s.level == "escalated",
+        "near_timeout_pct": s.spec.near_pct,
+        "recall_action": s.spec.recall_action,
+    })
+}
+
+fn mask_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
+}
+
+fn current_step(st: &[StepRow], now: DateTime<Utc>) -> Value {
+    st.iter()
+        .find(|s| s.state == "active")
+        .map(|s| staff_step(s, now))
+        .unwrap_or(Value::Null)
+}
+
+fn summary(o: &OrderRow, st: &[StepRow], now: DateTime<Utc>) -> Value {
+    json!({
+        "id": o.id,
+        "title": o.title,
+        "business_type": o.business_type,
+        "channel": o.channel,
+        "priority": o.priority,
+        "status": o.status,
+        "customer_name": o.customer.name,
+        "ticket": o.ticket,
+        "appointment_at": o.appointment_at,
+        "current_step": current_step(st, now),
+    })
+}
+
+/// Every order for the staff list: open ones first, by appointment.
+pub fn list(c: &Connection, now: DateTime<Utc>) -> Result<Vec<Value>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {ORDER_COLS} FROM orders ORDER BY \
+         status NOT IN ('created', 'approved', 'executing', 'recalled'), \
+         appointment_at IS NULL, appointment_at, created_at LIMIT 500"
+    ))?;
+    let rows = stmt
+        .query_map([], order_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.iter()
+        .map(|o| Ok(summary(o, &steps(c, &o.id)?, now)))
+        .collect()
+}
+
+/// The staff view: every step with who, when, durations and overdue marks.
+pub fn staff_view(
+    c: &Connection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Value>, StoreError> {
+    let Some(o) = get(c, id)? else {
+        return Ok(None);
+    };
+    let st = steps(c, id)?;
+    let mut v = summary(&o, &st, now);
+    let extra = json!({
+        "customer": {
+            "name": o.customer.name,
+            "phone": o.customer.phone,
+            "id_number_masked": o.customer.id_number.as_deref().map(mask_id),
+        },
+        "arrived_at": o.arrived_at,
+        "created_at": o.created_at,
+        "approved_by": o.approved_by,
+        "approved_at": o.approved_at,
+        "delivered_by": o.delivered_by,
+        "delivered_at": o.delivered_at,
+        "closed_reason": o.closed_reason,
+        "recalls": o.recalls,
+        "overdue": st.iter().any(|s| step_secs(s, now).is_some_and(|e| e > s.spec.sla_s as i64)),
+        "rating": o.rating.map(|r| json!({"score": r, "comment": o.rating_comment, "rated_at": o.rated_at})),
+        "closed": o.rating.is_some() || ["cancelled", "rejected"].contains(&o.status.as_str()),
+        "steps": st.iter().map(|s| staff_step(s, now)).collect::<Vec<_>>(),
+        "fields": o.fields,
+    });
+    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    Ok(Some(v))
+}
+
+fn status_words(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "created" => ("已受理，等待审核", "received, waiting for review"),
+        "approved" => ("审核通过，等待办理", "approved, waiting to be handled"),
+        "executing" => ("正在办理", "being handled"),
+        "recalled" => ("正在为您安排办理人员", "we are finding someone to help you"),
+        "delivered" => ("已办结", "done"),
+        "cancelled" => ("已取消", "cancelled"),
+        "rejected" => ("未通过审核", "not approved"),
+        _ => ("处理中", "in progress"),
+    }
+}
+
+/// The customer view: milestones in plain words, no staff names, no timers.
+pub fn customer_view(c: &Connection, id: &str) -> Result<Option<Value>, StoreError> {
+    let Some(o) = get(c, id)? else {
+        return Ok(None);
+    };
+    let st = steps(c, id)?;
+    let mut milestones = vec![json!({"label": "已受理", "label_en": "received",
+                                      "state": "done", "at": o.created_at})];
+    let approved = o.approved_at.is_some();
+    milestones.push(json!({"label": "审核通过", "label_en": "approved",
+        "state": if approved { "done" } else if o.status == "created" { "current" } else { "upcoming" },
+        "at": o.approved_at}));
+    for s in &st {
+        let label = s.spec.customer_label.clone().unwrap_or(s.spec.name.clone());
+        let state = match s.state.as_str() {
+            "done" => "done",
+            "active" => "current",
+            _ => "upcoming",
+        };
+        milestones.push(json!({"label": label, "state": state, "at": s.finished_at}));
+    }
+    let delivered = o.status == "delivered";
+    milestones.push(json!({"label": "办结", "label_en": "done",
+        "state": if delivered { "done" } else { "upcoming" }, "at": o.delivered_at}));
+    let (zh, en) = status_words(&o.status);
+    Ok(Some(json!({
+        "id": o.id,
+        "title": o.title,
+        "status": o.status,
+        "status_text": zh,
+        "status_text_en": en,
+        "ticket": o.ticket,
+        "appointment_at": o.appointment_at,
+        "milestones": milestones,
+        "rated": o.rating.is_some(),
+    })))
+}
+
+/// A timer level that falls due for a running step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    /// Order.
+    pub order_id: String,
+    /// Step key.
+    pub step: String,
+    /// When the step started (the timer's base; a restarted step is another timer).
+    pub started_at: String,
+    /// The level reached so far.
+    pub from_level: String,
+    /// `near_timeout`, `timeout` or `recall`.
+    pub level: &'static str,
+    /// When it falls due.
+    pub at: DateTime<Utc>,
+}
+
+/// The next level of every running step, earliest first.
+pub fn due_levels(c: &Connection) -> Result<Vec<Due>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT s.order_id, s.key, s.started_at, s.level, s.sla_s, s.near_pct, s.recall_after_s \
+         FROM order_steps s JOIN orders o ON o.id = s.order_id \
+         WHERE s.state = 'active' AND o.status = 'executing' AND s.started_at IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (order_id, step, started_at, level, sla, near, recall_after) = row?;
+        let Some(start) = ts(Some(started_at.clone())) else {
+            continue;
+        };
+        // Milliseconds, so a 1 s step still warns before it times out.
+        let (next, after_ms) = match level.as_str() {
+            "none" => ("near_timeout", sla * 1000 * near / 100),
+            "near_timeout" => ("timeout", sla * 1000),
+            "timeout" => ("recall", (sla + recall_after) * 1000),
+            _ => continue,
+        };
+        out.push(Due {
+            order_id,
+            step,
+            started_at,
+            from_level: level,
+            level: next,
+            at: start + chrono::Duration::milliseconds(after_ms),
+        });
+    }
+    out.sort_by_key(|d| d.at);
+    Ok(out)
+}
+
+/// Apply a timer level that fell due, unless the step moved on meanwhile (then nothing
+/// changes). Returns whether it applied.
+pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let Some(o) = get(tx.conn(), &d.order_id)? else {
+        return Ok(false);
+    };
+    let st = steps(tx.conn(), &d.order_id)?;
+    let Some(s) = st.iter().find(|s| s.spec.key == d.step) else {
+        return Ok(false);
+    };
+    if o.status != "executing"
+        || s.state != "active"
+        || s.started_at.as_deref() != Some(d.started_at.as_str())
+        || s.level != d.from_level
+    {
+        return Ok(false);
+    }
+    let (id, key) = (d.order_id.as_str(), d.step.as_str());
+    let elapsed = step_secs(s, now);
+    let sla = s.spec.sla_s;
+    let data = json!({"id": id, "step": key, "sla_s": sla, "elapsed_s": elapsed,
+                      "started_by": s.started_by});
+    match d.level {
+        "near_timeout" | "timeout" => {
+            tx.conn().execute(
+                "UPDATE order_steps SET level = ?3 WHERE order_id = ?1 AND key = ?2",
+                params![id, key, d.level],
+            )?;
+            let (message, level) = if d.level == "near_timeout" {
+                (
+                    format!("订单 {id} 的「{}」即将超时（时限 {sla} 秒）", s.spec.name),
+                    Level::Warning,
+                )
+            } else {
+                alerts::clear(tx, &alert_key(id, key, "near_timeout"))?;
+                (
+                    format!("订单 {id} 的「{}」已超时（时限 {sla} 秒）", s.spec.name),
+                    Level::Critical,
+                )
+            };
+            let kind = format!("order.{}", d.level);
+            alerts::raise(
+                tx,
+                &NewAlert {
+                    kind: &kind,
+                    level,
+                    source: Some(id),
+                    key: Some(&alert_key(id, key, d.level)),
+                    message: &message,
+                    data: data.clone(),
+                },
+            )?;
+            tx.emit(&kind, data)?;
+        }
+        _ => {
+            alerts::clear(tx, &alert_key(id, key, "timeout"))?;
+            let action = s.spec.recall_action;
+            let message = match action {
+                RecallAction::Pool => {
+                    tx.conn().execute(
+                        "UPDATE order_steps SET state = 'pending', level = 'none', started_at = NULL, \
+                         started_by = NULL WHERE order_id = ?1 AND key = ?2",
+                        params![id, key],
+                    )?;
+                    tx.conn().execute(
+                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
+                        [id],
+                    )?;
+                    set_status(tx, id, "recalled")?;
+                    format!(
+                        "订单 {id} 的「{}」超时未完成，已收回待重新分配",
+                        s.spec.name
+                    )
+                }
+                RecallAction::Escalate => {
+                    tx.conn().execute(
+                        "UPDATE order_steps SET level = 'escalated' WHERE order_id = ?1 AND key = ?2",
+                        params![id, key],
+                    )?;
+                    tx.conn().execute(
+                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
+                        [id],
+                    )?;
+                    format!(
+                        "订单 {id} 的「{}」超时未完成，已上报网点负责人",
+                        s.spec.name
+                    )
+                }
+            };
+            let mut data = data;
+            data["action"] = json!(action.as_str());
+            alerts::raise(
+                tx,
+                &NewAlert {
+                    kind: "order.recalled",
+                    level: Level::Critical,
+                    source: Some(id),
+                    key: Some(&alert_key(id, key, "recalled")),
+                    message: &message,
+                    data: data.clone(),
+                },
+            )?;
+            tx.emit("order.recalled", data)?;
+            let status = match action {
+                RecallAction::Pool => "recalled",
+                RecallAction::Escalate => "executing",
+            };
+            updated(tx, id, status, "recalled")?;
+        }
+    }
+    Ok(true)
+}

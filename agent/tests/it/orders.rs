@@ -1,0 +1,601 @@
+//! Head-office orders end to end: commands sent with `branchd hq send` through a real
+//! Mosquitto started by the test, then the staff API through to the customer's rating.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use serde_json::{Value, json};
+
+use crate::common::{TestBox, error_code};
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const ID_NUMBER: &str = "321083197812162119";
+
+/// A throwaway Mosquitto on a free port, killed on drop.
+struct Broker {
+    port: u16,
+    child: Child,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.join("mosquitto.conf");
+        let user = if std::os::unix::fs::MetadataExt::uid(&dir.metadata().unwrap()) == 0 {
+            "user root\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{user}"),
+        )
+        .unwrap();
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto");
+        // Owned by the broker from here on: killed and reaped on drop, even on a panic.
+        let broker = Broker { port, child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return broker;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("mosquitto did not listen on {port}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything head office receives from the branch.
+#[derive(Clone, Default)]
+struct Upstream(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl Upstream {
+    fn listen(port: u16) -> Upstream {
+        let mut o = MqttOptions::new(format!("hq-orders-{port}"), "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut el) = AsyncClient::new(o, 100);
+        let seen = Upstream::default();
+        let s = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        let _ = client.try_subscribe("bank/T001/#", QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        s.0.lock().unwrap().push((p.topic.clone(), v));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        seen
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        let v = self.0.lock().unwrap();
+        v.iter()
+            .filter(|(t, _)| t.contains("/events/"))
+            .filter_map(|(_, e)| e["kind"].as_str().map(String::from))
+            .collect()
+    }
+
+    /// The branch's birth: its link is up and subscribed to commands.
+    async fn wait_online(&self) {
+        for _ in 0..400 {
+            let online = {
+                let v = self.0.lock().unwrap();
+                v.iter()
+                    .any(|(t, e)| t.ends_with("/state") && e["online"] == json!(true))
+            };
+            if online {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the branch never came online");
+    }
+
+    /// Everything the branch published (not head office's own commands).
+    fn all_text(&self) -> String {
+        let v = self.0.lock().unwrap();
+        v.iter()
+            .filter(|(t, _)| !t.ends_with("/cmd"))
+            .map(|(_, e)| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    async fn wait_for(&self, kind: &str) {
+        for _ in 0..400 {
+            if self.kinds().iter().any(|k| k == kind) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("head office never saw {kind}: {:?}", self.kinds());
+    }
+}
+
+const ORDERS_CONFIG: &str = r#"
+[orders]
+near_timeout_pct = 80
+
+[[orders.templates]]
+business_type = "account_opening"
+title = "个人开户"
+[[orders.templates.steps]]
+key = "document_check"
+name = "证件核验"
+customer_label = "核对证件"
+sla_s = 300
+[[orders.templates.steps]]
+key = "account_opening"
+name = "开户"
+sla_s = 600
+"#;
+
+/// `branchd hq send` one command; its ack's `data`.
+async fn hq_send(dir: &Path, port: u16, cmd: Value) -> Value {
+    let file = dir.join(format!("{}.json", cmd["id"].as_str().unwrap()));
+    std::fs::write(&file, cmd.to_string()).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_branchd"))
+        .args(["hq", "send", "--url", &format!("mqtt://127.0.0.1:{port}")])
+        .args(["--branch", "T001", "--timeout", "20"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let ack: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no ack printed: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(
+        out.status.success(),
+        ack["data"]["ok"] == json!(true),
+        "exit status follows the ack"
+    );
+    ack["data"].clone()
+}
+
+fn cmd(id: &str, kind: &str, data: Value) -> Value {
+    json!({"v": 1, "id": id, "ts": "2026-11-23T01:00:00.000Z", "kind": kind, "data": data})
+}
+
+async fn post(c: &reqwest::Client, b: &TestBox, path: &str, body: Value) -> reqwest::Response {
+    c.post(b.url(path)).json(&body).send().await.unwrap()
+}
+
+async fn ok_json(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_journey_from_head_office_to_the_customers_rating() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let upstream = Upstream::listen(broker.port);
+    let b = TestBox::start_with(&format!(
+        "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_s = 5\n{ORDERS_CONFIG}",
+        broker.port
+    ))
+    .await;
+    let port = broker.port;
+    let d = dir.path();
+    upstream.wait_online().await;
+
+    // Head office books an order; the same command delivered twice changes state once.
+    let create = cmd(
+        "cmd-1",
+        "order.create",
+        json!({"order_id": "ORD-1", "business_type": "account_opening", "channel": "app",
+               "customer": {"name": "张三", "phone": "13800000000", "id_number": ID_NUMBER},
+               "appointment_at": "2026-11-23T09:30:00+08:00",
+               "fields": {"product": "一类户"}}),
+    );
+    assert_eq!(
+        hq_send(d, port, create.clone()).await,
+        json!({"ref": "cmd-1", "ok": true})
+    );
+    assert_eq!(
+        hq_send(d, port, create).await,
+        json!({"ref": "cmd-1", "ok": true})
+    );
+    let created: i64 = b
+        .app()
+        .store
+        .read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM events WHERE kind = 'order.created'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(branchd::store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(created, 1, "a redelivered command changes state once");
+
+    // Invalid commands: refused with the reason, nothing changed.
+    let bad = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-2",
+            "order.create",
+            json!({"order_id": "ORD-2", "business_type": "loans",
+            "customer": {"name": "李四", "id_number": "321083197812162118"}}),
+        ),
+    )
+    .await;
+    assert_eq!(bad["ok"], json!(false));
+    let reason = bad["error"].as_str().unwrap();
+    assert!(
+        reason.contains("no step template for `loans`") && reason.contains("not a valid ID number"),
+        "{reason}"
+    );
+    let again = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-3",
+            "order.create",
+            json!({"order_id": "ORD-1",
+        "business_type": "account_opening", "customer": {"name": "王五"}}),
+        ),
+    )
+    .await;
+    assert!(
+        again["error"].as_str().unwrap().contains("already exists"),
+        "{again}"
+    );
+    let unknown = hq_send(
+        d,
+        port,
+        cmd("cmd-4", "order.cancel", json!({"order_id": "ORD-404"})),
+    )
+    .await;
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap()
+            .contains("no order `ORD-404`"),
+        "{unknown}"
+    );
+
+    // Head office moves the appointment.
+    let upd = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-5",
+            "order.update",
+            json!({"order_id": "ORD-1", "appointment_at": "2026-11-23T10:00:00+08:00"}),
+        ),
+    )
+    .await;
+    assert_eq!(upd["ok"], json!(true));
+
+    // The staff list and both views.
+    let lobby = b.login("lobby_manager").await;
+    let list = ok_json(lobby.get(b.url("/api/v1/orders")).send().await.unwrap()).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], "ORD-1");
+    assert_eq!(list[0]["title"], "个人开户");
+    assert_eq!(list[0]["status"], "created");
+    assert_eq!(list[0]["customer_name"], "张三");
+    assert_eq!(list[0]["appointment_at"], "2026-11-23T02:00:00.000Z");
+    let admin = b.login("device_admin").await;
+    let r = admin.get(b.url("/api/v1/orders")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+
+    let approve = ok_json(post(&lobby, &b, "/api/v1/orders/ORD-1/approve", json!({})).await).await;
+    assert_eq!(approve["status"], "approved");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-1/steps/account_opening/start",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 409, "steps run in order");
+    assert_eq!(error_code(r).await, "invalid_order_state");
+    for key in ["document_check", "account_opening"] {
+        let v = ok_json(
+            post(
+                &lobby,
+                &b,
+                &format!("/api/v1/orders/ORD-1/steps/{key}/start"),
+                json!({}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(v["status"], "executing");
+        assert_eq!(v["current_step"]["key"], key);
+        assert_eq!(v["current_step"]["state"], "active");
+        let v = ok_json(
+            post(
+                &lobby,
+                &b,
+                &format!("/api/v1/orders/ORD-1/steps/{key}/finish"),
+                json!({}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(v["current_step"], Value::Null);
+    }
+    let staff = ok_json(
+        lobby
+            .get(b.url("/api/v1/orders/ORD-1?view=staff"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let steps = staff["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for s in steps {
+        assert_eq!(s["state"], "done");
+        assert_eq!(s["started_by"], "lobby_manager");
+        assert_eq!(s["finished_by"], "lobby_manager");
+        assert!(s["started_at"].is_string() && s["finished_at"].is_string());
+        assert!(s["elapsed_s"].is_i64());
+        assert_eq!(s["overdue"], false);
+    }
+    assert_eq!(steps[0]["sla_s"], 300);
+    assert_eq!(staff["customer"]["id_number_masked"], "3210**********2119");
+    assert_eq!(staff["fields"]["product"], "一类户");
+
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-1/rating",
+        json!({"score": 5}),
+    )
+    .await;
+    assert_eq!(r.status(), 409, "no rating before delivery");
+    let delivered =
+        ok_json(post(&lobby, &b, "/api/v1/orders/ORD-1/deliver", json!({})).await).await;
+    assert_eq!(delivered["status"], "delivered");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-1/rating",
+        json!({"score": 6}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-1/rating",
+        json!({"score": "five"}),
+    )
+    .await;
+    assert_eq!(error_code(r).await, "invalid_json");
+    let rated = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-1/rating",
+            json!({"score": 5, "comment": "很快，谢谢"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rated["rating"]["score"], 5);
+    assert_eq!(rated["closed"], true);
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-1/rating",
+        json!({"score": 1}),
+    )
+    .await;
+    assert_eq!(r.status(), 409, "rated once");
+
+    // The customer's view: milestones in plain words, no staff, no timers.
+    let customer = ok_json(
+        lobby
+            .get(b.url("/api/v1/orders/ORD-1?view=customer"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let labels: Vec<&str> = customer["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["已受理", "审核通过", "核对证件", "开户", "办结"]);
+    assert!(
+        customer["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "done")
+    );
+    assert_eq!(customer["status_text"], "已办结");
+    let text = customer.to_string();
+    assert!(
+        !text.contains("lobby_manager") && !text.contains("sla_s"),
+        "{text}"
+    );
+    let r = lobby
+        .get(b.url("/api/v1/orders/ORD-1?view=boss"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, "invalid_view");
+    let r = lobby
+        .get(b.url("/api/v1/orders/ORD-404"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(r).await, "no_such_order");
+
+    // Head office cancels a second order; a cancelled order takes no more steps.
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-6",
+            "order.create",
+            json!({"order_id": "ORD-2",
+        "business_type": "safe_box", "customer": {"name": "李四"},
+        "steps": [{"key": "visit", "name": "开箱", "sla_s": 120}]}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true), "{ok}");
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-7",
+            "order.cancel",
+            json!({"order_id": "ORD-2", "reason": "客户改约"}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true));
+    let r = post(&lobby, &b, "/api/v1/orders/ORD-2/approve", json!({})).await;
+    assert_eq!(r.status(), 409);
+
+    // Staff take a running step back: the order returns to the pool; another takes it up.
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-8",
+            "order.create",
+            json!({"order_id": "ORD-3",
+        "business_type": "account_opening", "customer": {"name": "赵六"}}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true), "{ok}");
+    post(&lobby, &b, "/api/v1/orders/ORD-3/approve", json!({})).await;
+    post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-3/steps/document_check/start",
+        json!({}),
+    )
+    .await;
+    let recalled = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-3/recall",
+            json!({"note": "换人办理"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(recalled["status"], "recalled");
+    assert_eq!(recalled["steps"][0]["state"], "pending");
+    assert_eq!(recalled["recalls"], 1);
+    let boss = b.login("branch_manager").await;
+    let again = ok_json(
+        post(
+            &boss,
+            &b,
+            "/api/v1/orders/ORD-3/steps/document_check/start",
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(again["status"], "executing");
+    assert_eq!(again["current_step"]["started_by"], "branch_manager");
+    // And an order that fails review is rejected with a reason.
+    let ok = hq_send(
+        d,
+        port,
+        cmd(
+            "cmd-9",
+            "order.create",
+            json!({"order_id": "ORD-4",
+        "business_type": "account_opening", "customer": {"name": "孙七"}}),
+        ),
+    )
+    .await;
+    assert_eq!(ok["ok"], json!(true), "{ok}");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-4/reject",
+        json!({"reason": " "}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let rejected = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-4/reject",
+            json!({"reason": "资料不全"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["closed"], true);
+
+    // Head office saw the journey, and no customer's name or ID number.
+    upstream.wait_for("order.rated").await;
+    upstream.wait_for("order.cancelled").await;
+    upstream.wait_for("order.recalled").await;
+    let kinds = upstream.kinds();
+    for k in [
+        "order.created",
+        "order.updated",
+        "order.step",
+        "order.completed",
+        "order.rated",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    let all = upstream.all_text();
+    for secret in [
+        "张三",
+        "李四",
+        "赵六",
+        ID_NUMBER,
+        "13800000000",
+        "很快",
+        "资料不全",
+        "换人办理",
+    ] {
+        assert!(!all.contains(secret), "{secret} left the box");
+    }
+    b.stop().await;
+}
