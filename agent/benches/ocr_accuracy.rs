@@ -57,7 +57,12 @@ fn generate(dir: &Path, kind: &str, seed: u32, count: u32) {
     let status = Command::new("python3")
         .arg(root.join("tools/docgen/docgen.py"))
         .args(["--kind", kind, "--seed", &seed.to_string()])
-        .args(["--start", &start.to_string(), "--count", &(count - start).to_string()])
+        .args([
+            "--start",
+            &start.to_string(),
+            "--count",
+            &(count - start).to_string(),
+        ])
         .arg("--out")
         .arg(dir)
         .status()
@@ -113,9 +118,10 @@ fn main() {
         let stages = all_stages.entry(kind).or_default();
         for i in 0..count {
             let img = std::fs::read(image_of(&dir, kind, i)).unwrap();
-            let truth: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join(format!("{kind}-{i}.json"))).unwrap())
-                    .unwrap();
+            let truth: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(dir.join(format!("{kind}-{i}.json"))).unwrap(),
+            )
+            .unwrap();
             let r = match branchd::ocr::recognise(&mut engine, &img, Requested::Auto) {
                 Ok(r) => r,
                 Err(e) => {
@@ -124,7 +130,11 @@ fn main() {
                     continue;
                 }
             };
-            let want_kind = if kind == "licence" { "licence" } else { "id_card" };
+            let want_kind = if kind == "licence" {
+                "licence"
+            } else {
+                "id_card"
+            };
             if serde_json::to_value(r.kind).unwrap() == want_kind {
                 kind_ok += 1;
             }
@@ -183,7 +193,14 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (kind, stages) in &mut all_stages {
         let mut row = format!("| {kind} |");
-        for name in ["decode", "detect", "classify", "recognize", "extract", "total"] {
+        for name in [
+            "decode",
+            "detect",
+            "classify",
+            "recognize",
+            "extract",
+            "total",
+        ] {
             let v = stages.entry(name).or_default();
             row.push_str(&format!(
                 " {:.1} / {:.1} / {:.1} |",

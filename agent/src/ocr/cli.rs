@@ -68,7 +68,15 @@ pub fn run(args: OcrArgs) -> anyhow::Result<ExitCode> {
     let kind = serde_json::to_value(r.kind)?;
     let side = r
         .side
-        .map(|s| format!(" ({})", serde_json::to_value(s).unwrap_or_default().as_str().unwrap_or("")))
+        .map(|s| {
+            format!(
+                " ({})",
+                serde_json::to_value(s)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            )
+        })
         .unwrap_or_default();
     writeln!(out, "{}{side}", kind.as_str().unwrap_or(""))?;
     for (k, f) in &r.fields {

@@ -98,7 +98,14 @@ pub fn preprocess(img: &Mat, p: &DetParams) -> opencv::Result<DetInput> {
 /// with rows `stride` wide (the rest of each row stays 0.0).
 pub fn normalise_chw(img: &Mat, w: i32, h: i32, stride: usize) -> opencv::Result<Vec<f32>> {
     let mut resized = Mat::default();
-    imgproc::resize(img, &mut resized, Size::new(w, h), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+    imgproc::resize(
+        img,
+        &mut resized,
+        Size::new(w, h),
+        0.0,
+        0.0,
+        imgproc::INTER_LINEAR,
+    )?;
     let mut f = Mat::default();
     resized.convert_to(&mut f, opencv::core::CV_32FC3, 1.0 / 127.5, -1.0)?;
     let mut planes = Vector::<Mat>::new();
@@ -135,7 +142,13 @@ pub fn postprocess(
     }
     let map: Mat = Mat::new_rows_cols_with_data(h, w, &prob[..input.h * input.w])?.try_clone()?;
     let mut bin = Mat::default();
-    imgproc::threshold(&map, &mut bin, f64::from(p.thresh), 255.0, imgproc::THRESH_BINARY)?;
+    imgproc::threshold(
+        &map,
+        &mut bin,
+        f64::from(p.thresh),
+        255.0,
+        imgproc::THRESH_BINARY,
+    )?;
     let mut bin8 = Mat::default();
     bin.convert_to(&mut bin8, opencv::core::CV_8U, 1.0, 0.0)?;
     let kernel = Mat::new_rows_cols_with_default(2, 2, opencv::core::CV_8U, Scalar::all(1.0))?;
@@ -198,9 +211,8 @@ pub fn postprocess(
 fn rect_corners(c: Point2f, w: f32, h: f32, angle_deg: f32) -> [[f32; 2]; 4] {
     let (s, co) = angle_deg.to_radians().sin_cos();
     let (hw, hh) = (w / 2.0, h / 2.0);
-    [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)].map(|(x, y)| {
-        [c.x + x * co - y * s, c.y + x * s + y * co]
-    })
+    [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)]
+        .map(|(x, y)| [c.x + x * co - y * s, c.y + x * s + y * co])
 }
 
 /// Order four corners as top-left, top-right, bottom-right, bottom-left (PP-OCR's rule:

@@ -183,10 +183,8 @@ impl Engine {
             let refs: Vec<&Mat> = crops[start..end].iter().collect();
             let data = rec::batch_input(&refs, rec::CLS_WIDTH)?;
             let n = refs.len();
-            let tensor = Tensor::from_array((
-                [n, 3, rec::HEIGHT as usize, rec::CLS_WIDTH as usize],
-                data,
-            ))?;
+            let tensor =
+                Tensor::from_array(([n, 3, rec::HEIGHT as usize, rec::CLS_WIDTH as usize], data))?;
             let outputs = self.cls.run(ort::inputs!["x" => tensor])?;
             let (_, probs) = outputs[0].try_extract_tensor::<f32>()?;
             if probs.len() != n * 2 {
@@ -219,8 +217,7 @@ impl Engine {
             let width = rec::rec_batch_width(&refs);
             let data = rec::batch_input(&refs, width)?;
             let n = refs.len();
-            let tensor =
-                Tensor::from_array(([n, 3, rec::HEIGHT as usize, width as usize], data))?;
+            let tensor = Tensor::from_array(([n, 3, rec::HEIGHT as usize, width as usize], data))?;
             let outputs = self.rec.run(ort::inputs!["x" => tensor])?;
             let (shape, probs) = outputs[0].try_extract_tensor::<f32>()?;
             let classes = usize::try_from(*shape.last().unwrap_or(&0)).unwrap_or(0);

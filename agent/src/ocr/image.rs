@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn truncated_jpeg_headers_are_malformed() {
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF]), Err(ImageError::BadHeader("JPEG")));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF]),
+            Err(ImageError::BadHeader("JPEG"))
+        );
         assert_eq!(
             sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J']),
             Err(ImageError::BadHeader("JPEG"))

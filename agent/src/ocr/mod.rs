@@ -172,9 +172,7 @@ pub fn completed_event(r: &OcrResult) -> serde_json::Value {
 pub fn api_error(e: &OcrError) -> ApiError {
     use image::ImageError as I;
     match e {
-        OcrError::Image(I::TooLarge(..)) => {
-            ApiError::bad_request("image_too_large", e.to_string())
-        }
+        OcrError::Image(I::TooLarge(..)) => ApiError::bad_request("image_too_large", e.to_string()),
         OcrError::Image(I::Empty(..)) => ApiError::bad_request("empty_image", e.to_string()),
         OcrError::Image(I::NotAnImage) => ApiError::bad_request("not_an_image", e.to_string()),
         OcrError::Image(_) => ApiError::bad_request("invalid_image", e.to_string()),
@@ -216,7 +214,12 @@ async fn handle(
         .parse()
         .map_err(|e: String| ApiError::bad_request("invalid_kind", e))?;
     let ct = content_type.unwrap_or_default();
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if mime != "image/jpeg" && mime != "image/png" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -225,7 +228,10 @@ async fn handle(
         ));
     }
     if body.is_empty() {
-        return Err(ApiError::bad_request("not_an_image", "the request body is empty"));
+        return Err(ApiError::bad_request(
+            "not_an_image",
+            "the request body is empty",
+        ));
     }
     // cheap checks here, so a bad upload never takes a worker's place in the queue
     image::sniff(&body).map_err(|e| api_error(&OcrError::Image(e)))?;
@@ -258,10 +264,12 @@ pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("content-type"))
         .and(body_limit(MAX_BODY))
         .and(warp::body::bytes())
-        .then(move |_: Authed, q: KindQuery, ct: Option<String>, body: Bytes| {
-            let app = app.clone();
-            async move { respond(handle(app, q, ct, body).await) }
-        })
+        .then(
+            move |_: Authed, q: KindQuery, ct: Option<String>, body: Bytes| {
+                let app = app.clone();
+                async move { respond(handle(app, q, ct, body).await) }
+            },
+        )
         .boxed()
 }
 

@@ -43,9 +43,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// The file's hash differs from the manifest.
-    #[error(
-        "model file {path} refused: sha256 mismatch (expected {expected}, actual {actual})"
-    )]
+    #[error("model file {path} refused: sha256 mismatch (expected {expected}, actual {actual})")]
     Hash {
         /// The file.
         path: PathBuf,
@@ -144,7 +142,9 @@ pub fn init_runtime(dir: &Path, entries: &[ModelEntry]) -> Result<(), ModelError
             .map_err(|err| format!("cannot load {}: {err}", path.display()))?;
         Ok(path)
     });
-    r.as_ref().map(|_| ()).map_err(|e| ModelError::Runtime(e.clone()))
+    r.as_ref()
+        .map(|_| ())
+        .map_err(|e| ModelError::Runtime(e.clone()))
 }
 
 #[cfg(test)]

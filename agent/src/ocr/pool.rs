@@ -42,7 +42,9 @@ pub struct Pool {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("bytes", &self.bytes.len()).finish()
+        f.debug_struct("Job")
+            .field("bytes", &self.bytes.len())
+            .finish()
     }
 }
 
@@ -127,7 +129,9 @@ fn worker(rx: &Mutex<Receiver<Job>>, dir: &std::path::Path, threads: usize) {
             Err(_) => {
                 tracing::error!("OCR job panicked; reloading the models");
                 engine = None;
-                Err(OcrError::Inference("the recogniser failed on this image".into()))
+                Err(OcrError::Inference(
+                    "the recogniser failed on this image".into(),
+                ))
             }
         };
         let _ = job.reply.send(reply);

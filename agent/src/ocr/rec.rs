@@ -118,7 +118,10 @@ fn argmax_rows(probs: &[f32], classes: usize) -> Vec<(usize, f32)> {
             .map(|step| {
                 step.iter()
                     .enumerate()
-                    .fold((0usize, f32::MIN), |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc })
+                    .fold(
+                        (0usize, f32::MIN),
+                        |acc, (i, &v)| if v > acc.1 { (i, v) } else { acc },
+                    )
             })
             .collect()
     })
@@ -156,7 +159,16 @@ mod tests {
         let d = dict();
         let probs = steps(
             5,
-            &[(1, 0.9), (1, 0.8), (0, 0.9), (1, 0.7), (2, 0.6), (2, 0.9), (0, 0.9), (3, 1.0)],
+            &[
+                (1, 0.9),
+                (1, 0.8),
+                (0, 0.9),
+                (1, 0.7),
+                (2, 0.6),
+                (2, 0.9),
+                (0, 0.9),
+                (3, 1.0),
+            ],
         );
         let (text, conf) = d.decode(&probs, 5);
         assert_eq!(text, "aabc");
@@ -167,7 +179,10 @@ mod tests {
     #[test]
     fn all_blank_decodes_to_nothing_with_zero_confidence() {
         let d = dict();
-        assert_eq!(d.decode(&steps(5, &[(0, 0.99); 6]), 5), (String::new(), 0.0));
+        assert_eq!(
+            d.decode(&steps(5, &[(0, 0.99); 6]), 5),
+            (String::new(), 0.0)
+        );
         assert_eq!(d.decode(&[], 5), (String::new(), 0.0));
     }
 

@@ -31,10 +31,23 @@ fn models_dir() -> PathBuf {
 }
 
 /// Generate `count` documents of `kind` with docgen into `out`; returns (image, truth).
-fn docgen(kind: &str, count: u32, seed: u32, out: &Path, extra: &[&str]) -> Vec<(PathBuf, serde_json::Value)> {
+fn docgen(
+    kind: &str,
+    count: u32,
+    seed: u32,
+    out: &Path,
+    extra: &[&str],
+) -> Vec<(PathBuf, serde_json::Value)> {
     let status = Command::new("python3")
         .arg(workspace().join("tools/docgen/docgen.py"))
-        .args(["--kind", kind, "--count", &count.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--kind",
+            kind,
+            "--count",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -55,6 +68,23 @@ fn docgen(kind: &str, count: u32, seed: u32, out: &Path, extra: &[&str]) -> Vec<
             (img, truth)
         })
         .collect()
+}
+
+/// A logged-in client that waits long enough for recognition on a loaded machine.
+async fn login(b: &TestBox, user: &str) -> reqwest::Client {
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let r = c
+        .post(b.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": user, "password": crate::common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "login as {user}");
+    c
 }
 
 fn mime(p: &Path) -> &'static str {
@@ -94,7 +124,7 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
     let mut docs = docgen("id-front", 3, 101, tmp.path(), &[]);
     docs.extend(docgen("licence", 3, 101, tmp.path(), &[]));
     let b = TestBox::start_with(&ocr_config(&models, 1, 8)).await;
-    let c = b.login("lobby_manager").await;
+    let c = login(&b, "lobby_manager").await;
     for (img, truth) in &docs {
         let r = post(&c, &b, "auto", mime(img), std::fs::read(img).unwrap()).await;
         assert_eq!(r.status(), 200, "{}", img.display());
@@ -105,7 +135,12 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
             ("licence", "credit_code")
         };
         assert_eq!(v["kind"], kind, "{}", img.display());
-        assert_eq!(v["fields"][key]["value"], truth[key], "{}: {v}", img.display());
+        assert_eq!(
+            v["fields"][key]["value"],
+            truth[key],
+            "{}: {v}",
+            img.display()
+        );
         assert_eq!(v["fields"][key]["valid"], true, "{}", img.display());
         assert!(v["lines"].as_array().is_some_and(|l| l.len() > 5));
         assert!(v["timing_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
@@ -140,7 +175,7 @@ async fn id_card_back_gives_authority_and_validity() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = docgen("id-back", 2, 101, tmp.path(), &["--clean"]);
     let b = TestBox::start_with(&ocr_config(&models, 1, 4)).await;
-    let c = b.login("branch_manager").await;
+    let c = login(&b, "branch_manager").await;
     for (img, truth) in &docs {
         let r = post(&c, &b, "id-card", mime(img), std::fs::read(img).unwrap()).await;
         assert_eq!(r.status(), 200);
@@ -169,9 +204,16 @@ async fn bad_uploads_get_clear_errors_and_the_worker_keeps_serving() {
     let (img, truth) = &docs[0];
     let good = std::fs::read(img).unwrap();
     let b = TestBox::start_with(&ocr_config(&models, 1, 2)).await;
-    let c = b.login("lobby_manager").await;
+    let c = login(&b, "lobby_manager").await;
 
-    let r = post(&c, &b, "auto", "image/jpeg", b"this is not a photo".to_vec()).await;
+    let r = post(
+        &c,
+        &b,
+        "auto",
+        "image/jpeg",
+        b"this is not a photo".to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "not_an_image");
 
@@ -186,7 +228,14 @@ async fn bad_uploads_get_clear_errors_and_the_worker_keeps_serving() {
         let d = docgen("id-front", 1, 3, tmp2.path(), &["--set", "png_share=0"]);
         jpeg.extend(std::fs::read(&d[0].0).unwrap());
     }
-    let r = post(&c, &b, "auto", "image/jpeg", jpeg[..jpeg.len() / 2].to_vec()).await;
+    let r = post(
+        &c,
+        &b,
+        "auto",
+        "image/jpeg",
+        jpeg[..jpeg.len() / 2].to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "invalid_image");
 
@@ -211,7 +260,7 @@ async fn bad_uploads_get_clear_errors_and_the_worker_keeps_serving() {
     assert_eq!(r.status(), 422);
     assert_eq!(error_code(r).await, "wrong_kind");
 
-    let admin = b.login("device_admin").await;
+    let admin = login(&b, "device_admin").await;
     let r = post(&admin, &b, "auto", "image/png", good.clone()).await;
     assert_eq!(r.status(), 403);
 
@@ -228,7 +277,9 @@ async fn over_10_mb_status(b: &TestBox) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let login = reqwest::Client::new()
         .post(b.url("/api/v1/auth/login"))
-        .json(&serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}))
+        .json(
+            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -260,7 +311,7 @@ async fn a_full_queue_answers_503_at_once() {
     let docs = docgen("licence", 1, 9, tmp.path(), &["--clean"]);
     let body = std::fs::read(&docs[0].0).unwrap();
     let b = TestBox::start_with(&ocr_config(&models, 1, 1)).await;
-    let c = b.login("lobby_manager").await;
+    let c = login(&b, "lobby_manager").await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (c, url, body) = (c.clone(), b.url("/api/v1/ocr"), body.clone());
@@ -317,7 +368,7 @@ async fn a_model_file_that_does_not_match_the_manifest_is_refused() {
     det[n / 2] ^= 0xFF;
     std::fs::write(bad.path().join("ch_PP-OCRv4_det_infer.onnx"), &det).unwrap();
     let b = TestBox::start_with(&ocr_config(bad.path(), 1, 2)).await;
-    let c = b.login("lobby_manager").await;
+    let c = login(&b, "lobby_manager").await;
     let r = post(&c, &b, "auto", "image/png", {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::read(&docgen("id-back", 1, 1, tmp.path(), &["--clean"])[0].0).unwrap()
@@ -348,7 +399,11 @@ fn the_cli_prints_the_api_json_and_refuses_bad_input() {
         .arg(img)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "id_card");
     assert_eq!(v["fields"]["id_number"]["value"], truth["id_number"]);

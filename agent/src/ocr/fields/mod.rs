@@ -315,7 +315,10 @@ fn split_row(
             .iter()
             .map(|c| row.pieces[c.2].conf)
             .fold(1.0f32, f32::min);
-        let value_x = chars.get(end).filter(|_| end < cut).map_or(chars[start].1, |c| c.1);
+        let value_x = chars
+            .get(end)
+            .filter(|_| end < cut)
+            .map_or(chars[start].1, |c| c.1);
         found.push((key, chars[start].1, value_x, value, conf));
         let mut last_piece = usize::MAX;
         for c in &chars[cut..stop] {
@@ -544,7 +547,11 @@ fn fix_scope(s: &str) -> String {
 }
 
 /// Characters OCR confuses in place names, and the word they belong to.
-const ADDRESS_FIXES: [(&str, &str); 3] = [("白治区", "自治区"), ("白治州", "自治州"), ("白治县", "自治县")];
+const ADDRESS_FIXES: [(&str, &str); 3] = [
+    ("白治区", "自治区"),
+    ("白治州", "自治州"),
+    ("白治县", "自治县"),
+];
 
 fn fix_address(s: &str) -> String {
     ADDRESS_FIXES
@@ -591,8 +598,14 @@ fn all_text(lines: &[Line]) -> String {
 
 fn kind_scores(lines: &[Line]) -> (usize, usize, usize) {
     let t = all_text(lines);
-    let front = score(&t, &["姓名", "性别", "民族", "出生", "住址", "公民身份号码"]);
-    let back = score(&t, &["中华人民共和国", "居民身份证", "签发机关", "有效期限"]);
+    let front = score(
+        &t,
+        &["姓名", "性别", "民族", "出生", "住址", "公民身份号码"],
+    );
+    let back = score(
+        &t,
+        &["中华人民共和国", "居民身份证", "签发机关", "有效期限"],
+    );
     let lic = score(
         &t,
         &[

@@ -103,7 +103,10 @@ fn a_gender_that_contradicts_the_id_number_is_flagged() {
 
 #[test]
 fn a_field_not_found_is_absent() {
-    let lines = vec![line("姓名", 100, 100, 60, 24), line("许英", 180, 98, 60, 28)];
+    let lines = vec![
+        line("姓名", 100, 100, 60, 24),
+        line("许英", 180, 98, 60, 28),
+    ];
     let d = extract(&lines, Requested::IdCard).unwrap();
     assert_eq!(value(&d, "name"), Some("许英"));
     assert!(!d.fields.contains_key("id_number"));
@@ -162,7 +165,13 @@ fn licence_lines() -> Vec<Line> {
         line("货物进出口；办公用品销售。", 200, 470, 300, 22),
         line("区26幢3单元204室", 700, 468, 200, 22),
         line("登记机关", 560, 560, 110, 22),
-        line("国家企业信用信息公示系统网址：http://www.gsxt.gov.cn", 60, 700, 500, 18),
+        line(
+            "国家企业信用信息公示系统网址：http://www.gsxt.gov.cn",
+            60,
+            700,
+            500,
+            18,
+        ),
     ]
 }
 
@@ -300,7 +309,9 @@ fn a_look_alike_corruption_gets_the_original_as_suggestion() {
 #[test]
 fn scope_separators_and_fixed_sentences_are_repaired() {
     assert_eq!(
-        fix_scope("一般项目：水果种植：化肥销售。（除依法频经批准的项目外，凭营业执照依法自主开展经营活动）"),
+        fix_scope(
+            "一般项目：水果种植：化肥销售。（除依法频经批准的项目外，凭营业执照依法自主开展经营活动）"
+        ),
         "一般项目：水果种植；化肥销售。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）"
     );
     assert_eq!(fix_scope("许可项目：食品经营。"), "许可项目：食品经营。");
