@@ -55,7 +55,7 @@ impl Pool {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let handles = (0..workers.max(1))
-            .map(|i| {
+            .filter_map(|i| {
                 let rx = Arc::clone(&rx);
                 let dir = dir.clone();
                 std::thread::Builder::new()
@@ -64,9 +64,6 @@ impl Pool {
                     .map_err(|e| tracing::error!(error = %e, "cannot start an OCR worker"))
                     .ok()
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
             .collect();
         Pool {
             tx: Mutex::new(Some(tx)),

@@ -487,7 +487,7 @@ fn parse_period(s: &str) -> Option<(Option<String>, String)> {
         },
     };
     let from = parse_date(a);
-    let to = if b.contains("长期") || b.contains("长") && b.contains('期') {
+    let to = if b.contains("长期") || (b.contains('长') && b.contains('期')) {
         "长期".to_string()
     } else {
         parse_date(b)?
