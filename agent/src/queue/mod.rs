@@ -296,7 +296,8 @@ pub async fn snapshot(app: &App) -> Result<QueueView, QueueError> {
     app.store.read(move |c| ops::snapshot(c, &cfg, now)).await
 }
 
-/// ID card swipes on lobby readers issue a ticket for `[queue] swipe_service`.
+/// ID card swipes on lobby readers issue a ticket for `[queue] swipe_service`, with the
+/// priority of the customer's booked order when there is one.
 async fn swipes(app: App, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
     loop {
         let sig = tokio::select! {
@@ -304,7 +305,12 @@ async fn swipes(app: App, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
             s = rx.recv() => s,
         };
         match sig {
-            Ok(Signal::CardSwiped { reader, valid, .. }) => {
+            Ok(Signal::CardSwiped {
+                reader,
+                valid,
+                id_number,
+                ..
+            }) => {
                 if !valid {
                     tracing::info!(%reader, "card swipe with an invalid ID number: no ticket");
                     continue;
@@ -318,12 +324,30 @@ async fn swipes(app: App, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
                 else {
                     continue;
                 };
+                // A customer with a booked order gets the appointment's priority, and the
+                // order is linked to the ticket (the orders module hears `ticket.issued`).
+                let appointment_id = match app
+                    .store
+                    .read(move |c| crate::orders::order_for_customer(c, &id_number))
+                    .await
+                {
+                    Ok(id) => id,
+                    Err(e) => {
+                        tracing::warn!(%reader, error = %e, "cannot look up the customer's orders");
+                        None
+                    }
+                };
+                let source = if appointment_id.is_some() {
+                    Source::Appointment
+                } else {
+                    Source::Card
+                };
                 let req = IssueRequest {
                     service,
                     customer_id: None,
                     customer_level: None,
-                    appointment_id: None,
-                    source: Source::Card,
+                    appointment_id,
+                    source,
                 };
                 match issue(&app, req).await {
                     Ok(t) => {

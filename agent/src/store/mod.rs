@@ -18,7 +18,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{broadcast, watch};
 
 pub use migrations::{CORE, Schema, migrate};
 
@@ -313,12 +313,12 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |w: &mut Writer| {
-            let _ = tx.send(w.run(f));
-        });
-        self.submit(job)?;
-        rx.await.map_err(|_| E::from(StoreError::Closed))?
+        // Waiting on the blocking pool (not on a channel) keeps a paused test clock from
+        // jumping ahead while the writer thread commits in real time.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(f))
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?
     }
 
     /// Like [`Store::write`], for callers on a plain thread (CLI commands, benchmarks).
