@@ -7,15 +7,16 @@
  */
 export const KNOWN_KINDS = [
   'ticket.issued', 'ticket.called', 'ticket.recalled', 'ticket.skipped', 'ticket.transferred',
-  'ticket.moved', 'ticket.served', 'ticket.no_show', 'ticket.reprint',
+  'ticket.moved', 'ticket.served', 'ticket.no_show', 'ticket.reprint', 'ticket.printed',
   'queue.alert', 'queue.changed', 'counter.opened', 'counter.closed',
   'alert.raised', 'alert.acked', 'alert.cleared',
   'vip.arrived',
   'device.online', 'device.offline', 'device.status', 'device.signed_in', 'device.signed_out',
   'device.exception', 'device.exception_resolved', 'device.command', 'device.transaction',
+  'device.consumable_used', 'device.card_read',
   'printer.status', 'auth.requested', 'auth.decided', 'auth.timeout',
   'order.created', 'order.updated', 'order.step', 'order.cancelled', 'order.completed',
-  'order.near_timeout', 'order.timeout',
+  'order.near_timeout', 'order.timeout', 'order.arrived', 'order.recalled', 'order.rated',
   'ocr.completed', 'sync.backlog',
 ]
 
