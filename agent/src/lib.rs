@@ -18,6 +18,7 @@ pub mod ocr;
 pub mod orders;
 pub mod queue;
 pub mod signals;
+pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod users;

@@ -9,7 +9,7 @@ use warp::reply::Response;
 use crate::app::App;
 use crate::http::routes::RouteSpec;
 use crate::store::{CORE, Schema};
-use crate::{devices, ocr, orders, queue, sync};
+use crate::{devices, ocr, orders, queue, stats, sync};
 
 /// Every module's schema, in migration order.
 pub const SCHEMAS: &[Schema] = &[
@@ -19,6 +19,7 @@ pub const SCHEMAS: &[Schema] = &[
     sync::SCHEMA,
     orders::SCHEMA,
     ocr::SCHEMA,
+    stats::SCHEMA,
 ];
 
 /// Every module's route table.
@@ -29,6 +30,7 @@ pub const ROUTE_TABLES: &[&[RouteSpec]] = &[
     sync::ROUTES,
     orders::ROUTES,
     ocr::ROUTES,
+    stats::ROUTES,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -38,6 +40,7 @@ pub const OPENAPI_FRAGMENTS: &[&str] = &[
     sync::OPENAPI,
     orders::OPENAPI,
     ocr::OPENAPI,
+    stats::OPENAPI,
 ];
 
 /// The modules' routes.
@@ -50,6 +53,8 @@ pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .or(orders::routes(app))
         .unify()
         .or(ocr::routes(app))
+        .unify()
+        .or(stats::routes(app))
         .unify()
         .boxed()
 }

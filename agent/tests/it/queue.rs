@@ -889,3 +889,55 @@ async fn after_sigkill_and_restart_the_queue_is_exactly_the_queue_before() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn the_days_statistics_count_tickets_issued_and_served_per_service() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    for service in ["personal", "personal", "corporate"] {
+        issue(&c, &b, json!({"service": service})).await;
+    }
+    let called = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(called.status(), 200);
+    let number = called.json::<Value>().await.unwrap()["number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = post(
+        &c,
+        &b,
+        &format!("/api/v1/tickets/{number}/serve-done"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+
+    let m = b.login("branch_manager").await;
+    let r = m.get(b.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let s: Value = r.json().await.unwrap();
+    let by = |code: &str| {
+        s["tickets"]["by_service"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["service"] == code)
+            .cloned()
+            .unwrap_or_else(|| panic!("{code} missing from {s}"))
+    };
+    assert_eq!(by("personal")["issued"], 2);
+    assert_eq!(by("personal")["served"], 1);
+    assert!(by("personal")["max_wait_s"].as_i64().unwrap() >= 0);
+    assert_eq!(by("corporate")["issued"], 1);
+    assert_eq!(by("corporate")["served"], 0);
+    assert!(by("corporate")["avg_wait_s"].is_null(), "nobody called yet");
+    assert_eq!(
+        s["transactions"]["by_type"],
+        json!([]),
+        "no STM in this branch"
+    );
+
+    let admin = b.login("device_admin").await;
+    let r = admin.get(b.url("/api/v1/stats")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
