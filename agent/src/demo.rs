@@ -101,9 +101,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 /// How often a customer takes a ticket at the kiosk in the demo's compressed day.
 pub const CUSTOMER_EVERY: Duration = Duration::from_secs(20);
 
-/// The demo's lobby: a few customers are already waiting at the start, then one takes a
-/// ticket at the kiosk every `every`, for a random service; about one in six is a VIP.
-/// Stops when the daemon stops.
+/// The demo's lobby: one customer per service and one more are waiting at the start, then
+/// one takes a ticket at the kiosk every `every`, for a random service; about one in six is
+/// a VIP. Stops when the daemon stops.
 pub async fn customers_arrive(app: App, every: Duration) {
     use rand::Rng as _;
     let services: Vec<String> = app.cfg.services.iter().map(|s| s.code.clone()).collect();
@@ -117,10 +117,16 @@ pub async fn customers_arrive(app: App, every: Duration) {
             () = app.cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for _ in 0..if first { 4 } else { 1 } {
+        // The first customers: one for each service, so every queue has someone waiting.
+        for i in 0..if first { services.len() + 1 } else { 1 } {
             let (service, level) = {
                 let mut rng = rand::thread_rng();
-                let service = services[rng.gen_range(0..services.len())].clone();
+                let pick = if first && i < services.len() {
+                    i
+                } else {
+                    rng.gen_range(0..services.len())
+                };
+                let service = services[pick].clone();
                 let level = rng
                     .gen_ratio(1, 6)
                     .then(|| format!("vip{}", rng.gen_range(1..=3)));
