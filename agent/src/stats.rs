@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::http::auth::{Authed, guard, respond};
 use crate::http::error::ApiError;
 use crate::http::ok_json;
-use crate::http::routes::{Access, RouteSpec};
+use crate::http::routes::{Access, RouteSpec, route};
 use crate::store::{Schema, StoreError};
 use crate::users::Role;
 
@@ -28,12 +28,12 @@ pub const SCHEMA: Schema = Schema {
 };
 
 /// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[RouteSpec {
-    method: "GET",
-    path: "/api/v1/stats",
-    access: Access::Roles(&[Role::BranchManager, Role::LobbyManager]),
-    sample: "/api/v1/stats",
-}];
+pub const ROUTES: &[RouteSpec] = &[route(
+    "GET",
+    "/api/v1/stats",
+    Access::Roles(&[Role::BranchManager, Role::LobbyManager]),
+    "/api/v1/stats",
+)];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = r##"{"paths":{"/api/v1/stats":{"get":{

@@ -23,7 +23,7 @@ use warp::reply::Response;
 
 use crate::app::App;
 use crate::config::DeviceKind;
-use crate::http::routes::{Access, RouteSpec};
+use crate::http::routes::{Access, RouteSpec, route};
 use crate::store::{Schema, StoreError};
 use crate::users::Role;
 
@@ -36,20 +36,6 @@ pub const SCHEMA: Schema = Schema {
 const ADMIN: Access = Access::Roles(&[Role::DeviceAdmin]);
 const ADMIN_OR_MANAGER: Access = Access::Roles(&[Role::DeviceAdmin, Role::BranchManager]);
 const SUPERVISOR: Access = Access::Roles(&[Role::Supervisor]);
-
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    sample: &'static str,
-) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        access,
-        sample,
-    }
-}
 
 /// This module's routes.
 pub const ROUTES: &[RouteSpec] = &[

@@ -41,7 +41,8 @@ pub struct RouteSpec {
     pub sample: &'static str,
 }
 
-const fn route(
+/// A route-table entry (a `const fn`, so module tables stay constants).
+pub const fn route(
     method: &'static str,
     path: &'static str,
     access: Access,

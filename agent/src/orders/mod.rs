@@ -88,13 +88,9 @@ pub const SCHEMA: Schema = Schema {
 
 const STAFF: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 
+/// Every order route is for the same staff.
 const fn route(method: &'static str, path: &'static str, sample: &'static str) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        access: STAFF,
-        sample,
-    }
+    crate::http::routes::route(method, path, STAFF, sample)
 }
 
 /// This module's routes.

@@ -9,26 +9,12 @@ use super::ops::{self, QueueError, Source, TransferTo};
 use crate::app::App;
 use crate::http::auth::{Authed, guard, respond};
 use crate::http::error::ApiError;
-use crate::http::routes::{Access, RouteSpec};
+use crate::http::routes::{Access, RouteSpec, route};
 use crate::http::{json_body, ok_json};
 use crate::users::Role;
 
 const LOBBY: Access = Access::Roles(&[Role::LobbyManager]);
 const LOBBY_OR_MANAGER: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
-
-const fn route(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    sample: &'static str,
-) -> RouteSpec {
-    RouteSpec {
-        method,
-        path,
-        access,
-        sample,
-    }
-}
 
 /// The queue's routes and who may call them.
 pub const ROUTES: &[RouteSpec] = &[
