@@ -7,6 +7,10 @@
 //! protocol and software ceiling; the line-rate columns give the ceiling a real 115200 8N1
 //! cable imposes (10 bits per byte on the wire).
 //!
+//! The daemon acknowledges an event only after committing it to SQLite (synchronous=FULL);
+//! the second rate measures that path: each event is written with its outbox event before
+//! its ACK goes out.
+//!
 //! `cargo bench -p branchd --bench stm_link`; `BRANCHD_BENCH_EVENTS` (default 2000) and
 //! `BRANCHD_BENCH_COMMANDS` (default 300) set the sample sizes, `BRANCHD_BENCH_ROUNDS`
 //! (default 3) the rounds.
@@ -15,6 +19,7 @@
 
 use std::time::{Duration, Instant};
 
+use branchd::store::Store;
 use branchd_drivers::stm::message::Message;
 use branchd_drivers::stm::{
     Event, EventBody, LinkEvent, LinkOptions, StmLink, StmSim, StmSimConfig, Transaction, TxnType,
@@ -88,23 +93,30 @@ fn command_exchange_bytes() -> usize {
 async fn wait_online(events: &mut tokio::sync::mpsc::Receiver<LinkEvent>) {
     loop {
         match events.recv().await {
-            Some(LinkEvent::Status(_)) => return,
+            Some(LinkEvent::Status(s)) => {
+                s.keep();
+                return;
+            }
             Some(_) => {}
             None => panic!("link stopped"),
         }
     }
 }
 
-/// Events per second delivered from the simulator to the box.
-async fn events_per_second(n: usize, seed: u64) -> f64 {
+/// Events per second delivered from the simulator to the box; with `store`, each is
+/// committed before it is acknowledged (the daemon's way).
+async fn events_per_second(n: usize, seed: u64, store: Option<&Store>) -> f64 {
     let sim = StmSim::spawn(StmSimConfig {
         seed,
         ..StmSimConfig::new("STM-01")
     })
     .expect("simulator");
     let cancel = CancellationToken::new();
-    let (_handle, mut events, task) =
-        StmLink::spawn(sim.path(), LinkOptions::default(), cancel.clone());
+    let options = LinkOptions {
+        ack_after_handling: store.is_some(),
+        ..LinkOptions::default()
+    };
+    let (_handle, mut events, task) = StmLink::spawn(sim.path(), options, cancel.clone());
     wait_online(&mut events).await;
     let t0 = Instant::now();
     for _ in 0..n {
@@ -113,7 +125,20 @@ async fn events_per_second(n: usize, seed: u64) -> f64 {
     let mut got = 0;
     while got < n {
         match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Some(LinkEvent::Event(_))) => got += 1,
+            Ok(Some(LinkEvent::Event(e))) => {
+                let (event, receipt) = e.into_parts();
+                if let Some(store) = store {
+                    store
+                        .write(move |tx| tx.emit("device.transaction", &event).map(|_| ()))
+                        .await
+                        .expect("commit");
+                }
+                receipt.kept();
+                got += 1;
+            }
+            Ok(Some(LinkEvent::Status(s))) => {
+                s.keep();
+            }
             Ok(Some(_)) => {}
             _ => panic!("only {got} of {n} events arrived"),
         }
@@ -173,9 +198,16 @@ fn main() {
 
     let mut rates = Vec::new();
     for r in 0..rounds {
-        rates.push(rt.block_on(events_per_second(n_events, 100 + r as u64)));
+        rates.push(rt.block_on(events_per_second(n_events, 100 + r as u64, None)));
     }
     let rate = median(rates.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let mut committed = Vec::new();
+    for r in 0..rounds {
+        committed.push(rt.block_on(events_per_second(n_events, 300 + r as u64, Some(&store))));
+    }
+    let committed_rate = median(committed.clone());
 
     println!("STM-Link over a PTY, {rounds} round(s)");
     println!();
@@ -191,13 +223,25 @@ fn main() {
         "| measured / stop-and-wait line ceiling | {:.2}× |",
         rate / line_saw
     );
-    println!(
-        "| rounds (events/s) | {} |",
-        rates
-            .iter()
+    let list = |v: &[f64]| {
+        v.iter()
             .map(|r| format!("{r:.0}"))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    println!("| rounds (events/s) | {} |", list(&rates));
+    println!("| ACK after SQLite commit, median (events/s) | {committed_rate:.1} |");
+    println!(
+        "| ACK after commit / ACK on arrival | {:.2}× |",
+        committed_rate / rate
+    );
+    println!(
+        "| ACK after commit / stop-and-wait line ceiling | {:.2}× |",
+        committed_rate / line_saw
+    );
+    println!(
+        "| rounds, ACK after commit (events/s) | {} |",
+        list(&committed)
     );
     println!();
     let exchange = command_exchange_bytes();

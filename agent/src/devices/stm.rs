@@ -15,6 +15,8 @@ use crate::store::StoreError;
 pub(super) fn spawn(app: &App, dev: Device) {
     let options = LinkOptions {
         baud: dev.baud,
+        // The device forgets an event once it has the ACK: only a committed one gets it.
+        ack_after_handling: true,
         ..LinkOptions::default()
     };
     let cancel = app.cancel.child_token();
@@ -89,14 +91,19 @@ async fn on_link_event(app: &App, id: &str, ev: LinkEvent) -> Result<(), StoreEr
                 .write(move |tx| db::on_heartbeat_state(tx, &id, hb.state))
                 .await?;
         }
+        // Acknowledged to the device only once committed (a failed write is retransmitted).
         LinkEvent::Status(status) => {
+            let (status, receipt) = status.into_parts();
             let cfg = app.cfg.clone();
             app.store
                 .write(move |tx| db::on_status(tx, &id, &status, &cfg.stm).map(|_| ()))
                 .await?;
+            receipt.kept();
         }
         LinkEvent::Event(event) => {
+            let (event, receipt) = event.into_parts();
             let task = on_device_event(app, id, event).await?;
+            receipt.kept();
             if let Some((task_id, ts)) = task {
                 schedule_auth_timeout(app, task_id, ts, app.cfg.stm.auth_timeout);
             }

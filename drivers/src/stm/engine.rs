@@ -22,8 +22,9 @@ pub(crate) struct Timing {
 pub(crate) enum Happening {
     /// A valid packet arrived (including ACKs and duplicates): the peer is alive.
     Alive,
-    /// A new message to deliver.
-    Delivered(Message),
+    /// A new message to deliver, with the receipt to pass to [`Engine::settle`] when its
+    /// ACK waits for the owner (see [`Engine::defer_acks`]).
+    Delivered(Message, Option<u64>),
     /// The reliable packet sent under this token was acknowledged.
     Acked(u64),
     /// The reliable packet sent under this token was not acknowledged after all retransmits.
@@ -51,6 +52,11 @@ pub(crate) struct Engine {
     last_rx_seq: Option<u8>,
     queue: VecDeque<(u64, Message)>,
     in_flight: Option<InFlight>,
+    /// EVENT and STATUS are acknowledged only once their owner has settled them.
+    defer_acks: bool,
+    /// Delivered packets whose ACK waits for the owner: (receipt, seq).
+    awaiting: Vec<(u64, u8)>,
+    next_receipt: u64,
 }
 
 impl Engine {
@@ -62,6 +68,34 @@ impl Engine {
             last_rx_seq: None,
             queue: VecDeque::new(),
             in_flight: None,
+            defer_acks: false,
+            awaiting: Vec::new(),
+            next_receipt: 0,
+        }
+    }
+
+    /// Acknowledge EVENT and STATUS packets only when [`Engine::settle`] says their content
+    /// is safe (committed), not on arrival: a crash in between then costs a retransmit, not
+    /// the packet. A retransmit that arrives while its owner is still busy is neither
+    /// delivered again nor acknowledged early.
+    pub fn defer_acks(mut self) -> Engine {
+        self.defer_acks = true;
+        self
+    }
+
+    /// The owner is done with the packet delivered under `receipt`: `kept` sends its ACK;
+    /// otherwise no ACK is sent and the peer's retransmit is delivered again. Receipts of an
+    /// earlier session (before [`Engine::clear`] or a HELLO) are ignored: their seq may
+    /// already name another packet.
+    pub fn settle(&mut self, receipt: u64, kept: bool, out: &mut Vec<Vec<u8>>) {
+        let Some(at) = self.awaiting.iter().position(|&(r, _)| r == receipt) else {
+            return;
+        };
+        let (_, seq) = self.awaiting.remove(at);
+        if kept {
+            send_ack(seq, out);
+        } else if self.last_rx_seq == Some(seq) {
+            self.last_rx_seq = None;
         }
     }
 
@@ -74,6 +108,7 @@ impl Engine {
     /// dropped (in flight first, then queued). The duplicate filter and seq counter stay.
     pub fn clear(&mut self) -> Vec<u64> {
         self.decoder.reset();
+        self.awaiting.clear();
         let mut dropped: Vec<u64> = self.in_flight.take().map(|f| f.token).into_iter().collect();
         dropped.extend(self.queue.drain(..).map(|(t, _)| t));
         dropped
@@ -204,15 +239,31 @@ impl Engine {
                 }
             }
             msg => {
-                if let Ok(ack) = Packet::ack(packet.seq).encode() {
-                    out.push(ack);
-                }
                 let is_hello = packet.kind == PacketType::Hello;
+                if is_hello {
+                    // The peer restarted: what it sent before is re-sent under new seqs.
+                    self.awaiting.clear();
+                } else if self.awaiting.iter().any(|&(_, seq)| seq == packet.seq) {
+                    // A retransmit while the owner is still busy with the first copy.
+                    return;
+                }
                 if !is_hello && self.last_rx_seq == Some(packet.seq) {
+                    send_ack(packet.seq, out);
                     return;
                 }
                 self.last_rx_seq = Some(packet.seq);
-                happened.push(Happening::Delivered(msg));
+                let defer = self.defer_acks
+                    && matches!(packet.kind, PacketType::Event | PacketType::Status);
+                let receipt = if defer {
+                    let receipt = self.next_receipt;
+                    self.next_receipt += 1;
+                    self.awaiting.push((receipt, packet.seq));
+                    Some(receipt)
+                } else {
+                    send_ack(packet.seq, out);
+                    None
+                };
+                happened.push(Happening::Delivered(msg, receipt));
             }
         }
     }
@@ -246,6 +297,12 @@ impl Engine {
             self.in_flight = None;
             happened.push(Happening::GaveUp(token));
         }
+    }
+}
+
+fn send_ack(seq: u8, out: &mut Vec<Vec<u8>>) {
+    if let Ok(ack) = Packet::ack(seq).encode() {
+        out.push(ack);
     }
 }
 
@@ -284,5 +341,174 @@ mod tests {
             "in flight: heartbeat skipped"
         );
         assert_eq!(out.len(), 2);
+    }
+
+    fn wire(seq: u8, kind: PacketType, json: &str) -> Vec<u8> {
+        Packet::new(seq, kind, json.as_bytes().to_vec())
+            .encode()
+            .unwrap()
+    }
+
+    fn acks(out: &mut Vec<Vec<u8>>) -> Vec<u8> {
+        out.drain(..)
+            .flat_map(|w| Decoder::new().feed(&w))
+            .map(|p| p.unwrap())
+            .filter(|p| p.kind == PacketType::Ack)
+            .map(|p| p.seq)
+            .collect()
+    }
+
+    fn receipts(happened: &mut Vec<Happening>) -> Vec<Option<u64>> {
+        happened
+            .drain(..)
+            .filter_map(|h| match h {
+                Happening::Delivered(_, r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const EVENT: &str = r#"{"event_id":"STM-01-7","kind":"exception","ts":"2026-11-22T09:00:00+08:00","code":"CASH_JAM","message":"jam"}"#;
+    const STATUS: &str = r#"{"state":"in_service","modules":{},"consumables":{},"cash":{"cycle_id":"c","cassettes":[],"deposited":0,"dispensed":0}}"#;
+    const HB: &str = r#"{"state":"in_service","uptime_s":1}"#;
+    const HELLO: &str = r#"{"device_id":"STM-01","model":"m","firmware":"f","modules":[]}"#;
+
+    fn deferring() -> Engine {
+        Engine::new(Timing {
+            ack_timeout: Duration::from_millis(500),
+            max_retransmits: 3,
+        })
+        .defer_acks()
+    }
+
+    #[test]
+    fn a_deferred_event_is_acked_only_when_its_owner_kept_it() {
+        let (mut e, t) = (deferring(), Instant::now());
+        let (mut out, mut happened) = (Vec::new(), Vec::new());
+        e.on_bytes(
+            &wire(4, PacketType::Event, EVENT),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        let got = receipts(&mut happened);
+        assert!(matches!(got[..], [Some(_)]), "{got:?}");
+        assert!(acks(&mut out).is_empty(), "no ACK before the owner settles");
+
+        // The peer retransmits while the owner is still writing: no second delivery, no ACK.
+        e.on_bytes(
+            &wire(4, PacketType::Event, EVENT),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        assert!(receipts(&mut happened).is_empty());
+        assert!(acks(&mut out).is_empty());
+
+        e.settle(got[0].unwrap(), true, &mut out);
+        assert_eq!(acks(&mut out), [4]);
+        // A late retransmit (our ACK was lost) is acknowledged again, not delivered.
+        e.on_bytes(
+            &wire(4, PacketType::Event, EVENT),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        assert!(receipts(&mut happened).is_empty());
+        assert_eq!(acks(&mut out), [4]);
+        // Settling twice sends nothing more.
+        e.settle(got[0].unwrap(), true, &mut out);
+        assert!(acks(&mut out).is_empty());
+    }
+
+    #[test]
+    fn a_released_event_is_not_acked_and_its_retransmit_is_delivered_again() {
+        let (mut e, t) = (deferring(), Instant::now());
+        let (mut out, mut happened) = (Vec::new(), Vec::new());
+        e.on_bytes(
+            &wire(9, PacketType::Status, STATUS),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        let first = receipts(&mut happened);
+        e.settle(first[0].unwrap(), false, &mut out);
+        assert!(acks(&mut out).is_empty());
+        e.on_bytes(
+            &wire(9, PacketType::Status, STATUS),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        let again = receipts(&mut happened);
+        assert!(
+            matches!(again[..], [Some(r)] if Some(r) != first[0]),
+            "{again:?}"
+        );
+        e.settle(again[0].unwrap(), true, &mut out);
+        assert_eq!(acks(&mut out), [9]);
+    }
+
+    #[test]
+    fn heartbeats_and_hellos_are_acked_at_once_and_a_hello_voids_older_receipts() {
+        let (mut e, t) = (deferring(), Instant::now());
+        let (mut out, mut happened) = (Vec::new(), Vec::new());
+        e.on_bytes(
+            &wire(1, PacketType::Event, EVENT),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        let stale = receipts(&mut happened)[0].unwrap();
+        e.on_bytes(
+            &wire(2, PacketType::Heartbeat, HB),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        assert_eq!(receipts(&mut happened), [None]);
+        assert_eq!(acks(&mut out), [2]);
+        // The device restarted; its seq 1 will be a different packet from now on.
+        e.on_bytes(
+            &wire(0, PacketType::Hello, HELLO),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        assert_eq!(receipts(&mut happened), [None]);
+        assert_eq!(acks(&mut out), [0]);
+        e.settle(stale, true, &mut out);
+        assert!(
+            acks(&mut out).is_empty(),
+            "a receipt from before the HELLO acks nothing"
+        );
+        // After a reconnect too.
+        e.on_bytes(
+            &wire(1, PacketType::Event, EVENT),
+            t,
+            &mut out,
+            &mut happened,
+        );
+        let before = receipts(&mut happened)[0].unwrap();
+        e.clear();
+        e.settle(before, true, &mut out);
+        assert!(acks(&mut out).is_empty());
+    }
+
+    #[test]
+    fn without_deferral_every_packet_is_acked_on_arrival() {
+        let mut e = Engine::new(Timing {
+            ack_timeout: Duration::from_millis(500),
+            max_retransmits: 3,
+        });
+        let (mut out, mut happened) = (Vec::new(), Vec::new());
+        e.on_bytes(
+            &wire(3, PacketType::Event, EVENT),
+            Instant::now(),
+            &mut out,
+            &mut happened,
+        );
+        assert_eq!(receipts(&mut happened), [None]);
+        assert_eq!(acks(&mut out), [3]);
     }
 }

@@ -50,6 +50,10 @@ pub struct LinkOptions {
     pub read_timeout: Duration,
     /// Capacity of the event channel.
     pub event_capacity: usize,
+    /// Acknowledge EVENT and STATUS only when the receiver has kept them (see
+    /// [`Delivered`]) instead of on arrival. Off by default (the specification's ACK on
+    /// receipt); a receiver that must not lose what it was told turns it on.
+    pub ack_after_handling: bool,
 }
 
 impl Default for LinkOptions {
@@ -63,6 +67,7 @@ impl Default for LinkOptions {
             backoff_max: Duration::from_secs(30),
             read_timeout: Duration::from_millis(50),
             event_capacity: 256,
+            ack_after_handling: false,
         }
     }
 }
@@ -92,8 +97,74 @@ impl std::fmt::Display for DownReason {
     }
 }
 
+/// A delivered message and, with [`LinkOptions::ack_after_handling`], the receipt that
+/// releases its ACK. Derefs to the message.
+///
+/// [`Delivered::keep`] (or [`Receipt::kept`] after [`Delivered::into_parts`]) says the
+/// message is safe, e.g. committed: only then does the device get its ACK. Dropping it
+/// unsettled sends no ACK; the device retransmits and the message is delivered again.
+#[derive(Debug)]
+pub struct Delivered<T> {
+    message: T,
+    receipt: Receipt,
+}
+
+impl<T> Delivered<T> {
+    fn new(message: T, receipt: Receipt) -> Delivered<T> {
+        Delivered { message, receipt }
+    }
+
+    /// The message and its receipt, to settle after handling the message.
+    pub fn into_parts(self) -> (T, Receipt) {
+        (self.message, self.receipt)
+    }
+
+    /// Takes the message and lets the ACK go at once.
+    pub fn keep(self) -> T {
+        self.receipt.kept();
+        self.message
+    }
+}
+
+impl<T> std::ops::Deref for Delivered<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.message
+    }
+}
+
+impl<T: PartialEq> PartialEq for Delivered<T> {
+    fn eq(&self, other: &Delivered<T>) -> bool {
+        self.message == other.message
+    }
+}
+
+/// Releases the ACK of one delivered packet (see [`Delivered`]).
+#[derive(Debug)]
+pub struct Receipt {
+    id: Option<u64>,
+    settle: mpsc::UnboundedSender<(u64, bool)>,
+}
+
+impl Receipt {
+    /// The message is safe: acknowledge it to the device.
+    pub fn kept(mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.settle.send((id, true));
+        }
+    }
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let _ = self.settle.send((id, false));
+        }
+    }
+}
+
 /// What the link reports, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub enum LinkEvent {
     /// The port was opened.
@@ -109,9 +180,9 @@ pub enum LinkEvent {
     /// HEARTBEAT.
     Heartbeat(Heartbeat),
     /// STATUS.
-    Status(Status),
+    Status(Delivered<Status>),
     /// EVENT (not de-duplicated by `event_id`: that spans restarts and is the caller's job).
-    Event(Event),
+    Event(Delivered<Event>),
     /// A RESULT nobody waits for any more (its command timed out) or never sent.
     Result(CommandResult),
 }
@@ -230,6 +301,7 @@ pub(crate) fn spawn_with<C: Connector>(
 ) -> (StmHandle, mpsc::Receiver<LinkEvent>, JoinHandle<()>) {
     let (events, events_rx) = mpsc::channel(options.event_capacity.max(1));
     let (requests, requests_rx) = mpsc::channel(32);
+    let (settle, settle_rx) = mpsc::unbounded_channel();
     let prefix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -239,11 +311,18 @@ pub(crate) fn spawn_with<C: Connector>(
         prefix: format!("c{prefix:x}").into(),
         counter: Arc::new(AtomicU64::new(0)),
     };
+    let engine = Engine::new(Timing {
+        ack_timeout: options.ack_timeout,
+        max_retransmits: options.max_retransmits,
+    });
     let runner = Runner {
-        engine: Engine::new(Timing {
-            ack_timeout: options.ack_timeout,
-            max_retransmits: options.max_retransmits,
-        }),
+        engine: if options.ack_after_handling {
+            engine.defer_acks()
+        } else {
+            engine
+        },
+        settle,
+        settle_rx,
         backoff: options.backoff_initial,
         options,
         connector,
@@ -405,6 +484,9 @@ struct Runner<C> {
     cancel: CancellationToken,
     events: mpsc::Sender<LinkEvent>,
     requests: mpsc::Receiver<Request>,
+    /// Receipts hand their verdicts back here (the runner keeps a sender: never closed).
+    settle: mpsc::UnboundedSender<(u64, bool)>,
+    settle_rx: mpsc::UnboundedReceiver<(u64, bool)>,
     /// False once every handle is dropped: stop polling the closed channel.
     requests_open: bool,
     engine: Engine,
@@ -553,6 +635,9 @@ impl<C: Connector> Runner<C> {
                     Some(req) => self.start_command(req, &mut out),
                     None => self.requests_open = false,
                 },
+                Some((receipt, kept)) = self.settle_rx.recv() => {
+                    self.engine.settle(receipt, kept, &mut out);
+                }
                 () = tokio::time::sleep_until(wake) => {
                     let now = Instant::now().into_std();
                     self.engine.on_timer(now, &mut out, &mut happened);
@@ -627,12 +712,16 @@ impl<C: Connector> Runner<C> {
                 self.unacked.remove(&token);
                 true
             }
-            Happening::Delivered(msg) => {
+            Happening::Delivered(msg, receipt) => {
+                let receipt = Receipt {
+                    id: receipt,
+                    settle: self.settle.clone(),
+                };
                 let event = match msg {
                     Message::Hello(m) => LinkEvent::Hello(m),
                     Message::Heartbeat(m) => LinkEvent::Heartbeat(m),
-                    Message::Status(m) => LinkEvent::Status(m),
-                    Message::Event(m) => LinkEvent::Event(m),
+                    Message::Status(m) => LinkEvent::Status(Delivered::new(m, receipt)),
+                    Message::Event(m) => LinkEvent::Event(Delivered::new(m, receipt)),
                     Message::Result(result) => match self.pending.remove(&result.cmd_id) {
                         Some(reply) => match reply.send(Ok(result)) {
                             Ok(()) => return true,
@@ -740,6 +829,10 @@ mod tests {
     }
 
     fn start(plan: &[bool]) -> Harness {
+        start_with(plan, LinkOptions::default())
+    }
+
+    fn start_with(plan: &[bool], options: LinkOptions) -> Harness {
         let (peers_tx, peers) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let script = Script {
@@ -748,7 +841,7 @@ mod tests {
             peers: peers_tx,
         };
         let cancel = CancellationToken::new();
-        let (handle, events, task) = spawn_with(script, LinkOptions::default(), cancel.clone());
+        let (handle, events, task) = spawn_with(script, options, cancel.clone());
         Harness {
             handle,
             events,
@@ -952,5 +1045,75 @@ mod tests {
             .send_command("sign_in", json!({}), Duration::from_secs(5))
             .await;
         assert_eq!(r, Err(CommandError::Closed));
+    }
+
+    const EVENT: &str = r#"{"event_id":"STM-01-7","kind":"exception","ts":"2026-11-22T09:00:00+08:00","code":"CASH_JAM","message":"jam"}"#;
+
+    /// The next packet from the box within `ms` of paused time, if any.
+    async fn sent_within(peer: &mut Peer, ms: u64) -> Option<Packet> {
+        tokio::time::timeout(Duration::from_millis(ms), peer.recv())
+            .await
+            .ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_ack_after_handling_the_device_gets_its_ack_only_once_the_event_is_kept() {
+        let options = LinkOptions {
+            ack_after_handling: true,
+            ..LinkOptions::default()
+        };
+        let mut h = start_with(&[true], options);
+        let mut peer = h.peers.recv().await.unwrap();
+        assert_eq!(h.next().await, LinkEvent::Connected);
+        peer.send(5, PacketType::Event, EVENT).await;
+        assert_eq!(h.next().await, LinkEvent::Online);
+        let LinkEvent::Event(first) = h.next().await else {
+            panic!("expected the event")
+        };
+        assert_eq!(first.event_id, "STM-01-7");
+        assert!(
+            sent_within(&mut peer, 1000).await.is_none(),
+            "no ACK while unsettled"
+        );
+
+        // Its retransmit while the receiver is busy: neither acknowledged nor delivered.
+        peer.send(5, PacketType::Event, EVENT).await;
+        assert!(sent_within(&mut peer, 100).await.is_none());
+        assert!(h.events.try_recv().is_err());
+
+        // The receiver could not keep it (say, the disk was full): still no ACK, and the
+        // next retransmit is delivered again.
+        drop(first);
+        assert!(sent_within(&mut peer, 100).await.is_none());
+        peer.send(5, PacketType::Event, EVENT).await;
+        let LinkEvent::Event(second) = h.next().await else {
+            panic!("expected the event again")
+        };
+        let (event, receipt) = second.into_parts();
+        assert_eq!(event.event_id, "STM-01-7");
+        receipt.kept();
+        let ack = peer.recv().await;
+        assert_eq!((ack.kind, ack.seq), (PacketType::Ack, 5));
+
+        // Heartbeats are acknowledged on arrival as always.
+        peer.send(6, PacketType::Heartbeat, HB).await;
+        let ack = peer.recv().await;
+        assert_eq!((ack.kind, ack.seq), (PacketType::Ack, 6));
+        h.cancel.cancel();
+        h.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn by_default_events_are_acked_on_arrival() {
+        let mut h = start(&[true]);
+        let mut peer = h.peers.recv().await.unwrap();
+        assert_eq!(h.next().await, LinkEvent::Connected);
+        peer.send(5, PacketType::Event, EVENT).await;
+        let ack = peer.recv().await;
+        assert_eq!((ack.kind, ack.seq), (PacketType::Ack, 5));
+        assert_eq!(h.next().await, LinkEvent::Online);
+        assert!(matches!(h.next().await, LinkEvent::Event(_)));
+        h.cancel.cancel();
+        h.task.await.unwrap();
     }
 }

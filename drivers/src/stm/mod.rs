@@ -13,7 +13,9 @@ pub mod message;
 pub mod sim;
 
 pub use codec::{Decoder, FrameError, NakReason, Packet, PacketType};
-pub use link::{CommandError, DownReason, LinkEvent, LinkOptions, StmHandle, StmLink};
+pub use link::{
+    CommandError, Delivered, DownReason, LinkEvent, LinkOptions, Receipt, StmHandle, StmLink,
+};
 pub use message::{
     AuthRequest, AuthResultArgs, Cash, Cassette, Command, CommandResult, Decision, DeviceState,
     Event, EventBody, Heartbeat, Hello, Message, ModuleStatus, Status, Transaction, TxnType,

@@ -640,8 +640,8 @@ impl Device {
     fn on_happening(&mut self, h: Happening, now: Instant) {
         match h {
             Happening::Alive => self.backoff = Duration::from_secs(1),
-            Happening::Delivered(Message::Command(cmd)) => self.on_command(cmd, now),
-            Happening::Delivered(other) => {
+            Happening::Delivered(Message::Command(cmd), _) => self.on_command(cmd, now),
+            Happening::Delivered(other, _) => {
                 tracing::debug!(?other, "stm sim ignores message");
             }
             Happening::Acked(token) => {

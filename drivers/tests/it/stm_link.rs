@@ -173,7 +173,7 @@ async fn events_get_through_corruption_and_loss() {
     tokio::time::timeout(Duration::from_secs(40), async {
         while !ids.iter().all(|id| got.contains(id)) {
             if let Some(LinkEvent::Event(e)) = events.recv().await {
-                got.push(e.event_id);
+                got.push(e.keep().event_id);
             }
         }
     })
