@@ -645,3 +645,117 @@ async fn mutual_tls_link_delivers_events() {
     assert_eq!(births[0]["session"], json!(1));
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_is_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), "");
+    let (seen, hq) = subscriber(broker.port, None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", 11);
+    let extra = format!(
+        "{}{}\n[stm]\ncommand_timeout_s = 2\n",
+        mqtt_table(broker.port),
+        crate::devices::stm_table("STM-01", &link)
+    );
+    let running = app::start(config_for(&dir.path().join("data"), &extra))
+        .await
+        .unwrap();
+    seen.wait_for("STM-01 online", 15, |s| {
+        !s.on("/events/device.online").is_empty()
+    })
+    .await;
+
+    let topic = format!("bank/{BRANCH}/cmd");
+    let pause = cmd(
+        "d-1",
+        "device.command",
+        json!({"device": "STM-01", "op": "pause"}),
+    );
+    let sends = [
+        pause.clone(),
+        // The broker redelivers: answered again from the record, not sent again.
+        pause,
+        cmd(
+            "d-2",
+            "device.command",
+            json!({"device": "STM-01", "op": "module_disable", "args": {"module": "teleporter"}}),
+        ),
+        cmd(
+            "d-3",
+            "device.command",
+            json!({"device": "STM-99", "op": "pause"}),
+        ),
+    ];
+    for p in sends {
+        hq.publish(&topic, QoS::AtLeastOnce, false, p.into_bytes())
+            .await
+            .unwrap();
+        // In order: the second d-1 must find the first one recorded.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    seen.wait_for("four acks", 20, |s| s.on("/events/ack").len() >= 4)
+        .await;
+    let acks: Vec<Value> = seen
+        .on("/events/ack")
+        .iter()
+        .map(|e| e["data"].clone())
+        .collect();
+    let by_ref =
+        |r: &str| -> Vec<Value> { acks.iter().filter(|a| a["ref"] == r).cloned().collect() };
+    assert_eq!(by_ref("d-1"), vec![json!({"ref": "d-1", "ok": true}); 2]);
+    let refused = &by_ref("d-2")[0];
+    assert_eq!(refused["ok"], false);
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("STM-01 refused `module_disable`")
+            && why.contains("unknown module teleporter"),
+        "{why}"
+    );
+    let unknown = &by_ref("d-3")[0];
+    assert_eq!(unknown["ok"], false);
+    assert!(
+        unknown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no device `STM-99`"),
+        "{unknown}"
+    );
+
+    // The device saw each command once; the state it reported reached the database.
+    let ops: Vec<String> = sim.record().ops().into_iter().map(String::from).collect();
+    assert_eq!(
+        ops.iter().filter(|o| *o == "pause").count(),
+        1,
+        "sent once: {ops:?}"
+    );
+    assert_eq!(
+        ops.iter().filter(|o| *o == "module_disable").count(),
+        1,
+        "{ops:?}"
+    );
+    // Audited under head office's command id, and announced upstream.
+    let audited = running
+        .app
+        .store
+        .read(|c| -> Result<Vec<(String, String)>, StoreError> {
+            let mut s = c.prepare(
+                "SELECT actor, detail FROM audit WHERE action = 'device.command' ORDER BY id",
+            )?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap();
+    let actors: Vec<&str> = audited.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actors, ["hq:d-1", "hq:d-2"]);
+    assert!(audited[0].1.contains("\"ok\":true"), "{}", audited[0].1);
+    seen.wait_for("device.command events upstream", 10, |s| {
+        s.on("/events/device.command").len() >= 2
+    })
+    .await;
+    let upstream = seen.on("/events/device.command");
+    assert_eq!(upstream[0]["data"]["by"], "hq:d-1");
+    assert_eq!(upstream[0]["data"]["op"], "pause");
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
