@@ -307,6 +307,9 @@ pub struct IdReaderRules {
     pub poll_interval: Duration,
     /// Keep the chip photo (an opaque WLT blob) in the database; dropped by default.
     pub keep_photo: bool,
+    /// How long the last card's chip text stays in memory for checking a photo of it
+    /// (`chip_check_s`; 0 keeps nothing).
+    pub chip_check_window: Duration,
 }
 
 /// `[ocr]`: the recognition worker pool.
@@ -318,6 +321,8 @@ pub struct Ocr {
     pub queue: usize,
     /// ONNX Runtime threads per model run.
     pub threads: usize,
+    /// How long uploaded images are kept (`keep_images_min`); zero, the default, keeps none.
+    pub keep_images: Duration,
 }
 
 /// Why a config could not be used.
@@ -488,6 +493,7 @@ fn read_id_reader(root: &mut Section<'_, '_>) -> Option<IdReaderRules> {
     let mut r = IdReaderRules {
         poll_interval: Duration::from_millis(500),
         keep_photo: false,
+        chip_check_window: Duration::from_secs(300),
     };
     if let Some(mut s) = root.opt_table("id_reader") {
         if let Some(ms) = s.opt_int("poll_ms", 50..=10_000) {
@@ -495,6 +501,9 @@ fn read_id_reader(root: &mut Section<'_, '_>) -> Option<IdReaderRules> {
         }
         if let Some(k) = s.opt_bool("keep_photo") {
             r.keep_photo = k;
+        }
+        if let Some(secs) = s.opt_int("chip_check_s", 0..=3600) {
+            r.chip_check_window = Duration::from_secs(secs as u64);
         }
         s.finish();
     }
@@ -1030,6 +1039,7 @@ fn read_ocr(root: &mut Section<'_, '_>) -> Option<Ocr> {
         workers: 1,
         queue: 4,
         threads: 2,
+        keep_images: Duration::ZERO,
     };
     if let Some(mut s) = root.opt_table("ocr") {
         let n = |s: &mut Section<'_, '_>, k: &str, max: i64, d: usize| {
@@ -1038,6 +1048,9 @@ fn read_ocr(root: &mut Section<'_, '_>) -> Option<Ocr> {
         o.workers = n(&mut s, "workers", 16, o.workers);
         o.queue = n(&mut s, "queue", 256, o.queue);
         o.threads = n(&mut s, "threads", 16, o.threads);
+        if let Some(min) = s.opt_int("keep_images_min", 0..=527_040) {
+            o.keep_images = Duration::from_secs(min as u64 * 60);
+        }
         s.finish();
     }
     Some(o)

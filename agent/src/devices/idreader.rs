@@ -107,6 +107,9 @@ async fn on_seen(app: &App, id: &str, seen: Seen) -> Result<(), StoreError> {
             app.store
                 .write(move |tx| db::on_card_read(tx, &reader, valid, photo.as_deref()))
                 .await?;
+            if !app.cfg.id_reader.chip_check_window.is_zero() {
+                app.devices.remember_card(&id, card.text.clone());
+            }
             // No receiver (no queue running) is fine: the card read is recorded anyway.
             let _ = app.signals.send(Signal::CardSwiped {
                 reader: id,

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use branchd_drivers::idreader::CardText;
 use branchd_drivers::stm::{CommandError, CommandResult, StmHandle};
 use serde_json::Value;
 use warp::reply::Response;
@@ -111,6 +112,8 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct State {
     stms: Mutex<HashMap<String, Slot>>,
+    /// The last card each reader read, in memory only (for checking a photo of it).
+    cards: Mutex<HashMap<String, (CardText, tokio::time::Instant)>>,
 }
 
 impl State {
@@ -124,6 +127,7 @@ impl State {
             .collect();
         Ok(State {
             stms: Mutex::new(stms),
+            cards: Mutex::default(),
         })
     }
 
@@ -135,6 +139,21 @@ impl State {
     /// Whether the STM is configured and answering.
     pub fn is_online(&self, id: &str) -> bool {
         self.with_slot(id, |s| s.online).unwrap_or(false)
+    }
+
+    fn remember_card(&self, reader: &str, card: CardText) {
+        let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        cards.insert(reader.to_string(), (card, tokio::time::Instant::now()));
+    }
+
+    /// The chip text `reader` read within `within`, and how long ago. Older text is
+    /// forgotten here, so a card's personal data stays in memory no longer than that.
+    pub fn recent_card(&self, reader: &str, within: Duration) -> Option<(CardText, Duration)> {
+        let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        cards.retain(|_, (_, at)| at.elapsed() <= within);
+        cards
+            .get(reader)
+            .map(|(card, at)| (card.clone(), at.elapsed()))
     }
 }
 

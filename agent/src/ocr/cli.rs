@@ -28,6 +28,11 @@ pub struct OcrArgs {
     /// Take `models.dir` and `ocr.threads` from this config file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Check an ID card against its chip text, given as JSON with the answer's field keys
+    /// (name, gender, nation, birth_date, address, id_number; for the back also
+    /// issuing_authority, valid_from, valid_to).
+    #[arg(long, value_name = "FILE")]
+    chip: Option<PathBuf>,
 }
 
 fn parse_kind(s: &str) -> Result<Requested, String> {
@@ -53,13 +58,32 @@ pub fn run(args: OcrArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.models {
         dir = d;
     }
+    let chip = match &args.chip {
+        None => None,
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file: super::chip::ChipFile = serde_json::from_slice(&text)
+                .with_context(|| format!("{}: not chip text", path.display()))?;
+            let card = file
+                .into_card()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(card)
+        }
+    };
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     // refuse a bad image before loading the models
     super::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
     let mut engine = Engine::load(&dir, threads)?;
-    let r = super::recognise(&mut engine, &bytes, args.kind)
+    let mut r = super::recognise(&mut engine, &bytes, args.kind)
         .with_context(|| args.file.display().to_string())?;
+    if let Some(card) = &chip {
+        r.chip_check = Some(
+            super::chip::check(&r, card, "file", None)
+                .with_context(|| args.file.display().to_string())?,
+        );
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&r)?)?;
@@ -89,6 +113,27 @@ pub fn run(args: OcrArgs) -> anyhow::Result<ExitCode> {
             None => String::new(),
         };
         writeln!(out, "  {k:<20} {}  [{:.2}]{check}", f.value, f.confidence)?;
+    }
+    if let Some(c) = &r.chip_check {
+        let verdicts: Vec<String> = c
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k} {}",
+                    serde_json::to_value(v)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("")
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "chip check: {} ({})",
+            if c.all_match { "all match" } else { "CHECK" },
+            verdicts.join(", ")
+        )?;
     }
     writeln!(
         out,

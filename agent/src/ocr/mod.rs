@@ -26,6 +26,7 @@ use crate::http::{body_limit, ok_json};
 use crate::store::Schema;
 use crate::users::Role;
 
+pub mod chip;
 pub mod cli;
 pub mod det;
 pub mod engine;
@@ -34,6 +35,7 @@ pub mod image;
 pub mod models;
 pub mod pool;
 pub mod rec;
+pub mod retention;
 
 use engine::{Engine, Line, OcrError, Timing};
 use fields::{DocKind, Field, Requested, Side};
@@ -41,10 +43,10 @@ use fields::{DocKind, Field, Requested, Side};
 /// Largest accepted upload.
 pub const MAX_BODY: u64 = 10 * 1024 * 1024;
 
-/// This module's tables (none: nothing is stored).
+/// This module's tables: images kept for a configured period (none by default).
 pub const SCHEMA: Schema = Schema {
     module: "ocr",
-    steps: &[],
+    steps: &[retention::STEP_1],
 };
 
 const OCR_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
@@ -60,10 +62,12 @@ pub const ROUTES: &[RouteSpec] = &[RouteSpec {
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
  "summary":"Recognise an ID card or business licence photo",
- "parameters":[{"name":"kind","in":"query","schema":{"type":"string","enum":["id-card","licence","auto"],"default":"auto"}}],
+ "parameters":[{"name":"kind","in":"query","schema":{"type":"string","enum":["id-card","licence","auto"],"default":"auto"}},
+  {"name":"reader","in":"query","description":"check an ID card against the chip this reader read last","schema":{"type":"string"}}],
  "requestBody":{"required":true,"content":{"image/jpeg":{"schema":{"type":"string","format":"binary"}},"image/png":{"schema":{"type":"string","format":"binary"}}}},
  "responses":{"200":{"description":"fields, lines and timings","content":{"application/json":{"schema":{"$ref":"#/components/schemas/OcrResult"}}}},
-  "400":{"description":"not a usable image or a bad kind"},"413":{"description":"over 10 MB"},
+  "400":{"description":"not a usable image, a bad kind or an unknown reader"},
+  "409":{"description":"no recent card on the reader"},"413":{"description":"over 10 MB"},
   "415":{"description":"not image/jpeg or image/png"},"422":{"description":"not the document asked for"},
   "503":{"description":"busy or models unavailable"}}}}},
  "schemas":{"OcrResult":{"type":"object","required":["kind","fields","lines","timing_ms"],"properties":{
@@ -73,7 +77,11 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
     "value":{"type":"string"},"confidence":{"type":"number"},"valid":{"type":"boolean"},"suggestion":{"type":"string"}}}},
   "lines":{"type":"array","items":{"type":"object","properties":{"text":{"type":"string"},"confidence":{"type":"number"},
     "box":{"type":"array","items":{"type":"array","items":{"type":"integer"}}}}}},
-  "timing_ms":{"type":"object","additionalProperties":{"type":"number"}}}}}}"##;
+  "timing_ms":{"type":"object","additionalProperties":{"type":"number"}},
+  "image":{"type":"object","description":"only with [ocr] keep_images_min","properties":{"id":{"type":"string"},"delete_at":{"type":"string","format":"date-time"}}},
+  "chip_check":{"type":"object","properties":{"source":{"type":"string"},"read_s_ago":{"type":"integer"},
+    "fields":{"type":"object","additionalProperties":{"type":"string","enum":["match","mismatch","missing"]}},
+    "mismatches":{"type":"array","items":{"type":"string"}},"all_match":{"type":"boolean"}}}}}}}"##;
 
 /// The answer of `branchd ocr --json` and `POST /api/v1/ocr`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,6 +97,12 @@ pub struct OcrResult {
     pub lines: Vec<Line>,
     /// Per-stage time.
     pub timing_ms: Timing,
+    /// With chip data of the same card: the per-field comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chip_check: Option<chip::ChipCheck>,
+    /// With a retention period configured: the kept upload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<retention::KeptImage>,
 }
 
 /// Recognise one image with an engine (on the caller's thread).
@@ -119,6 +133,8 @@ pub fn recognise(
         fields: doc.fields,
         lines,
         timing_ms: timing,
+        chip_check: None,
+        image: None,
     })
 }
 
@@ -160,12 +176,18 @@ pub fn completed_event(r: &OcrResult) -> serde_json::Value {
         .iter()
         .filter_map(|(k, f)| f.valid.map(|v| (k.as_str(), v)))
         .collect();
-    serde_json::json!({
+    let mut event = serde_json::json!({
         "kind": r.kind,
         "side": r.side,
         "fields_found": r.fields.keys().collect::<Vec<_>>(),
         "validated": validated,
-    })
+    });
+    if let Some(c) = &r.chip_check {
+        // which fields differ from the chip, never what they say
+        event["chip_check"] =
+            serde_json::json!({"all_match": c.all_match, "mismatches": c.mismatches});
+    }
+    event
 }
 
 /// Map a recognition error to the API's error.
@@ -199,6 +221,8 @@ pub fn api_error(e: &OcrError) -> ApiError {
 #[derive(Debug, Deserialize)]
 struct KindQuery {
     kind: Option<String>,
+    /// Check an ID card against the chip this reader read last.
+    reader: Option<String>,
 }
 
 async fn handle(
@@ -235,6 +259,10 @@ async fn handle(
     }
     // cheap checks here, so a bad upload never takes a worker's place in the queue
     image::sniff(&body).map_err(|e| api_error(&OcrError::Image(e)))?;
+    let chip = match q.reader.as_deref() {
+        None => None,
+        Some(reader) => Some((reader.to_string(), recent_chip(&app, reader)?)),
+    };
     let rx = app.ocr.submit(body.to_vec(), kind).map_err(|e| match e {
         pool::SubmitError::Busy => {
             let mut err = ApiError::unavailable("ocr_busy", e.to_string());
@@ -243,15 +271,65 @@ async fn handle(
         }
         pool::SubmitError::Stopped => ApiError::unavailable("shutting_down", e.to_string()),
     })?;
-    let result = rx
+    let mut result = rx
         .await
         .map_err(|_| ApiError::unavailable("shutting_down", "the recogniser has stopped"))?
         .map_err(|e| api_error(&e))?;
+    if let Some((reader, (card, age))) = chip {
+        let check = chip::check(&result, &card, &reader, Some(age.as_secs())).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_an_id_card",
+                e.to_string(),
+            )
+        })?;
+        result.chip_check = Some(check);
+    }
     let event = completed_event(&result);
-    app.store
-        .write(move |tx| tx.emit("ocr.completed", event))
-        .await?;
+    let ext = if mime == "image/png" { "png" } else { "jpg" };
+    let kind = serde_json::to_value(result.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    result.image = retention::commit(&app, body.to_vec(), ext, kind, event)
+        .await
+        .map_err(|e| match e {
+            retention::KeepError::Store(e) => ApiError::from(e),
+            e @ retention::KeepError::Io(_) => {
+                tracing::error!(error = %e, "cannot keep an OCR image");
+                ApiError::unavailable("storage_failed", e.to_string())
+            }
+        })?;
     Ok(ok_json(&result))
+}
+
+/// The card the reader read last, if recent enough to be the one photographed.
+fn recent_chip(
+    app: &App,
+    reader: &str,
+) -> Result<(branchd_drivers::idreader::CardText, std::time::Duration), ApiError> {
+    let known = app
+        .cfg
+        .devices
+        .iter()
+        .any(|d| d.id == reader && d.kind == crate::config::DeviceKind::IdReader);
+    if !known {
+        return Err(ApiError::bad_request(
+            "unknown_reader",
+            format!("no ID card reader `{reader}` in this branch"),
+        ));
+    }
+    let within = app.cfg.id_reader.chip_check_window;
+    app.devices.recent_card(reader, within).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_chip_data",
+            format!(
+                "no card was read on {reader} in the last {} s: put the card on the reader, then take the photo",
+                within.as_secs()
+            ),
+        )
+    })
 }
 
 /// The routes.
@@ -273,8 +351,10 @@ pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// Start the module's tasks: stop the worker pool when the daemon stops.
+/// Start the module's tasks: deletion timers of kept images; stop the worker pool when
+/// the daemon stops.
 pub fn start(app: &App) -> anyhow::Result<()> {
+    retention::resume(app);
     let app2 = app.clone();
     app.tracker.spawn(async move {
         app2.cancel.cancelled().await;

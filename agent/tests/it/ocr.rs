@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use branchd_drivers::idreader::sim::IdReaderSim;
+
 use crate::common::{TestBox, error_code};
 
 fn workspace() -> PathBuf {
@@ -152,7 +154,10 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
         }
         assert!(v["lines"].as_array().is_some_and(|l| l.len() > 5));
         assert!(v["timing_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
+        assert!(v.get("image").is_none(), "no retention configured: {v}");
     }
+    let kept = b.app().cfg.branch.data_dir.join("ocr-images");
+    assert!(!kept.exists(), "uploads are not written anywhere");
     // one misread character in six photos at most (the accuracy bench measures the rate)
     assert!(
         right >= docs.len() - 1,
@@ -441,4 +446,290 @@ fn the_cli_prints_the_api_json_and_refuses_bad_input() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
+}
+
+fn id_reader_table(path: &Path) -> String {
+    format!(
+        "\n[[devices]]\nid = \"IDR-01\"\nkind = \"id_reader\"\npath = \"{}\"\n\n[id_reader]\npoll_ms = 100\n",
+        path.display()
+    )
+}
+
+fn chip_of(truth: &serde_json::Value) -> branchd_drivers::idreader::CardText {
+    let file: branchd::ocr::chip::ChipFile = serde_json::from_value(truth.clone()).unwrap();
+    file.into_card().unwrap()
+}
+
+async fn read_by_reader(
+    b: &TestBox,
+    card: branchd_drivers::idreader::CardText,
+    reader: &IdReaderSim,
+) {
+    let want = card.id_number.clone();
+    // A card is read once until it is taken off: take the last one off for a few polls.
+    reader.take_card();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    reader.put_card(card, vec![0x42; 1024]);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = b
+            .app()
+            .devices
+            .recent_card("IDR-01", std::time::Duration::from_secs(300));
+        if seen.is_some_and(|(c, _)| c.id_number == want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reader did not read the card"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn same(ocr: &serde_json::Value, truth: &serde_json::Value) -> bool {
+    let norm = |v: &serde_json::Value| -> String {
+        v.as_str()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    };
+    norm(ocr) == norm(truth)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
+    let models = models_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = docgen("id-front", 1, 21, tmp.path(), &["--clean"]);
+    let (img, truth) = &docs[0];
+    let reader = IdReaderSim::spawn(None).expect("reader simulator");
+    let b = TestBox::start_with(&format!(
+        "{}keep_images_min = 60\n{}",
+        ocr_config(&models, 1, 4),
+        id_reader_table(&reader.path())
+    ))
+    .await;
+    let c = login(&b, "lobby_manager").await;
+    let photo = std::fs::read(img).unwrap();
+    let ask = |reader: &'static str| {
+        c.post(b.url(&format!("/api/v1/ocr?kind=id-card&reader={reader}")))
+            .header("content-type", "image/jpeg")
+            .body(photo.clone())
+            .send()
+    };
+
+    // Refused before any recognition: no such reader, or no card read on it yet.
+    let r = ask("IDR-99").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "unknown_reader");
+    let r = ask("IDR-01").await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "no_chip_data");
+
+    // The same card on the reader: every field the photo yields agrees with the chip.
+    read_by_reader(&b, chip_of(truth), &reader).await;
+    let r = ask("IDR-01").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let check = &v["chip_check"];
+    assert_eq!(check["source"], "IDR-01", "{v}");
+    assert!(
+        check["read_s_ago"].as_u64().is_some_and(|s| s < 60),
+        "{check}"
+    );
+    for key in [
+        "name",
+        "gender",
+        "nation",
+        "birth_date",
+        "address",
+        "id_number",
+    ] {
+        let want = match v["fields"].get(key) {
+            None => "missing",
+            Some(f) if same(&f["value"], &truth[key]) => "match",
+            Some(_) => "mismatch",
+        };
+        assert_eq!(check["fields"][key], want, "{key}: {v}");
+    }
+    assert_eq!(check["fields"]["id_number"], "match", "{v}");
+    assert_eq!(check["fields"]["name"], "match", "{v}");
+
+    // Someone else's card on the reader (another address, another number): caught.
+    let mut other = truth.clone();
+    other["address"] = serde_json::json!("北京市东城区东长安街1号");
+    other["id_number"] = serde_json::json!("11010519491231002X");
+    read_by_reader(&b, chip_of(&other), &reader).await;
+    let r = ask("IDR-01").await.unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    let mismatches: Vec<&str> = v["chip_check"]["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    assert!(
+        mismatches.contains(&"address") && mismatches.contains(&"id_number"),
+        "{v}"
+    );
+    assert_eq!(v["chip_check"]["all_match"], false);
+
+    // Kept for the configured hour, owner-only, and announced without values.
+    let kept = &v["image"];
+    let id = kept["id"].as_str().expect("kept image id");
+    assert!(kept["delete_at"].as_str().is_some(), "{v}");
+    let file = b
+        .app()
+        .cfg
+        .branch
+        .data_dir
+        .join("ocr-images")
+        .join(format!("{id}.jpg"));
+    let meta = std::fs::metadata(&file).expect("kept image on disk");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read(&file).unwrap(), photo);
+    let events: Vec<String> = b
+        .app()
+        .store
+        .read(|c| {
+            let mut st = c.prepare("SELECT data FROM events WHERE kind = 'ocr.completed'")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap();
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["chip_check"]["all_match"], false, "{last}");
+    assert_eq!(last["image_kept"], true, "{last}");
+    for e in &events {
+        for secret in [&truth["id_number"], &truth["address"], &other["address"]] {
+            assert!(!e.contains(secret.as_str().unwrap()), "{e} leaks {secret}");
+        }
+    }
+
+    // The CLI takes chip text from a file.
+    let chip_file = tmp.path().join("chip.json");
+    std::fs::write(&chip_file, truth.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_branchd"))
+        .args(["ocr", "--kind", "id-card", "--json", "--models"])
+        .arg(&models)
+        .arg("--chip")
+        .arg(&chip_file)
+        .arg(img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["chip_check"]["source"], "file");
+    assert_eq!(v["chip_check"]["fields"]["id_number"], "match", "{v}");
+    std::fs::write(&chip_file, r#"{"name":"x"}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_branchd"))
+        .args(["ocr", "--models"])
+        .arg(&models)
+        .arg("--chip")
+        .arg(&chip_file)
+        .arg(img)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not chip text"));
+    b.stop().await;
+}
+
+async fn kept_ids(b: &TestBox) -> Vec<String> {
+    b.app()
+        .store
+        .read(|c| {
+            let mut st = c.prepare("SELECT id FROM ocr_images ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn kept_images_are_deleted_on_time_also_after_a_restart() {
+    use std::time::Duration;
+    let b = TestBox::start_with("[ocr]\nkeep_images_min = 60\n").await;
+    let app = b.app().clone();
+    let dir = app.cfg.branch.data_dir.join("ocr-images");
+    let kept = branchd::ocr::retention::commit(
+        &app,
+        b"\xFF\xD8 a photo".to_vec(),
+        "jpg",
+        "id_card".into(),
+        serde_json::json!({"kind": "id_card"}),
+    )
+    .await
+    .unwrap()
+    .expect("kept");
+    let file = dir.join(format!("{}.jpg", kept.id));
+    assert!(file.exists());
+    tokio::time::sleep(Duration::from_secs(59 * 60)).await;
+    assert!(file.exists(), "kept for the hour");
+    tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+    assert!(!file.exists(), "deleted after the hour");
+    assert!(kept_ids(&b).await.is_empty());
+    let deleted = app
+        .store
+        .read(|c| {
+            Ok::<_, branchd::store::StoreError>(c.query_row(
+                "SELECT count(*) FROM events WHERE kind = 'ocr.image_deleted'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+
+    // What a restart finds: one image overdue, one due in ten minutes, and a file no
+    // record knows of (written just before a crash, an hour ago).
+    let now = chrono::Utc::now();
+    for (id, due) in [
+        ("A-OVERDUE", now - chrono::Duration::minutes(5)),
+        ("B-LATER", now + chrono::Duration::minutes(10)),
+    ] {
+        let f = dir.join(format!("{id}.jpg"));
+        std::fs::write(&f, b"x").unwrap();
+        let path = f.to_string_lossy().into_owned();
+        let due = branchd::store::rfc3339(due);
+        app.store
+            .write(move |tx| {
+                tx.conn().execute(
+                    "INSERT INTO ocr_images(id, file, kind, kept_at, delete_at) VALUES (?1, ?2, 'id_card', ?3, ?3)",
+                    rusqlite::params![id, path, due],
+                )?;
+                Ok::<_, branchd::store::StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let orphan = dir.join("C-ORPHAN.jpg");
+    std::fs::write(&orphan, b"x").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    branchd::ocr::retention::resume(&app);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!orphan.exists(), "a file without a record is removed");
+    assert_eq!(kept_ids(&b).await, ["B-LATER"]);
+    assert!(!dir.join("A-OVERDUE.jpg").exists());
+    tokio::time::sleep(Duration::from_secs(9 * 60)).await;
+    assert!(dir.join("B-LATER.jpg").exists());
+    tokio::time::sleep(Duration::from_secs(2 * 60)).await;
+    assert!(!dir.join("B-LATER.jpg").exists());
+    assert!(kept_ids(&b).await.is_empty());
+    b.stop().await;
 }

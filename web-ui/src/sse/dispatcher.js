@@ -17,7 +17,7 @@ export const KNOWN_KINDS = [
   'printer.status', 'auth.requested', 'auth.decided', 'auth.timeout',
   'order.created', 'order.updated', 'order.step', 'order.cancelled', 'order.completed',
   'order.near_timeout', 'order.timeout', 'order.arrived', 'order.recalled', 'order.rated',
-  'ocr.completed', 'sync.backlog',
+  'ocr.completed', 'ocr.image_deleted', 'sync.backlog',
 ]
 
 /** Parses one SSE message into an envelope; returns null for data that is not one. */
