@@ -54,9 +54,11 @@ describe('createClient', () => {
     const blob = new Blob([new Uint8Array([1, 2, 3])], { type: 'image/png' })
     await api.ocr('id-card', blob)
     const [url, init] = f.mock.calls[0]
-    expect(url).toBe('/api/v1/ocr?kind=id-card')
+    expect(url).toBe('/api/v1/ocr?kind=id-card&reader=auto')
     expect(init.headers['Content-Type']).toBe('image/png')
     expect(init.body).toBe(blob)
+    await api.ocr('licence', blob)
+    expect(f.mock.calls[1][0]).toBe('/api/v1/ocr?kind=licence')
   })
 
   it('throws the box\'s message as an ApiError', async () => {

@@ -181,6 +181,23 @@ describe('ocrRows', () => {
     expect(by.id_number.mismatch).toBe(false)
     expect(by.address).toMatchObject({ mismatch: true, chipValue: 'B村' })
   })
+  it('reads the box\'s chip_check: its mismatches, with the chip\'s values', () => {
+    const { rows } = ocrRows({
+      kind: 'id_card',
+      fields: { name: { value: '张三' }, id_number: { value: '321083197812162119', valid: true }, address: { value: '某村' } },
+      chip_check: {
+        source: 'IDR-01',
+        fields: { name: 'match', id_number: 'match', address: 'mismatch', nation: 'missing' },
+        mismatches: ['address'],
+        chip: { name: '张三', id_number: '321083197812162119', address: '某村 12 号', nation: '汉' },
+        all_match: false,
+      },
+    })
+    const by = Object.fromEntries(rows.map((r) => [r.key, r]))
+    expect(by.address).toMatchObject({ mismatch: true, chipValue: '某村 12 号', chip: '某村 12 号' })
+    expect(by.name).toMatchObject({ mismatch: false, chip: '张三' })
+    expect(by.nation).toMatchObject({ found: false, mismatch: false, chip: '汉' })
+  })
   it('uses licence keys for a licence and keeps extra keys', () => {
     const { kind, rows } = ocrRows({ kind: 'licence', fields: { credit_code: { value: '91310110666007217T', valid: true }, authority: { value: '某市监局' } } })
     expect(kind).toBe('licence')

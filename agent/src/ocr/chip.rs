@@ -38,6 +38,9 @@ pub struct ChipCheck {
     pub fields: BTreeMap<String, Verdict>,
     /// The fields that differ, for the staff's attention.
     pub mismatches: Vec<String>,
+    /// The chip's values, so staff can take the chip's where the photo differs (only in
+    /// the answer to staff, never in an event).
+    pub chip: BTreeMap<String, String>,
     /// Every compared field matched.
     pub all_match: bool,
 }
@@ -98,10 +101,12 @@ pub fn check(
     }
     let side = result.side.unwrap_or(Side::Front);
     let mut fields = BTreeMap::new();
-    for (key, want) in chip_fields(chip, side) {
+    let values = chip_fields(chip, side);
+    for (key, want) in &values {
+        let (key, want) = (*key, want.as_str());
         let verdict = match result.fields.get(key) {
             None => Verdict::Missing,
-            Some(f) if same(&f.value, &want) => Verdict::Match,
+            Some(f) if same(&f.value, want) => Verdict::Match,
             Some(_) => Verdict::Mismatch,
         };
         fields.insert(key.to_string(), verdict);
@@ -118,6 +123,10 @@ pub fn check(
         fields,
         mismatches,
         all_match,
+        chip: values
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
     })
 }
 

@@ -63,7 +63,7 @@ pub const ROUTES: &[RouteSpec] = &[RouteSpec {
 pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
  "summary":"Recognise an ID card or business licence photo",
  "parameters":[{"name":"kind","in":"query","schema":{"type":"string","enum":["id-card","licence","auto"],"default":"auto"}},
-  {"name":"reader","in":"query","description":"check an ID card against the chip this reader read last","schema":{"type":"string"}}],
+  {"name":"reader","in":"query","description":"check an ID card against the chip this reader read last; `auto`: the latest card on any reader, if one was read lately (no check otherwise)","schema":{"type":"string"}}],
  "requestBody":{"required":true,"content":{"image/jpeg":{"schema":{"type":"string","format":"binary"}},"image/png":{"schema":{"type":"string","format":"binary"}}}},
  "responses":{"200":{"description":"fields, lines and timings","content":{"application/json":{"schema":{"$ref":"#/components/schemas/OcrResult"}}}},
   "400":{"description":"not a usable image, a bad kind or an unknown reader"},
@@ -81,7 +81,8 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
   "image":{"type":"object","description":"only with [ocr] keep_images_min","properties":{"id":{"type":"string"},"delete_at":{"type":"string","format":"date-time"}}},
   "chip_check":{"type":"object","properties":{"source":{"type":"string"},"read_s_ago":{"type":"integer"},
     "fields":{"type":"object","additionalProperties":{"type":"string","enum":["match","mismatch","missing"]}},
-    "mismatches":{"type":"array","items":{"type":"string"}},"all_match":{"type":"boolean"}}}}}}}"##;
+    "mismatches":{"type":"array","items":{"type":"string"}},"all_match":{"type":"boolean"},
+    "chip":{"type":"object","additionalProperties":{"type":"string"}}}}}}}}"##;
 
 /// The answer of `branchd ocr --json` and `POST /api/v1/ocr`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -261,6 +262,8 @@ async fn handle(
     image::sniff(&body).map_err(|e| api_error(&OcrError::Image(e)))?;
     let chip = match q.reader.as_deref() {
         None => None,
+        // the PAD's way: whichever reader read a card lately, if any
+        Some("auto") => latest_chip(&app),
         Some(reader) => Some((reader.to_string(), recent_chip(&app, reader)?)),
     };
     let rx = app.ocr.submit(body.to_vec(), kind).map_err(|e| match e {
@@ -301,6 +304,22 @@ async fn handle(
             }
         })?;
     Ok(ok_json(&result))
+}
+
+/// The card read most recently on any reader within the window, if any.
+fn latest_chip(
+    app: &App,
+) -> Option<(
+    String,
+    (branchd_drivers::idreader::CardText, std::time::Duration),
+)> {
+    let within = app.cfg.id_reader.chip_check_window;
+    app.cfg
+        .devices
+        .iter()
+        .filter(|d| d.kind == crate::config::DeviceKind::IdReader)
+        .filter_map(|d| Some((d.id.clone(), app.devices.recent_card(&d.id, within)?)))
+        .min_by_key(|(_, (_, age))| *age)
 }
 
 /// The card the reader read last, if recent enough to be the one photographed.

@@ -527,6 +527,11 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     let r = ask("IDR-01").await.unwrap();
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "no_chip_data");
+    // The PAD asks with `auto`: no card read lately is no check, not an error.
+    let r = ask("auto").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v.get("chip_check").is_none(), "{v}");
 
     // The same card on the reader: every field the photo yields agrees with the chip.
     read_by_reader(&b, chip_of(truth), &reader).await;
@@ -556,6 +561,10 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     }
     assert_eq!(check["fields"]["id_number"], "match", "{v}");
     assert_eq!(check["fields"]["name"], "match", "{v}");
+    assert_eq!(
+        check["chip"]["address"], truth["address"],
+        "staff see the chip's value"
+    );
 
     // Someone else's card on the reader (another address, another number): caught.
     let mut other = truth.clone();
@@ -575,6 +584,10 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
         "{v}"
     );
     assert_eq!(v["chip_check"]["all_match"], false);
+    let r = ask("auto").await.unwrap();
+    let auto: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(auto["chip_check"]["source"], "IDR-01", "{auto}");
+    assert_eq!(auto["chip_check"]["chip"]["id_number"], other["id_number"]);
 
     // Kept for the configured hour, owner-only, and announced without values.
     let kept = &v["image"];

@@ -39,7 +39,11 @@ export function buildApi(c) {
     tasks: () => c.get('/api/v1/tasks'),
     decide: (id, body) => c.post(`/api/v1/tasks/${enc(id)}/decide`, body),
     // OCR
-    ocr: (kind, blob) => c.postRaw('/api/v1/ocr', blob, blob.type || 'image/jpeg', { query: { kind } }),
+    // An ID card is checked against the chip of the card read lately on a lobby reader, if any.
+    ocr: (kind, blob) =>
+      c.postRaw('/api/v1/ocr', blob, blob.type || 'image/jpeg', {
+        query: kind === 'licence' ? { kind } : { kind, reader: 'auto' },
+      }),
     // orders
     orders: () => c.get('/api/v1/orders'),
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),

@@ -248,15 +248,18 @@ export function ocrRows(result) {
   const kind = r.kind === 'licence' || r.kind === 'business_licence' ? 'licence' : 'id_card'
   const fields = obj(r.fields)
   const keys = [...fieldKeysFor(kind), ...Object.keys(fields).filter((k) => !fieldKeysFor(kind).includes(k))]
-  const chipObj = obj(r.chip && r.chip.fields ? r.chip.fields : r.chip)
+  // The box's answer: chip_check {fields: {key: verdict}, mismatches: [key], chip: {key: value}}.
+  const check = r.chip_check && typeof r.chip_check === 'object' ? r.chip_check : null
+  const chipObj = check ? obj(check.chip) : obj(r.chip && r.chip.fields ? r.chip.fields : r.chip)
   const chip = {}
   for (const [k, v] of Object.entries(chipObj)) chip[k] = v && typeof v === 'object' && 'value' in v ? v.value : v
+  const mismatches = check ? check.mismatches : r.mismatches
   const mismatch = new Map()
-  for (const m of arr(r.mismatches)) {
+  for (const m of arr(mismatches)) {
     const key = typeof m === 'string' ? m : m.field
     if (key) mismatch.set(key, typeof m === 'string' ? chip[key] ?? null : m.chip ?? chip[key] ?? null)
   }
-  if (!Array.isArray(r.mismatches)) {
+  if (!Array.isArray(mismatches)) {
     for (const [k, v] of Object.entries(chip)) {
       const f = fields[k]
       if (f && f.value !== undefined && v !== undefined && v !== null && squash(f.value) !== squash(v)) mismatch.set(k, v)
