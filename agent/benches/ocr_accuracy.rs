@@ -6,6 +6,17 @@
 //! prints per kind and field the exact-match rate against the ground truth, the check-rule
 //! pass rate, the kind detection rate, and per-stage latency (median, p90, p99).
 //!
+//! Then the first `OCR_BENCH_RAPID` (default 50, 0: skip) images of each kind go through
+//! RapidOCR (`rapidocr-onnxruntime` 1.4.4, the same PP-OCRv4 model files, the same
+//! detector input size and thread count) in `rapidocr_times.py`, and the end-to-end
+//! latency of both is printed side by side with the ratio. The Python package comes from
+//! `OCR_BENCH_PYTHON` if set, else from a virtualenv in `$BRANCHD_CACHE/rapidocr-venv`,
+//! created and filled with pip when missing; when that fails the comparison is skipped
+//! with the reason.
+//!
+//! `OCR_BENCH_KINDS` (default `id-front,licence,id-back`) limits the documents;
+//! `OCR_BENCH_VERBOSE=1` prints every field that does not match.
+//!
 //!     cargo bench -p branchd --bench ocr_accuracy
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -87,6 +98,97 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
+/// The RapidOCR release compared with, whose wheel the models come from.
+const RAPIDOCR: &str = "rapidocr-onnxruntime==1.4.4";
+
+/// A Python that can import `rapidocr_onnxruntime`, installing it into a virtualenv under
+/// the cache when needed; the reason when there is none.
+fn rapidocr_python() -> Result<PathBuf, String> {
+    let works = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import rapidocr_onnxruntime"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if let Some(py) = std::env::var_os("OCR_BENCH_PYTHON").map(PathBuf::from) {
+        return if works(&py) {
+            Ok(py)
+        } else {
+            Err(format!(
+                "OCR_BENCH_PYTHON={} cannot import rapidocr_onnxruntime",
+                py.display()
+            ))
+        };
+    }
+    let venv = cache_root().join("rapidocr-venv");
+    let py = venv.join("bin/python");
+    if works(&py) {
+        return Ok(py);
+    }
+    eprintln!("installing {RAPIDOCR} into {}", venv.display());
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("{what} failed: {}", last.trim()))
+    };
+    if !py.exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
+    }
+    run(
+        Command::new(&py).args(["-m", "pip", "install", "-q", RAPIDOCR]),
+        "pip install",
+    )?;
+    if works(&py) {
+        Ok(py)
+    } else {
+        Err(format!("{RAPIDOCR} installed but cannot be imported"))
+    }
+}
+
+/// RapidOCR's per-image time in ms for `images`, after loading its models and one
+/// untimed run.
+fn rapidocr_times(py: &Path, images: &[PathBuf]) -> Result<serde_json::Value, String> {
+    let list = std::env::temp_dir().join(format!("ocr-bench-rapid-{}.txt", std::process::id()));
+    let text: String = images
+        .iter()
+        .map(|p| format!("{}\n", p.display()))
+        .collect();
+    std::fs::write(&list, text).map_err(|e| format!("{}: {e}", list.display()))?;
+    let p = branchd::ocr::det::DetParams::default();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/rapidocr_times.py");
+    let out = Command::new(py)
+        .arg(script)
+        .arg("--list")
+        .arg(&list)
+        .args(["--threads", &THREADS.to_string()])
+        .args(["--det-limit-side-len", &p.limit_side_len.to_string()])
+        .args(["--det-limit-type", if p.limit_max { "max" } else { "min" }])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("rapidocr_times.py: {e}"));
+    let _ = std::fs::remove_file(&list);
+    let out = out?;
+    if !out.status.success() {
+        return Err(format!("rapidocr_times.py exited with {}", out.status));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("rapidocr_times.py output: {e}"))
+}
+
+/// ONNX Runtime intra-op threads, for both pipelines.
+const THREADS: usize = 2;
+
 #[derive(Default)]
 struct FieldStat {
     n: u32,
@@ -101,23 +203,36 @@ fn main() {
     let seed = env_or("OCR_BENCH_SEED", 1);
     let dir = cache_root().join(format!("docgen-s{seed}"));
     std::fs::create_dir_all(&dir).expect("cache dir");
-    let kinds = ["id-front", "licence", "id-back"];
-    generate(&dir, "id-front", seed, count);
-    let mut engine = Engine::load(&models_dir(), 2).expect("models");
+    let rapid = env_or("OCR_BENCH_RAPID", 50).min(count);
+    let kinds_env =
+        std::env::var("OCR_BENCH_KINDS").unwrap_or_else(|_| "id-front,licence,id-back".into());
+    let kinds: Vec<&str> = ["id-front", "licence", "id-back"]
+        .into_iter()
+        .filter(|k| kinds_env.split(',').any(|e| e.trim() == *k))
+        .collect();
+    assert!(
+        !kinds.is_empty(),
+        "OCR_BENCH_KINDS={kinds_env:?}: use id-front, licence and/or id-back"
+    );
+    generate(&dir, kinds[0], seed, count);
+    let mut engine = Engine::load(&models_dir(), THREADS).expect("models");
     // warm up
-    let first = std::fs::read(image_of(&dir, "id-front", 0)).unwrap();
+    let first = std::fs::read(image_of(&dir, kinds[0], 0)).unwrap();
     let _ = branchd::ocr::recognise(&mut engine, &first, Requested::Auto);
 
     println!("OCR accuracy: {count} generated photos per document, seed {seed}, kind=auto\n");
     let mut all_stages: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
-    for kind in kinds {
+    // per kind: (image, our end-to-end ms) of the images RapidOCR gets too
+    let mut compared: BTreeMap<&str, Vec<(PathBuf, f64)>> = BTreeMap::new();
+    for &kind in &kinds {
         generate(&dir, kind, seed, count);
         let mut stats: BTreeMap<String, FieldStat> = BTreeMap::new();
         let mut kind_ok = 0;
         let mut errors = 0;
         let stages = all_stages.entry(kind).or_default();
         for i in 0..count {
-            let img = std::fs::read(image_of(&dir, kind, i)).unwrap();
+            let path = image_of(&dir, kind, i);
+            let img = std::fs::read(&path).unwrap();
             let truth: serde_json::Value = serde_json::from_slice(
                 &std::fs::read(dir.join(format!("{kind}-{i}.json"))).unwrap(),
             )
@@ -139,6 +254,9 @@ fn main() {
                 kind_ok += 1;
             }
             let t = r.timing_ms;
+            if i < rapid {
+                compared.entry(kind).or_default().push((path, t.total));
+            }
             for (name, v) in [
                 ("decode", t.decode),
                 ("detect", t.detect),
@@ -215,4 +333,64 @@ fn main() {
         "\nratio: detect/total median per document shows where the time goes; the build \
          profile and the machine's load are part of every figure."
     );
+    compare_with_rapidocr(&compared, rapid);
+}
+
+/// RapidOCR on the same images: end-to-end latency side by side, and the ratio.
+fn compare_with_rapidocr(compared: &BTreeMap<&str, Vec<(PathBuf, f64)>>, rapid: u32) {
+    println!("\n## side by side with RapidOCR ({RAPIDOCR}), end to end, ms\n");
+    if rapid == 0 {
+        println!("skipped: OCR_BENCH_RAPID=0");
+        return;
+    }
+    let py = match rapidocr_python() {
+        Ok(py) => py,
+        Err(e) => {
+            println!("skipped: RapidOCR is not available ({e})");
+            return;
+        }
+    };
+    println!(
+        "the first {rapid} images of each document; branchd: image bytes to fields (this \
+         binary's profile, {THREADS} threads); RapidOCR: image file to lines (Python, same \
+         models, detector input limited to the same side, {THREADS} threads); models loaded \
+         and one image run before timing\n"
+    );
+    println!(
+        "| document | images | branchd median / p90 | RapidOCR median / p90 | ratio of medians (RapidOCR / branchd) |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let manifest = branchd::ocr::models::manifest().unwrap_or_default();
+    for (kind, items) in compared {
+        let images: Vec<PathBuf> = items.iter().map(|i| i.0.clone()).collect();
+        let r = match rapidocr_times(&py, &images) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("| {kind} | {} | — | failed: {e} | — |", images.len());
+                continue;
+            }
+        };
+        let mut theirs: Vec<f64> = r["ms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default();
+        let mut ours: Vec<f64> = items.iter().map(|i| i.1).collect();
+        let (om, op) = (pct(&mut ours, 0.5), pct(&mut ours, 0.9));
+        let (tm, tp) = (pct(&mut theirs, 0.5), pct(&mut theirs, 0.9));
+        println!(
+            "| {kind} | {} | {om:.0} / {op:.0} | {tm:.0} / {tp:.0} | {:.2} |",
+            theirs.len(),
+            tm / om
+        );
+        if let Some(models) = r["models"].as_object() {
+            let same = models.iter().all(|(file, sha)| {
+                manifest
+                    .iter()
+                    .any(|e| &e.file == file && Some(e.sha256.as_str()) == sha.as_str())
+            });
+            if !same {
+                println!("\nwarning: RapidOCR's model files differ from models/manifest.toml");
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@ use ort::value::Tensor;
 use super::det::{self, DetParams, Quad};
 use super::image::{self, ImageError};
 use super::models::{self, ModelError};
-use super::rec::{self, Dictionary};
+use super::rec::{self, Decoded, Dictionary, Readings};
 
 /// One recognised line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -25,6 +25,10 @@ pub struct Line {
     /// Corners in the (upright) image, clockwise from top-left.
     #[serde(rename = "box")]
     pub quad: [[i32; 2]; 4],
+    /// Per character of `text`, the recogniser's most likely readings (the character
+    /// itself first); empty when not known. Not part of the API's answer.
+    #[serde(skip)]
+    pub readings: Vec<Readings>,
 }
 
 /// Time spent per stage, in milliseconds.
@@ -151,11 +155,12 @@ impl Engine {
         Ok(boxes
             .iter()
             .zip(texts)
-            .filter(|(_, (text, conf))| *conf >= rec::TEXT_SCORE && !text.trim().is_empty())
-            .map(|((q, _), (text, confidence))| Line {
-                text,
-                confidence,
+            .filter(|(_, d)| d.confidence >= rec::TEXT_SCORE && !d.text.trim().is_empty())
+            .map(|((q, _), d)| Line {
+                text: d.text,
+                confidence: d.confidence,
                 quad: q.map(|p| [p[0].round() as i32, p[1].round() as i32]),
+                readings: d.readings,
             })
             .collect())
     }
@@ -206,12 +211,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Recognise crops in batches of similar aspect ratio; results in the crops' order.
-    pub fn recognize(&mut self, crops: &[Mat]) -> Result<Vec<(String, f32)>, OcrError> {
+    /// Recognise crops in batches of similar aspect ratio; results in the crops' order,
+    /// each with the most likely readings of its characters.
+    pub fn recognize(&mut self, crops: &[Mat]) -> Result<Vec<Decoded>, OcrError> {
         let mut order: Vec<usize> = (0..crops.len()).collect();
         let ratio = |m: &Mat| m.cols() as f32 / m.rows().max(1) as f32;
         order.sort_by(|&a, &b| ratio(&crops[a]).total_cmp(&ratio(&crops[b])));
-        let mut out = vec![(String::new(), 0.0f32); crops.len()];
+        let mut out = vec![Decoded::default(); crops.len()];
         for chunk in order.chunks(rec::BATCH) {
             let refs: Vec<&Mat> = chunk.iter().map(|&i| &crops[i]).collect();
             let width = rec::rec_batch_width(&refs);
@@ -229,7 +235,11 @@ impl Engine {
             }
             let per = probs.len() / n;
             for (k, &i) in chunk.iter().enumerate() {
-                out[i] = self.dict.decode(&probs[k * per..(k + 1) * per], classes);
+                out[i] = self.dict.decode_readings(
+                    &probs[k * per..(k + 1) * per],
+                    classes,
+                    rec::READINGS,
+                );
             }
         }
         Ok(out)

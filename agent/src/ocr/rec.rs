@@ -1,5 +1,7 @@
 //! Line recognition: the angle classifier's input and decision, the recogniser's batched
-//! input, and CTC greedy decoding with the model's dictionary.
+//! input, and CTC greedy decoding with the model's dictionary. Besides the text, decoding
+//! keeps the recogniser's next most likely readings of every character, so that field
+//! extraction can repair a number whose check character fails.
 
 use opencv::core::Mat;
 use opencv::prelude::*;
@@ -47,6 +49,25 @@ pub fn rec_batch_width(crops: &[&Mat]) -> i32 {
     ((HEIGHT as f32 * max_ratio) as i32).min(HEIGHT * 60)
 }
 
+/// Readings kept per character: the chosen one and the next most likely.
+pub const READINGS: usize = 4;
+
+/// The most likely readings of one recognised character, most likely first; the first is
+/// the character in the text. Each with its probability (the highest over the time steps
+/// the character was read from).
+pub type Readings = Vec<(char, f32)>;
+
+/// One decoded line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decoded {
+    /// The text (greedy decode).
+    pub text: String,
+    /// Mean probability of the kept symbols.
+    pub confidence: f32,
+    /// Per character of `text`, its readings.
+    pub readings: Vec<Readings>,
+}
+
 /// The CTC alphabet: class 0 is the blank, 1..=n the dictionary lines, n+1 a space.
 #[derive(Debug, Clone)]
 pub struct Dictionary {
@@ -71,22 +92,84 @@ impl Dictionary {
     /// most likely class per step, merges repeats, drops blanks; the confidence is the
     /// mean probability of the kept symbols (0 when none).
     pub fn decode(&self, probs: &[f32], classes: usize) -> (String, f32) {
-        let mut text = String::new();
+        let d = self.decode_readings(probs, classes, 1);
+        (d.text, d.confidence)
+    }
+
+    /// Greedy CTC decode as [`Dictionary::decode`], keeping for every character up to `k`
+    /// readings: the classes most likely over the time steps of its run, blank and
+    /// multi-character symbols left out.
+    pub fn decode_readings(&self, probs: &[f32], classes: usize, k: usize) -> Decoded {
+        let classes = classes.max(1);
+        let best = argmax_rows(probs, classes);
+        let mut out = Decoded::default();
         let mut sum = 0.0f32;
         let mut n = 0usize;
-        let mut prev = usize::MAX;
-        for (best, p) in argmax_rows(probs, classes) {
-            if best != 0 && best != prev {
-                if let Some(s) = self.symbols.get(best) {
-                    text.push_str(s);
+        let mut t = 0;
+        while t < best.len() {
+            let (class, p) = best[t];
+            // the run of steps with the same most likely class
+            let mut end = t + 1;
+            while end < best.len() && best[end].0 == class {
+                end += 1;
+            }
+            if class != 0 {
+                if let Some(s) = self.symbols.get(class) {
+                    out.text.push_str(s);
                     sum += p;
                     n += 1;
+                    let mut one = s.chars();
+                    match (one.next(), one.next()) {
+                        (Some(c), None) => {
+                            let rows = &probs[t * classes..end * classes];
+                            out.readings.push(self.top_readings(rows, classes, c, p, k));
+                        }
+                        _ => out.readings.extend(s.chars().map(|c| vec![(c, p)])),
+                    }
                 }
             }
-            prev = best;
+            t = end;
         }
-        let conf = if n == 0 { 0.0 } else { sum / n as f32 };
-        (text, conf)
+        out.confidence = if n == 0 { 0.0 } else { sum / n as f32 };
+        out
+    }
+
+    /// The `k` most likely single-character readings over `rows` (steps × classes), the
+    /// chosen character `c` first, each with its highest probability over the steps.
+    fn top_readings(&self, rows: &[f32], classes: usize, c: char, p: f32, k: usize) -> Readings {
+        if k <= 1 {
+            return vec![(c, p)];
+        }
+        // the k + 1 most likely classes (blank excluded): c is usually one of them
+        let keep = k + 1;
+        let mut top: Vec<(usize, f32)> = Vec::with_capacity(keep + 1);
+        for step in rows.chunks_exact(classes) {
+            for (i, &v) in step.iter().enumerate().skip(1) {
+                if top.len() == keep && v <= top[keep - 1].1 {
+                    continue;
+                }
+                match top.iter().position(|e| e.0 == i) {
+                    Some(j) if top[j].1 >= v => continue,
+                    Some(j) => {
+                        top.remove(j);
+                    }
+                    None => {}
+                }
+                let at = top.iter().position(|e| e.1 < v).unwrap_or(top.len());
+                top.insert(at, (i, v));
+                top.truncate(keep);
+            }
+        }
+        let mut out: Readings = vec![(c, p)];
+        for (i, v) in top {
+            let mut chars = self.symbols.get(i).map_or("", String::as_str).chars();
+            match (chars.next(), chars.next()) {
+                (Some(a), None) if a == c => out[0].1 = out[0].1.max(v),
+                (Some(a), None) if out.len() < k => out.push((a, v)),
+                _ => {}
+            }
+        }
+        out
     }
 }
 
@@ -184,6 +267,31 @@ mod tests {
             (String::new(), 0.0)
         );
         assert_eq!(d.decode(&[], 5), (String::new(), 0.0));
+    }
+
+    #[test]
+    fn readings_keep_the_runner_ups_of_each_character_over_its_run() {
+        let d = dict();
+        // classes: blank, a, b, c, space
+        let probs = [
+            [0.05, 0.6, 0.3, 0.04, 0.01],
+            [0.05, 0.7, 0.02, 0.2, 0.03],
+            [0.9, 0.02, 0.03, 0.03, 0.02],
+            [0.02, 0.01, 0.15, 0.8, 0.02],
+        ]
+        .concat();
+        let r = d.decode_readings(&probs, 5, 3);
+        assert_eq!(r.text, "ac");
+        assert_eq!(
+            r.readings,
+            vec![
+                vec![('a', 0.7), ('b', 0.3), ('c', 0.2)],
+                vec![('c', 0.8), ('b', 0.15), (' ', 0.02)],
+            ]
+        );
+        // the same text and confidence as the plain decode
+        assert_eq!(d.decode(&probs, 5), (r.text.clone(), r.confidence));
+        assert!((r.confidence - 0.7).abs() < 1e-6);
     }
 
     #[test]

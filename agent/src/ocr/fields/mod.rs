@@ -10,6 +10,9 @@ use branchd_drivers::checks;
 use serde::Serialize;
 
 use super::engine::Line;
+use super::rec::Readings;
+
+mod repair;
 
 /// Which document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,6 +101,8 @@ struct Piece {
     yc: f32,
     h: f32,
     conf: f32,
+    /// Per character of `text`, the recogniser's readings (empty when not known).
+    readings: Vec<Readings>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +122,20 @@ fn median(v: &mut [f32]) -> f32 {
 
 fn clean_text(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The readings of the characters `clean_text` keeps; empty when they do not match the
+/// text.
+fn clean_readings(line: &Line) -> Vec<Readings> {
+    if line.readings.len() != line.text.chars().count() {
+        return Vec::new();
+    }
+    line.text
+        .chars()
+        .zip(&line.readings)
+        .filter(|(c, _)| !c.is_whitespace())
+        .map(|(_, r)| r.clone())
+        .collect()
 }
 
 /// Straighten the lines by their median tilt and group them into rows, top to bottom,
@@ -155,6 +174,7 @@ fn rows(lines: &[Line]) -> Vec<Row> {
                 yc: (y0 + y1) / 2.0,
                 h: (y1 - y0).max(1.0),
                 conf: l.confidence,
+                readings: clean_readings(l),
             })
         })
         .collect();
@@ -293,6 +313,7 @@ fn split_row(
             before.push(Piece {
                 text: c.0.to_string(),
                 x0: c.1,
+                readings: Vec::new(),
                 ..row.pieces[c.2].clone()
             });
             last_piece = c.2;
@@ -330,6 +351,7 @@ fn split_row(
                 before.push(Piece {
                     text: c.0.to_string(),
                     x0: c.1,
+                    readings: Vec::new(),
                     ..row.pieces[c.2].clone()
                 });
                 last_piece = c.2;
@@ -404,20 +426,51 @@ fn id_chars(s: &str) -> String {
         .collect()
 }
 
-/// Map look-alikes into the credit-code charset (no I O S V Z).
-fn credit_chars(s: &str) -> String {
-    s.chars()
-        .filter_map(|c| {
-            let c = c.to_ascii_uppercase();
-            match c {
-                'O' => Some('0'),
-                'I' => Some('1'),
-                'Z' => Some('2'),
-                'S' => Some('5'),
-                'V' => Some('U'),
-                '0'..='9' | 'A'..='Z' => Some(c),
-                _ => None,
+/// A look-alike mapped into the credit-code charset (no I O S V Z); `None` for a
+/// character that cannot be part of a code.
+fn credit_char(c: char) -> Option<char> {
+    let c = c.to_ascii_uppercase();
+    match c {
+        'O' => Some('0'),
+        'I' => Some('1'),
+        'Z' => Some('2'),
+        'S' => Some('5'),
+        'V' => Some('U'),
+        '0'..='9' | 'A'..='Z' => Some(c),
+        _ => None,
+    }
+}
+
+/// The credit-code characters of a piece, each with its readings mapped into the charset
+/// (readings of one character that map to the same one add up).
+fn credit_slots(p: &Piece) -> Vec<repair::Slot> {
+    let known = p.readings.len() == p.text.chars().count();
+    p.text
+        .chars()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let c = credit_char(c)?;
+            let raw = if known { p.readings[i].as_slice() } else { &[] };
+            let Some(&(_, p0)) = raw.first() else {
+                return Some(repair::Slot::only(c, p.conf));
+            };
+            let mut slot = repair::Slot {
+                readings: vec![(c, p0)],
+                // readings end where the recogniser stopped listing them
+                unlisted: if raw.len() >= super::rec::READINGS {
+                    raw.iter().map(|r| r.1).fold(p0, f32::min)
+                } else {
+                    p0
+                },
+            };
+            for &(a, prob) in raw.iter().skip(1) {
+                let Some(a) = credit_char(a) else { continue };
+                match slot.readings.iter_mut().find(|s| s.0 == a) {
+                    Some(s) => s.1 += prob,
+                    None => slot.readings.push((a, prob)),
+                }
             }
+            Some(slot)
         })
         .collect()
 }
@@ -821,45 +874,54 @@ fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
             out.insert("term".into(), field(v, f.conf));
         }
     }
-    // the code: under or after its label, else any 18-character run that passes
-    let mut candidates: Vec<(String, f32)> = Vec::new();
+    if let Some(code) = credit_code_field(rows) {
+        out.insert("credit_code".into(), code);
+    }
+    out
+}
+
+/// The credit code: under or after its label, else any 18-character run, one that passes
+/// its check first. A code that fails its check is repaired from the recogniser's readings
+/// when exactly one repair is plausible ([`repair`]); otherwise it stays as read, invalid,
+/// with the look-alike suggestion when there is one.
+fn credit_code_field(rows: &[Row]) -> Option<Field> {
+    // (characters with their readings, confidence of the piece)
+    let mut runs: Vec<(Vec<repair::Slot>, f32)> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let labelled = row.pieces.iter().any(|p| p.text.contains("信用代码"));
         for p in &row.pieces {
-            let s = credit_chars(&p.text);
-            if s.len() >= 18 {
-                candidates.push((s, p.conf));
+            let slots = credit_slots(p);
+            if slots.len() >= 18 {
+                runs.push((slots, p.conf));
             }
         }
         if labelled {
             if let Some(next) = rows.get(i + 1) {
                 for p in &next.pieces {
-                    let s = credit_chars(&p.text);
-                    if s.len() >= 18 {
-                        candidates.insert(0, (s, p.conf));
+                    let slots = credit_slots(p);
+                    if slots.len() >= 18 {
+                        runs.insert(0, (slots, p.conf));
                     }
                 }
             }
         }
     }
-    let conf_of = |s: &str| {
-        candidates
-            .iter()
-            .find(|(c, _)| windows18(c.clone()).iter().any(|w| w == s))
-            .map_or(0.0, |c| c.1)
-    };
-    if let Some(best) = pick_number(
-        candidates.iter().flat_map(|(c, _)| windows18(c.clone())),
-        |s| checks::validate_credit_code(s).is_ok(),
-    ) {
-        let valid = checks::validate_credit_code(&best).is_ok();
-        let suggestion = checks::suggest_credit_code(&best);
-        out.insert(
-            "credit_code".into(),
-            checked(best.clone(), conf_of(&best), valid, suggestion),
-        );
+    let text = |w: &[repair::Slot]| -> String { w.iter().map(repair::Slot::read).collect() };
+    let windows: Vec<(&[repair::Slot], f32)> = runs
+        .iter()
+        .flat_map(|(slots, conf)| slots.windows(18).map(move |w| (w, *conf)))
+        .collect();
+    let is_valid = |s: &str| checks::validate_credit_code(s).is_ok();
+    if let Some((w, conf)) = windows.iter().find(|(w, _)| is_valid(&text(w))) {
+        return Some(checked(text(w), *conf, true, None));
     }
-    out
+    let (w, conf) = windows.first()?;
+    let raw = text(w);
+    if let Some(r) = repair::repair(w, is_valid) {
+        return Some(checked(r.value, conf.min(r.probability), true, None));
+    }
+    let suggestion = checks::suggest_credit_code(&raw);
+    Some(checked(raw, *conf, false, suggestion))
 }
 
 #[cfg(test)]

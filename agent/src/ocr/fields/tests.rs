@@ -10,6 +10,7 @@ fn tilted(text: &str, x: i32, y: i32, w: i32, h: i32, tilt: i32) -> Line {
         text: text.into(),
         confidence: 0.95,
         quad: [[x, y], [x + w, y + tilt], [x + w, y + h + tilt], [x, y + h]],
+        readings: Vec::new(),
     }
 }
 
@@ -316,4 +317,97 @@ fn scope_separators_and_fixed_sentences_are_repaired() {
     );
     assert_eq!(fix_scope("许可项目：食品经营。"), "许可项目：食品经营。");
     assert_eq!(fix_address("广西壮族白治区南宁市"), "广西壮族自治区南宁市");
+}
+
+/// The recogniser's output for a line of letters and digits: per character one step where
+/// it scores 0.96 (or, where `unsure` says so, splits with a second character), then a
+/// blank step; the rest of each step's probability spread evenly.
+fn ctc_matrix(dict: &[char], text: &str, unsure: &[(usize, f32, char, f32)]) -> Vec<f32> {
+    let classes = dict.len() + 2;
+    let class = |c: char| 1 + dict.iter().position(|&d| d == c).unwrap();
+    let step = |picks: &[(usize, f32)]| {
+        let rest = 1.0 - picks.iter().map(|p| p.1).sum::<f32>();
+        let mut v = vec![rest / (classes - picks.len()) as f32; classes];
+        for &(k, p) in picks {
+            v[k] = p;
+        }
+        v
+    };
+    let mut probs = Vec::new();
+    for (i, c) in text.chars().enumerate() {
+        let picks = match unsure.iter().find(|u| u.0 == i) {
+            Some(&(_, p, other, q)) => vec![(class(c), p), (class(other), q)],
+            None => vec![(class(c), 0.96)],
+        };
+        probs.extend(step(&picks));
+        probs.extend(step(&[(0, 0.97)]));
+    }
+    probs
+}
+
+fn code_line(text: &str, unsure: &[(usize, f32, char, f32)]) -> Line {
+    let dict: Vec<char> = ('0'..='9').chain('A'..='Z').collect();
+    let meta: String = dict.iter().map(|c| format!("{c}\n")).collect();
+    let d = crate::ocr::rec::Dictionary::from_metadata(&meta);
+    let probs = ctc_matrix(&dict, text, unsure);
+    let decoded = d.decode_readings(&probs, d.classes(), crate::ocr::rec::READINGS);
+    Line {
+        text: decoded.text,
+        confidence: decoded.confidence,
+        quad: [[60, 90], [360, 90], [360, 112], [60, 112]],
+        readings: decoded.readings,
+    }
+}
+
+#[test]
+fn a_credit_code_that_fails_its_check_is_repaired_from_the_second_reading() {
+    let truth = format!(
+        "9135020305Q01A4Y3{}",
+        checks::credit_code_check_char("9135020305Q01A4Y3").unwrap()
+    );
+    let mut read: Vec<char> = truth.chars().collect();
+    read[10] = '0';
+    let read: String = read.into_iter().collect();
+    // greedy decoding reads 0 where the recogniser also gave Q a fair chance
+    let line = code_line(&read, &[(10, 0.55, 'Q', 0.4)]);
+    assert_eq!(line.text, read);
+    assert!(checks::validate_credit_code(&line.text).is_err());
+    let mut lines = licence_lines();
+    lines[1] = line;
+    let d = extract(&lines, Requested::Licence).unwrap();
+    let code = &d.fields["credit_code"];
+    assert_eq!(code.value, truth);
+    assert_eq!(code.valid, Some(true));
+    assert_eq!(code.suggestion, None);
+    // the repaired character's probability shows in the confidence
+    assert!(code.confidence <= 0.4 + 1e-3, "{code:?}");
+}
+
+#[test]
+fn an_ambiguous_credit_code_is_kept_as_read_and_marked_invalid() {
+    let truth = format!(
+        "9135020305Q01A4Y3{}",
+        checks::credit_code_check_char("9135020305Q01A4Y3").unwrap()
+    );
+    let mut read: Vec<char> = truth.chars().collect();
+    read[10] = '0';
+    let read: String = read.into_iter().collect();
+    // the replacement at position 4 that also passes, as likely as Q at position 10
+    let other = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+        .chars()
+        .find(|&c| {
+            let mut v: Vec<char> = read.chars().collect();
+            v[4] = c;
+            c != read.chars().nth(4).unwrap()
+                && checks::validate_credit_code(&v.into_iter().collect::<String>()).is_ok()
+        })
+        .unwrap();
+    let line = code_line(&read, &[(10, 0.55, 'Q', 0.4), (4, 0.55, other, 0.4)]);
+    let mut lines = licence_lines();
+    lines[1] = line;
+    let d = extract(&lines, Requested::Licence).unwrap();
+    let code = &d.fields["credit_code"];
+    assert_eq!(code.value, read);
+    assert_eq!(code.valid, Some(false));
+    assert_eq!(code.suggestion, checks::suggest_credit_code(&read));
 }
