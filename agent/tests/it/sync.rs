@@ -406,7 +406,7 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         cmd("c-5", "order.create", json!({})).into_bytes(),
         cmd("c-6", "rebirth", json!({})).into_bytes(),
         cmd(
-            "c-7",
+            "c-8",
             "vip.upsert",
             json!({"customer_id": "C101", "name": "李女士", "level": "gold", "consent": true,
                    "embedding": vec![0.25; 512], "model_id": "arcface-r100"}),
@@ -447,13 +447,13 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         "{invalid}"
     );
     assert!(reason(json!("c-5")).contains("`order_id` is required"));
-    assert_eq!(by_ref(json!("c-7"))[0]["ok"], json!(false));
+    assert_eq!(by_ref(json!("c-8"))[0]["ok"], json!(false));
     assert!(
-        reason(json!("c-7")).contains(
+        reason(json!("c-8")).contains(
             "`model_id` `arcface-r100` does not match this branch's face embedder `face_reidentification_retail_0095`"
         ),
         "{}",
-        reason(json!("c-7"))
+        reason(json!("c-8"))
     );
     assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
