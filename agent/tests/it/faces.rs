@@ -381,6 +381,206 @@ fn vip_enroll_stores_an_embedding_and_no_photo() {
     assert_eq!(emb_len, 256 * 4);
 }
 
+/// A 640x480 frame with `photo` scaled into it (or a grey frame).
+fn frame_of(photo: Option<&Path>) -> opencv::core::Mat {
+    use opencv::core::{Mat, Rect, Scalar, Size};
+    use opencv::prelude::*;
+    let mut frame =
+        Mat::new_rows_cols_with_default(480, 640, opencv::core::CV_8UC3, Scalar::all(90.0))
+            .unwrap();
+    if let Some(p) = photo {
+        let img = branchd::ocr::image::decode(&std::fs::read(p).unwrap()).unwrap();
+        let s = (640.0 / img.cols() as f64).min(480.0 / img.rows() as f64);
+        let (w, h) = (
+            (img.cols() as f64 * s) as i32,
+            (img.rows() as f64 * s) as i32,
+        );
+        let mut small = Mat::default();
+        opencv::imgproc::resize(
+            &img,
+            &mut small,
+            Size::new(w, h),
+            0.0,
+            0.0,
+            opencv::imgproc::INTER_AREA,
+        )
+        .unwrap();
+        let mut roi =
+            Mat::roi_mut(&mut frame, Rect::new((640 - w) / 2, (480 - h) / 2, w, h)).unwrap();
+        small.copy_to(&mut roi).unwrap();
+    }
+    frame
+}
+
+/// Write an MJPG .avi at 10 fps: each (photo, frames) segment in turn.
+fn write_video(path: &Path, segments: &[(Option<&Path>, usize)]) {
+    use opencv::prelude::*;
+    use opencv::videoio::VideoWriter;
+    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+    let mut w = VideoWriter::new(
+        &path.display().to_string(),
+        fourcc,
+        10.0,
+        opencv::core::Size::new(640, 480),
+        true,
+    )
+    .unwrap();
+    assert!(w.is_opened().unwrap(), "OpenCV cannot write MJPG .avi");
+    for (photo, n) in segments {
+        let f = frame_of(*photo);
+        for _ in 0..*n {
+            w.write(&f).unwrap();
+        }
+    }
+    w.release().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
+    use crate::common::TestBox;
+    use crate::sse::Reader;
+    use std::time::Duration;
+    let Some(photos) = photos() else { return };
+    let vids = tempfile::tempdir().unwrap();
+    let video = vids.path().join("entrance.avi");
+    let rose = photos[6].1.clone();
+    let (rose2, obama, biden) = (
+        photos[7].1.clone(),
+        photos[0].1.clone(),
+        photos[4].1.clone(),
+    );
+    // Rose twice (one arrival per period), Obama and Biden (not enrolled) in between.
+    write_video(
+        &video,
+        &[
+            (None, 5),
+            (Some(&rose2), 20),
+            (None, 10),
+            (Some(&obama), 20),
+            (Some(&biden), 20),
+            (None, 10),
+            (Some(&rose2), 20),
+            (None, 5),
+        ],
+    );
+    let models = models_dir();
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 3600\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\n",
+        models.display(),
+        video.display()
+    );
+    let b = TestBox::start_prepared(&extra, move |store| {
+        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).unwrap();
+        let emb = eng
+            .enrolment_embedding(&std::fs::read(&rose).unwrap())
+            .unwrap();
+        let e = branchd::vision::gallery::LocalEnrolment {
+            customer_id: "C-ROSE".into(),
+            name: "Rose Leslie".into(),
+            level: "gold".into(),
+            tags: vec!["birthday".into()],
+            relationship_manager: Some("RM-7".into()),
+        };
+        store
+            .write_blocking(move |tx| {
+                branchd::vision::gallery::enrol_local(
+                    tx,
+                    &e,
+                    &emb,
+                    "face_reidentification_retail_0095",
+                    "test",
+                )
+            })
+            .unwrap();
+    })
+    .await;
+    // a client without the helpers' 20 s request timeout: the stream stays open longer
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = c
+        .post(b.url("/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let r = c
+        .get(b.url("/api/v1/events"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    let mut s = Reader::new(r);
+    // the video plays in real time (11 s); then give inference time to finish
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    let mut arrivals = Vec::new();
+    let mut alerts = Vec::new();
+    while let Some(ev) = s
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match ev.kind.as_str() {
+            "vip.arrived" => arrivals.push(ev.data["data"].clone()),
+            "alert.raised" => alerts.push(ev.data["data"].clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(arrivals.len(), 1, "one arrival per period: {arrivals:?}");
+    let a = &arrivals[0];
+    assert_eq!(a["customer_id"], "C-ROSE");
+    assert_eq!(a["level"], "gold");
+    assert_eq!(a["camera"], "entrance");
+    assert!(a["confidence"].as_f64().unwrap() > 0.35, "{a}");
+    assert!(a.get("embedding").is_none() && a.get("image").is_none());
+    let vip_alert = alerts
+        .iter()
+        .find(|x| x["kind"] == "vip.arrived")
+        .unwrap_or_else(|| panic!("an alert for the lobby managers: {alerts:?}"));
+    let msg = vip_alert["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("birthday") && msg.contains("RM-7"),
+        "{vip_alert}"
+    );
+
+    // the PAD's list
+    let list: serde_json::Value = c
+        .get(b.url("/api/v1/vip/arrivals"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arr = list["arrivals"].as_array().unwrap();
+    assert_eq!(arr.len(), 1, "{list}");
+    assert_eq!(arr[0]["name"], "Rose Leslie");
+    assert_eq!(arr[0]["tags"], serde_json::json!(["birthday"]));
+    assert_eq!(arr[0]["relationship_manager"], "RM-7");
+
+    // both sightings audited; the second was no new arrival
+    let audit: Vec<(String, String)> = b
+        .app()
+        .store
+        .read(|c| {
+            let mut st = c.prepare(
+                "SELECT target, detail FROM audit WHERE action = 'vip.recognised' ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit.iter().all(|(t, _)| t == "C-ROSE"));
+    assert!(audit[1].1.contains("\"arrival\":false"), "{audit:?}");
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_camera_raises_an_alert_and_keeps_retrying() {
     use crate::common::TestBox;
