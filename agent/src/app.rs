@@ -50,6 +50,8 @@ pub struct AppInner {
     pub orders: crate::orders::State,
     /// The OCR worker pool.
     pub ocr: crate::ocr::State,
+    /// VIP recognition: the gallery generation the camera workers follow.
+    pub vision: crate::vision::State,
 }
 
 /// A cheap handle on the running daemon's shared state.
@@ -92,6 +94,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let sync = crate::sync::State::new(&cfg)?;
     let orders = crate::orders::State::new(&cfg)?;
     let ocr = crate::ocr::State::new(&cfg)?;
+    let vision = crate::vision::State::new(&cfg)?;
     let app = App(Arc::new(AppInner {
         signals: tokio::sync::broadcast::channel(256).0,
         queue,
@@ -99,6 +102,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         sync,
         orders,
         ocr,
+        vision,
         throttle: Throttle::new(cfg.http.login_max_failures, cfg.http.login_lockout),
         metrics: Metrics::new(store.clone()),
         cfg: Arc::new(cfg),

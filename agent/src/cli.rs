@@ -65,6 +65,13 @@ enum Command {
     Hq(crate::sync::hq::HqArgs),
     /// Recognise one photo of an ID card or business licence.
     Ocr(crate::ocr::cli::OcrArgs),
+    /// Detect faces in one photo.
+    Faces(crate::vision::cli::FacesArgs),
+    /// VIP customers for face recognition.
+    Vip {
+        #[command(subcommand)]
+        command: crate::vision::cli::VipCommand,
+    },
     /// Validate a config file and say exactly what is wrong.
     CheckConfig {
         /// The config file (TOML).
@@ -224,6 +231,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Hq(args) => crate::sync::hq::run(args),
         Command::Ocr(args) => crate::ocr::cli::run(args),
+        Command::Faces(args) => crate::vision::cli::run(args),
+        Command::Vip { command } => crate::vision::cli::run_vip(command),
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(cfg) => {
                 println!(

@@ -22,6 +22,7 @@ pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod users;
+pub mod vision;
 
 /// The version printed by `--version` and sent in the MQTT birth message.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

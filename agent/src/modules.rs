@@ -9,7 +9,7 @@ use warp::reply::Response;
 use crate::app::App;
 use crate::http::routes::RouteSpec;
 use crate::store::{CORE, Schema};
-use crate::{devices, ocr, orders, queue, stats, sync};
+use crate::{devices, ocr, orders, queue, stats, sync, vision};
 
 /// Every module's schema, in migration order.
 pub const SCHEMAS: &[Schema] = &[
@@ -20,6 +20,7 @@ pub const SCHEMAS: &[Schema] = &[
     orders::SCHEMA,
     ocr::SCHEMA,
     stats::SCHEMA,
+    vision::SCHEMA,
 ];
 
 /// Every module's route table.
@@ -31,6 +32,7 @@ pub const ROUTE_TABLES: &[&[RouteSpec]] = &[
     orders::ROUTES,
     ocr::ROUTES,
     stats::ROUTES,
+    vision::ROUTES,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -41,6 +43,7 @@ pub const OPENAPI_FRAGMENTS: &[&str] = &[
     orders::OPENAPI,
     ocr::OPENAPI,
     stats::OPENAPI,
+    vision::OPENAPI,
 ];
 
 /// The modules' routes.
@@ -56,6 +59,8 @@ pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(stats::routes(app))
         .unify()
+        .or(vision::routes(app))
+        .unify()
         .boxed()
 }
 
@@ -66,6 +71,7 @@ pub fn start(app: &App) -> anyhow::Result<()> {
     sync::start(app)?;
     orders::start(app)?;
     ocr::start(app)?;
+    vision::start(app)?;
     Ok(())
 }
 
@@ -78,5 +84,6 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
     keep.extend(sync::demo_prepare(doc)?);
     keep.extend(orders::demo_prepare(doc)?);
     keep.extend(ocr::demo_prepare(doc)?);
+    keep.extend(vision::demo_prepare(doc)?);
     Ok(keep)
 }

@@ -53,6 +53,8 @@ pub struct Config {
     pub ocr: Ocr,
     /// `[orders]`: step templates and timer defaults of head-office orders.
     pub orders: crate::orders::config::OrdersConfig,
+    /// `[faces]`: VIP recognition from the cameras.
+    pub faces: crate::vision::config::FacesConfig,
 }
 
 /// `[branch]`: who this box is.
@@ -441,6 +443,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let id_reader = read_id_reader(root);
     let ocr = read_ocr(root);
     let orders = crate::orders::config::read(root);
+    let faces = crate::vision::config::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -457,6 +460,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         id_reader: id_reader?,
         ocr: ocr?,
         orders: orders?,
+        faces: faces?,
     })
 }
 

@@ -328,7 +328,7 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         Some(_) => return Err(r("`data` must be an object".into())),
     };
     let cmd = match kind.as_str() {
-        "vip.upsert" => Cmd::VipUpsert(Box::new(vip(data).map_err(r)?)),
+        "vip.upsert" => Cmd::VipUpsert(Box::new(vip(data, cfg).map_err(r)?)),
         "vip.delete" => {
             let mut f = Fields::new(data);
             let c = f.string("customer_id", 64);
@@ -367,7 +367,7 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
 /// Largest photo accepted for local enrolment.
 const MAX_PHOTO: usize = 5 << 20;
 
-fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
+fn vip(data: &Map<String, Value>, cfg: &Config) -> Result<Vip, String> {
     let mut f = Fields::new(data);
     let customer_id = f.string("customer_id", 64);
     let name = f.string("name", 100);
@@ -395,7 +395,26 @@ fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
     });
     let embedding = f.opt_floats("embedding", 32, 4096);
     let model_id = f.opt_string("model_id", 64);
+    let sent_embedding = embedding.is_some();
     let embedding = match (embedding, model_id) {
+        // an embedding is only comparable with those of the same model
+        (Some(_), Some(m)) if m != cfg.faces.model_id => {
+            f.problems.push(format!(
+                "`model_id` `{m}` does not match this branch's face embedder `{}`; \
+                 send a photo or an embedding made by `{}`",
+                cfg.faces.model_id, cfg.faces.model_id
+            ));
+            None
+        }
+        (Some(e), Some(_)) if e.len() != cfg.faces.dim => {
+            f.problems.push(format!(
+                "`embedding` has {} values; `{}` makes {}",
+                e.len(),
+                cfg.faces.model_id,
+                cfg.faces.dim
+            ));
+            None
+        }
         (Some(e), Some(m)) => Some((e, m)),
         (None, None) => None,
         (Some(_), None) => {
@@ -409,11 +428,11 @@ fn vip(data: &Map<String, Value>) -> Result<Vip, String> {
             None
         }
     };
-    if photo.is_some() && embedding.is_some() {
+    if photo.is_some() && sent_embedding {
         f.problems
             .push("give either `photo` or `embedding`, not both".into());
     }
-    if consent == Some(false) && (photo.is_some() || embedding.is_some()) {
+    if consent == Some(false) && (photo.is_some() || sent_embedding) {
         f.problems
             .push("`consent` is false: no face may be enrolled".into());
     }
@@ -747,6 +766,14 @@ mod tests {
                 "`model_id` is required",
             ),
             (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"embedding":emb,"model_id":"arcface-r100"}}),
+                "`model_id` `arcface-r100` does not match this branch's face embedder `face_reidentification_retail_0095`",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"embedding":emb,"model_id":"face_reidentification_retail_0095"}}),
+                "`embedding` has 128 values; `face_reidentification_retail_0095` makes 256",
+            ),
+            (
                 json!({"v":1,"id":"a","kind":"vip.upsert","data":{"customer_id":"c","name":"n","level":"gold","consent":true,"shoe":1}}),
                 "unknown key `shoe`",
             ),
@@ -802,5 +829,19 @@ mod tests {
             panic!("vip")
         };
         assert_eq!(v.photo.as_deref(), Some(&b"\xff\xd8jpeg"[..]));
+        let emb = vec![0.1f32; 256];
+        let (_, _, cmd) = parse(
+            json!({"v":1,"id":"c3","kind":"vip.upsert","data":{"customer_id":"C2","name":"李",
+                   "level":"gold","consent":true,"embedding":emb,
+                   "model_id":"face_reidentification_retail_0095"}})
+            .to_string()
+            .as_bytes(),
+            &cfg,
+        )
+        .expect("an embedding of the configured embedder is accepted");
+        let Cmd::VipUpsert(v) = cmd else {
+            panic!("vip")
+        };
+        assert_eq!(v.embedding.map(|(e, _)| e.len()), Some(256));
     }
 }

@@ -47,6 +47,14 @@ impl TestBox {
 
     /// `extra` is appended to the `[http]` table (or adds tables after it).
     pub async fn start_with(extra: &str) -> TestBox {
+        Self::start_prepared(extra, |_| {}).await
+    }
+
+    /// Like `start_with`, with `prepare` run on the database before the daemon starts.
+    pub async fn start_prepared(
+        extra: &str,
+        prepare: impl FnOnce(&Store) + Send + 'static,
+    ) -> TestBox {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = Config::parse(&config_text(dir.path(), extra)).expect("test config");
         let db = cfg.db_path();
@@ -58,6 +66,7 @@ impl TestBox {
                     .write_blocking(move |tx| users::insert_user(tx, name, role, &hash))
                     .expect("user");
             }
+            prepare(&store);
             store.close();
         })
         .await

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod crash;
 mod devices;
+mod faces;
 mod ocr;
 mod orders;
 mod queue;

@@ -8,27 +8,35 @@ use futures_util::StreamExt;
 use crate::common::TestBox;
 
 #[derive(Debug)]
-struct SseEvent {
-    id: u64,
-    kind: String,
-    data: serde_json::Value,
+pub struct SseEvent {
+    pub id: u64,
+    pub kind: String,
+    pub data: serde_json::Value,
 }
 
 /// Reads SSE frames from a response body.
-struct Reader {
+pub struct Reader {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
 }
 
 impl Reader {
-    fn new(r: reqwest::Response) -> Self {
+    pub fn new(r: reqwest::Response) -> Self {
         Reader {
             body: Box::pin(r.bytes_stream()),
             buf: String::new(),
         }
     }
 
-    async fn next(&mut self) -> SseEvent {
+    pub async fn next(&mut self) -> SseEvent {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("an event within 10 s")
+    }
+
+    /// The next event, or `None` when none comes within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let frame: String = self.buf.drain(..end + 2).collect();
@@ -43,17 +51,17 @@ impl Reader {
                     }
                 }
                 if let (Some(id), Some(kind)) = (id, kind) {
-                    return SseEvent {
+                    return Some(SseEvent {
                         id,
                         kind,
                         data: serde_json::from_str(&data).unwrap(),
-                    };
+                    });
                 }
                 continue; // a keep-alive comment
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
-                .expect("an event within 10 s")
+                .ok()?
                 .expect("the stream is open")
                 .unwrap();
             self.buf.push_str(&String::from_utf8_lossy(&chunk));

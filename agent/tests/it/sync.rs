@@ -388,8 +388,8 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         "c-1",
         "vip.upsert",
         json!({"customer_id": "C100", "name": "王先生", "level": "gold", "tags": ["birthday"],
-               "relationship_manager": "RM-7", "consent": true, "embedding": vec![0.25; 128],
-               "model_id": "arcface-r100"}),
+               "relationship_manager": "RM-7", "consent": true, "embedding": vec![0.25; 256],
+               "model_id": "face_reidentification_retail_0095"}),
     );
     let sends: Vec<Vec<u8>> = vec![
         upsert.clone().into_bytes(),
@@ -405,13 +405,20 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         .into_bytes(),
         cmd("c-5", "order.create", json!({})).into_bytes(),
         cmd("c-6", "rebirth", json!({})).into_bytes(),
+        cmd(
+            "c-8",
+            "vip.upsert",
+            json!({"customer_id": "C101", "name": "李女士", "level": "gold", "consent": true,
+                   "embedding": vec![0.25; 512], "model_id": "arcface-r100"}),
+        )
+        .into_bytes(),
     ];
     for p in sends {
         hq.publish(&topic, QoS::AtLeastOnce, false, p)
             .await
             .unwrap();
     }
-    seen.wait_for("eight acks", 20, |s| s.on("/events/ack").len() >= 8)
+    seen.wait_for("nine acks", 20, |s| s.on("/events/ack").len() >= 9)
         .await;
     let acks: Vec<Value> = seen
         .on("/events/ack")
@@ -440,6 +447,14 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         "{invalid}"
     );
     assert!(reason(json!("c-5")).contains("`order_id` is required"));
+    assert_eq!(by_ref(json!("c-8"))[0]["ok"], json!(false));
+    assert!(
+        reason(json!("c-8")).contains(
+            "`model_id` `arcface-r100` does not match this branch's face embedder `face_reidentification_retail_0095`"
+        ),
+        "{}",
+        reason(json!("c-8"))
+    );
     assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
 
@@ -465,7 +480,10 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(vip.model_id.as_deref(), Some("arcface-r100"));
+    assert_eq!(
+        vip.model_id.as_deref(),
+        Some("face_reidentification_retail_0095")
+    );
     let upstream = seen.on("/events/vip.upserted");
     assert!(
         upstream.iter().all(|e| !e.to_string().contains("0.25")),

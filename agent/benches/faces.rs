@@ -1,0 +1,346 @@
+//! Face pipeline latency on real photos, side by side with OpenCV's `FaceDetectorYN`.
+//!
+//! Each of the test photos (`../shared/testdata/faces`) is placed in a 640x480 camera-like
+//! frame and JPEG-encoded; every frame then goes `FACES_BENCH_ROUNDS` times (default 10)
+//! through decode → detect → align → embed → match (a gallery of the five people plus
+//! 995 random customers). Printed: per-stage median and p95 in ms, sustained frames per
+//! second of the whole pipeline on one worker (ONNX Runtime with `FACES_BENCH_THREADS`,
+//! default 2, threads), and — on the same frames, in the same run — OpenCV ≥ 4.8's
+//! `FaceDetectorYN` (from opencv-python, installed into `$BRANCHD_CACHE/faces-venv` when
+//! missing) with the time ratio and the mean IoU of the boxes.
+//!
+//!     cargo bench -p branchd --bench faces
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use branchd::vision::detect::iou;
+use branchd::vision::engine::{FaceEngine, ModelNames};
+use branchd::vision::matcher::{Enrolled, Gallery, Rules};
+use opencv::core::{Mat, Rect, Scalar, Size, Vector};
+use opencv::prelude::*;
+
+fn env_or(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cache_root() -> PathBuf {
+    if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
+        return PathBuf::from(c);
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd")
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("BRANCHD_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("models"))
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return 0.0;
+    }
+    s[((s.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A 640x480 grey frame with the photo scaled into its middle, JPEG-encoded.
+fn camera_frame(photo: &Path) -> Vec<u8> {
+    let img = branchd::ocr::image::decode(&std::fs::read(photo).expect("photo")).expect("decode");
+    let mut frame =
+        Mat::new_rows_cols_with_default(480, 640, opencv::core::CV_8UC3, Scalar::all(90.0))
+            .expect("frame");
+    let s = (640.0 / img.cols() as f64).min(480.0 / img.rows() as f64);
+    let (w, h) = (
+        (img.cols() as f64 * s) as i32,
+        (img.rows() as f64 * s) as i32,
+    );
+    let mut small = Mat::default();
+    opencv::imgproc::resize(
+        &img,
+        &mut small,
+        Size::new(w, h),
+        0.0,
+        0.0,
+        opencv::imgproc::INTER_AREA,
+    )
+    .expect("resize");
+    {
+        let mut roi =
+            Mat::roi_mut(&mut frame, Rect::new((640 - w) / 2, (480 - h) / 2, w, h)).expect("roi");
+        small.copy_to(&mut roi).expect("copy");
+    }
+    let mut buf = Vector::<u8>::new();
+    opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &Vector::new()).expect("encode");
+    buf.to_vec()
+}
+
+/// A Python with OpenCV >= 4.8: the system one, else a venv in the cache (created once).
+fn python_with_opencv() -> Option<PathBuf> {
+    let ok = |py: &Path| {
+        Command::new(py)
+            .args([
+                "-c",
+                "import cv2,sys; v=tuple(int(x) for x in cv2.__version__.split('.')[:2]); sys.exit(0 if v>=(4,8) else 1)",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let system = PathBuf::from("python3");
+    if ok(&system) {
+        return Some(system);
+    }
+    let venv = cache_root().join("faces-venv");
+    let py = venv.join("bin/python");
+    if !ok(&py) {
+        eprintln!("installing opencv-python-headless into {}", venv.display());
+        let _ = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status();
+        let _ = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "opencv-python-headless"])
+            .status();
+    }
+    ok(&py).then_some(py)
+}
+
+fn main() {
+    let photos_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces");
+    if !photos_dir.is_dir() {
+        eprintln!(
+            "no test photos at {}; nothing to measure",
+            photos_dir.display()
+        );
+        return;
+    }
+    let rounds = env_or("FACES_BENCH_ROUNDS", 10);
+    let threads = env_or("FACES_BENCH_THREADS", 2);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
+        .expect("photos")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg" || x == "png"))
+        .collect();
+    files.sort();
+    let frames: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|p| {
+            (
+                p.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+                camera_frame(p),
+            )
+        })
+        .collect();
+    let mut engine =
+        FaceEngine::load(&models_dir(), &ModelNames::default(), threads).expect("face models");
+    let dim = engine.embedder.spec.dim;
+
+    // gallery: one embedding per frame's face, and 995 random unit vectors
+    let mut gallery = Gallery::default();
+    for (name, bytes) in frames.iter().take(5) {
+        let img = branchd::ocr::image::decode(bytes).expect("decode");
+        if let Some((_, e)) = engine
+            .faces_with_embeddings(&img)
+            .expect("faces")
+            .into_iter()
+            .next()
+        {
+            gallery.entries.push(Enrolled {
+                customer_id: name.clone(),
+                embedding: e,
+            });
+        }
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 11) as f32 / (1u64 << 53) as f32 - 0.5
+    };
+    for i in 0..995 {
+        let v: Vec<f32> = (0..dim).map(|_| rnd()).collect();
+        gallery.entries.push(Enrolled {
+            customer_id: format!("R{i}"),
+            embedding: branchd::vision::engine::normalise(v).expect("non-zero"),
+        });
+    }
+    let rules = Rules::from(&branchd::vision::config::FacesConfig::default());
+
+    let (mut dec, mut det, mut ali, mut emb, mut mat, mut tot) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    let mut our_boxes: Vec<Vec<[f32; 4]>> = vec![Vec::new(); frames.len()];
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    // warm-up
+    for (_, bytes) in &frames {
+        let img = branchd::ocr::image::decode(bytes).expect("decode");
+        let _ = engine.faces_with_embeddings(&img);
+    }
+    let wall = Instant::now();
+    let mut n_frames = 0usize;
+    for _ in 0..rounds {
+        for (i, (_, bytes)) in frames.iter().enumerate() {
+            let t0 = Instant::now();
+            let t = Instant::now();
+            let img = branchd::ocr::image::decode(bytes).expect("decode");
+            dec.push(ms(t));
+            let t = Instant::now();
+            let faces = engine.detector.detect(&img).expect("detect");
+            det.push(ms(t));
+            our_boxes[i] = faces.iter().map(|f| f.bbox).collect();
+            let (mut a, mut e, mut m) = (0.0, 0.0, 0.0);
+            for f in &faces {
+                let t = Instant::now();
+                let crop = engine.embedder.align(&img, f).expect("align");
+                a += ms(t);
+                let t = Instant::now();
+                let v = engine.embedder.embed(&crop).expect("embed");
+                e += ms(t);
+                let t = Instant::now();
+                std::hint::black_box(gallery.best(&v, &rules));
+                m += ms(t);
+            }
+            ali.push(a);
+            emb.push(e);
+            mat.push(m);
+            tot.push(ms(t0));
+            n_frames += 1;
+        }
+    }
+    let fps = n_frames as f64 / wall.elapsed().as_secs_f64();
+
+    println!(
+        "## faces: {} frames of 640x480 x {rounds} rounds, ONNX Runtime {threads} threads, gallery {}\n",
+        frames.len(),
+        gallery.len()
+    );
+    println!("| stage | median ms | p95 ms |");
+    println!("|---|---:|---:|");
+    for (name, v) in [
+        ("decode", &dec),
+        ("detect", &det),
+        ("align", &ali),
+        ("embed", &emb),
+        ("match", &mat),
+        ("total", &tot),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} |",
+            percentile(v, 0.5),
+            percentile(v, 0.95)
+        );
+    }
+    println!("\nsustained: {fps:.1} frames/s (one worker, whole pipeline)\n");
+
+    // OpenCV's FaceDetectorYN on the same frames
+    let Some(py) = python_with_opencv() else {
+        println!("OpenCV >= 4.8 for Python is not available: no side-by-side run");
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("branchd-faces-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    for (name, bytes) in &frames {
+        std::fs::write(tmp.join(format!("{name}.jpg")), bytes).expect("write frame");
+    }
+    let spec = &engine.detector.spec;
+    let model = models_dir().join(&spec.entry.file);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/faces_opencv.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(&model)
+        .arg(&tmp)
+        .arg(rounds.to_string())
+        .arg(threads.to_string())
+        .output()
+        .expect("python runs");
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !out.status.success() {
+        println!(
+            "the OpenCV reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
+    let mut cv_ms = Vec::new();
+    let mut ious = Vec::new();
+    let mut count_agree = 0;
+    for (i, (name, _)) in frames.iter().enumerate() {
+        let Some(f) = v["frames"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["file"] == format!("{name}.jpg")))
+        else {
+            continue;
+        };
+        cv_ms.extend(
+            f["ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_f64()),
+        );
+        let theirs: Vec<[f32; 4]> = f["boxes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                let b: Vec<f32> = b
+                    .as_array()?
+                    .iter()
+                    .filter_map(|x| x.as_f64())
+                    .map(|x| x as f32)
+                    .collect();
+                Some([b[0], b[1], b[2], b[3]])
+            })
+            .collect();
+        if theirs.len() == our_boxes[i].len() {
+            count_agree += 1;
+        }
+        for ours in &our_boxes[i] {
+            let best = theirs.iter().map(|t| iou(ours, t)).fold(0.0f32, f32::max);
+            ious.push(f64::from(best));
+        }
+    }
+    let ours_med = percentile(&det, 0.5);
+    let cv_med = percentile(&cv_ms, 0.5);
+    println!(
+        "## detection side by side (OpenCV {} FaceDetectorYN, same model and frames)\n",
+        v["opencv"].as_str().unwrap_or("?")
+    );
+    println!("| detector | median ms | p95 ms |");
+    println!("|---|---:|---:|");
+    println!(
+        "| branchd (ort, letterbox 640x640) | {ours_med:.2} | {:.2} |",
+        percentile(&det, 0.95)
+    );
+    println!(
+        "| OpenCV FaceDetectorYN (640x480) | {cv_med:.2} | {:.2} |",
+        percentile(&cv_ms, 0.95)
+    );
+    println!(
+        "\ntime ratio branchd/OpenCV: {:.2}; mean IoU of boxes: {:.3} over {} faces; same face count on {}/{} frames",
+        ours_med / cv_med.max(1e-9),
+        ious.iter().sum::<f64>() / ious.len().max(1) as f64,
+        ious.len(),
+        count_agree,
+        frames.len()
+    );
+}

@@ -1,0 +1,602 @@
+//! Cameras and enrolment: one owned, cancellable pair of threads per configured camera
+//! (capture and inference, linked by a one-frame slot so a busy model never builds a
+//! queue), reconnecting with back-off and a `camera.offline` alert; and the task that
+//! enrols photos sent by head office.
+//!
+//! Frames live only in memory. A face that matches nobody is dropped with its frame.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use opencv::core::Mat;
+use opencv::prelude::*;
+use opencv::videoio;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::config::FacesConfig;
+use super::engine::{FaceEngine, ModelNames};
+use super::gallery::{self, Recognised};
+use super::matcher::{self, Confirmer, Gallery, Rules};
+use crate::alerts::{self, Level, NewAlert};
+use crate::app::App;
+use crate::config::Camera;
+use crate::store::{Store, StoreError};
+
+/// What kind of source a camera's `source` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A network stream (rtsp://, http(s)://): frames arrive at the camera's pace.
+    Stream(String),
+    /// A V4L2 device such as /dev/video0.
+    Device(String),
+    /// A video file, played at its own frame rate (for tests and demos).
+    File(PathBuf),
+    /// A folder of JPEG/PNG images, one per sample (for tests).
+    Folder(PathBuf),
+}
+
+impl SourceKind {
+    /// Classify a configured source.
+    pub fn of(source: &str) -> SourceKind {
+        let lower = source.to_ascii_lowercase();
+        if ["rtsp://", "rtsps://", "http://", "https://", "rtmp://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
+            SourceKind::Stream(source.to_string())
+        } else if source.starts_with("/dev/") {
+            SourceKind::Device(source.to_string())
+        } else if Path::new(source).is_dir() {
+            SourceKind::Folder(PathBuf::from(source))
+        } else {
+            SourceKind::File(PathBuf::from(source))
+        }
+    }
+
+    /// Whether the end of the source is a loss (live) rather than its natural end.
+    pub fn is_live(&self) -> bool {
+        matches!(self, SourceKind::Stream(_) | SourceKind::Device(_))
+    }
+}
+
+/// A camera's source could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// OpenCV could not open it.
+    #[error("cannot open camera source {0}")]
+    Open(String),
+    /// An image folder holds no JPEG or PNG.
+    #[error("the folder {0} holds no JPEG or PNG images")]
+    EmptyFolder(String),
+    /// OpenCV failed.
+    #[error("camera: {0}")]
+    Cv(#[from] opencv::Error),
+}
+
+/// An opened source.
+pub enum Opened {
+    /// Through OpenCV's `VideoCapture`.
+    Capture {
+        /// The capture.
+        cap: videoio::VideoCapture,
+        /// Seconds between frames for files (paced like a live camera); 0 for live.
+        pace: f64,
+    },
+    /// Images of a folder, in name order.
+    Folder {
+        /// The remaining files.
+        files: std::vec::IntoIter<PathBuf>,
+    },
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Opened::Capture { pace, .. } => write!(f, "Capture {{ pace: {pace} }}"),
+            Opened::Folder { files } => write!(f, "Folder {{ left: {} }}", files.len()),
+        }
+    }
+}
+
+/// How long opening or reading a network stream may block.
+const STREAM_TIMEOUT_MS: i32 = 5_000;
+
+/// Open a source.
+pub fn open(kind: &SourceKind) -> Result<Opened, CaptureError> {
+    let (name, api, file) = match kind {
+        SourceKind::Folder(dir) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .map_err(|e| CaptureError::Open(format!("{}: {e}", dir.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                        ["jpg", "jpeg", "png"].contains(&x.to_ascii_lowercase().as_str())
+                    })
+                })
+                .collect();
+            if files.is_empty() {
+                return Err(CaptureError::EmptyFolder(dir.display().to_string()));
+            }
+            files.sort();
+            return Ok(Opened::Folder {
+                files: files.into_iter(),
+            });
+        }
+        SourceKind::Stream(u) => (u.clone(), videoio::CAP_FFMPEG, false),
+        SourceKind::Device(d) => (d.clone(), videoio::CAP_V4L2, false),
+        SourceKind::File(p) => {
+            if !p.is_file() {
+                return Err(CaptureError::Open(format!("{}: no such file", p.display())));
+            }
+            (p.display().to_string(), videoio::CAP_ANY, true)
+        }
+    };
+    let params = opencv::core::Vector::<i32>::from_slice(&[
+        videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
+        STREAM_TIMEOUT_MS,
+        videoio::CAP_PROP_READ_TIMEOUT_MSEC,
+        STREAM_TIMEOUT_MS,
+    ]);
+    let cap = if matches!(kind, SourceKind::Stream(_)) {
+        videoio::VideoCapture::from_file_with_params(&name, api, &params)?
+    } else {
+        videoio::VideoCapture::from_file(&name, api)?
+    };
+    if !cap.is_opened()? {
+        return Err(CaptureError::Open(name));
+    }
+    let pace = if file {
+        let fps = cap.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
+        if fps.is_finite() && fps > 0.5 {
+            1.0 / fps
+        } else {
+            1.0 / 25.0
+        }
+    } else {
+        0.0
+    };
+    Ok(Opened::Capture { cap, pace })
+}
+
+/// One step of a source.
+#[derive(Debug)]
+pub enum Read {
+    /// A frame was grabbed; `Some` when it was also decoded (sampled).
+    Frame(Option<Mat>),
+    /// The source ended (a file or folder) or was lost (live).
+    End,
+}
+
+impl Opened {
+    /// Grab the next frame, decoding it only when `sample` is set.
+    pub fn next(&mut self, sample: bool) -> Result<Read, CaptureError> {
+        match self {
+            Opened::Capture { cap, .. } => {
+                if !cap.grab()? {
+                    return Ok(Read::End);
+                }
+                if !sample {
+                    return Ok(Read::Frame(None));
+                }
+                let mut m = Mat::default();
+                if !cap.retrieve(&mut m, 0)? || m.empty() {
+                    return Ok(Read::End);
+                }
+                Ok(Read::Frame(Some(m)))
+            }
+            Opened::Folder { files } => loop {
+                let Some(p) = files.next() else {
+                    return Ok(Read::End);
+                };
+                match std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| crate::ocr::image::decode(&b).ok())
+                {
+                    Some(m) => return Ok(Read::Frame(Some(m))),
+                    None => {
+                        tracing::warn!(file = %p.display(), "camera folder: not a usable image; skipped")
+                    }
+                }
+            },
+        }
+    }
+
+    /// Seconds to wait between frames (files and folders are paced; live sources are not).
+    pub fn pace(&self, sample_interval: f64) -> f64 {
+        match self {
+            Opened::Capture { pace, .. } => *pace,
+            Opened::Folder { .. } => sample_interval,
+        }
+    }
+}
+
+/// A one-frame mailbox: a new frame replaces an unprocessed one.
+#[derive(Debug, Default)]
+pub struct Slot {
+    frame: Mutex<Option<(Mat, Instant)>>,
+    ready: Condvar,
+    /// Frames replaced before inference took them.
+    pub dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Slot {
+    /// Put a frame, replacing (and counting) one that was not taken.
+    pub fn put(&self, m: Mat) {
+        let mut g = self.frame.lock().unwrap_or_else(|e| e.into_inner());
+        if g.replace((m, Instant::now())).is_some() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Take the frame, waiting up to `timeout`.
+    pub fn take(&self, timeout: Duration) -> Option<(Mat, Instant)> {
+        let g = self.frame.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut g, _) = self
+            .ready
+            .wait_timeout_while(g, timeout, |f| f.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        g.take()
+    }
+}
+
+/// Sleep up to `d`, waking early when cancelled. Returns false when cancelled.
+fn nap(cancel: &CancellationToken, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while !cancel.is_cancelled() {
+        let now = Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+    false
+}
+
+fn offline_key(camera: &str) -> String {
+    format!("camera.offline:{camera}")
+}
+
+fn raise_offline(store: &Store, camera: &str, source: &str, reason: &str) {
+    let (camera, source, reason) = (camera.to_string(), source.to_string(), reason.to_string());
+    let r = store.write_blocking(move |tx| {
+        let key = offline_key(&camera);
+        let msg = format!("camera {camera} is offline: {reason}");
+        alerts::raise(
+            tx,
+            &NewAlert {
+                kind: "camera.offline",
+                level: Level::Warning,
+                source: Some(&camera),
+                key: Some(&key),
+                message: &msg,
+                data: json!({"camera": camera, "source": redact(&source), "reason": reason}),
+            },
+        )
+        .map(|_| ())
+    });
+    if let Err(e) = r {
+        tracing::error!(error = %e, "cannot record the camera alert");
+    }
+}
+
+fn clear_offline(store: &Store, camera: &str) {
+    let key = offline_key(camera);
+    if let Err(e) = store.write_blocking(move |tx| alerts::clear(tx, &key).map(|_| ())) {
+        tracing::error!(error = %e, "cannot clear the camera alert");
+    }
+}
+
+/// A source for logs and alerts: the password of a URL is hidden.
+pub fn redact(source: &str) -> String {
+    if let Some((scheme, rest)) = source.split_once("://") {
+        if let Some((cred, host)) = rest.split_once('@') {
+            let user = cred.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}:***@{host}");
+        }
+    }
+    source.to_string()
+}
+
+/// The capture loop of one camera: open with back-off, sample, hand frames to the slot.
+pub fn capture_loop(
+    store: &Store,
+    cam: &Camera,
+    cfg: &FacesConfig,
+    slot: &Slot,
+    cancel: &CancellationToken,
+) {
+    let kind = SourceKind::of(&cam.source);
+    let interval = 1.0 / cfg.sample_fps;
+    let mut backoff = Duration::from_secs(1);
+    while !cancel.is_cancelled() {
+        let mut src = match open(&kind) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(camera = %cam.id, source = %redact(&cam.source), error = %e,
+                    retry_s = backoff.as_secs(), "camera unavailable; retrying");
+                raise_offline(store, &cam.id, &cam.source, &e.to_string());
+                if !nap(cancel, backoff) {
+                    return;
+                }
+                backoff = (backoff * 2).min(cfg.reconnect_max);
+                continue;
+            }
+        };
+        tracing::info!(camera = %cam.id, source = %redact(&cam.source), "camera opened");
+        let mut first = true;
+        let pace = src.pace(interval);
+        let mut next_sample = Instant::now();
+        let mut next_frame = Instant::now();
+        let ended = loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let sample = Instant::now() >= next_sample;
+            match src.next(sample) {
+                Ok(Read::Frame(m)) => {
+                    if first {
+                        first = false;
+                        backoff = Duration::from_secs(1);
+                        clear_offline(store, &cam.id);
+                    }
+                    if let Some(m) = m {
+                        slot.put(m);
+                        next_sample += Duration::from_secs_f64(interval);
+                        if next_sample < Instant::now() {
+                            next_sample = Instant::now() + Duration::from_secs_f64(interval);
+                        }
+                    }
+                }
+                Ok(Read::End) => break None,
+                Err(e) => break Some(e.to_string()),
+            }
+            if pace > 0.0 {
+                next_frame += Duration::from_secs_f64(pace);
+                let now = Instant::now();
+                if next_frame > now && !nap(cancel, next_frame - now) {
+                    return;
+                }
+                if next_frame < now {
+                    next_frame = now;
+                }
+            }
+        };
+        if !kind.is_live() && ended.is_none() {
+            tracing::info!(camera = %cam.id, "camera source ended");
+            return;
+        }
+        let reason = ended.unwrap_or_else(|| "the stream ended".into());
+        tracing::warn!(camera = %cam.id, %reason, "camera lost; reconnecting");
+        raise_offline(store, &cam.id, &cam.source, &reason);
+        if !nap(cancel, backoff) {
+            return;
+        }
+        backoff = (backoff * 2).min(cfg.reconnect_max);
+    }
+}
+
+/// The inference loop of one camera: take the latest frame, find and match faces, record
+/// confirmed recognitions.
+pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &CancellationToken) {
+    let cfg = &app.cfg.faces;
+    let names = ModelNames {
+        detector: cfg.detector.clone(),
+        embedder: cfg.embedder.clone(),
+    };
+    let mut engine = match FaceEngine::load(&app.cfg.models.dir, &names, cfg.threads) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(camera = %cam.id, error = %e, "face models unavailable; recognition off");
+            let (camera, msg) = (cam.id.clone(), e.to_string());
+            let _ = app.store.write_blocking(move |tx| {
+                alerts::raise(
+                    tx,
+                    &NewAlert {
+                        kind: "vision.unavailable",
+                        level: Level::Critical,
+                        source: Some(&camera),
+                        key: Some("vision.unavailable"),
+                        message: &format!("face recognition is unavailable: {msg}"),
+                        data: json!({"camera": camera}),
+                    },
+                )
+                .map(|_| ())
+            });
+            return;
+        }
+    };
+    let rules = Rules::from(cfg);
+    let mut gallery = Gallery::default();
+    let mut gen_seen = u64::MAX;
+    let mut confirmer = Confirmer::new(cfg.confirm_frames);
+    while !cancel.is_cancelled() {
+        let Some((frame, _taken_at)) = slot.take(Duration::from_millis(200)) else {
+            continue;
+        };
+        let gen_now = app.vision.gallery_gen.load(Ordering::Relaxed);
+        if gen_now != gen_seen {
+            let (mid, dim) = (cfg.model_id.clone(), cfg.dim);
+            match app
+                .store
+                .read_blocking(move |c| gallery::load(c, &mid, dim))
+            {
+                Ok(g) => {
+                    tracing::info!(camera = %cam.id, enrolled = g.len(), "VIP gallery loaded");
+                    gallery = g;
+                    gen_seen = gen_now;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot load the VIP gallery"),
+            }
+        }
+        let matches = match frame_matches(&mut engine, &frame, &gallery, &rules) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(camera = %cam.id, error = %e, "frame skipped");
+                continue;
+            }
+        };
+        drop(frame);
+        for (customer_id, confidence) in confirmer.frame(&matches) {
+            let (camera, period, fcfg) = (cam.id.clone(), cfg.arrival_period, app.cfg.clone());
+            let r = app.store.write_blocking(move |tx| {
+                let day = crate::queue::ops::business_day(&fcfg, tx.now());
+                gallery::recognised(tx, &customer_id, &camera, confidence, period, &day)
+            });
+            match r {
+                Ok(Recognised::Arrived(a)) => {
+                    tracing::info!(camera = %cam.id, customer = %a.customer_id, confidence = a.confidence, "VIP arrived");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot record a recognition"),
+            }
+        }
+    }
+}
+
+/// The gallery matches of one frame (faces that pass the quality gates only).
+pub fn frame_matches(
+    engine: &mut FaceEngine,
+    frame: &Mat,
+    gallery: &Gallery,
+    rules: &Rules,
+) -> Result<Vec<matcher::Match>, super::engine::FaceError> {
+    if gallery.is_empty() {
+        return Ok(Vec::new());
+    }
+    let faces = engine.detector.detect(frame)?;
+    let mut out = Vec::new();
+    for f in faces.iter().filter(|f| matcher::passes_quality(f, rules)) {
+        let crop = engine.embedder.align(frame, f)?;
+        let emb = engine.embedder.embed(&crop)?;
+        if let Some(m) = gallery.best(&emb, rules) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Start one camera: its capture and inference threads, owned by the app's tracker and
+/// stopped by its cancellation token.
+pub fn start_camera(app: &App, cam: Camera) {
+    let slot = Arc::new(Slot::default());
+    let cancel = app.cancel.child_token();
+    {
+        let (store, cam, cfg, slot, cancel) = (
+            app.store.clone(),
+            cam.clone(),
+            app.cfg.faces.clone(),
+            slot.clone(),
+            cancel.clone(),
+        );
+        app.tracker.spawn_blocking(move || {
+            capture_loop(&store, &cam, &cfg, &slot, &cancel);
+            tracing::debug!(camera = %cam.id, "capture stopped");
+        });
+    }
+    let app2 = app.clone();
+    app.tracker.spawn_blocking(move || {
+        inference_loop(&app2, &cam, &slot, &cancel);
+        tracing::debug!(camera = %cam.id, "inference stopped");
+    });
+}
+
+/// Enrol every pending photo with `engine`. Returns how many were enrolled. A photo that
+/// cannot be enrolled is dropped and head office is told why (`vip.enrolment_failed`).
+pub fn enrol_pending(store: &Store, engine: &mut FaceEngine) -> Result<usize, StoreError> {
+    let pending = store.read_blocking(crate::sync::commands::photos_pending)?;
+    let model_id = engine.embedder.spec.model_id.clone();
+    let mut n = 0;
+    for (customer_id, photo) in pending {
+        match engine.enrolment_embedding(&photo) {
+            Ok(emb) => {
+                let (c, m) = (customer_id.clone(), model_id.clone());
+                if store.write_blocking(move |tx| gallery::photo_enrolled(tx, &c, &emb, &m))? {
+                    n += 1;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(customer = %customer_id, error = %e, "VIP photo not enrolled");
+                let reason = e.to_string();
+                store
+                    .write_blocking(move |tx| gallery::photo_refused(tx, &customer_id, &reason))?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Start the enrolment task: enrol pending photos at start and whenever head office sends
+/// one; tell the camera workers when the gallery changes.
+pub fn start_enrolment(app: &App) {
+    let app2 = app.clone();
+    let mut bus = app.store.subscribe();
+    app.tracker.spawn(async move {
+        let engine: Arc<Mutex<Option<FaceEngine>>> = Arc::new(Mutex::new(None));
+        let mut pending = true;
+        loop {
+            if pending {
+                pending = false;
+                let (a, e) = (app2.clone(), engine.clone());
+                let r = tokio::task::spawn_blocking(move || enrol_with(&a, &e)).await;
+                if let Ok(Ok(n)) = r {
+                    if n > 0 {
+                        app2.vision.gallery_changed();
+                    }
+                }
+            }
+            tokio::select! {
+                _ = app2.cancel.cancelled() => break,
+                ev = bus.recv() => match ev {
+                    Ok(ev) => match ev.kind.as_str() {
+                        "vip.upserted" => {
+                            app2.vision.gallery_changed();
+                            pending |= ev.data["photo_pending"] == json!(true);
+                        }
+                        "vip.deleted" | "vip.enrolled" => app2.vision.gallery_changed(),
+                        _ => {}
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        app2.vision.gallery_changed();
+                        pending = true;
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+    });
+}
+
+fn enrol_with(app: &App, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, String> {
+    let has_pending = app
+        .store
+        .read_blocking(|c| crate::sync::commands::photos_pending(c).map(|p| !p.is_empty()))
+        .map_err(|e| e.to_string())?;
+    if !has_pending {
+        return Ok(0);
+    }
+    let mut g = engine.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_none() {
+        let cfg = &app.cfg.faces;
+        let names = ModelNames {
+            detector: cfg.detector.clone(),
+            embedder: cfg.embedder.clone(),
+        };
+        match FaceEngine::load(&app.cfg.models.dir, &names, cfg.threads) {
+            Ok(e) => *g = Some(e),
+            Err(e) => {
+                // the photos stay until the models can be loaded
+                tracing::error!(error = %e, "cannot enrol VIP photos: face models unavailable");
+                return Err(e.to_string());
+            }
+        }
+    }
+    let Some(e) = g.as_mut() else {
+        return Ok(0);
+    };
+    enrol_pending(&app.store, e).map_err(|e| e.to_string())
+}

@@ -1,0 +1,349 @@
+//! The face engine: a detector and an embedder session loaded from hash-checked files,
+//! and the steps from a frame to faces and from a face to its normalised embedding.
+
+use std::path::Path;
+use std::time::Instant;
+
+use opencv::core::Mat;
+use opencv::prelude::*;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::Tensor;
+
+use super::align;
+use super::detect::{self, Face, StrideOutput};
+use super::models::{self, DetectorSpec, EmbedderSpec};
+use crate::ocr::image::{self, ImageError};
+use crate::ocr::models::ModelError;
+
+/// Faces an enrolment photo may show besides the customer's: detections scoring under this
+/// (partial faces at the edge, people far behind) are not counted.
+pub const ENROL_MIN_SCORE: f32 = 0.75;
+
+/// Images with a side under this many pixels are refused (no face fits).
+pub const MIN_SIDE: i32 = 32;
+
+/// Why a face step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaceError {
+    /// Not a usable image.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Too small to hold a face.
+    #[error("the image is {0}x{1} pixels; faces need at least {MIN_SIDE}x{MIN_SIDE}")]
+    TooSmall(i32, i32),
+    /// The models cannot be loaded.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Image processing failed.
+    #[error("image processing: {0}")]
+    Cv(#[from] opencv::Error),
+    /// Inference failed.
+    #[error("inference: {0}")]
+    Inference(String),
+}
+
+impl From<ort::Error> for FaceError {
+    fn from(e: ort::Error) -> Self {
+        FaceError::Inference(e.to_string())
+    }
+}
+
+/// Time spent per stage, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timing {
+    /// Decoding the image.
+    pub decode: f64,
+    /// Detection (letterbox, model, decoding, NMS).
+    pub detect: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// The model names to load from the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelNames {
+    /// A `face_detector` entry.
+    pub detector: String,
+    /// A `face_embedder` entry.
+    pub embedder: String,
+}
+
+impl Default for ModelNames {
+    fn default() -> Self {
+        ModelNames {
+            detector: "face_detector".into(),
+            embedder: "face_embedder".into(),
+        }
+    }
+}
+
+fn session(bytes: &[u8], threads: usize) -> Result<Session, ModelError> {
+    let rt = |e: ort::Error| ModelError::Runtime(e.to_string());
+    Session::builder()
+        .map_err(rt)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(rt)?
+        .with_intra_threads(threads)
+        .map_err(rt)?
+        .with_inter_threads(1)
+        .map_err(rt)?
+        .commit_from_memory(bytes)
+        .map_err(rt)
+}
+
+pub(crate) fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The detector alone (enough for `branchd faces`).
+#[derive(Debug)]
+pub struct Detector {
+    session: Session,
+    /// Its manifest facts.
+    pub spec: DetectorSpec,
+}
+
+impl Detector {
+    /// Load the detector `name` from `dir`, refusing a file whose SHA-256 differs.
+    pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Detector, ModelError> {
+        let spec = models::detector_spec(crate::ocr::models::MANIFEST, name)?;
+        let bytes = models::load_checked(dir, &spec.entry)?;
+        Ok(Detector {
+            session: session(&bytes, threads)?,
+            spec,
+        })
+    }
+
+    /// Faces in a BGR image, best first, in image pixels.
+    pub fn detect(&mut self, img: &Mat) -> Result<Vec<Face>, FaceError> {
+        check_size(img)?;
+        let spec = &self.spec;
+        let lb = detect::letterbox(img, spec.width, spec.height)?;
+        let tensor = Tensor::from_array(([1usize, 3, spec.height, spec.width], lb.data))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![spec.tensor.as_str() => tensor])?;
+        let mut per_stride = Vec::with_capacity(spec.strides.len());
+        for &s in &spec.strides {
+            let n = (spec.width / s) * (spec.height / s);
+            let o = StrideOutput {
+                stride: s,
+                cls: output(&outputs, &format!("cls_{s}"))?,
+                obj: output(&outputs, &format!("obj_{s}"))?,
+                bbox: output(&outputs, &format!("bbox_{s}"))?,
+                kps: output(&outputs, &format!("kps_{s}"))?,
+            };
+            if o.cls.len() != n || o.bbox.len() != 4 * n || o.kps.len() != 10 * n {
+                return Err(FaceError::Inference(format!(
+                    "detector outputs of stride {s} do not have {n} cells"
+                )));
+            }
+            per_stride.push(o);
+        }
+        Ok(detect::postprocess(&per_stride, spec, lb.scale))
+    }
+
+    /// Decode image bytes and detect: faces and timings.
+    pub fn detect_bytes(&mut self, bytes: &[u8]) -> Result<(Vec<Face>, Timing), FaceError> {
+        let start = Instant::now();
+        let img = image::decode(bytes)?;
+        let decode = ms(start);
+        let t = Instant::now();
+        let faces = self.detect(&img)?;
+        let detect = ms(t);
+        Ok((
+            faces,
+            Timing {
+                decode,
+                detect,
+                total: ms(start),
+            },
+        ))
+    }
+}
+
+/// One named output of a run as floats.
+fn output<'a>(
+    outputs: &'a ort::session::SessionOutputs<'_>,
+    name: &str,
+) -> Result<&'a [f32], FaceError> {
+    let v = outputs
+        .get(name)
+        .ok_or_else(|| FaceError::Inference(format!("the model has no output {name}")))?;
+    let (_, data) = v.try_extract_tensor::<f32>()?;
+    Ok(data)
+}
+
+/// Refuse images too small to hold a face.
+pub fn check_size(img: &Mat) -> Result<(), FaceError> {
+    if img.cols() < MIN_SIDE || img.rows() < MIN_SIDE {
+        return Err(FaceError::TooSmall(img.cols(), img.rows()));
+    }
+    Ok(())
+}
+
+/// The embedder.
+#[derive(Debug)]
+pub struct Embedder {
+    session: Session,
+    /// Its manifest facts.
+    pub spec: EmbedderSpec,
+}
+
+impl Embedder {
+    /// Load the embedder `name` from `dir`, refusing a file whose SHA-256 differs.
+    pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Embedder, ModelError> {
+        let spec = models::embedder_spec(crate::ocr::models::MANIFEST, name)?;
+        let bytes = models::load_checked(dir, &spec.entry)?;
+        Ok(Embedder {
+            session: session(&bytes, threads)?,
+            spec,
+        })
+    }
+
+    /// The aligned face crop of `face` in `img`.
+    pub fn align(&self, img: &Mat, face: &Face) -> Result<Mat, FaceError> {
+        Ok(align::align(
+            img,
+            &face.landmarks,
+            &self.spec.template,
+            self.spec.input_size,
+        )?)
+    }
+
+    /// The L2-normalised embedding of an aligned crop.
+    pub fn embed(&mut self, aligned: &Mat) -> Result<Vec<f32>, FaceError> {
+        let n = self.spec.input_size;
+        if aligned.cols() as usize != n || aligned.rows() as usize != n {
+            return Err(FaceError::Inference(format!(
+                "the aligned face is {}x{}, the embedder wants {n}x{n}",
+                aligned.cols(),
+                aligned.rows()
+            )));
+        }
+        let data = detect::bgr_chw(aligned)?;
+        let tensor = Tensor::from_array(([1usize, 3, n, n], data))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.spec.tensor.as_str() => tensor])?;
+        let v = output(&outputs, &self.spec.output)?;
+        if v.len() != self.spec.dim {
+            return Err(FaceError::Inference(format!(
+                "the embedder gave {} values, the manifest says {}",
+                v.len(),
+                self.spec.dim
+            )));
+        }
+        normalise(v.to_vec())
+            .ok_or_else(|| FaceError::Inference("the embedding is all zeros".into()))
+    }
+}
+
+/// L2-normalise; `None` for a zero or non-finite vector.
+pub fn normalise(mut v: Vec<f32>) -> Option<Vec<f32>> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if !norm.is_finite() || norm <= f32::EPSILON {
+        return None;
+    }
+    for x in &mut v {
+        *x /= norm;
+    }
+    Some(v)
+}
+
+/// Cosine of two normalised vectors (their dot product).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Detector and embedder together.
+#[derive(Debug)]
+pub struct FaceEngine {
+    /// Finds faces.
+    pub detector: Detector,
+    /// Turns an aligned face into a vector.
+    pub embedder: Embedder,
+}
+
+impl FaceEngine {
+    /// Load both models (both hashes are checked before the runtime loads either).
+    pub fn load(dir: &Path, names: &ModelNames, threads: usize) -> Result<FaceEngine, ModelError> {
+        Ok(FaceEngine {
+            detector: Detector::load(dir, &names.detector, threads)?,
+            embedder: Embedder::load(dir, &names.embedder, threads)?,
+        })
+    }
+
+    /// Every face of an image with its embedding.
+    pub fn faces_with_embeddings(&mut self, img: &Mat) -> Result<Vec<(Face, Vec<f32>)>, FaceError> {
+        let faces = self.detector.detect(img)?;
+        let mut out = Vec::with_capacity(faces.len());
+        for f in faces {
+            let crop = self.embedder.align(img, &f)?;
+            out.push((f, self.embedder.embed(&crop)?));
+        }
+        Ok(out)
+    }
+
+    /// The embedding of the one face of an enrolment photo: refused when there is no face
+    /// or more than one scoring at least [`ENROL_MIN_SCORE`].
+    pub fn enrolment_embedding(&mut self, bytes: &[u8]) -> Result<Vec<f32>, EnrolError> {
+        let img = image::decode(bytes).map_err(FaceError::from)?;
+        let mut faces = Vec::new();
+        for f in self.detector.detect(&img)? {
+            if f.score >= ENROL_MIN_SCORE {
+                let crop = self.embedder.align(&img, &f)?;
+                faces.push((f, self.embedder.embed(&crop)?));
+            }
+        }
+        match faces.len() {
+            0 => Err(EnrolError::NoFace),
+            1 => Ok(faces.into_iter().next().map(|(_, e)| e).unwrap_or_default()),
+            n => Err(EnrolError::SeveralFaces(n)),
+        }
+    }
+}
+
+/// Why a photo cannot be enrolled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrolError {
+    /// The photo could not be processed.
+    #[error(transparent)]
+    Face(#[from] FaceError),
+    /// No face found.
+    #[error("no face found in the photo")]
+    NoFace,
+    /// Ambiguous.
+    #[error("{0} faces found in the photo; an enrolment photo must show exactly one")]
+    SeveralFaces(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_vectors_have_unit_length_and_zero_is_refused() {
+        let v = normalise(vec![3.0, 4.0]).unwrap();
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        assert!((cosine(&v, &v) - 1.0).abs() < 1e-6);
+        assert!(normalise(vec![0.0, 0.0]).is_none());
+        assert!(normalise(vec![f32::NAN, 1.0]).is_none());
+    }
+
+    #[test]
+    fn a_tiny_image_is_refused_with_its_size() {
+        let img = Mat::new_rows_cols_with_default(
+            1,
+            1,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::all(0.0),
+        )
+        .unwrap();
+        let err = check_size(&img).unwrap_err();
+        assert!(err.to_string().contains("1x1"), "{err}");
+    }
+}

@@ -1,0 +1,621 @@
+//! Faces end to end on real photos: detection, alignment and embedding with the real
+//! models, enrolment and matching (the cosine table is printed), bad input, refused model
+//! files, the CLI.
+//!
+//! Needs the fetched face models (`python3 models/fetch.py`, in `$BRANCHD_MODELS` or
+//! `$BRANCHD_CACHE/models`). The photos are read from `../shared/testdata/faces` beside the
+//! repository; without them the photo tests say so and pass without checking.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use branchd::ocr::image::ImageError;
+use branchd::vision::engine::{Detector, EnrolError, FaceEngine, FaceError, ModelNames};
+use branchd::vision::matcher::{Enrolled, Gallery, Rules};
+
+const BIN: &str = env!("CARGO_BIN_EXE_branchd");
+
+pub fn models_dir() -> PathBuf {
+    let dir = if let Some(d) = std::env::var_os("BRANCHD_MODELS") {
+        PathBuf::from(d)
+    } else if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
+        PathBuf::from(c).join("models")
+    } else {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd/models")
+    };
+    assert!(
+        dir.join("face_detection_yunet_2023mar.onnx").exists(),
+        "face models not found in {} (run python3 models/fetch.py)",
+        dir.display()
+    );
+    dir
+}
+
+/// The photos and whose they are, or `None` (with a message) when they are absent.
+pub fn photos() -> Option<Vec<(&'static str, PathBuf)>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces");
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: no test photos at {} (the shared test data is not checked out here)",
+            dir.display()
+        );
+        return None;
+    }
+    let list = [
+        ("obama", "test_images_obama.jpg"),
+        ("obama", "test_images_obama2.jpg"),
+        ("obama", "test_images_obama3.jpg"),
+        ("obama", "test_obama1.jpg"),
+        ("biden", "test_images_biden.jpg"),
+        ("biden", "biden_biden2.jpg"),
+        ("rose", "rose_leslie_img1.jpg"),
+        ("rose", "rose_leslie_img2.jpg"),
+        ("alex", "alex_lacamoire_img1.jpg"),
+        ("alex", "examples_alex-lacamoire.png"),
+        ("lin", "examples_lin-manuel-miranda.png"),
+    ];
+    Some(list.iter().map(|(p, f)| (*p, dir.join(f))).collect())
+}
+
+fn engine() -> FaceEngine {
+    FaceEngine::load(&models_dir(), &ModelNames::default(), 2).expect("face models load")
+}
+
+#[test]
+fn every_photo_yields_exactly_its_face_with_landmarks_inside_the_box() {
+    let Some(photos) = photos() else { return };
+    let mut det = Detector::load(&models_dir(), "face_detector", 2).unwrap();
+    for (_, path) in &photos {
+        let bytes = std::fs::read(path).unwrap();
+        let (all, timing) = det.detect_bytes(&bytes).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        // the quality gate of enrolment and matching: weaker detections are partial faces
+        // at the edge or people far behind
+        let faces: Vec<_> = all
+            .iter()
+            .filter(|f| f.score >= branchd::vision::engine::ENROL_MIN_SCORE)
+            .copied()
+            .collect();
+        assert_eq!(faces.len(), 1, "{name}: {all:?}");
+        for weak in all.iter().filter(|f| f.score < 0.75) {
+            eprintln!(
+                "{name}: also a weak detection {:?} score {:.3}",
+                weak.bbox, weak.score
+            );
+        }
+        let f = faces[0];
+        let img = branchd::ocr::image::decode(&bytes).unwrap();
+        use opencv::prelude::MatTraitConst;
+        let (w, h) = (img.cols() as f32, img.rows() as f32);
+        let [x, y, bw, bh] = f.bbox;
+        assert!(f.score > 0.8, "{name}: score {}", f.score);
+        assert!(bw > 40.0 && bh > 40.0, "{name}: {:?}", f.bbox);
+        assert!(x > -bw * 0.1 && y > -bh * 0.1 && x + bw < w + bw * 0.1 && y + bh < h + bh * 0.1);
+        for p in f.landmarks {
+            assert!(
+                p[0] > x && p[0] < x + bw && p[1] > y && p[1] < y + bh,
+                "{name}: landmark {p:?} outside {:?}",
+                f.bbox
+            );
+        }
+        // the right eye (image left) is left of the left eye, the eyes above the mouth
+        let lm = f.landmarks;
+        assert!(lm[0][0] < lm[1][0] && lm[3][0] < lm[4][0], "{name}: {lm:?}");
+        assert!(lm[0][1] < lm[3][1] && lm[1][1] < lm[4][1], "{name}: {lm:?}");
+        eprintln!(
+            "{name}: {}x{} box {:?} score {:.3} ({:.0} ms)",
+            w, h, f.bbox, f.score, timing.total
+        );
+    }
+}
+
+#[test]
+fn one_enrolled_photo_per_person_recognises_the_others_and_nobody_else() {
+    let Some(photos) = photos() else { return };
+    let mut eng = engine();
+    let mut embs: Vec<(&str, String, Vec<f32>)> = Vec::new();
+    for (person, path) in &photos {
+        let bytes = std::fs::read(path).unwrap();
+        let e = eng.enrolment_embedding(&bytes).unwrap();
+        assert_eq!(e.len(), 256);
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4);
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        embs.push((person, name, e));
+    }
+    // the cosine table
+    let short = |s: &str| s.chars().take(14).collect::<String>();
+    let mut table = format!("{:>14} ", "");
+    for (_, n, _) in &embs {
+        table.push_str(&format!("{:>14} ", short(n)));
+    }
+    table.push('\n');
+    let (mut same_min, mut diff_max) = (f32::MAX, f32::MIN);
+    for (pa, na, ea) in &embs {
+        table.push_str(&format!("{:>14} ", short(na)));
+        for (pb, nb, eb) in &embs {
+            let c = branchd::vision::engine::cosine(ea, eb);
+            table.push_str(&format!("{c:>14.3} "));
+            if na != nb {
+                if pa == pb {
+                    same_min = same_min.min(c);
+                } else {
+                    diff_max = diff_max.max(c);
+                }
+            }
+        }
+        table.push('\n');
+    }
+    eprintln!(
+        "cosine table:\n{table}same person min {same_min:.3}, different people max {diff_max:.3}"
+    );
+    // enrol the first photo of each person
+    let mut gallery = Gallery::default();
+    let mut enrolled = Vec::new();
+    for (p, n, e) in &embs {
+        if !gallery.entries.iter().any(|g| g.customer_id == *p) {
+            gallery.entries.push(Enrolled {
+                customer_id: p.to_string(),
+                embedding: e.clone(),
+            });
+            enrolled.push(n.clone());
+        }
+    }
+    assert_eq!(gallery.len(), 5);
+    let cfg = branchd::vision::config::FacesConfig::default();
+    let rules = Rules::from(&cfg);
+    for (p, n, e) in &embs {
+        if enrolled.contains(n) {
+            continue;
+        }
+        let m = gallery
+            .best(e, &rules)
+            .unwrap_or_else(|| panic!("{n} not recognised: {:?}", gallery.ranked(e)));
+        assert_eq!(m.customer_id, *p, "{n}");
+        eprintln!(
+            "{n}: {} at {:.3} (next {:.3})",
+            m.customer_id, m.score, m.second
+        );
+    }
+    // nobody else's photo matches a person with their own photo left out
+    for (p, n, e) in &embs {
+        let others = Gallery {
+            entries: gallery
+                .entries
+                .iter()
+                .filter(|g| g.customer_id != *p)
+                .cloned()
+                .collect(),
+        };
+        assert!(others.best(e, &rules).is_none(), "{n} matched someone else");
+    }
+    assert!(same_min >= rules.threshold, "{same_min}");
+    assert!(diff_max < rules.threshold, "{diff_max}");
+}
+
+#[test]
+fn bad_images_get_clear_errors_and_a_faceless_one_an_empty_list() {
+    use opencv::prelude::*;
+    let mut det = Detector::load(&models_dir(), "face_detector", 1).unwrap();
+    let err = det.detect_bytes(b"this is not an image").unwrap_err();
+    assert!(
+        matches!(err, FaceError::Image(ImageError::NotAnImage)),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "not a JPEG or PNG image");
+
+    let encode = |w: i32, h: i32, v: f64| {
+        let m = opencv::core::Mat::new_rows_cols_with_default(
+            h,
+            w,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::all(v),
+        )
+        .unwrap();
+        let mut buf = opencv::core::Vector::<u8>::new();
+        opencv::imgcodecs::imencode(".png", &m, &mut buf, &opencv::core::Vector::new()).unwrap();
+        buf.to_vec()
+    };
+    let err = det.detect_bytes(&encode(1, 1, 0.0)).unwrap_err();
+    assert!(matches!(err, FaceError::TooSmall(1, 1)), "{err}");
+    assert!(err.to_string().contains("1x1"), "{err}");
+
+    // a huge image is refused from its header, before decoding
+    let mut huge = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    huge.extend_from_slice(&50_000u32.to_be_bytes());
+    huge.extend_from_slice(&50_000u32.to_be_bytes());
+    huge.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let err = det.detect_bytes(&huge).unwrap_err();
+    assert!(
+        matches!(err, FaceError::Image(ImageError::TooLarge(50_000, 50_000))),
+        "{err}"
+    );
+
+    let (faces, _) = det.detect_bytes(&encode(640, 480, 128.0)).unwrap();
+    assert!(faces.is_empty(), "{faces:?}");
+
+    // an enrolment photo without a face is refused
+    let mut eng = engine();
+    let err = eng
+        .enrolment_embedding(&encode(200, 200, 30.0))
+        .unwrap_err();
+    assert!(matches!(err, EnrolError::NoFace), "{err}");
+}
+
+#[test]
+fn a_corrupt_face_model_is_refused_by_sha256() {
+    let src = models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
+        }
+    }
+    let arch_dir = src.join(std::env::consts::ARCH);
+    std::fs::create_dir(dir.path().join(std::env::consts::ARCH)).unwrap();
+    for f in std::fs::read_dir(&arch_dir).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(
+            f.path(),
+            dir.path().join(std::env::consts::ARCH).join(f.file_name()),
+        )
+        .unwrap();
+    }
+    let emb = dir.path().join("face_reidentification_retail_0095.onnx");
+    let mut bytes = std::fs::read(&emb).unwrap();
+    bytes[1000] ^= 0xFF;
+    std::fs::write(&emb, bytes).unwrap();
+    let err = FaceEngine::load(dir.path(), &ModelNames::default(), 1).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("face_reidentification_retail_0095.onnx") && msg.contains("sha256 mismatch"),
+        "{msg}"
+    );
+    // the detector alone still loads
+    Detector::load(dir.path(), "face_detector", 1).unwrap();
+}
+
+#[test]
+fn the_faces_command_prints_the_interface_json() {
+    let Some(photos) = photos() else { return };
+    let out = Command::new(BIN)
+        .args(["faces", "--json", "--models"])
+        .arg(models_dir())
+        .arg(&photos[0].1)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faces = v["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{v}");
+    assert_eq!(faces[0]["box"].as_array().unwrap().len(), 4);
+    assert_eq!(faces[0]["landmarks"].as_array().unwrap().len(), 5);
+    assert!(faces[0]["score"].as_f64().unwrap() > 0.8);
+    for k in ["decode", "detect", "total"] {
+        assert!(v["timing_ms"][k].as_f64().is_some(), "{k}: {v}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.jpg");
+    std::fs::write(&junk, b"hello").unwrap();
+    let out = Command::new(BIN)
+        .args(["faces", "--models"])
+        .arg(models_dir())
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("junk.jpg") && err.contains("not a JPEG or PNG image"),
+        "{err}"
+    );
+}
+
+#[test]
+fn vip_enroll_stores_an_embedding_and_no_photo() {
+    let Some(photos) = photos() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], photo: &Path| {
+        Command::new(BIN)
+            .args(["vip", "enroll"])
+            .args(args)
+            .arg("--photo")
+            .arg(photo)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--models")
+            .arg(models_dir())
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        &[
+            "C900",
+            "--name",
+            "Rose",
+            "--level",
+            "gold",
+            "--tag",
+            "birthday",
+            "--consent",
+        ],
+        &photos[6].1,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // without consent: a usage error, nothing stored
+    let out = run(&["C901", "--name", "Joe", "--level", "gold"], &photos[4].1);
+    assert_eq!(out.status.code(), Some(64));
+    let store = branchd::store::Store::open(&dir.path().join("branchd.db")).unwrap();
+    let (n, photo_null, model, emb_len): (i64, bool, String, usize) = store
+        .read_blocking(|c| {
+            c.query_row(
+                "SELECT count(*), photo IS NULL, model_id, length(embedding) FROM sync_vips",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, i64>(3)? as usize,
+                    ))
+                },
+            )
+            .map_err(branchd::store::StoreError::from)
+        })
+        .unwrap();
+    store.close();
+    assert_eq!((n, photo_null), (1, true));
+    assert_eq!(model, "face_reidentification_retail_0095");
+    assert_eq!(emb_len, 256 * 4);
+}
+
+/// A 640x480 frame with `photo` scaled into it (or a grey frame).
+fn frame_of(photo: Option<&Path>) -> opencv::core::Mat {
+    use opencv::core::{Mat, Rect, Scalar, Size};
+    use opencv::prelude::*;
+    let mut frame =
+        Mat::new_rows_cols_with_default(480, 640, opencv::core::CV_8UC3, Scalar::all(90.0))
+            .unwrap();
+    if let Some(p) = photo {
+        let img = branchd::ocr::image::decode(&std::fs::read(p).unwrap()).unwrap();
+        let s = (640.0 / img.cols() as f64).min(480.0 / img.rows() as f64);
+        let (w, h) = (
+            (img.cols() as f64 * s) as i32,
+            (img.rows() as f64 * s) as i32,
+        );
+        let mut small = Mat::default();
+        opencv::imgproc::resize(
+            &img,
+            &mut small,
+            Size::new(w, h),
+            0.0,
+            0.0,
+            opencv::imgproc::INTER_AREA,
+        )
+        .unwrap();
+        let mut roi =
+            Mat::roi_mut(&mut frame, Rect::new((640 - w) / 2, (480 - h) / 2, w, h)).unwrap();
+        small.copy_to(&mut roi).unwrap();
+    }
+    frame
+}
+
+/// Write an MJPG .avi at 10 fps: each (photo, frames) segment in turn.
+fn write_video(path: &Path, segments: &[(Option<&Path>, usize)]) {
+    use opencv::prelude::*;
+    use opencv::videoio::VideoWriter;
+    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
+    let mut w = VideoWriter::new(
+        &path.display().to_string(),
+        fourcc,
+        10.0,
+        opencv::core::Size::new(640, 480),
+        true,
+    )
+    .unwrap();
+    assert!(w.is_opened().unwrap(), "OpenCV cannot write MJPG .avi");
+    for (photo, n) in segments {
+        let f = frame_of(*photo);
+        for _ in 0..*n {
+            w.write(&f).unwrap();
+        }
+    }
+    w.release().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
+    use crate::common::TestBox;
+    use crate::sse::Reader;
+    use std::time::Duration;
+    let Some(photos) = photos() else { return };
+    let vids = tempfile::tempdir().unwrap();
+    let video = vids.path().join("entrance.avi");
+    let rose = photos[6].1.clone();
+    let (rose2, obama, biden) = (
+        photos[7].1.clone(),
+        photos[0].1.clone(),
+        photos[4].1.clone(),
+    );
+    // Rose twice (one arrival per period), Obama and Biden (not enrolled) in between.
+    write_video(
+        &video,
+        &[
+            (None, 5),
+            (Some(&rose2), 20),
+            (None, 10),
+            (Some(&obama), 20),
+            (Some(&biden), 20),
+            (None, 10),
+            (Some(&rose2), 20),
+            (None, 5),
+        ],
+    );
+    let models = models_dir();
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 3600\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\n",
+        models.display(),
+        video.display()
+    );
+    let b = TestBox::start_prepared(&extra, move |store| {
+        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).unwrap();
+        let emb = eng
+            .enrolment_embedding(&std::fs::read(&rose).unwrap())
+            .unwrap();
+        let e = branchd::vision::gallery::LocalEnrolment {
+            customer_id: "C-ROSE".into(),
+            name: "Rose Leslie".into(),
+            level: "gold".into(),
+            tags: vec!["birthday".into()],
+            relationship_manager: Some("RM-7".into()),
+        };
+        store
+            .write_blocking(move |tx| {
+                branchd::vision::gallery::enrol_local(
+                    tx,
+                    &e,
+                    &emb,
+                    "face_reidentification_retail_0095",
+                    "test",
+                )
+            })
+            .unwrap();
+    })
+    .await;
+    // a client without the helpers' 20 s request timeout: the stream stays open longer
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = c
+        .post(b.url("/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let r = c
+        .get(b.url("/api/v1/events"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    let mut s = Reader::new(r);
+    // the video plays in real time (11 s); then give inference time to finish
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    let mut arrivals = Vec::new();
+    let mut alerts = Vec::new();
+    while let Some(ev) = s
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match ev.kind.as_str() {
+            "vip.arrived" => arrivals.push(ev.data["data"].clone()),
+            "alert.raised" => alerts.push(ev.data["data"].clone()),
+            _ => {}
+        }
+    }
+    assert_eq!(arrivals.len(), 1, "one arrival per period: {arrivals:?}");
+    let a = &arrivals[0];
+    assert_eq!(a["customer_id"], "C-ROSE");
+    assert_eq!(a["level"], "gold");
+    assert_eq!(a["camera"], "entrance");
+    assert!(a["confidence"].as_f64().unwrap() > 0.35, "{a}");
+    assert!(a.get("embedding").is_none() && a.get("image").is_none());
+    let vip_alert = alerts
+        .iter()
+        .find(|x| x["kind"] == "vip.arrived")
+        .unwrap_or_else(|| panic!("an alert for the lobby managers: {alerts:?}"));
+    let msg = vip_alert["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("birthday") && msg.contains("RM-7"),
+        "{vip_alert}"
+    );
+
+    // the PAD's list
+    let list: serde_json::Value = c
+        .get(b.url("/api/v1/vip/arrivals"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arr = list["arrivals"].as_array().unwrap();
+    assert_eq!(arr.len(), 1, "{list}");
+    assert_eq!(arr[0]["name"], "Rose Leslie");
+    assert_eq!(arr[0]["tags"], serde_json::json!(["birthday"]));
+    assert_eq!(arr[0]["relationship_manager"], "RM-7");
+
+    // both sightings audited; the second was no new arrival
+    let audit: Vec<(String, String)> = b
+        .app()
+        .store
+        .read(|c| {
+            let mut st = c.prepare(
+                "SELECT target, detail FROM audit WHERE action = 'vip.recognised' ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit.iter().all(|(t, _)| t == "C-ROSE"));
+    assert!(audit[1].1.contains("\"arrival\":false"), "{audit:?}");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_camera_raises_an_alert_and_keeps_retrying() {
+    use crate::common::TestBox;
+    use std::time::Duration;
+    let models = models_dir();
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nreconnect_max_s = 1\n\
+         [[cameras]]\nid = \"door\"\nsource = \"/nonexistent/door.avi\"\n",
+        models.display()
+    );
+    let b = TestBox::start_with(&extra).await;
+    let c = b.login("lobby_manager").await;
+    let mut found = None;
+    for _ in 0..100 {
+        let v: serde_json::Value = c
+            .get(b.url("/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = v.as_array().cloned().unwrap_or_default();
+        if let Some(a) = list.into_iter().find(|a| a["kind"] == "camera.offline") {
+            found = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = found.expect("a camera.offline alert");
+    assert_eq!(a["source"], "door");
+    let msg = a["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot open camera source") && msg.contains("/nonexistent/door.avi"),
+        "{msg}"
+    );
+    b.stop().await;
+}
