@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The aarch64 check, without Docker: cross-build branchd for
 # aarch64-unknown-linux-gnu against a Debian 12 arm64 sysroot, run it under
-# qemu, and run the drivers' tests under qemu.
+# qemu (including OCR of one photo), and run the drivers' tests under qemu.
 #
 # Usage: scripts/arm/check.sh [--no-apt] [--no-test] [--opencv]
 #   --no-apt   never call apt-get; fail if a host package is missing
@@ -117,6 +117,28 @@ echo "$version_out"
 [[ -n "$version_out" ]] || fail "branchd --version printed nothing"
 [[ "$version_out" == *"$want"* ]] || fail "branchd --version: expected $want in '$version_out'"
 done_step "qemu: $version_out"
+
+# --- OCR under qemu -------------------------------------------------------------
+# The whole pipeline (OpenCV decode, ONNX Runtime's aarch64 library, the PP-OCR models)
+# on one generated ID card photo; the ID number must come out right. Slow, not wrong.
+step "branchd ocr under qemu (one ID card photo)"
+models="${BRANCHD_MODELS:-$BRANCHD_CACHE/models}"
+ls "$models"/aarch64/libonnxruntime.so* >/dev/null 2>&1 ||
+    fail "no aarch64 ONNX Runtime in $models (python3 models/fetch.py --arch all)"
+ocr_dir="$BRANCHD_CACHE/arm-ocr"
+if [[ ! -f "$ocr_dir/id-front-0.json" ]]; then
+    python3 tools/docgen/docgen.py --kind id-front --count 1 --seed 7 --clean --out "$ocr_dir" \
+        >/dev/null || fail "docgen (pip install -r tools/docgen/requirements.txt)"
+fi
+ocr_img="$(ls "$ocr_dir"/id-front-0.* | grep -v '\.json$' | head -n 1)"
+# (ONNX Runtime warns on stderr that qemu's CPU has no vendor: keep it out of the JSON)
+ocr_out="$("${qemu[@]}" "$bin" ocr --kind id-card --json --models "$models" "$ocr_img" 2>"$ocr_dir/stderr.log")" ||
+    fail "branchd ocr under qemu: $(cat "$ocr_dir/stderr.log")"
+want_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id_number"])' "$ocr_dir/id-front-0.json")"
+got_id="$(printf '%s' "$ocr_out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"].get("id_number", {}).get("value", ""))')" ||
+    fail "branchd ocr under qemu printed no JSON: $ocr_out"
+[[ "$got_id" == "$want_id" ]] || fail "OCR under qemu read ID number '$got_id', want '$want_id'"
+done_step "qemu: OCR read the ID number"
 
 # --- drivers tests --------------------------------------------------------------
 if [[ $run_tests -eq 1 ]]; then
