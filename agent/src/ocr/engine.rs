@@ -7,7 +7,6 @@ use std::time::Instant;
 use opencv::core::Mat;
 use opencv::prelude::*;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 
 use super::det::{self, DetParams, Quad};
@@ -90,20 +89,6 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn session(bytes: &[u8], threads: usize) -> Result<Session, ModelError> {
-    let rt = |e: ort::Error| ModelError::Runtime(e.to_string());
-    Session::builder()
-        .map_err(rt)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(rt)?
-        .with_intra_threads(threads)
-        .map_err(rt)?
-        .with_inter_threads(1)
-        .map_err(rt)?
-        .commit_from_memory(bytes)
-        .map_err(rt)
-}
-
 impl Engine {
     /// Load ONNX Runtime and the three models from `dir`, refusing any file whose SHA-256
     /// differs from the manifest. `threads`: intra-op threads per model.
@@ -114,9 +99,9 @@ impl Engine {
         let cls_b = models::read_verified(dir, &models::entry(&entries, "ocr_cls")?)?;
         let rec_b = models::read_verified(dir, &models::entry(&entries, "ocr_rec")?)?;
         models::init_runtime(dir, &entries)?;
-        let det = session(&det_b, threads)?;
-        let cls = session(&cls_b, threads)?;
-        let rec = session(&rec_b, threads)?;
+        let det = models::session(&det_b, threads)?;
+        let cls = models::session(&cls_b, threads)?;
+        let rec = models::session(&rec_b, threads)?;
         let chars = rec
             .metadata()
             .and_then(|m| m.custom("character"))

@@ -127,6 +127,23 @@ pub fn read_verified(dir: &Path, e: &ModelEntry) -> Result<Vec<u8>, ModelError> 
     Ok(bytes)
 }
 
+/// An ONNX Runtime session for a verified model: full graph optimisation, `threads` for
+/// each operator, one operator at a time (the caller's pool gives the parallelism).
+pub fn session(bytes: &[u8], threads: usize) -> Result<ort::session::Session, ModelError> {
+    use ort::session::builder::GraphOptimizationLevel;
+    let rt = |e: ort::Error| ModelError::Runtime(e.to_string());
+    ort::session::Session::builder()
+        .map_err(rt)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(rt)?
+        .with_intra_threads(threads)
+        .map_err(rt)?
+        .with_inter_threads(1)
+        .map_err(rt)?
+        .commit_from_memory(bytes)
+        .map_err(rt)
+}
+
 static RUNTIME: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// Load the ONNX Runtime library from the models directory (once per process), after

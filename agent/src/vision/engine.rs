@@ -7,14 +7,13 @@ use std::time::Instant;
 use opencv::core::Mat;
 use opencv::prelude::*;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::Tensor;
 
 use super::align;
 use super::detect::{self, Face, StrideOutput};
 use super::models::{self, DetectorSpec, EmbedderSpec};
 use crate::ocr::image::{self, ImageError};
-use crate::ocr::models::ModelError;
+use crate::ocr::models::{ModelError, session};
 
 /// Faces an enrolment photo may show besides the customer's: detections scoring under this
 /// (partial faces at the edge, people far behind) are not counted.
@@ -77,20 +76,6 @@ impl Default for ModelNames {
             embedder: "face_embedder".into(),
         }
     }
-}
-
-fn session(bytes: &[u8], threads: usize) -> Result<Session, ModelError> {
-    let rt = |e: ort::Error| ModelError::Runtime(e.to_string());
-    Session::builder()
-        .map_err(rt)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(rt)?
-        .with_intra_threads(threads)
-        .map_err(rt)?
-        .with_inter_threads(1)
-        .map_err(rt)?
-        .commit_from_memory(bytes)
-        .map_err(rt)
 }
 
 pub(crate) fn ms(since: Instant) -> f64 {

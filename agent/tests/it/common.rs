@@ -127,3 +127,35 @@ pub async fn error_code(r: reqwest::Response) -> String {
         .unwrap_or_else(|| panic!("no error.code in {v}"))
         .to_string()
 }
+
+/// The fetched models (`python3 models/fetch.py`): `$BRANCHD_MODELS`, else
+/// `$BRANCHD_CACHE/models`, else `~/.cache/branchd/models`; `needed` must be there.
+pub fn models_dir(needed: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let dir = if let Some(d) = std::env::var_os("BRANCHD_MODELS") {
+        PathBuf::from(d)
+    } else if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
+        PathBuf::from(c).join("models")
+    } else {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd/models")
+    };
+    assert!(
+        dir.join(needed).exists(),
+        "{needed} not found in {} (run python3 models/fetch.py)",
+        dir.display()
+    );
+    dir
+}
+
+/// The data of every committed event of `kind`, oldest first.
+pub async fn event_data(b: &TestBox, kind: &'static str) -> Vec<String> {
+    b.app()
+        .store
+        .read(move |c| {
+            let mut st = c.prepare("SELECT data FROM events WHERE kind = ?1 ORDER BY seq")?;
+            let rows = st.query_map([kind], |r| r.get::<_, String>(0))?;
+            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
+}

@@ -18,19 +18,7 @@ use branchd::vision::matcher::{Enrolled, Gallery, Rules};
 const BIN: &str = env!("CARGO_BIN_EXE_branchd");
 
 pub fn models_dir() -> PathBuf {
-    let dir = if let Some(d) = std::env::var_os("BRANCHD_MODELS") {
-        PathBuf::from(d)
-    } else if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
-        PathBuf::from(c).join("models")
-    } else {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd/models")
-    };
-    assert!(
-        dir.join("face_detection_yunet_2023mar.onnx").exists(),
-        "face models not found in {} (run python3 models/fetch.py)",
-        dir.display()
-    );
-    dir
+    crate::common::models_dir("face_detection_yunet_2023mar.onnx")
 }
 
 /// The photos and whose they are, or `None` (with a message) when they are absent.

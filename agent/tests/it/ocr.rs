@@ -10,26 +10,14 @@ use std::process::Command;
 
 use branchd_drivers::idreader::sim::IdReaderSim;
 
-use crate::common::{TestBox, error_code};
+use crate::common::{TestBox, error_code, event_data};
+
+fn models_dir() -> PathBuf {
+    crate::common::models_dir("ch_PP-OCRv4_det_infer.onnx")
+}
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn models_dir() -> PathBuf {
-    let dir = if let Some(d) = std::env::var_os("BRANCHD_MODELS") {
-        PathBuf::from(d)
-    } else if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
-        PathBuf::from(c).join("models")
-    } else {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd/models")
-    };
-    assert!(
-        dir.join("ch_PP-OCRv4_det_infer.onnx").exists(),
-        "OCR models not found in {} (run python3 models/fetch.py)",
-        dir.display()
-    );
-    dir
 }
 
 /// Generate `count` documents of `kind` with docgen into `out`; returns (image, truth).
@@ -165,16 +153,7 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
         docs.len()
     );
     // the events say which document and which fields validated, never a value
-    let events: Vec<String> = b
-        .app()
-        .store
-        .read(|c| {
-            let mut st = c.prepare("SELECT data FROM events WHERE kind = 'ocr.completed'")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-        .unwrap();
+    let events = event_data(&b, "ocr.completed").await;
     assert_eq!(events.len(), docs.len());
     for (e, (_, truth)) in events.iter().zip(&docs) {
         for v in truth.as_object().unwrap().values() {
@@ -604,16 +583,7 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read(&file).unwrap(), photo);
-    let events: Vec<String> = b
-        .app()
-        .store
-        .read(|c| {
-            let mut st = c.prepare("SELECT data FROM events WHERE kind = 'ocr.completed'")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            Ok::<_, branchd::store::StoreError>(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-        .unwrap();
+    let events = event_data(&b, "ocr.completed").await;
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["chip_check"]["all_match"], false, "{last}");
     assert_eq!(last["image_kept"], true, "{last}");
