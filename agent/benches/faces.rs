@@ -13,6 +13,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -23,25 +25,7 @@ use branchd::vision::matcher::{Enrolled, Gallery, Rules};
 use opencv::core::{Mat, Rect, Scalar, Size, Vector};
 use opencv::prelude::*;
 
-fn env_or(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cache_root() -> PathBuf {
-    if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
-        return PathBuf::from(c);
-    }
-    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("BRANCHD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_root().join("models"))
-}
+use common::{cache_root, env_or, models_dir};
 
 fn percentile(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
@@ -123,8 +107,8 @@ fn main() {
         );
         return;
     }
-    let rounds = env_or("FACES_BENCH_ROUNDS", 10);
-    let threads = env_or("FACES_BENCH_THREADS", 2);
+    let rounds = env_or::<usize>("FACES_BENCH_ROUNDS", 10);
+    let threads = env_or::<usize>("FACES_BENCH_THREADS", 2);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
         .expect("photos")
         .filter_map(|e| e.ok().map(|e| e.path()))

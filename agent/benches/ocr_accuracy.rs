@@ -21,6 +21,8 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,25 +30,7 @@ use std::process::Command;
 use branchd::ocr::engine::Engine;
 use branchd::ocr::fields::Requested;
 
-fn env_or(key: &str, default: u32) -> u32 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cache_root() -> PathBuf {
-    if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
-        return PathBuf::from(c);
-    }
-    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("BRANCHD_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_root().join("models"))
-}
+use common::{cache_root, env_or, models_dir};
 
 /// Items already generated for `kind` in `dir` (the folder is per seed; docgen writes the
 /// truth file after the image).
@@ -199,11 +183,11 @@ struct FieldStat {
 }
 
 fn main() {
-    let count = env_or("OCR_BENCH_COUNT", 200);
-    let seed = env_or("OCR_BENCH_SEED", 1);
+    let count = env_or::<u32>("OCR_BENCH_COUNT", 200);
+    let seed = env_or::<u32>("OCR_BENCH_SEED", 1);
     let dir = cache_root().join(format!("docgen-s{seed}"));
     std::fs::create_dir_all(&dir).expect("cache dir");
-    let rapid = env_or("OCR_BENCH_RAPID", 50).min(count);
+    let rapid = env_or::<u32>("OCR_BENCH_RAPID", 50).min(count);
     let kinds_env =
         std::env::var("OCR_BENCH_KINDS").unwrap_or_else(|_| "id-front,licence,id-back".into());
     let kinds: Vec<&str> = ["id-front", "licence", "id-back"]

@@ -1,0 +1,29 @@
+//! Settings every benchmark reads the same way (included with `mod common;`).
+
+#![allow(dead_code)] // each benchmark uses its own subset
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// `key` from the environment, or `default` when unset or unparsable.
+pub fn env_or<T: FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `$BRANCHD_CACHE`, else `~/.cache/branchd`.
+pub fn cache_root() -> PathBuf {
+    if let Some(c) = std::env::var_os("BRANCHD_CACHE") {
+        return PathBuf::from(c);
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/branchd")
+}
+
+/// `$BRANCHD_MODELS`, else the cache's `models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("BRANCHD_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("models"))
+}
