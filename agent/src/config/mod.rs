@@ -246,6 +246,9 @@ pub struct Camera {
     pub id: String,
     /// RTSP URL, V4L2 device, video file or image folder.
     pub source: String,
+    /// Play a video file or image folder again from the start when it ends (`loop`;
+    /// for demos and soak runs; live sources always reconnect).
+    pub looped: bool,
 }
 
 /// Log output format.
@@ -930,9 +933,17 @@ fn read_cameras(root: &mut Section<'_, '_>) -> Option<Vec<Camera>> {
             ok &= ids.check(&s, "id", id);
         }
         let source = s.req_str("source");
+        let looped = s.opt_bool("loop").unwrap_or(false);
+        if looped {
+            if let Some(src) = &source {
+                if crate::vision::camera::SourceKind::of(src).is_live() {
+                    s.problem("loop", "only a video file or an image folder can loop");
+                }
+            }
+        }
         s.finish();
         match (id, source) {
-            (Some(id), Some(source)) => out.push(Camera { id, source }),
+            (Some(id), Some(source)) => out.push(Camera { id, source, looped }),
             _ => ok = false,
         }
     }

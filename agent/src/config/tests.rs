@@ -380,3 +380,23 @@ fn stm_and_id_reader_rules_have_defaults_and_are_checked() {
         );
     }
 }
+
+#[test]
+fn only_a_file_or_folder_camera_can_loop() {
+    let cam = |source: &str, looped: bool| {
+        format!("{MINIMAL}\n[[cameras]]\nid = \"door\"\nsource = \"{source}\"\nloop = {looped}\n")
+    };
+    let cfg = Config::parse(&cam("/srv/videos/door.avi", true)).expect("a looped file");
+    assert!(cfg.cameras[0].looped);
+    let cfg = Config::parse(&cam("rtsp://10.0.0.20/stream1", false)).expect("a stream");
+    assert!(!cfg.cameras[0].looped);
+    for live in ["rtsp://10.0.0.20/stream1", "/dev/video0"] {
+        let problems = Config::parse(&cam(live, true)).expect_err(live);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key == "cameras[0].loop" && p.message.contains("only a video file")),
+            "{problems:?}"
+        );
+    }
+}

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::videoio;
@@ -147,7 +148,7 @@ pub fn open(kind: &SourceKind) -> Result<Opened, CaptureError> {
         videoio::VideoCapture::from_file(&name, api)?
     };
     if !cap.is_opened()? {
-        return Err(CaptureError::Open(name));
+        return Err(CaptureError::Open(redact(&name)));
     }
     let pace = if file {
         let fps = cap.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
@@ -214,27 +215,41 @@ impl Opened {
     }
 }
 
+/// A frame as read from a source, with the wall-clock time it was read (carried into
+/// `vip.arrived` as `seen_at`, so the delay from camera to PAD can be measured).
+#[derive(Debug)]
+pub struct Captured {
+    /// The decoded frame.
+    pub frame: Mat,
+    /// When it was read.
+    pub read_at: DateTime<Utc>,
+}
+
 /// A one-frame mailbox: a new frame replaces an unprocessed one.
 #[derive(Debug, Default)]
 pub struct Slot {
-    frame: Mutex<Option<(Mat, Instant)>>,
+    frame: Mutex<Option<Captured>>,
     ready: Condvar,
     /// Frames replaced before inference took them.
     pub dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Slot {
-    /// Put a frame, replacing (and counting) one that was not taken.
-    pub fn put(&self, m: Mat) {
+    /// Put a frame just read, replacing (and counting) one that was not taken.
+    pub fn put(&self, frame: Mat) {
+        let c = Captured {
+            frame,
+            read_at: Utc::now(),
+        };
         let mut g = self.frame.lock().unwrap_or_else(|e| e.into_inner());
-        if g.replace((m, Instant::now())).is_some() {
+        if g.replace(c).is_some() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.ready.notify_one();
     }
 
     /// Take the frame, waiting up to `timeout`.
-    pub fn take(&self, timeout: Duration) -> Option<(Mat, Instant)> {
+    pub fn take(&self, timeout: Duration) -> Option<Captured> {
         let g = self.frame.lock().unwrap_or_else(|e| e.into_inner());
         let (mut g, _) = self
             .ready
@@ -367,10 +382,20 @@ pub fn capture_loop(
             }
         };
         if !kind.is_live() && ended.is_none() {
-            tracing::info!(camera = %cam.id, "camera source ended");
-            return;
+            if !cam.looped {
+                tracing::info!(camera = %cam.id, "camera source ended");
+                return;
+            }
+            if !first {
+                tracing::debug!(camera = %cam.id, "camera source ended; playing it again");
+                continue;
+            }
         }
-        let reason = ended.unwrap_or_else(|| "the stream ended".into());
+        let reason = match ended {
+            Some(e) => e,
+            None if !kind.is_live() => "the source holds no frame".into(),
+            None => "the stream ended".into(),
+        };
         tracing::warn!(camera = %cam.id, %reason, "camera lost; reconnecting");
         raise_offline(store, &cam.id, &cam.source, &reason);
         if !nap(cancel, backoff) {
@@ -415,7 +440,7 @@ pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &Cancellatio
     let mut gen_seen = u64::MAX;
     let mut confirmer = Confirmer::new(cfg.confirm_frames);
     while !cancel.is_cancelled() {
-        let Some((frame, _taken_at)) = slot.take(Duration::from_millis(200)) else {
+        let Some(Captured { frame, read_at }) = slot.take(Duration::from_millis(200)) else {
             continue;
         };
         let gen_now = app.vision.gallery_gen.load(Ordering::Relaxed);
@@ -443,9 +468,14 @@ pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &Cancellatio
         drop(frame);
         for (customer_id, confidence) in confirmer.frame(&matches) {
             let (camera, period, fcfg) = (cam.id.clone(), cfg.arrival_period, app.cfg.clone());
+            let seen = gallery::Seen {
+                camera,
+                confidence,
+                at: read_at,
+            };
             let r = app.store.write_blocking(move |tx| {
                 let day = crate::queue::ops::business_day(&fcfg, tx.now());
-                gallery::recognised(tx, &customer_id, &camera, confidence, period, &day)
+                gallery::recognised(tx, &customer_id, &seen, period, &day)
             });
             match r {
                 Ok(Recognised::Arrived(a)) => {
@@ -599,4 +629,89 @@ fn enrol_with(app: &App, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, St
         return Ok(0);
     };
     enrol_pending(&app.store, e).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mat(rows: i32) -> Mat {
+        Mat::new_rows_cols_with_default(
+            rows,
+            4,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::all(0.0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_busy_inference_gets_only_the_latest_frame_and_the_others_are_counted() {
+        let slot = Slot::default();
+        let before = Utc::now();
+        for rows in [1, 2, 3] {
+            slot.put(mat(rows));
+        }
+        let c = slot.take(Duration::from_millis(10)).expect("a frame");
+        assert_eq!(c.frame.rows(), 3, "the newest frame");
+        assert!(c.read_at >= before && c.read_at <= Utc::now());
+        assert_eq!(slot.dropped.load(Ordering::Relaxed), 2);
+        assert!(
+            slot.take(Duration::from_millis(10)).is_none(),
+            "nothing queued behind it"
+        );
+    }
+
+    #[test]
+    fn a_waiting_inference_wakes_when_a_frame_arrives() {
+        let slot = Arc::new(Slot::default());
+        let s2 = slot.clone();
+        let t = std::thread::spawn(move || s2.take(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        slot.put(mat(5));
+        let c = t.join().unwrap().expect("woken with the frame");
+        assert_eq!(c.frame.rows(), 5);
+        assert_eq!(slot.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn sources_are_told_apart_and_only_streams_and_devices_are_live() {
+        let dir = std::env::temp_dir();
+        for (src, live) in [
+            ("rtsp://10.0.0.20/stream1", true),
+            ("HTTPS://cam.local/mjpeg", true),
+            ("/dev/video0", true),
+            ("/srv/videos/door.avi", false),
+        ] {
+            assert_eq!(SourceKind::of(src).is_live(), live, "{src}");
+        }
+        assert_eq!(
+            SourceKind::of(&dir.display().to_string()),
+            SourceKind::Folder(dir.clone())
+        );
+    }
+
+    #[test]
+    fn passwords_in_camera_urls_are_hidden() {
+        assert_eq!(
+            redact("rtsp://admin:s3cret@10.0.0.20:554/stream1"),
+            "rtsp://admin:***@10.0.0.20:554/stream1"
+        );
+        assert_eq!(redact("/dev/video0"), "/dev/video0");
+    }
+
+    #[test]
+    fn a_missing_file_or_an_empty_folder_is_a_clear_open_error() {
+        let e = open(&SourceKind::File("/nonexistent/door.avi".into())).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/door.avi: no such file"),
+            "{e}"
+        );
+        let empty = std::env::temp_dir().join(format!("branchd-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        let e = open(&SourceKind::Folder(empty.clone())).unwrap_err();
+        std::fs::remove_dir_all(&empty).unwrap();
+        assert!(matches!(e, CaptureError::EmptyFolder(_)), "{e}");
+    }
 }
