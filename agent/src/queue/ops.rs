@@ -122,6 +122,19 @@ pub fn vip_tier(level: &str) -> Result<Option<u8>, QueueError> {
     }
 }
 
+/// The queue level of a customer head office has sent as a VIP (`vip.upsert`), when the
+/// ticket request does not give one: their level when it is a queue tier, else `vip1`.
+fn enrolled_level(
+    c: &rusqlite::Connection,
+    customer_id: &str,
+) -> Result<Option<String>, QueueError> {
+    let vip = crate::sync::commands::vip_get(c, customer_id).map_err(QueueError::from)?;
+    Ok(vip.map(|v| match vip_tier(&v.level) {
+        Ok(_) => v.level,
+        Err(_) => "vip1".to_string(),
+    }))
+}
+
 /// A stored ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
@@ -521,7 +534,12 @@ pub fn issue(
     is_open(cfg, svc, now)?;
     check_id("customer_id", &req.customer_id)?;
     check_id("appointment_id", &req.appointment_id)?;
-    let tier = match &req.customer_level {
+    let level = match (&req.customer_level, &req.customer_id) {
+        (Some(l), _) => Some(l.clone()),
+        (None, Some(id)) => enrolled_level(tx.conn(), id)?,
+        (None, None) => None,
+    };
+    let tier = match &level {
         Some(l) => vip_tier(l)?,
         None => None,
     };
@@ -550,7 +568,7 @@ pub fn issue(
             day,
             svc.code,
             i64::from(priority),
-            req.customer_level,
+            level,
             req.customer_id,
             req.appointment_id,
             req.source.as_str(),
@@ -575,13 +593,17 @@ pub fn issue(
     for (k, v) in [
         ("customer_id", &req.customer_id),
         ("appointment_id", &req.appointment_id),
-        ("customer_level", &req.customer_level),
+        ("customer_level", &level),
     ] {
         if let Some(v) = v {
             data[k] = json!(v);
         }
     }
     tx.emit("ticket.issued", data)?;
+    if let Some(customer) = &req.customer_id {
+        // a VIP greeted at the door earlier today: her arrival now shows this ticket
+        crate::vision::gallery::link_ticket(tx, &day, customer, &number)?;
+    }
     Ok(Issued {
         number,
         service: svc.code.clone(),

@@ -3,6 +3,7 @@
 //! module reads them for matching, enrols pending photos (embedding kept, photo dropped in
 //! the same transaction), and records arrivals.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -159,34 +160,63 @@ pub struct Arrival {
     pub confidence: f32,
     /// Which camera.
     pub camera: String,
-    /// When.
+    /// When it was recorded.
     pub ts: String,
+    /// When the camera read the frame that confirmed it.
+    pub seen_at: String,
+    /// The ticket the customer took afterwards, once taken.
+    pub ticket: Option<String>,
+}
+
+/// One confirmed sighting of an enrolled customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// Which camera.
+    pub camera: String,
+    /// Match cosine.
+    pub confidence: f32,
+    /// When the camera read the confirming frame.
+    pub at: DateTime<Utc>,
 }
 
 /// What a confirmed recognition led to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recognised {
     /// A new arrival (event and alert raised).
-    Arrived(Arrival),
+    Arrived(Box<Arrival>),
     /// The customer already arrived within the period (audited only).
     Repeat,
     /// No VIP record any more (deleted meanwhile).
     Unknown,
 }
 
+/// Whether `name` is an active user of this box (a relationship manager who signs in to
+/// the PAD is told personally).
+fn is_local_user(c: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(c.query_row(
+        "SELECT 1 FROM users WHERE username = ?1 AND disabled = 0",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
 /// Record one confirmed recognition: always an audit record; a `vip.arrived` event and an
-/// alert for the lobby managers and the relationship manager unless the customer already
-/// arrived within `period`.
+/// alert unless the customer already arrived within `period`. The alert is for the lobby
+/// managers and, when the relationship manager is a user of this box, for them by name
+/// (`data.notify.users`); `vip.arrived` names the relationship manager so head office can
+/// reach one who is not in the branch.
 pub fn recognised(
     tx: &mut Tx<'_>,
     customer_id: &str,
-    camera: &str,
-    confidence: f32,
+    seen: &Seen,
     period: std::time::Duration,
     day: &str,
 ) -> Result<Recognised, StoreError> {
     let now = tx.now();
-    let confidence = (confidence * 1000.0).round() / 1000.0;
+    let camera = seen.camera.as_str();
+    let confidence = (seen.confidence * 1000.0).round() / 1000.0;
     let Some(vip) = commands::vip_get(tx.conn(), customer_id)? else {
         return Ok(Recognised::Unknown);
     };
@@ -212,24 +242,40 @@ pub fn recognised(
         return Ok(Recognised::Repeat);
     }
     let ts = rfc3339(now);
+    let seen_at = rfc3339(seen.at);
     tx.conn().execute(
-        "INSERT INTO vision_arrivals(day, ts, at_ms, customer_id, camera, confidence) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![day, ts, now_ms, customer_id, camera, f64::from(confidence)],
+        "INSERT INTO vision_arrivals(day, ts, at_ms, customer_id, camera, confidence, seen_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            day,
+            ts,
+            now_ms,
+            customer_id,
+            camera,
+            f64::from(confidence),
+            seen_at
+        ],
     )?;
     let id = tx.conn().last_insert_rowid();
+    let rm = vip.relationship_manager.clone();
     tx.emit(
         "vip.arrived",
         json!({"id": id, "customer_id": customer_id, "level": vip.level,
-               "confidence": confidence, "camera": camera, "ts": ts}),
+               "confidence": confidence, "camera": camera, "ts": ts, "seen_at": seen_at,
+               "relationship_manager": rm}),
     )?;
-    let rm = vip.relationship_manager.clone();
     let mut message = format!("VIP {} ({}) arrived at {camera}", vip.name, vip.level);
     if !vip.tags.is_empty() {
         message.push_str(&format!("; tags: {}", vip.tags.join(", ")));
     }
     if let Some(rm) = &rm {
         message.push_str(&format!("; relationship manager: {rm}"));
+    }
+    let mut users = Vec::new();
+    if let Some(rm) = &rm {
+        if is_local_user(tx.conn(), rm)? {
+            users.push(rm.clone());
+        }
     }
     alerts::raise(
         tx,
@@ -239,12 +285,12 @@ pub fn recognised(
             source: Some(camera),
             key: None,
             message: &message,
-            data: json!({"customer_id": customer_id, "name": vip.name, "level": vip.level,
-                         "tags": vip.tags, "relationship_manager": rm,
-                         "notify": {"roles": ["lobby_manager"], "relationship_manager": rm}}),
+            data: json!({"arrival_id": id, "customer_id": customer_id, "name": vip.name,
+                         "level": vip.level, "tags": vip.tags, "relationship_manager": rm,
+                         "notify": {"roles": ["lobby_manager"], "users": users}}),
         },
     )?;
-    Ok(Recognised::Arrived(Arrival {
+    Ok(Recognised::Arrived(Box::new(Arrival {
         id,
         customer_id: customer_id.to_string(),
         name: Some(vip.name),
@@ -254,14 +300,48 @@ pub fn recognised(
         confidence,
         camera: camera.to_string(),
         ts,
-    }))
+        seen_at,
+        ticket: None,
+    })))
+}
+
+/// A ticket was issued to `customer_id` on business day `day`: link it to the customer's
+/// latest arrival of that day that has no ticket yet (`vip.ticketed`). Returns the linked
+/// arrival's id, if any.
+pub fn link_ticket(
+    tx: &mut Tx<'_>,
+    day: &str,
+    customer_id: &str,
+    number: &str,
+) -> Result<Option<i64>, StoreError> {
+    let arrival: Option<i64> = tx
+        .conn()
+        .query_row(
+            "SELECT id FROM vision_arrivals \
+             WHERE day = ?1 AND customer_id = ?2 AND ticket IS NULL ORDER BY id DESC LIMIT 1",
+            params![day, customer_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = arrival else {
+        return Ok(None);
+    };
+    tx.conn().execute(
+        "UPDATE vision_arrivals SET ticket = ?2, ticketed_at = ?3 WHERE id = ?1",
+        params![id, number, rfc3339(tx.now())],
+    )?;
+    tx.emit(
+        "vip.ticketed",
+        json!({"arrival_id": id, "customer_id": customer_id, "number": number}),
+    )?;
+    Ok(Some(id))
 }
 
 /// The arrivals of business day `day`, newest first, with the VIP record's profile.
 pub fn arrivals(c: &Connection, day: &str) -> Result<Vec<Arrival>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT a.id, a.customer_id, v.name, v.level, v.tags, v.relationship_manager, \
-                a.confidence, a.camera, a.ts \
+                a.confidence, a.camera, a.ts, coalesce(a.seen_at, a.ts), a.ticket \
          FROM vision_arrivals a LEFT JOIN sync_vips v ON v.customer_id = a.customer_id \
          WHERE a.day = ?1 ORDER BY a.id DESC",
     )?;
@@ -279,6 +359,8 @@ pub fn arrivals(c: &Connection, day: &str) -> Result<Vec<Arrival>, StoreError> {
             confidence: r.get::<_, f64>(6)? as f32,
             camera: r.get(7)?,
             ts: r.get(8)?,
+            seen_at: r.get(9)?,
+            ticket: r.get(10)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -31,6 +31,7 @@ pub mod align;
 pub mod camera;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod engine;
 pub mod gallery;
@@ -53,6 +54,10 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;
          CREATE INDEX vision_arrivals_day ON vision_arrivals(day);
          CREATE INDEX vision_arrivals_customer ON vision_arrivals(customer_id, at_ms);",
+        // 2: when the camera read the confirming frame; the ticket the customer then took.
+        "ALTER TABLE vision_arrivals ADD COLUMN seen_at TEXT;
+         ALTER TABLE vision_arrivals ADD COLUMN ticket TEXT;
+         ALTER TABLE vision_arrivals ADD COLUMN ticketed_at TEXT;",
     ],
 };
 
@@ -71,11 +76,13 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/vip/arrivals":{"get":{
  "summary":"Today's VIP arrivals recognised by the cameras, newest first",
  "responses":{"200":{"description":"the arrivals of the business day","content":{"application/json":{"schema":{
   "type":"object","required":["arrivals"],"properties":{"arrivals":{"type":"array","items":{"$ref":"#/components/schemas/VipArrival"}}}}}}}}}}},
- "schemas":{"VipArrival":{"type":"object","required":["id","customer_id","tags","confidence","camera","ts"],"properties":{
+ "schemas":{"VipArrival":{"type":"object","required":["id","customer_id","tags","confidence","camera","ts","seen_at"],"properties":{
   "id":{"type":"integer"},"customer_id":{"type":"string"},"name":{"type":"string","nullable":true},
   "level":{"type":"string","nullable":true},"tags":{"type":"array","items":{"type":"string"}},
   "relationship_manager":{"type":"string","nullable":true},"confidence":{"type":"number"},
-  "camera":{"type":"string"},"ts":{"type":"string","format":"date-time"}}}}}"##;
+  "camera":{"type":"string"},"ts":{"type":"string","format":"date-time"},
+  "seen_at":{"type":"string","format":"date-time","description":"when the camera read the frame that confirmed the arrival"},
+  "ticket":{"type":"string","nullable":true,"description":"the ticket the customer took afterwards"}}}}}"##;
 
 /// The module's shared state.
 #[derive(Debug, Default)]
@@ -134,7 +141,9 @@ pub fn start(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Demo set-up (no camera in the demo yet).
-pub fn demo_prepare(_doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
+/// Demo set-up: an entrance camera playing people arriving, when the photos and models
+/// are there ([`demo`]).
+pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
+    demo::prepare(doc)?;
     Ok(Vec::new())
 }

@@ -369,64 +369,94 @@ fn vip_enroll_stores_an_embedding_and_no_photo() {
     assert_eq!(emb_len, 256 * 4);
 }
 
-/// A 640x480 frame with `photo` scaled into it (or a grey frame).
-fn frame_of(photo: Option<&Path>) -> opencv::core::Mat {
-    use opencv::core::{Mat, Rect, Scalar, Size};
-    use opencv::prelude::*;
-    let mut frame =
-        Mat::new_rows_cols_with_default(480, 640, opencv::core::CV_8UC3, Scalar::all(90.0))
-            .unwrap();
-    if let Some(p) = photo {
-        let img = branchd::ocr::image::decode(&std::fs::read(p).unwrap()).unwrap();
-        let s = (640.0 / img.cols() as f64).min(480.0 / img.rows() as f64);
-        let (w, h) = (
-            (img.cols() as f64 * s) as i32,
-            (img.rows() as f64 * s) as i32,
-        );
-        let mut small = Mat::default();
-        opencv::imgproc::resize(
-            &img,
-            &mut small,
-            Size::new(w, h),
-            0.0,
-            0.0,
-            opencv::imgproc::INTER_AREA,
-        )
-        .unwrap();
-        let mut roi =
-            Mat::roi_mut(&mut frame, Rect::new((640 - w) / 2, (480 - h) / 2, w, h)).unwrap();
-        small.copy_to(&mut roi).unwrap();
-    }
-    frame
-}
-
 /// Write an MJPG .avi at 10 fps: each (photo, frames) segment in turn.
 fn write_video(path: &Path, segments: &[(Option<&Path>, usize)]) {
-    use opencv::prelude::*;
-    use opencv::videoio::VideoWriter;
-    let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G').unwrap();
-    let mut w = VideoWriter::new(
-        &path.display().to_string(),
-        fourcc,
-        10.0,
-        opencv::core::Size::new(640, 480),
-        true,
-    )
-    .unwrap();
-    assert!(w.is_opened().unwrap(), "OpenCV cannot write MJPG .avi");
-    for (photo, n) in segments {
-        let f = frame_of(*photo);
-        for _ in 0..*n {
-            w.write(&f).unwrap();
+    branchd::vision::demo::write_video(path, 10.0, segments)
+        .expect("a video made with VideoWriter");
+}
+
+/// Enrol `photo` as customer `id` (gold, tagged birthday, relationship manager `rm`).
+fn enrol(store: &branchd::store::Store, models: &Path, id: &str, photo: &Path, rm: &str) {
+    let mut eng = FaceEngine::load(models, &ModelNames::default(), 2).unwrap();
+    let emb = eng
+        .enrolment_embedding(&std::fs::read(photo).unwrap())
+        .unwrap();
+    let e = branchd::vision::gallery::LocalEnrolment {
+        customer_id: id.into(),
+        name: "Rose Leslie".into(),
+        level: "gold".into(),
+        tags: vec!["birthday".into()],
+        relationship_manager: Some(rm.into()),
+    };
+    store
+        .write_blocking(move |tx| {
+            branchd::vision::gallery::enrol_local(
+                tx,
+                &e,
+                &emb,
+                "face_reidentification_retail_0095",
+                "test",
+            )
+        })
+        .unwrap();
+}
+
+/// A lobby manager's client and the event stream from the start (no request timeout: the
+/// stream stays open longer than the helpers' 20 s).
+async fn lobby_stream(b: &crate::common::TestBox) -> (reqwest::Client, crate::sse::Reader) {
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = c
+        .post(b.url("/api/v1/auth/login"))
+        .json(
+            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let r = c
+        .get(b.url("/api/v1/events"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    (c, crate::sse::Reader::new(r))
+}
+
+/// The `vip.arrived` events (their data) that come within `wait`.
+async fn arrivals_within(
+    s: &mut crate::sse::Reader,
+    wait: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Some(ev) = s
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        if ev.kind == "vip.arrived" {
+            out.push(ev.data["data"].clone());
         }
     }
-    w.release().unwrap();
+    out
+}
+
+/// One service, for the tickets of the tests.
+const LOBBY_SERVICE: &str = "[[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人业务\"\n\
+                              [[counters]]\nid = \"1\"\nservices = [\"personal\"]\n";
+
+fn ms_of(t: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+        .timestamp_millis()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
     use crate::common::TestBox;
-    use crate::sse::Reader;
     use std::time::Duration;
     let Some(photos) = photos() else { return };
     let vids = tempfile::tempdir().unwrap();
@@ -454,56 +484,16 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
     let models = models_dir();
     let extra = format!(
         "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 3600\n\
-         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\n",
+         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\n{LOBBY_SERVICE}",
         models.display(),
         video.display()
     );
+    // her relationship manager is a user of this box: the branch manager
     let b = TestBox::start_prepared(&extra, move |store| {
-        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).unwrap();
-        let emb = eng
-            .enrolment_embedding(&std::fs::read(&rose).unwrap())
-            .unwrap();
-        let e = branchd::vision::gallery::LocalEnrolment {
-            customer_id: "C-ROSE".into(),
-            name: "Rose Leslie".into(),
-            level: "gold".into(),
-            tags: vec!["birthday".into()],
-            relationship_manager: Some("RM-7".into()),
-        };
-        store
-            .write_blocking(move |tx| {
-                branchd::vision::gallery::enrol_local(
-                    tx,
-                    &e,
-                    &emb,
-                    "face_reidentification_retail_0095",
-                    "test",
-                )
-            })
-            .unwrap();
+        enrol(store, &models, "C-ROSE", &rose, "branch_manager")
     })
     .await;
-    // a client without the helpers' 20 s request timeout: the stream stays open longer
-    let c = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = c
-        .post(b.url("/api/v1/auth/login"))
-        .json(
-            &serde_json::json!({"username": "lobby_manager", "password": crate::common::PASSWORD}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let r = c
-        .get(b.url("/api/v1/events"))
-        .header("Last-Event-ID", "0")
-        .send()
-        .await
-        .unwrap();
-    let mut s = Reader::new(r);
+    let (c, mut s) = lobby_stream(&b).await;
     // the video plays in real time (11 s); then give inference time to finish
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
     let mut arrivals = Vec::new();
@@ -531,8 +521,46 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
         .unwrap_or_else(|| panic!("an alert for the lobby managers: {alerts:?}"));
     let msg = vip_alert["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("birthday") && msg.contains("RM-7"),
+        msg.contains("birthday") && msg.contains("branch_manager"),
         "{vip_alert}"
+    );
+    // routed to the lobby managers and, by name, to her relationship manager
+    assert_eq!(
+        vip_alert["data"]["notify"],
+        serde_json::json!({"roles": ["lobby_manager"], "users": ["branch_manager"]})
+    );
+    assert_eq!(a["relationship_manager"], "branch_manager");
+    // seen before it was recorded, and not long before
+    let (seen, ts) = (ms_of(&a["seen_at"]), ms_of(&a["ts"]));
+    assert!(seen <= ts && ts - seen < 5_000, "{a}");
+
+    // she takes a ticket at the PAD: it carries her level and is linked to her arrival
+    let r = c
+        .post(b.url("/api/v1/tickets"))
+        .json(&serde_json::json!({"service": "personal", "customer_id": "C-ROSE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let t: serde_json::Value = r.json().await.unwrap();
+    let number = t["number"].as_str().unwrap().to_string();
+    let mut linked = None;
+    while let Some(ev) = s.next_within(Duration::from_secs(5)).await {
+        match ev.kind.as_str() {
+            "ticket.issued" => {
+                assert_eq!(ev.data["data"]["customer_level"], "vip1", "{:?}", ev.data)
+            }
+            "vip.ticketed" => {
+                linked = Some(ev.data["data"].clone());
+                break;
+            }
+            _ => {}
+        }
+    }
+    let linked = linked.expect("vip.ticketed after her ticket");
+    assert_eq!(
+        linked,
+        serde_json::json!({"arrival_id": a["id"], "customer_id": "C-ROSE", "number": number})
     );
 
     // the PAD's list
@@ -548,7 +576,9 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
     assert_eq!(arr.len(), 1, "{list}");
     assert_eq!(arr[0]["name"], "Rose Leslie");
     assert_eq!(arr[0]["tags"], serde_json::json!(["birthday"]));
-    assert_eq!(arr[0]["relationship_manager"], "RM-7");
+    assert_eq!(arr[0]["relationship_manager"], "branch_manager");
+    assert_eq!(arr[0]["ticket"], serde_json::json!(number));
+    assert_eq!(arr[0]["seen_at"], a["seen_at"]);
 
     // both sightings audited; the second was no new arrival
     let audit: Vec<(String, String)> = b
@@ -570,18 +600,24 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_camera_raises_an_alert_and_keeps_retrying() {
+async fn an_unreadable_camera_file_or_device_raises_an_alert_naming_it() {
     use crate::common::TestBox;
     use std::time::Duration;
+    // (camera, source): a video file that is not there, a V4L2 device that is not there
+    let cases = [("door", "/nonexistent/door.avi"), ("desk", "/dev/video77")];
     let models = models_dir();
-    let extra = format!(
-        "[models]\ndir = \"{}\"\n[faces]\nreconnect_max_s = 1\n\
-         [[cameras]]\nid = \"door\"\nsource = \"/nonexistent/door.avi\"\n",
+    let mut extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nreconnect_max_s = 1\n",
         models.display()
     );
+    for (id, source) in cases {
+        extra.push_str(&format!(
+            "[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\n"
+        ));
+    }
     let b = TestBox::start_with(&extra).await;
     let c = b.login("lobby_manager").await;
-    let mut found = None;
+    let mut alerts = Vec::new();
     for _ in 0..100 {
         let v: serde_json::Value = c
             .get(b.url("/api/v1/alerts"))
@@ -591,19 +627,278 @@ async fn an_unreadable_camera_raises_an_alert_and_keeps_retrying() {
             .json()
             .await
             .unwrap();
-        let list = v.as_array().cloned().unwrap_or_default();
-        if let Some(a) = list.into_iter().find(|a| a["kind"] == "camera.offline") {
-            found = Some(a);
+        alerts = v.as_array().cloned().unwrap_or_default();
+        alerts.retain(|a| a["kind"] == "camera.offline");
+        if alerts.len() == cases.len() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let a = found.expect("a camera.offline alert");
-    assert_eq!(a["source"], "door");
-    let msg = a["message"].as_str().unwrap();
-    assert!(
-        msg.contains("cannot open camera source") && msg.contains("/nonexistent/door.avi"),
-        "{msg}"
+    for (id, source) in cases {
+        let a = alerts
+            .iter()
+            .find(|a| a["source"] == id)
+            .unwrap_or_else(|| panic!("a camera.offline alert for {id}: {alerts:?}"));
+        let msg = a["message"].as_str().unwrap();
+        assert!(
+            msg.contains("cannot open camera source") && msg.contains(source),
+            "{id}: {msg}"
+        );
+    }
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_folder_camera_is_retried_until_it_holds_frames_and_then_recognises() {
+    use crate::common::TestBox;
+    use std::time::Duration;
+    let Some(photos) = photos() else { return };
+    let folder = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\nreconnect_max_s = 1\n\
+         [[cameras]]\nid = \"side\"\nsource = \"{}\"\nloop = true\n",
+        models.display(),
+        folder.path().display()
     );
+    let rose = photos[6].1.clone();
+    let b = TestBox::start_prepared(&extra, move |store| {
+        enrol(store, &models, "C-ROSE", &rose, "RM-7")
+    })
+    .await;
+    let (_c, mut s) = lobby_stream(&b).await;
+    // an empty folder: the camera is offline, with the reason
+    let mut offline = None;
+    while let Some(ev) = s.next_within(Duration::from_secs(10)).await {
+        if ev.kind == "alert.raised" && ev.data["data"]["kind"] == "camera.offline" {
+            offline = Some(ev.data["data"].clone());
+            break;
+        }
+    }
+    let offline = offline.expect("camera.offline for an empty folder");
+    assert!(
+        offline["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds no JPEG or PNG"),
+        "{offline}"
+    );
+    // frames appear (written whole, then renamed in): the retry opens the folder, the
+    // alert clears and Rose's second photo is recognised, once in the period however
+    // often the folder plays
+    let frame = branchd::vision::demo::frame_with(Some(
+        &branchd::ocr::image::decode(&std::fs::read(&photos[7].1).unwrap()).unwrap(),
+    ))
+    .unwrap();
+    for i in 0..5 {
+        let tmp = folder.path().join(format!(".f{i}.tmp"));
+        let mut buf = opencv::core::Vector::<u8>::new();
+        opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &opencv::core::Vector::new())
+            .unwrap();
+        std::fs::write(&tmp, buf.as_slice()).unwrap();
+        std::fs::rename(&tmp, folder.path().join(format!("f{i}.jpg"))).unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (mut cleared, mut arrivals) = (false, Vec::new());
+    while let Some(ev) = s
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match ev.kind.as_str() {
+            "alert.cleared" if ev.data["data"]["kind"] == "camera.offline" => cleared = true,
+            "vip.arrived" => arrivals.push(ev.data["data"].clone()),
+            _ => {}
+        }
+        if cleared && !arrivals.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        cleared,
+        "the offline alert clears once the folder has frames"
+    );
+    // the folder plays on: no second arrival within the period
+    arrivals.extend(arrivals_within(&mut s, Duration::from_secs(3)).await);
+    assert_eq!(arrivals.len(), 1, "{arrivals:?}");
+    assert_eq!(arrivals[0]["camera"], "side");
+    assert_eq!(arrivals[0]["customer_id"], "C-ROSE");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looped_video_plays_again_and_gives_one_arrival_per_period() {
+    use crate::common::TestBox;
+    use std::time::Duration;
+    let Some(photos) = photos() else { return };
+    let vids = tempfile::tempdir().unwrap();
+    let video = vids.path().join("loop.avi");
+    // 1.2 s a loop: Rose for 0.8 s, an empty doorway for 0.4 s
+    write_video(&video, &[(Some(&photos[7].1), 8), (None, 4)]);
+    let models = models_dir();
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 2\narrival_period_s = 3\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\nloop = true\n",
+        models.display(),
+        video.display()
+    );
+    let rose = photos[6].1.clone();
+    let b = TestBox::start_prepared(&extra, move |store| {
+        enrol(store, &models, "C-ROSE", &rose, "RM-7")
+    })
+    .await;
+    let (_c, mut s) = lobby_stream(&b).await;
+    // a single play would give one arrival; 10 s of a looped one gives one every period
+    let arrivals = arrivals_within(&mut s, Duration::from_secs(10)).await;
+    assert!(arrivals.len() >= 2, "{arrivals:?}");
+    let ts: Vec<i64> = arrivals.iter().map(|a| ms_of(&a["ts"])).collect();
+    for w in ts.windows(2) {
+        assert!(
+            w[1] - w[0] >= 3_000,
+            "arrivals closer than the period: {ts:?}"
+        );
+    }
+    assert!(arrivals.iter().all(|a| a["customer_id"] == "C-ROSE"));
+    b.stop().await;
+}
+
+/// A network camera: `tests/data/rtsp_camera.py` serving `frame` over RTSP on `port`.
+struct RtspCamera(std::process::Child);
+
+impl RtspCamera {
+    fn start(frame: &Path, port: u16) -> RtspCamera {
+        use std::io::BufRead as _;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rtsp_camera.py");
+        // Debian's Python, which has the GStreamer bindings
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(frame)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the RTSP camera starts (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("listening"),
+            "the RTSP camera did not start: {line:?}"
+        );
+        RtspCamera(child)
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The data of the next event that `want` accepts (by kind and data), within `wait`.
+async fn next_of(
+    s: &mut crate::sse::Reader,
+    wait: std::time::Duration,
+    want: impl Fn(&str, &serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Some(ev) = s
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        if want(&ev.kind, &ev.data["data"]) {
+            return Some(ev.data["data"].clone());
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtsp_camera_is_retried_until_it_serves_recognises_and_reconnects_after_a_loss() {
+    use crate::common::TestBox;
+    use std::time::Duration;
+    let Some(photos) = photos() else { return };
+    let work = tempfile::tempdir().unwrap();
+    // the camera sees Rose's second photo, in a 640x480 frame
+    let frame = work.path().join("frame.jpg");
+    let img = branchd::ocr::image::decode(&std::fs::read(&photos[7].1).unwrap()).unwrap();
+    let mut buf = opencv::core::Vector::<u8>::new();
+    opencv::imgcodecs::imencode(
+        ".jpg",
+        &branchd::vision::demo::frame_with(Some(&img)).unwrap(),
+        &mut buf,
+        &opencv::core::Vector::new(),
+    )
+    .unwrap();
+    std::fs::write(&frame, buf.as_slice()).unwrap();
+    let port = free_port();
+    let models = models_dir();
+    // a camera account's password in the URL must never reach an alert
+    let extra = format!(
+        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 5\nconfirm_frames = 3\nreconnect_max_s = 1\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"rtsp://viewer:s3cret@127.0.0.1:{port}/entrance\"\n",
+        models.display()
+    );
+    let rose = photos[6].1.clone();
+    let b = TestBox::start_prepared(&extra, move |store| {
+        enrol(store, &models, "C-ROSE", &rose, "RM-7")
+    })
+    .await;
+    let (_c, mut s) = lobby_stream(&b).await;
+    let is_offline =
+        |k: &str, d: &serde_json::Value| k == "alert.raised" && d["kind"] == "camera.offline";
+    let is_cleared =
+        |k: &str, d: &serde_json::Value| k == "alert.cleared" && d["kind"] == "camera.offline";
+
+    // nothing listens yet: offline, with the reason and without the password
+    let offline = next_of(&mut s, Duration::from_secs(30), is_offline)
+        .await
+        .expect("camera.offline while nothing serves the URL");
+    let text = offline.to_string();
+    assert_eq!(offline["source"], "entrance", "{text}");
+    assert!(
+        offline["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open camera source rtsp://viewer:***@127.0.0.1"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+
+    // the camera comes up: a retry opens it, the alert clears and Rose is recognised
+    let camera = RtspCamera::start(&frame, port);
+    next_of(&mut s, Duration::from_secs(30), is_cleared)
+        .await
+        .expect("the offline alert clears once the stream opens");
+    let arrived = next_of(&mut s, Duration::from_secs(30), |k, _| k == "vip.arrived")
+        .await
+        .expect("vip.arrived from the RTSP stream");
+    assert_eq!(arrived["customer_id"], "C-ROSE");
+    assert_eq!(arrived["camera"], "entrance");
+
+    // the camera goes away mid-stream: the loss is an alert, and no password either
+    drop(camera);
+    let lost = next_of(&mut s, Duration::from_secs(30), is_offline)
+        .await
+        .expect("camera.offline once the stream is lost");
+    assert!(!lost.to_string().contains("s3cret"), "{lost}");
+    assert_eq!(
+        lost["data"]["source"],
+        format!("rtsp://viewer:***@127.0.0.1:{port}/entrance")
+    );
+
+    // back on the same address: the capture reconnects by itself
+    let _camera = RtspCamera::start(&frame, port);
+    next_of(&mut s, Duration::from_secs(30), is_cleared)
+        .await
+        .expect("the offline alert clears when the stream is back");
     b.stop().await;
 }
