@@ -72,20 +72,39 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let db_path = cfg.db_path();
     std::fs::create_dir_all(&cfg.branch.data_dir)
         .with_context(|| format!("cannot create {}", cfg.branch.data_dir.display()))?;
+    let cfg2 = cfg.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let store = Store::open(&db_path)?;
         let r = ensure_demo_users(&store);
+        if r.is_ok() {
+            if let Err(e) = crate::vision::demo::enrol(&store, &cfg2) {
+                tracing::warn!(error = %format!("{e:#}"), "demo: the VIP could not be enrolled");
+            }
+        }
         store.close();
         r
     })
     .await??;
     let grace = cfg.daemon.shutdown_grace;
+    if let Some(id) = cfg.cameras.first().map(|c| &c.id) {
+        let vip = crate::vision::demo::demo_vip();
+        println!(
+            "demo camera: {id} plays a looped video; VIP {} arrives (relationship manager: {})",
+            vip.name,
+            vip.relationship_manager.as_deref().unwrap_or("-")
+        );
+    }
     let running = app::start(cfg).await?;
     let lobby = running.app.clone();
     running
         .app
         .tracker
         .spawn(async move { customers_arrive(lobby, CUSTOMER_EVERY).await });
+    let greeted = running.app.clone();
+    running
+        .app
+        .tracker
+        .spawn(async move { vips_take_tickets(greeted, VIP_TICKET_AFTER).await });
     println!("branchd demo is running: http://{}/", running.addr);
     println!("logins (user / password):");
     for (name, role, password) in DEMO_USERS {
@@ -144,5 +163,52 @@ pub async fn customers_arrive(app: App, every: Duration) {
             }
         }
         first = false;
+    }
+}
+
+/// How long after the camera recognises her the demo's VIP takes a ticket.
+pub const VIP_TICKET_AFTER: Duration = Duration::from_secs(20);
+
+/// The demo's VIPs walk from the door to the kiosk: `after` each `vip.arrived`, the
+/// customer takes a ticket for the first service (it carries her level and is linked to
+/// the arrival).
+pub async fn vips_take_tickets(app: App, after: Duration) {
+    let mut bus = app.store.subscribe();
+    loop {
+        let ev = tokio::select! {
+            () = app.cancel.cancelled() => return,
+            ev = bus.recv() => ev,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if ev.kind != "vip.arrived" {
+            continue;
+        }
+        let (Some(customer), Some(service)) = (
+            ev.data["customer_id"].as_str().map(str::to_string),
+            app.cfg.services.first().map(|s| s.code.clone()),
+        ) else {
+            continue;
+        };
+        let app2 = app.clone();
+        app.tracker.spawn(async move {
+            tokio::select! {
+                () = app2.cancel.cancelled() => return,
+                () = tokio::time::sleep(after) => {}
+            }
+            let req = queue::IssueRequest {
+                service,
+                customer_id: Some(customer),
+                customer_level: None,
+                appointment_id: None,
+                source: queue::Source::Pad,
+            };
+            if let Err(e) = queue::issue(&app2, req).await {
+                tracing::info!(error = %e, "demo: the VIP could not take a ticket");
+            }
+        });
     }
 }

@@ -42,9 +42,14 @@ python3 "$root/tools/docgen/docgen.py" --kind id-front --count 1 --seed 11 --out
 card=$(find "$work/card" -type f \( -name '*.jpg' -o -name '*.png' \) | head -n 1)
 [ -n "$card" ] || { echo "docgen made no image" >&2; exit 1; }
 
+# With the face photos, the demo's entrance camera plays a VIP arriving.
+vip=
+if grep -q "demo camera: entrance" "$artifacts/demo.log"; then vip="Rose Leslie"; fi
+
 cd "$here"
 BRANCHD_URL="$url" \
 BRANCHD_CREDENTIALS='lobby_manager=lobby:lobby-demo,supervisor=super:super-demo,device_admin=admin:admin-demo,branch_manager=manager:manager-demo' \
 ID_CARD_IMAGE="$card" \
+E2E_EXPECT_VIP="$vip" \
 ARTIFACTS_DIR="$artifacts" \
   node e2e/run.mjs

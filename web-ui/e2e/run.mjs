@@ -6,7 +6,8 @@
 //
 // Credentials can also come one role at a time: BRANCHD_LOBBY_MANAGER_USER / _PASSWORD, ...
 // CHROMIUM_PATH overrides /usr/bin/chromium. ID_CARD_IMAGE points at a photo to upload
-// (a generated test image is used otherwise). E2E_ROLES limits the roles run.
+// (a generated test image is used otherwise). E2E_ROLES limits the roles run. E2E_EXPECT_VIP
+// names a VIP whose arrival card (with the ticket she took) must appear.
 // Prints one line per step and closes with "N passed, N failed"; exits 1 on any failure.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -243,6 +244,15 @@ const flows = {
       await page.click('[data-test=tab-vip]')
       await page.waitForFunction(() => location.hash.startsWith('#/vip'))
       await visible(page, '[data-test=vip-list], .van-empty', 'the VIP list or its empty state')
+      // Against the demo with its entrance camera, the VIP it plays arrives and then takes
+      // a ticket, which her card shows.
+      const vip = process.env.E2E_EXPECT_VIP
+      if (!vip) return
+      await page.locator('[data-test=vip-list] .card', { hasText: vip }).first().waitFor({ timeout: 60000 })
+        .catch(() => { throw new Error(`no arrival card for ${vip} within 60 s`) })
+      await page.locator('[data-test=vip-list] .card', { hasText: vip }).locator('[data-test=vip-ticket]').first().waitFor({ timeout: 60000 })
+        .catch(() => { throw new Error(`the arrival card of ${vip} shows no ticket within 60 s`) })
+      await page.screenshot({ path: join(artifacts, 'vip-arrival.png') })
     })
     await step(page, 'ocr: upload an ID card image and see the fields', async () => {
       await page.click('[data-test=tab-ocr]')

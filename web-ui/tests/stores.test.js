@@ -52,6 +52,8 @@ describe('session store', () => {
     await s.login('lobby', 'pw')
     expect(s.role).toBe('lobby_manager')
     expect(s.loggedIn).toBe(true)
+    // the login name, which a VIP's relationship_manager names
+    expect(s.loginName).toBe('lobby')
   })
   it('logout forgets the user even if the call fails', async () => {
     api.logout.mockRejectedValue(new ApiError(0, 'network', 'down'))
@@ -201,6 +203,19 @@ describe('vip store', () => {
     v.fromEvent({ kind: 'vip.arrived', data: { customer_id: 'C1', level: 'gold' } })
     expect(v.data).toHaveLength(1)
     expect(api.vipArrivals).toHaveBeenCalledTimes(1)
+  })
+  it('shows the ticket the greeted customer took on her arrival only', async () => {
+    api.vipArrivals.mockResolvedValue({ arrivals: [
+      { id: 7, customer_id: 'C1', name: '刘女士', ts: '2026-11-22T01:00:00Z', tags: [] },
+      { id: 6, customer_id: 'C2', name: '吴先生', ts: '2026-11-22T00:50:00Z', tags: [], ticket: 'A003' },
+    ] })
+    const v = useVipStore()
+    await v.load()
+    expect(v.data.map((a) => a.ticket)).toEqual([null, 'A003'])
+    v.ticketed({ kind: 'vip.ticketed', data: { arrival_id: 7, customer_id: 'C1', number: 'A012' } })
+    expect(v.data.map((a) => a.ticket)).toEqual(['A012', 'A003'])
+    v.ticketed({ kind: 'vip.ticketed', data: { arrival_id: 99, customer_id: 'C9', number: 'A013' } })
+    expect(v.data.map((a) => a.ticket)).toEqual(['A012', 'A003'])
   })
 })
 

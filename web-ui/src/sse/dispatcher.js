@@ -10,7 +10,7 @@ export const KNOWN_KINDS = [
   'ticket.moved', 'ticket.served', 'ticket.no_show', 'ticket.reprint', 'ticket.printed',
   'queue.alert', 'queue.changed', 'counter.opened', 'counter.closed',
   'alert.raised', 'alert.acked', 'alert.cleared',
-  'vip.arrived',
+  'vip.arrived', 'vip.ticketed',
   'device.online', 'device.offline', 'device.status', 'device.signed_in', 'device.signed_out',
   'device.exception', 'device.exception_resolved', 'device.command', 'device.transaction',
   'device.consumable_used', 'device.card_read',

@@ -6,6 +6,7 @@ export const useSessionStore = defineStore('session', {
   getters: {
     role: (s) => (s.user ? s.user.role : null),
     username: (s) => (s.user ? s.user.display_name || s.user.name || s.user.username : null),
+    loginName: (s) => (s.user ? s.user.username || s.user.name || null : null),
     loggedIn: (s) => Boolean(s.user && s.user.role),
   },
   actions: {

@@ -17,6 +17,7 @@ export function normalizeArrival(a, fallbackTs) {
     confidence: o.confidence ?? null,
     camera: o.camera ?? o.camera_id ?? null,
     ts: o.ts ?? o.arrived_at ?? fallbackTs ?? null,
+    ticket: o.ticket ?? null,
   }
 }
 
@@ -45,6 +46,12 @@ export const useVipStore = defineStore('vip', {
       this.data = [a, ...this.data.filter((x) => x.id !== a.id)]
       if (!a.name && this.active && !this.unsupported) this.load()
       return a
+    },
+    /** The customer of an arrival took a ticket (`vip.ticketed`). */
+    ticketed(env) {
+      const d = (env && env.data) || {}
+      const id = String(d.arrival_id ?? '')
+      this.data = this.data.map((a) => (a.id === id ? { ...a, ticket: d.number ?? a.ticket } : a))
     },
   },
 })

@@ -24,6 +24,7 @@ export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, order
       else if (alerts.active) alerts.load()
     }),
     live.on('vip.arrived', (env) => vip.fromEvent(env)),
+    live.on('vip.ticketed', (env) => vip.ticketed(env)),
     live.on(['device.*', 'printer.*'], reloadDevices),
     live.on('auth.*', reloadTasks),
     live.on('order.*', (env) => {
