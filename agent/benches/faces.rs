@@ -9,6 +9,12 @@
 //! `FaceDetectorYN` (from opencv-python, installed into `$BRANCHD_CACHE/faces-venv` when
 //! missing) with the time ratio and the mean IoU of the boxes.
 //!
+//! Then end to end: the daemon runs with a camera playing a looped video (made with
+//! OpenCV's VideoWriter) of four people, each enrolled from another photo of them, for
+//! `FACES_E2E_S` seconds (default 40); every `vip.arrived` read from the SSE stream gives
+//! one sample of (time the event was read) − (`seen_at`: when the camera read the frame
+//! that confirmed the arrival). Printed: median and p95.
+//!
 //!     cargo bench -p branchd --bench faces
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -22,7 +28,7 @@ use std::time::Instant;
 use branchd::vision::detect::iou;
 use branchd::vision::engine::{FaceEngine, ModelNames};
 use branchd::vision::matcher::{Enrolled, Gallery, Rules};
-use opencv::core::{Mat, Rect, Scalar, Size, Vector};
+use opencv::core::Vector;
 use opencv::prelude::*;
 
 use common::{cache_root, env_or, models_dir};
@@ -39,29 +45,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 /// A 640x480 grey frame with the photo scaled into its middle, JPEG-encoded.
 fn camera_frame(photo: &Path) -> Vec<u8> {
     let img = branchd::ocr::image::decode(&std::fs::read(photo).expect("photo")).expect("decode");
-    let mut frame =
-        Mat::new_rows_cols_with_default(480, 640, opencv::core::CV_8UC3, Scalar::all(90.0))
-            .expect("frame");
-    let s = (640.0 / img.cols() as f64).min(480.0 / img.rows() as f64);
-    let (w, h) = (
-        (img.cols() as f64 * s) as i32,
-        (img.rows() as f64 * s) as i32,
-    );
-    let mut small = Mat::default();
-    opencv::imgproc::resize(
-        &img,
-        &mut small,
-        Size::new(w, h),
-        0.0,
-        0.0,
-        opencv::imgproc::INTER_AREA,
-    )
-    .expect("resize");
-    {
-        let mut roi =
-            Mat::roi_mut(&mut frame, Rect::new((640 - w) / 2, (480 - h) / 2, w, h)).expect("roi");
-        small.copy_to(&mut roi).expect("copy");
-    }
+    let frame = branchd::vision::demo::frame_with(Some(&img)).expect("frame");
     let mut buf = Vector::<u8>::new();
     opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &Vector::new()).expect("encode");
     buf.to_vec()
@@ -235,13 +219,27 @@ fn main() {
     println!("\nsustained: {fps:.1} frames/s (one worker, whole pipeline)\n");
 
     // OpenCV's FaceDetectorYN on the same frames
+    side_by_side(&frames, &det, &our_boxes, &engine, rounds, threads);
+    drop(engine);
+    end_to_end(&photos_dir, threads);
+}
+
+/// Detection side by side with OpenCV's `FaceDetectorYN` on the same frames.
+fn side_by_side(
+    frames: &[(String, Vec<u8>)],
+    det: &[f64],
+    our_boxes: &[Vec<[f32; 4]>],
+    engine: &FaceEngine,
+    rounds: usize,
+    threads: usize,
+) {
     let Some(py) = python_with_opencv() else {
         println!("OpenCV >= 4.8 for Python is not available: no side-by-side run");
         return;
     };
     let tmp = std::env::temp_dir().join(format!("branchd-faces-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("tmp");
-    for (name, bytes) in &frames {
+    for (name, bytes) in frames {
         std::fs::write(tmp.join(format!("{name}.jpg")), bytes).expect("write frame");
     }
     let spec = &engine.detector.spec;
@@ -303,7 +301,7 @@ fn main() {
             ious.push(f64::from(best));
         }
     }
-    let ours_med = percentile(&det, 0.5);
+    let ours_med = percentile(det, 0.5);
     let cv_med = percentile(&cv_ms, 0.5);
     println!(
         "## detection side by side (OpenCV {} FaceDetectorYN, same model and frames)\n",
@@ -313,7 +311,7 @@ fn main() {
     println!("|---|---:|---:|");
     println!(
         "| branchd (ort, letterbox 640x640) | {ours_med:.2} | {:.2} |",
-        percentile(&det, 0.95)
+        percentile(det, 0.95)
     );
     println!(
         "| OpenCV FaceDetectorYN (640x480) | {cv_med:.2} | {:.2} |",
@@ -327,4 +325,155 @@ fn main() {
         count_agree,
         frames.len()
     );
+}
+
+/// (enrolment photo, photo the camera sees) for each of four people.
+const E2E_PEOPLE: &[(&str, &str, &str)] = &[
+    ("C-ROSE", "rose_leslie_img1.jpg", "rose_leslie_img2.jpg"),
+    ("C-OBAMA", "test_obama1.jpg", "test_images_obama.jpg"),
+    ("C-BIDEN", "biden_biden2.jpg", "test_images_biden.jpg"),
+    (
+        "C-ALEX",
+        "alex_lacamoire_img1.jpg",
+        "examples_alex-lacamoire.png",
+    ),
+];
+
+/// End to end, frame read → `vip.arrived` on the SSE stream, through a running daemon.
+fn end_to_end(photos: &Path, threads: usize) {
+    let secs = env_or::<u64>("FACES_E2E_S", 40);
+    if secs == 0 {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lat = rt.block_on(e2e_run(photos, threads, secs));
+    println!(
+        "\n## end to end: camera frame read → vip.arrived on SSE ({secs} s, looped 10 fps video, 4 enrolled people, sample_fps 10, confirm 3 frames)\n"
+    );
+    if lat.is_empty() {
+        println!("no arrival was announced: nothing to report");
+        return;
+    }
+    println!("| arrivals | median ms | p95 ms | max ms |");
+    println!("|---:|---:|---:|---:|");
+    println!(
+        "| {} | {:.1} | {:.1} | {:.1} |",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95),
+        lat.iter().copied().fold(0.0, f64::max)
+    );
+}
+
+async fn e2e_run(photos: &Path, threads: usize, secs: u64) -> Vec<f64> {
+    use branchd::store::Store;
+    use futures_util::StreamExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let video = dir.path().join("entrance.avi");
+    let mut segments: Vec<(Option<PathBuf>, usize)> = Vec::new();
+    for (_, _, seen) in E2E_PEOPLE {
+        segments.push((Some(photos.join(seen)), 15));
+        segments.push((None, 5));
+    }
+    let segs: Vec<(Option<&Path>, usize)> =
+        segments.iter().map(|(p, n)| (p.as_deref(), *n)).collect();
+    branchd::vision::demo::write_video(&video, 10.0, &segs).expect("video");
+    let text = format!(
+        "[branch]\nid = \"B001\"\nname = \"bench\"\ndata_dir = \"{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [models]\ndir = \"{}\"\n[faces]\nthreads = {threads}\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 1\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\nloop = true\n",
+        dir.path().display(),
+        models_dir().display(),
+        video.display()
+    );
+    let cfg = branchd::config::Config::parse(&text).expect("bench config");
+    let (db, models, photos) = (cfg.db_path(), models_dir(), photos.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open(&db).expect("store");
+        let hash = branchd::users::hash_password("bench-password");
+        store
+            .write_blocking(move |tx| {
+                branchd::users::insert_user(tx, "lm", branchd::users::Role::LobbyManager, &hash)
+            })
+            .expect("user");
+        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).expect("models");
+        let model_id = eng.embedder.spec.model_id.clone();
+        for (id, enrol, _) in E2E_PEOPLE {
+            let emb = eng
+                .enrolment_embedding(&std::fs::read(photos.join(enrol)).expect("photo"))
+                .expect("enrolment");
+            let e = branchd::vision::gallery::LocalEnrolment {
+                customer_id: id.to_string(),
+                name: id.to_string(),
+                level: "vip1".into(),
+                tags: Vec::new(),
+                relationship_manager: None,
+            };
+            let m = model_id.clone();
+            store
+                .write_blocking(move |tx| {
+                    branchd::vision::gallery::enrol_local(tx, &e, &emb, &m, "bench")
+                })
+                .expect("enrol");
+        }
+        store.close();
+    })
+    .await
+    .expect("prepare");
+    let running = branchd::app::start(cfg).await.expect("daemon starts");
+    let base = format!("http://{}", running.addr);
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let login = c
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "lm", "password": "bench-password"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 200, "login");
+    let resp = c
+        .get(format!("{base}/api/v1/events"))
+        .send()
+        .await
+        .expect("events");
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut lat = Vec::new();
+    let end = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(end, body.next()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            let received = chrono::Utc::now();
+            if !frame
+                .lines()
+                .any(|l| l.trim() == "event: vip.arrived" || l.trim() == "event:vip.arrived")
+            {
+                continue;
+            }
+            let data: String = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            let v: serde_json::Value = serde_json::from_str(&data).expect("event JSON");
+            let seen = v["data"]["seen_at"].as_str().expect("seen_at");
+            let seen = chrono::DateTime::parse_from_rfc3339(seen).expect("seen_at time");
+            lat.push(
+                (received - seen.with_timezone(&chrono::Utc))
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0,
+            );
+        }
+    }
+    drop(body);
+    running.shutdown(std::time::Duration::from_secs(5)).await;
+    lat
 }
