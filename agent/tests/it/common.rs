@@ -24,6 +24,15 @@ pub struct TestBox {
     _dir: tempfile::TempDir,
 }
 
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn config_text(dir: &std::path::Path, extra: &str) -> String {
     format!(
         r#"

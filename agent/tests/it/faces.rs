@@ -686,16 +686,10 @@ async fn an_image_folder_camera_is_retried_until_it_holds_frames_and_then_recogn
     // frames appear (written whole, then renamed in): the retry opens the folder, the
     // alert clears and Rose's second photo is recognised, once in the period however
     // often the folder plays
-    let frame = branchd::vision::demo::frame_with(Some(
-        &branchd::ocr::image::decode(&std::fs::read(&photos[7].1).unwrap()).unwrap(),
-    ))
-    .unwrap();
+    let jpeg = camera_jpeg(&photos[7].1);
     for i in 0..5 {
         let tmp = folder.path().join(format!(".f{i}.tmp"));
-        let mut buf = opencv::core::Vector::<u8>::new();
-        opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &opencv::core::Vector::new())
-            .unwrap();
-        std::fs::write(&tmp, buf.as_slice()).unwrap();
+        std::fs::write(&tmp, &jpeg).unwrap();
         std::fs::rename(&tmp, folder.path().join(format!("f{i}.jpg"))).unwrap();
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -761,6 +755,15 @@ async fn a_looped_video_plays_again_and_gives_one_arrival_per_period() {
     b.stop().await;
 }
 
+/// `photo` in a 640x480 camera frame, JPEG-encoded.
+fn camera_jpeg(photo: &Path) -> Vec<u8> {
+    let img = branchd::ocr::image::decode(&std::fs::read(photo).unwrap()).unwrap();
+    let frame = branchd::vision::demo::frame_with(Some(&img)).unwrap();
+    let mut buf = opencv::core::Vector::<u8>::new();
+    opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &opencv::core::Vector::new()).unwrap();
+    buf.as_slice().to_vec()
+}
+
 /// A network camera: `tests/data/rtsp_camera.py` serving `frame` over RTSP on `port`.
 struct RtspCamera(std::process::Child);
 
@@ -795,14 +798,6 @@ impl Drop for RtspCamera {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The data of the next event that `want` accepts (by kind and data), within `wait`.
 async fn next_of(
     s: &mut crate::sse::Reader,
@@ -829,17 +824,8 @@ async fn an_rtsp_camera_is_retried_until_it_serves_recognises_and_reconnects_aft
     let work = tempfile::tempdir().unwrap();
     // the camera sees Rose's second photo, in a 640x480 frame
     let frame = work.path().join("frame.jpg");
-    let img = branchd::ocr::image::decode(&std::fs::read(&photos[7].1).unwrap()).unwrap();
-    let mut buf = opencv::core::Vector::<u8>::new();
-    opencv::imgcodecs::imencode(
-        ".jpg",
-        &branchd::vision::demo::frame_with(Some(&img)).unwrap(),
-        &mut buf,
-        &opencv::core::Vector::new(),
-    )
-    .unwrap();
-    std::fs::write(&frame, buf.as_slice()).unwrap();
-    let port = free_port();
+    std::fs::write(&frame, camera_jpeg(&photos[7].1)).unwrap();
+    let port = crate::common::free_port();
     let models = models_dir();
     // a camera account's password in the URL must never reach an alert
     let extra = format!(

@@ -9,7 +9,7 @@ use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::{Paper, PrinterSim};
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code};
+use crate::common::{TestBox, error_code, free_port};
 
 const LOBBY: &str = r#"
 [[services]]
@@ -714,14 +714,6 @@ async fn an_issued_ticket_comes_out_of_the_printer_and_paper_out_is_survived() {
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_branchd");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn_daemon(cfg: &std::path::Path) -> std::process::Child {
     std::process::Command::new(BIN)

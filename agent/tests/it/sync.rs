@@ -13,18 +13,10 @@ use branchd::store::{Store, StoreError};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, Transport};
 use serde_json::{Value, json};
 
-use crate::common::config_text;
+use crate::common::{config_text, free_port};
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 const BRANCH: &str = "T001";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Mosquitto of our own, with persistence (so a subscriber's queued messages survive a
 /// restart), killed on drop.
