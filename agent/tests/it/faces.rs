@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::TestBox;
 use branchd::ocr::image::ImageError;
 use branchd::vision::engine::{Detector, EnrolError, FaceEngine, FaceError, ModelNames};
 use branchd::vision::matcher::{Enrolled, Gallery, Rules};
@@ -375,35 +376,43 @@ fn write_video(path: &Path, segments: &[(Option<&Path>, usize)]) {
         .expect("a video made with VideoWriter");
 }
 
-/// Enrol `photo` as customer `id` (gold, tagged birthday, relationship manager `rm`).
-fn enrol(store: &branchd::store::Store, models: &Path, id: &str, photo: &Path, rm: &str) {
-    let mut eng = FaceEngine::load(models, &ModelNames::default(), 2).unwrap();
-    let emb = eng
-        .enrolment_embedding(&std::fs::read(photo).unwrap())
-        .unwrap();
-    let e = branchd::vision::gallery::LocalEnrolment {
-        customer_id: id.into(),
-        name: "Rose Leslie".into(),
-        level: "gold".into(),
-        tags: vec!["birthday".into()],
-        relationship_manager: Some(rm.into()),
-    };
-    store
-        .write_blocking(move |tx| {
-            branchd::vision::gallery::enrol_local(
-                tx,
-                &e,
-                &emb,
-                "face_reidentification_retail_0095",
-                "test",
-            )
-        })
-        .unwrap();
+/// A running box with the shipped face models, `config` (its `[faces]` and `[[cameras]]`)
+/// and Rose Leslie enrolled from her first photo as customer `C-ROSE` (gold, tagged
+/// birthday, relationship manager `rm`).
+async fn box_with_rose(photos: &[(&'static str, PathBuf)], rm: &str, config: &str) -> TestBox {
+    let models = models_dir();
+    let extra = format!("[models]\ndir = \"{}\"\n{config}", models.display());
+    let (photo, rm) = (photos[6].1.clone(), rm.to_string());
+    TestBox::start_prepared(&extra, move |store| {
+        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).unwrap();
+        let emb = eng
+            .enrolment_embedding(&std::fs::read(photo).unwrap())
+            .unwrap();
+        let e = branchd::vision::gallery::LocalEnrolment {
+            customer_id: "C-ROSE".into(),
+            name: "Rose Leslie".into(),
+            level: "gold".into(),
+            tags: vec!["birthday".into()],
+            relationship_manager: Some(rm),
+        };
+        store
+            .write_blocking(move |tx| {
+                branchd::vision::gallery::enrol_local(
+                    tx,
+                    &e,
+                    &emb,
+                    "face_reidentification_retail_0095",
+                    "test",
+                )
+            })
+            .unwrap();
+    })
+    .await
 }
 
 /// A lobby manager's client and the event stream from the start (no request timeout: the
 /// stream stays open longer than the helpers' 20 s).
-async fn lobby_stream(b: &crate::common::TestBox) -> (reqwest::Client, crate::sse::Reader) {
+async fn lobby_stream(b: &TestBox) -> (reqwest::Client, crate::sse::Reader) {
     let c = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -456,12 +465,10 @@ fn ms_of(t: &serde_json::Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
-    use crate::common::TestBox;
     use std::time::Duration;
     let Some(photos) = photos() else { return };
     let vids = tempfile::tempdir().unwrap();
     let video = vids.path().join("entrance.avi");
-    let rose = photos[6].1.clone();
     let (rose2, obama, biden) = (
         photos[7].1.clone(),
         photos[0].1.clone(),
@@ -481,18 +488,13 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
             (None, 5),
         ],
     );
-    let models = models_dir();
-    let extra = format!(
-        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 3600\n\
+    // her relationship manager is a user of this box: the branch manager
+    let config = format!(
+        "[faces]\nsample_fps = 10\nconfirm_frames = 3\narrival_period_s = 3600\n\
          [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\n{LOBBY_SERVICE}",
-        models.display(),
         video.display()
     );
-    // her relationship manager is a user of this box: the branch manager
-    let b = TestBox::start_prepared(&extra, move |store| {
-        enrol(store, &models, "C-ROSE", &rose, "branch_manager")
-    })
-    .await;
+    let b = box_with_rose(&photos, "branch_manager", &config).await;
     let (c, mut s) = lobby_stream(&b).await;
     // the video plays in real time (11 s); then give inference time to finish
     let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
@@ -601,7 +603,6 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_camera_file_or_device_raises_an_alert_naming_it() {
-    use crate::common::TestBox;
     use std::time::Duration;
     // (camera, source): a video file that is not there, a V4L2 device that is not there
     let cases = [("door", "/nonexistent/door.avi"), ("desk", "/dev/video77")];
@@ -650,22 +651,15 @@ async fn an_unreadable_camera_file_or_device_raises_an_alert_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_folder_camera_is_retried_until_it_holds_frames_and_then_recognises() {
-    use crate::common::TestBox;
     use std::time::Duration;
     let Some(photos) = photos() else { return };
     let folder = tempfile::tempdir().unwrap();
-    let models = models_dir();
-    let extra = format!(
-        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 3\nreconnect_max_s = 1\n\
+    let config = format!(
+        "[faces]\nsample_fps = 10\nconfirm_frames = 3\nreconnect_max_s = 1\n\
          [[cameras]]\nid = \"side\"\nsource = \"{}\"\nloop = true\n",
-        models.display(),
         folder.path().display()
     );
-    let rose = photos[6].1.clone();
-    let b = TestBox::start_prepared(&extra, move |store| {
-        enrol(store, &models, "C-ROSE", &rose, "RM-7")
-    })
-    .await;
+    let b = box_with_rose(&photos, "RM-7", &config).await;
     let (_c, mut s) = lobby_stream(&b).await;
     // an empty folder: the camera is offline, with the reason
     let mut offline = None;
@@ -721,25 +715,18 @@ async fn an_image_folder_camera_is_retried_until_it_holds_frames_and_then_recogn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looped_video_plays_again_and_gives_one_arrival_per_period() {
-    use crate::common::TestBox;
     use std::time::Duration;
     let Some(photos) = photos() else { return };
     let vids = tempfile::tempdir().unwrap();
     let video = vids.path().join("loop.avi");
     // 1.2 s a loop: Rose for 0.8 s, an empty doorway for 0.4 s
     write_video(&video, &[(Some(&photos[7].1), 8), (None, 4)]);
-    let models = models_dir();
-    let extra = format!(
-        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 10\nconfirm_frames = 2\narrival_period_s = 3\n\
+    let config = format!(
+        "[faces]\nsample_fps = 10\nconfirm_frames = 2\narrival_period_s = 3\n\
          [[cameras]]\nid = \"entrance\"\nsource = \"{}\"\nloop = true\n",
-        models.display(),
         video.display()
     );
-    let rose = photos[6].1.clone();
-    let b = TestBox::start_prepared(&extra, move |store| {
-        enrol(store, &models, "C-ROSE", &rose, "RM-7")
-    })
-    .await;
+    let b = box_with_rose(&photos, "RM-7", &config).await;
     let (_c, mut s) = lobby_stream(&b).await;
     // a single play would give one arrival; 10 s of a looped one gives one every period
     let arrivals = arrivals_within(&mut s, Duration::from_secs(10)).await;
@@ -818,7 +805,6 @@ async fn next_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_camera_is_retried_until_it_serves_recognises_and_reconnects_after_a_loss() {
-    use crate::common::TestBox;
     use std::time::Duration;
     let Some(photos) = photos() else { return };
     let work = tempfile::tempdir().unwrap();
@@ -826,18 +812,12 @@ async fn an_rtsp_camera_is_retried_until_it_serves_recognises_and_reconnects_aft
     let frame = work.path().join("frame.jpg");
     std::fs::write(&frame, camera_jpeg(&photos[7].1)).unwrap();
     let port = crate::common::free_port();
-    let models = models_dir();
     // a camera account's password in the URL must never reach an alert
-    let extra = format!(
-        "[models]\ndir = \"{}\"\n[faces]\nsample_fps = 5\nconfirm_frames = 3\nreconnect_max_s = 1\n\
-         [[cameras]]\nid = \"entrance\"\nsource = \"rtsp://viewer:s3cret@127.0.0.1:{port}/entrance\"\n",
-        models.display()
+    let config = format!(
+        "[faces]\nsample_fps = 5\nconfirm_frames = 3\nreconnect_max_s = 1\n\
+         [[cameras]]\nid = \"entrance\"\nsource = \"rtsp://viewer:s3cret@127.0.0.1:{port}/entrance\"\n"
     );
-    let rose = photos[6].1.clone();
-    let b = TestBox::start_prepared(&extra, move |store| {
-        enrol(store, &models, "C-ROSE", &rose, "RM-7")
-    })
-    .await;
+    let b = box_with_rose(&photos, "RM-7", &config).await;
     let (_c, mut s) = lobby_stream(&b).await;
     let is_offline =
         |k: &str, d: &serde_json::Value| k == "alert.raised" && d["kind"] == "camera.offline";
