@@ -380,14 +380,14 @@ fn write_video(path: &Path, segments: &[(Option<&Path>, usize)]) {
 /// and Rose Leslie enrolled from her first photo as customer `C-ROSE` (gold, tagged
 /// birthday, relationship manager `rm`).
 async fn box_with_rose(photos: &[(&'static str, PathBuf)], rm: &str, config: &str) -> TestBox {
-    let models = models_dir();
-    let extra = format!("[models]\ndir = \"{}\"\n{config}", models.display());
+    let extra = format!("[models]\ndir = \"{}\"\n{config}", models_dir().display());
     let (photo, rm) = (photos[6].1.clone(), rm.to_string());
     TestBox::start_prepared(&extra, move |store| {
-        let mut eng = FaceEngine::load(&models, &ModelNames::default(), 2).unwrap();
+        let mut eng = engine();
         let emb = eng
             .enrolment_embedding(&std::fs::read(photo).unwrap())
             .unwrap();
+        let model_id = eng.embedder.spec.model_id.clone();
         let e = branchd::vision::gallery::LocalEnrolment {
             customer_id: "C-ROSE".into(),
             name: "Rose Leslie".into(),
@@ -397,13 +397,7 @@ async fn box_with_rose(photos: &[(&'static str, PathBuf)], rm: &str, config: &st
         };
         store
             .write_blocking(move |tx| {
-                branchd::vision::gallery::enrol_local(
-                    tx,
-                    &e,
-                    &emb,
-                    "face_reidentification_retail_0095",
-                    "test",
-                )
+                branchd::vision::gallery::enrol_local(tx, &e, &emb, &model_id, "test")
             })
             .unwrap();
     })
