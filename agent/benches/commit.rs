@@ -78,7 +78,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.db")).unwrap();
+    let store = branchd::app::open_store(&dir.path().join("bench.db")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let rows = rt.block_on(async {
         vec![

@@ -44,7 +44,7 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 
 /// A 640x480 grey frame with the photo scaled into its middle, JPEG-encoded.
 fn camera_frame(photo: &Path) -> Vec<u8> {
-    let img = branchd::ocr::image::decode(&std::fs::read(photo).expect("photo")).expect("decode");
+    let img = branchd::image::decode(&std::fs::read(photo).expect("photo")).expect("decode");
     let frame = branchd::vision::demo::frame_with(Some(&img)).expect("frame");
     let mut buf = Vector::<u8>::new();
     opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &Vector::new()).expect("encode");
@@ -118,7 +118,7 @@ fn main() {
     // gallery: one embedding per frame's face, and 995 random unit vectors
     let mut gallery = Gallery::default();
     for (name, bytes) in frames.iter().take(5) {
-        let img = branchd::ocr::image::decode(bytes).expect("decode");
+        let img = branchd::image::decode(bytes).expect("decode");
         if let Some((_, e)) = engine
             .faces_with_embeddings(&img)
             .expect("faces")
@@ -145,7 +145,7 @@ fn main() {
             embedding: branchd::vision::engine::normalise(v).expect("non-zero"),
         });
     }
-    let rules = Rules::from(&branchd::vision::config::FacesConfig::default());
+    let rules = Rules::from(&branchd::config::faces::FacesConfig::default());
 
     let (mut dec, mut det, mut ali, mut emb, mut mat, mut tot) = (
         Vec::new(),
@@ -159,7 +159,7 @@ fn main() {
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     // warm-up
     for (_, bytes) in &frames {
-        let img = branchd::ocr::image::decode(bytes).expect("decode");
+        let img = branchd::image::decode(bytes).expect("decode");
         let _ = engine.faces_with_embeddings(&img);
     }
     let wall = Instant::now();
@@ -168,7 +168,7 @@ fn main() {
         for (i, (_, bytes)) in frames.iter().enumerate() {
             let t0 = Instant::now();
             let t = Instant::now();
-            let img = branchd::ocr::image::decode(bytes).expect("decode");
+            let img = branchd::image::decode(bytes).expect("decode");
             dec.push(ms(t));
             let t = Instant::now();
             let faces = engine.detector.detect(&img).expect("detect");
@@ -370,7 +370,6 @@ fn end_to_end(photos: &Path, threads: usize) {
 }
 
 async fn e2e_run(photos: &Path, threads: usize, secs: u64) -> Vec<f64> {
-    use branchd::store::Store;
     use futures_util::StreamExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let video = dir.path().join("entrance.avi");
@@ -393,7 +392,7 @@ async fn e2e_run(photos: &Path, threads: usize, secs: u64) -> Vec<f64> {
     let cfg = branchd::config::Config::parse(&text).expect("bench config");
     let (db, models, photos) = (cfg.db_path(), models_dir(), photos.to_path_buf());
     tokio::task::spawn_blocking(move || {
-        let store = Store::open(&db).expect("store");
+        let store = branchd::app::open_store(&db).expect("store");
         let hash = branchd::users::hash_password("bench-password");
         store
             .write_blocking(move |tx| {
@@ -406,7 +405,7 @@ async fn e2e_run(photos: &Path, threads: usize, secs: u64) -> Vec<f64> {
             let emb = eng
                 .enrolment_embedding(&std::fs::read(photos.join(enrol)).expect("photo"))
                 .expect("enrolment");
-            let e = branchd::vision::gallery::LocalEnrolment {
+            let e = branchd::vips::LocalEnrolment {
                 customer_id: id.to_string(),
                 name: id.to_string(),
                 level: "vip1".into(),
@@ -415,9 +414,7 @@ async fn e2e_run(photos: &Path, threads: usize, secs: u64) -> Vec<f64> {
             };
             let m = model_id.clone();
             store
-                .write_blocking(move |tx| {
-                    branchd::vision::gallery::enrol_local(tx, &e, &emb, &m, "bench")
-                })
+                .write_blocking(move |tx| branchd::vips::enrol_local(tx, &e, &emb, &m, "bench"))
                 .expect("enrol");
         }
         store.close();

@@ -344,7 +344,7 @@ fn compare_with_rapidocr(compared: &BTreeMap<&str, Vec<(PathBuf, f64)>>, rapid: 
         "| document | images | branchd median / p90 | RapidOCR median / p90 | ratio of medians (RapidOCR / branchd) |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let manifest = branchd::ocr::models::manifest().unwrap_or_default();
+    let manifest = branchd::models::manifest().unwrap_or_default();
     for (kind, items) in compared {
         let images: Vec<PathBuf> = items.iter().map(|i| i.0.clone()).collect();
         let r = match rapidocr_times(&py, &images) {

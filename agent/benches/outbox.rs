@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use branchd::config::Config;
-use branchd::store::{Store, StoreError};
+use branchd::store::StoreError;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use serde_json::json;
 
@@ -92,7 +92,7 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
     let db = cfg.db_path();
     let commit = Instant::now();
     tokio::task::spawn_blocking(move || {
-        let store = Store::open(&db).unwrap();
+        let store = branchd::app::open_store(&db).unwrap();
         for chunk in 0..n.div_ceil(1000) {
             let k = 1000.min(n - chunk * 1000);
             store
@@ -115,7 +115,7 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
     let rss_before = rss_mb();
     let started = Instant::now();
     let running = branchd::app::start(cfg).await.unwrap();
-    let store = running.app.store.clone();
+    let store = running.core.store.clone();
     let mut peak = rss_before;
     loop {
         let depth = store.read(branchd::store::outbox_depth).await.unwrap();

@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use branchd::app::{self, App};
+use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{self, IssueRequest, Source, ops};
+use branchd::queue::{IssueRequest, Queue, Source, ops};
 use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::PrinterSim;
 
@@ -36,24 +36,20 @@ fn request(i: usize) -> IssueRequest {
 }
 
 /// Issue without the printer (one transaction with its event).
-async fn issue_unprinted(app: &App, i: usize) {
-    let cfg = app.cfg.clone();
-    let now = app.queue.now();
+async fn issue_unprinted(q: &Queue, i: usize) {
     let req = request(i);
-    app.store
-        .write(move |tx| ops::issue(tx, &cfg, now, &req))
+    q.operate(move |tx, cfg, now| ops::issue(tx, cfg, now, &req))
         .await
         .expect("issue");
 }
 
-async fn call_and_serve(app: &App, counter: &'static str) {
-    let t = queue::operate(app, move |tx, cfg, now| {
-        ops::call_next(tx, cfg, now, counter)
-    })
-    .await
-    .expect("call-next");
+async fn call_and_serve(q: &Queue, counter: &'static str) {
+    let t = q
+        .operate(move |tx, cfg, now| ops::call_next(tx, cfg, now, counter))
+        .await
+        .expect("call-next");
     let n = t.number;
-    queue::operate(app, move |tx, cfg, now| ops::serve_done(tx, cfg, now, &n))
+    q.operate(move |tx, cfg, now| ops::serve_done(tx, cfg, now, &n))
         .await
         .expect("serve-done");
 }
@@ -75,8 +71,8 @@ fn row(case: &'static str, mut lat: Vec<Duration>) -> Row {
     }
 }
 
-async fn waiting(app: &App) -> usize {
-    queue::snapshot(app).await.expect("queue").waiting.len()
+async fn waiting(q: &Queue) -> usize {
+    q.snapshot().await.expect("queue").waiting.len()
 }
 
 async fn bench() -> anyhow::Result<()> {
@@ -122,7 +118,7 @@ services = ["corporate"]
     );
     let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let running = app::start(cfg).await?;
-    let app = running.app.clone();
+    let app = running.modules.queue.clone();
     let mut i = 0;
     while waiting(&app).await < WAITING {
         issue_unprinted(&app, i).await;
@@ -134,7 +130,7 @@ services = ["corporate"]
     let mut lat = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        let issued = queue::issue(&app, request(i)).await?;
+        let issued = app.issue(request(i)).await?;
         lat.push(t.elapsed());
         anyhow::ensure!(issued.printed, "the simulated printer did not print");
         i += 1;
@@ -155,7 +151,8 @@ services = ["corporate"]
     let mut lat = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        queue::operate(&app, |tx, cfg, now| ops::call_next(tx, cfg, now, "2")).await?;
+        app.operate(|tx, cfg, now| ops::call_next(tx, cfg, now, "2"))
+            .await?;
         lat.push(t.elapsed());
         issue_unprinted(&app, i).await;
         i += 1;

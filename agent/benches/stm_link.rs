@@ -202,7 +202,7 @@ fn main() {
     }
     let rate = median(rates.clone());
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let store = branchd::app::open_store(&dir.path().join("bench.db")).expect("store");
     let mut committed = Vec::new();
     for r in 0..rounds {
         committed.push(rt.block_on(events_per_second(n_events, 300 + r as u64, Some(&store))));

@@ -8,7 +8,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::store::{StoreError, Tx, rfc3339};
+use crate::clock::rfc3339;
+use crate::core::Core;
+use crate::http::error::ApiError;
+use crate::http::{Access, Route, ok_json};
+use crate::store::{StoreError, Tx};
 
 /// How urgent an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,4 +214,34 @@ pub fn list(c: &Connection, limit: usize) -> Result<Vec<Alert>, StoreError> {
     ))?;
     let rows = stmt.query_map([limit as i64], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl From<AckError> for ApiError {
+    fn from(e: AckError) -> Self {
+        match e {
+            AckError::NotFound(id) => {
+                ApiError::not_found("alert_not_found", format!("no alert {id}"))
+            }
+            AckError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `GET /api/v1/alerts` and `POST /api/v1/alerts/{id}/ack`, for every member of staff.
+pub fn routes(core: &Core) -> Vec<Route> {
+    vec![
+        Route::get("/api/v1/alerts", Access::Staff).to(core.clone(), |core, _| async move {
+            Ok(ok_json(&core.store.read(|c| list(c, 200)).await?))
+        }),
+        Route::post("/api/v1/alerts/{id}/ack", Access::Staff).to(
+            core.clone(),
+            |core, req| async move {
+                let id: i64 = req.parse("id")?;
+                let by = req.username()?;
+                Ok(ok_json(
+                    &core.store.write(move |tx| ack(tx, id, &by)).await?,
+                ))
+            },
+        ),
+    ]
 }

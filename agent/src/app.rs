@@ -1,77 +1,44 @@
 //! The daemon's lifecycle: start every part in order, run until told to stop, drain.
 //!
-//! Every long-lived task is spawned on the [`App`]'s `TaskTracker` and watches its
+//! This is where the daemon is composed: the store with every module's schema, the
+//! [`Core`], the modules ([`Modules`]), the router over their routes. Nothing below imports
+//! this file.
+//!
+//! Every long-lived task is spawned on the core's `TaskTracker` and watches its
 //! `CancellationToken`; shutdown cancels the token, waits for the tracker with a grace
 //! period, and says whether the grace period ran out.
 
 use std::net::SocketAddr;
-use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::http;
-use crate::http::auth::Throttle;
-use crate::http::metrics::Metrics;
-use crate::store::Store;
+use crate::core::Core;
+use crate::http::auth::Auth;
+use crate::http::{self, RouteSpec, Router};
+use crate::modules::Modules;
+use crate::store::{Store, StoreError};
 
-/// Everything the services and handlers share.
-#[derive(Debug)]
-pub struct AppInner {
-    /// The validated configuration.
-    pub cfg: Arc<Config>,
-    /// The database.
-    pub store: Store,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Login throttling state. A std `Mutex` inside: it is held for microseconds and never
-    /// across an `.await`.
-    pub throttle: Throttle,
-    /// When the daemon started.
-    pub started: Instant,
-    /// Cancelled once, when the daemon stops.
-    pub cancel: CancellationToken,
-    /// Owns every long-lived task.
-    pub tracker: TaskTracker,
-    /// In-process signals between modules (never leave the box).
-    pub signals: tokio::sync::broadcast::Sender<crate::signals::Signal>,
-    /// The lobby queue and the ticket printer.
-    pub queue: crate::queue::State,
-    /// STMs, the ID card reader, authorisation tasks.
-    pub devices: crate::devices::State,
-    /// The head-office link.
-    pub sync: crate::sync::State,
-    /// Head-office orders and their step timers.
-    pub orders: crate::orders::State,
-    /// The OCR worker pool.
-    pub ocr: crate::ocr::State,
-    /// VIP recognition: the gallery generation the camera workers follow.
-    pub vision: crate::vision::State,
-}
-
-/// A cheap handle on the running daemon's shared state.
-#[derive(Debug, Clone)]
-pub struct App(Arc<AppInner>);
-
-impl Deref for App {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
+/// Open (creating and migrating if needed) the daemon's database with every module's
+/// schema.
+pub fn open_store(path: &Path) -> Result<Store, StoreError> {
+    Store::open(path, crate::modules::SCHEMAS)
 }
 
 /// A started daemon.
 #[derive(Debug)]
 pub struct Running {
-    /// Its shared state.
-    pub app: App,
+    /// The core every module shares.
+    pub core: Core,
+    /// The modules' handles.
+    pub modules: Modules,
     /// The address the HTTP server is bound to.
     pub addr: SocketAddr,
+    router: Arc<Router>,
 }
 
 /// Open the database, bind the HTTP port and start every service. The config has been
@@ -81,7 +48,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let db_path = cfg.db_path();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+    let store = tokio::task::spawn_blocking(move || open_store(&db_path))
         .await?
         .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
     let tls = cfg.http.tls.as_ref().map(http::tls_acceptor).transpose()?;
@@ -89,52 +56,48 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
     let addr = listener.local_addr()?;
-    let queue = crate::queue::State::new(&cfg)?;
-    let devices = crate::devices::State::new(&cfg)?;
-    let sync = crate::sync::State::new(&cfg)?;
-    let orders = crate::orders::State::new(&cfg)?;
-    let ocr = crate::ocr::State::new(&cfg)?;
-    let vision = crate::vision::State::new(&cfg)?;
-    let app = App(Arc::new(AppInner {
-        signals: tokio::sync::broadcast::channel(256).0,
-        queue,
-        devices,
-        sync,
-        orders,
-        ocr,
-        vision,
-        throttle: Throttle::new(cfg.http.login_max_failures, cfg.http.login_lockout),
-        metrics: Metrics::new(store.clone()),
-        cfg: Arc::new(cfg),
-        store,
-        started: Instant::now(),
-        cancel: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-    }));
-    crate::modules::start(&app)?;
-    app.tracker.spawn(http::serve(
+    let core = Core::new(cfg, store);
+    let modules = Modules::new(&core);
+    modules.start();
+    let auth = Auth::new(&core);
+    let router = Arc::new(Router::new(
+        &core,
+        auth.clone(),
+        modules.routes(&core, &auth),
+    ));
+    core.spawn(http::serve(
         listener,
         tls,
-        http::router(&app),
-        app.cancel.clone(),
+        router.clone().filter(),
+        core.cancel.clone(),
     ));
-    let scheme = if app.cfg.http.tls.is_some() {
+    let scheme = if core.cfg.http.tls.is_some() {
         "https"
     } else {
         "http"
     };
-    tracing::info!(%addr, scheme, branch = %app.cfg.branch.id, "branchd started");
-    Ok(Running { app, addr })
+    tracing::info!(%addr, scheme, branch = %core.cfg.branch.id, "branchd started");
+    Ok(Running {
+        core,
+        modules,
+        addr,
+        router,
+    })
 }
 
 impl Running {
+    /// Every route the daemon answers, as declared.
+    pub fn routes(&self) -> Vec<RouteSpec> {
+        self.router.specs()
+    }
+
     /// Stop every task and wait up to `grace` for them; then close the database.
     /// Returns false when the grace period ran out.
     pub async fn shutdown(self, grace: Duration) -> bool {
-        let app = self.app;
-        app.cancel.cancel();
-        app.tracker.close();
-        let drained = tokio::time::timeout(grace, app.tracker.wait())
+        let core = self.core;
+        core.cancel.cancel();
+        core.tracker.close();
+        let drained = tokio::time::timeout(grace, core.tracker.wait())
             .await
             .is_ok();
         if drained {
@@ -145,7 +108,7 @@ impl Running {
                 "grace period ran out; exiting with tasks still running"
             );
         }
-        let store = app.store.clone();
+        let store = core.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
         drained
     }
@@ -169,8 +132,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Tell systemd we are ready, and keep its watchdog fed while the database answers.
-pub fn notify_systemd(app: &App) {
-    let status = format!("STATUS=serving branch {}", app.cfg.branch.id);
+pub fn notify_systemd(core: &Core) {
+    let status = format!("STATUS=serving branch {}", core.cfg.branch.id);
     if let Err(e) = sd_notify::notify(
         false,
         &[
@@ -185,19 +148,20 @@ pub fn notify_systemd(app: &App) {
         return;
     }
     let period = Duration::from_micros(usec) / 2;
-    let app2 = app.clone();
-    app.tracker.spawn(async move {
+    let core2 = core.clone();
+    core.spawn(async move {
         let mut tick = tokio::time::interval(period);
         loop {
             tokio::select! {
-                _ = app2.cancel.cancelled() => return,
+                _ = core2.cancel.cancelled() => return,
                 _ = tick.tick() => {}
             }
             // Only a daemon whose writer still commits deserves a ping: a wedged database
             // gets us restarted by systemd.
             let alive = tokio::time::timeout(
                 period,
-                app2.store
+                core2
+                    .store
                     .write(|tx| -> Result<(), crate::store::StoreError> {
                         tx.conn().query_row("SELECT 1", [], |_| Ok(()))?;
                         Ok(())
@@ -218,7 +182,7 @@ pub fn notify_systemd(app: &App) {
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let grace = cfg.daemon.shutdown_grace;
     let running = start(cfg).await?;
-    notify_systemd(&running.app);
+    notify_systemd(&running.core);
     shutdown_signal().await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     running.shutdown(grace).await;

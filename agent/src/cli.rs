@@ -13,8 +13,13 @@ use crate::config::{Config, ConfigError, LogFormat};
 use crate::store::Store;
 use crate::users::{self, Role};
 
-/// Exit code for bad usage and bad config (sysexits EX_USAGE).
-pub const EX_USAGE: u8 = 64;
+/// Open the daemon's database in `data_dir` for a command.
+fn open_data_dir(data_dir: &std::path::Path) -> anyhow::Result<Store> {
+    crate::app::open_store(&data_dir.join("branchd.db"))
+        .with_context(|| format!("cannot open the database in {}", data_dir.display()))
+}
+
+pub use crate::config::EX_USAGE;
 
 /// branchd — the edge daemon of a smart bank branch.
 #[derive(Debug, Parser)]
@@ -232,7 +237,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hq(args) => crate::sync::hq::run(args),
         Command::Ocr(args) => crate::ocr::cli::run(args),
         Command::Faces(args) => crate::vision::cli::run(args),
-        Command::Vip { command } => crate::vision::cli::run_vip(command),
+        Command::Vip { command } => crate::vision::cli::run_vip(command, open_data_dir),
         Command::CheckConfig { file } => match load_config(&file) {
             Ok(cfg) => {
                 println!(
@@ -277,8 +282,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EX_USAGE));
             }
             let hash = users::hash_password(&password);
-            let store = Store::open(&data_dir.join("branchd.db"))
-                .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+            let store = open_data_dir(&data_dir)?;
             let n = name.clone();
             let r = store.write_blocking(move |tx| users::insert_user(tx, &n, role, &hash));
             store.close();

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::app::{self, App};
+use crate::app;
 use crate::config::{Config, DEMO_CONFIG};
-use crate::queue;
-use crate::store::Store;
+use crate::core::Core;
+use crate::queue::{self, Queue};
+use crate::store::{Store, StoreError};
 use crate::users::{self, Role, UserError};
 
 /// Options of `branchd demo`.
@@ -74,7 +75,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", cfg.branch.data_dir.display()))?;
     let cfg2 = cfg.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let store = Store::open(&db_path)?;
+        let store = app::open_store(&db_path)?;
         let r = ensure_demo_users(&store);
         if r.is_ok() {
             if let Err(e) = crate::vision::demo::enrol(&store, &cfg2) {
@@ -95,23 +96,16 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         );
     }
     let running = app::start(cfg).await?;
-    let lobby = running.app.clone();
-    running
-        .app
-        .tracker
-        .spawn(async move { customers_arrive(lobby, CUSTOMER_EVERY).await });
-    let greeted = running.app.clone();
-    running
-        .app
-        .tracker
-        .spawn(async move { vips_take_tickets(greeted, VIP_TICKET_AFTER).await });
+    let (core, q) = (running.core.clone(), running.modules.queue.clone());
+    core.spawn(customers_arrive(core.clone(), q.clone(), CUSTOMER_EVERY));
+    core.spawn(vips_take_tickets(core.clone(), q, VIP_TICKET_AFTER));
     println!("branchd demo is running: http://{}/", running.addr);
     println!("logins (user / password):");
     for (name, role, password) in DEMO_USERS {
         println!("  {name:<8} / {password:<13} {role}");
     }
     println!("press Ctrl-C to stop");
-    app::notify_systemd(&running.app);
+    app::notify_systemd(&running.core);
     app::shutdown_signal().await;
     running.shutdown(grace).await;
     Ok(())
@@ -123,9 +117,9 @@ pub const CUSTOMER_EVERY: Duration = Duration::from_secs(20);
 /// The demo's lobby: one customer per service and one more are waiting at the start, then
 /// one takes a ticket at the kiosk every `every`, for a random service; about one in six is
 /// a VIP. Stops when the daemon stops.
-pub async fn customers_arrive(app: App, every: Duration) {
+pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
     use rand::Rng as _;
-    let services: Vec<String> = app.cfg.services.iter().map(|s| s.code.clone()).collect();
+    let services: Vec<String> = core.cfg.services.iter().map(|s| s.code.clone()).collect();
     if services.is_empty() {
         return;
     }
@@ -133,7 +127,7 @@ pub async fn customers_arrive(app: App, every: Duration) {
     let mut first = true;
     loop {
         tokio::select! {
-            () = app.cancel.cancelled() => return,
+            () = core.cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
         // The first customers: one for each service, so every queue has someone waiting.
@@ -158,7 +152,7 @@ pub async fn customers_arrive(app: App, every: Duration) {
                 appointment_id: None,
                 source: queue::Source::Pad,
             };
-            if let Err(e) = queue::issue(&app, req).await {
+            if let Err(e) = queue.issue(req).await {
                 tracing::info!(error = %e, "demo: a customer could not take a ticket");
             }
         }
@@ -172,31 +166,34 @@ pub const VIP_TICKET_AFTER: Duration = Duration::from_secs(20);
 /// The demo's VIPs walk from the door to the kiosk: `after` each `vip.arrived`, the
 /// customer takes a ticket for the first service (it carries her level and is linked to
 /// the arrival).
-pub async fn vips_take_tickets(app: App, after: Duration) {
-    let mut bus = app.store.subscribe();
+pub async fn vips_take_tickets(core: Core, queue: Queue, after: Duration) {
+    let mut events = core.store.follow(*core.store.committed().borrow());
     loop {
         let ev = tokio::select! {
-            () = app.cancel.cancelled() => return,
-            ev = bus.recv() => ev,
+            () = core.cancel.cancelled() => return,
+            ev = events.next() => ev,
         };
         let ev = match ev {
             Ok(ev) => ev,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo: cannot follow the events");
+                continue;
+            }
         };
         if ev.kind != "vip.arrived" {
             continue;
         }
         let (Some(customer), Some(service)) = (
             ev.data["customer_id"].as_str().map(str::to_string),
-            app.cfg.services.first().map(|s| s.code.clone()),
+            core.cfg.services.first().map(|s| s.code.clone()),
         ) else {
             continue;
         };
-        let app2 = app.clone();
-        app.tracker.spawn(async move {
+        let (cancel, queue) = (core.cancel.clone(), queue.clone());
+        core.spawn(async move {
             tokio::select! {
-                () = app2.cancel.cancelled() => return,
+                () = cancel.cancelled() => return,
                 () = tokio::time::sleep(after) => {}
             }
             let req = queue::IssueRequest {
@@ -206,7 +203,7 @@ pub async fn vips_take_tickets(app: App, after: Duration) {
                 appointment_id: None,
                 source: queue::Source::Pad,
             };
-            if let Err(e) = queue::issue(&app2, req).await {
+            if let Err(e) = queue.issue(req).await {
                 tracing::info!(error = %e, "demo: the VIP could not take a ticket");
             }
         });

@@ -8,11 +8,17 @@
 pub mod alerts;
 pub mod app;
 pub mod cli;
+pub mod clock;
+pub mod command;
 pub mod config;
+pub mod core;
 pub mod demo;
 pub mod devices;
 pub mod http;
+pub mod image;
 pub mod logging;
+pub mod metrics;
+pub mod models;
 pub mod modules;
 pub mod ocr;
 pub mod orders;
@@ -22,6 +28,7 @@ pub mod stats;
 pub mod store;
 pub mod sync;
 pub mod users;
+pub mod vips;
 pub mod vision;
 
 /// The version printed by `--version` and sent in the MQTT birth message.

@@ -1,19 +1,25 @@
-//! The registry of domain modules: their schemas, routes, OpenAPI fragments, start hooks and
-//! demo set-up. Adding a module is one line in each list below.
+//! The daemon's domain modules, composed: their schemas, their handles (built in dependency
+//! order, each given the core and the few handles it really needs), their routes with the
+//! OpenAPI document, their start-up, and the demo's set-up. Adding a module is a line in
+//! each list below.
 
 use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
-use warp::Filter;
-use warp::reply::Response;
+use crate::core::Core;
+use crate::devices::Devices;
+use crate::http::auth::Auth;
+use crate::http::{Access, Route, RouteSpec, openapi};
+use crate::ocr::Ocr;
+use crate::orders::Orders;
+use crate::queue::Queue;
+use crate::store::Schema;
+use crate::sync::Sync;
+use crate::vision::Vision;
+use crate::{alerts, devices, http, ocr, orders, queue, stats, sync, vips, vision};
 
-use crate::app::App;
-use crate::http::routes::RouteSpec;
-use crate::store::{CORE, Schema};
-use crate::{devices, ocr, orders, queue, stats, sync, vision};
-
-/// Every module's schema, in migration order.
+/// Every module's schema, in migration order (after the store's own).
 pub const SCHEMAS: &[Schema] = &[
-    CORE,
     queue::SCHEMA,
     devices::SCHEMA,
     sync::SCHEMA,
@@ -21,58 +27,89 @@ pub const SCHEMAS: &[Schema] = &[
     ocr::SCHEMA,
     stats::SCHEMA,
     vision::SCHEMA,
-];
-
-/// Every module's route table.
-pub const ROUTE_TABLES: &[&[RouteSpec]] = &[
-    crate::http::routes::CORE_ROUTES,
-    queue::ROUTES,
-    devices::ROUTES,
-    sync::ROUTES,
-    orders::ROUTES,
-    ocr::ROUTES,
-    stats::ROUTES,
-    vision::ROUTES,
+    vips::SCHEMA,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
 pub const OPENAPI_FRAGMENTS: &[&str] = &[
     queue::OPENAPI,
     devices::OPENAPI,
-    sync::OPENAPI,
     orders::OPENAPI,
     ocr::OPENAPI,
     stats::OPENAPI,
     vision::OPENAPI,
 ];
 
-/// The modules' routes.
-pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    queue::routes(app)
-        .or(devices::routes(app))
-        .unify()
-        .or(sync::routes(app))
-        .unify()
-        .or(orders::routes(app))
-        .unify()
-        .or(ocr::routes(app))
-        .unify()
-        .or(stats::routes(app))
-        .unify()
-        .or(vision::routes(app))
-        .unify()
-        .boxed()
+/// The handles of the running modules.
+#[derive(Debug, Clone)]
+pub struct Modules {
+    /// The lobby queue and the ticket printer.
+    pub queue: Queue,
+    /// STMs, the ID card reader, authorisation tasks.
+    pub devices: Devices,
+    /// Head-office orders and their step timers.
+    pub orders: Orders,
+    /// The OCR worker pool.
+    pub ocr: Ocr,
+    /// VIP recognition.
+    pub vision: Vision,
+    /// The head-office link.
+    pub sync: Sync,
 }
 
-/// Start every module's long-lived tasks (on the app's tracker).
-pub fn start(app: &App) -> anyhow::Result<()> {
-    queue::start(app)?;
-    devices::start(app)?;
-    sync::start(app)?;
-    orders::start(app)?;
-    ocr::start(app)?;
-    vision::start(app)?;
-    Ok(())
+impl Modules {
+    /// Every module, built on `core` (nothing is started yet).
+    pub fn new(core: &Core) -> Modules {
+        let devices = Devices::new(core);
+        Modules {
+            queue: Queue::new(core),
+            orders: Orders::new(core),
+            ocr: Ocr::new(core, &devices),
+            vision: Vision::new(core),
+            sync: Sync::new(core, &devices),
+            devices,
+        }
+    }
+
+    /// Start every module's long-lived tasks (on the core's tracker).
+    pub fn start(&self) {
+        self.queue.start();
+        self.devices.start();
+        self.sync.start();
+        self.orders.start();
+        self.ocr.start();
+        self.vision.start();
+    }
+
+    /// Every route of the daemon: the system and login routes, the event stream, the
+    /// modules' routes, and the OpenAPI document describing them all.
+    pub fn routes(&self, core: &Core, auth: &Auth) -> Vec<Route> {
+        let mut routes = http::system_routes(core);
+        routes.extend(auth.routes());
+        routes.extend(http::sse::routes(core));
+        routes.extend(alerts::routes(core));
+        routes.extend(stats::routes(core));
+        routes.extend(self.queue.routes());
+        routes.extend(self.devices.routes());
+        routes.extend(self.orders.routes());
+        routes.extend(self.ocr.routes());
+        routes.extend(self.vision.routes());
+        let doc: Arc<OnceLock<String>> = Arc::default();
+        routes.push(Route::get("/api/v1/openapi.json", Access::Staff).to(
+            doc.clone(),
+            |doc, _| async move {
+                let body = doc.get().cloned().unwrap_or_default();
+                Ok(warp::Reply::into_response(warp::reply::with_header(
+                    body,
+                    "content-type",
+                    "application/json",
+                )))
+            },
+        ));
+        let specs: Vec<RouteSpec> = routes.iter().map(Route::spec).collect();
+        let _ = doc.set(openapi::document(openapi::CORE, OPENAPI_FRAGMENTS, &specs));
+        routes
+    }
 }
 
 /// Prepare the demo: each module may start simulators and fill their device paths into
@@ -86,4 +123,65 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
     keep.extend(ocr::demo_prepare(doc)?);
     keep.extend(vision::demo_prepare(doc)?);
     Ok(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, StoreError, migrate_to};
+
+    #[test]
+    fn every_openapi_fragment_is_json_with_paths() {
+        for f in OPENAPI_FRAGMENTS {
+            let v: serde_json::Value = serde_json::from_str(f).expect("valid JSON");
+            assert!(v["paths"].is_object(), "{f}");
+        }
+    }
+
+    #[test]
+    fn migrations_apply_from_empty_and_from_every_earlier_version() {
+        let all: &[Schema] = &[&[crate::store::CORE], SCHEMAS].concat();
+        let total: usize = all.iter().map(|s| s.steps.len()).sum();
+        for (m, schema) in all.iter().enumerate() {
+            for start in 0..=schema.steps.len() {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("m.db");
+                {
+                    let mut conn = rusqlite::Connection::open(&path).unwrap();
+                    // Earlier modules complete, this one at `start`, later ones absent.
+                    for earlier in &all[..m] {
+                        migrate_to(&mut conn, earlier, earlier.steps.len()).unwrap();
+                    }
+                    migrate_to(&mut conn, schema, start).unwrap();
+                    if m > 0 || start >= 1 {
+                        // Data written at the old version must survive the upgrade.
+                        conn.execute(
+                            "INSERT INTO events(seq, id, ts, kind, data) VALUES (1, 'x', 't', 'k', '{}')",
+                            [],
+                        )
+                        .unwrap();
+                        conn.execute("UPDATE meta SET value = '1' WHERE key = 'event_seq'", [])
+                            .unwrap();
+                    }
+                }
+                let what = format!("{} from v{start}", schema.module);
+                let store = Store::open(&path, SCHEMAS).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let versions: usize = store
+                    .read_blocking(|c| -> Result<i64, StoreError> {
+                        Ok(
+                            c.query_row("SELECT sum(version) FROM schema_versions", [], |r| {
+                                r.get(0)
+                            })?,
+                        )
+                    })
+                    .unwrap() as usize;
+                assert_eq!(versions, total, "{what}");
+                let seq = store
+                    .write_blocking(|tx| tx.emit("after.upgrade", serde_json::json!({})))
+                    .unwrap();
+                assert_eq!(seq, if m > 0 || start >= 1 { 2 } else { 1 }, "{what}");
+                store.close();
+            }
+        }
+    }
 }

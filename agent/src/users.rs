@@ -11,7 +11,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::{StoreError, Tx, rfc3339};
+use crate::clock::rfc3339;
+use crate::store::{StoreError, Tx};
 
 /// What a member of staff may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -273,8 +274,9 @@ pub fn lookup_session(
     let Some((id, username, role, last_seen, expires)) = row else {
         return Ok(None);
     };
-    let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
-    let (Ok(last_seen), Ok(expires), Ok(role)) = (parse(&last_seen), parse(&expires), role.parse())
+    let parse = crate::clock::parse;
+    let (Some(last_seen), Some(expires), Ok(role)) =
+        (parse(&last_seen), parse(&expires), role.parse())
     else {
         return Ok(None);
     };
@@ -325,6 +327,17 @@ pub fn audit(
     Ok(())
 }
 
+/// Whether `name` is an active account of this box.
+pub fn is_active(c: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(c.query_row(
+        "SELECT 1 FROM users WHERE username = ?1 AND disabled = 0",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
 /// Every account (no hashes), for the branch manager.
 pub fn list(c: &Connection) -> Result<Vec<serde_json::Value>, StoreError> {
     let mut stmt = c.prepare_cached(
@@ -369,7 +382,7 @@ mod tests {
     #[test]
     fn a_session_ends_when_idle_too_long_or_past_its_maximum_age() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::modules::SCHEMAS).unwrap();
         let hash = hash_password("a long password");
         let uid = store
             .write_blocking(move |tx| insert_user(tx, "amy", Role::Supervisor, &hash))

@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::alerts::{self, Level, NewAlert};
+use crate::clock::rfc3339;
 use crate::config::StmRules;
-use crate::store::{StoreError, Tx, rfc3339};
+use crate::store::{StoreError, Tx, text_enum};
 
 /// The module's migrations.
 pub const STEPS: &[&str] = &[
@@ -454,6 +455,32 @@ pub fn on_auth_request(tx: &mut Tx<'_>, id: &str, r: &AuthRequest) -> Result<i64
     Ok(task_id)
 }
 
+text_enum! {
+    /// Where an authorisation task is.
+    pub enum TaskState {
+        /// Waiting for a supervisor.
+        Pending = "pending",
+        /// The supervisor asked the customer to redo some checks; waiting again.
+        Redo = "redo",
+        /// Approved on the device.
+        Approved = "approved",
+        /// Rejected on the device.
+        Rejected = "rejected",
+        /// Nobody answered in time (a supervisor may still decide).
+        Timeout = "timeout",
+    }
+}
+
+impl TaskState {
+    /// Whether a supervisor may still decide.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            TaskState::Pending | TaskState::Redo | TaskState::Timeout
+        )
+    }
+}
+
 /// An authorisation task as the PAD lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Task {
@@ -465,8 +492,8 @@ pub struct Task {
     pub request_id: String,
     /// Business type.
     pub txn_type: String,
-    /// `pending`, `redo`, `approved`, `rejected`, `timeout`.
-    pub state: String,
+    /// Where it is.
+    pub state: TaskState,
     /// When it was requested.
     pub ts: String,
     /// Name and masked ID number, as the device sent them.
@@ -601,9 +628,9 @@ pub fn record_decision(
     let delivered = matches!(result, Ok(r) if r.ok);
     if delivered {
         let state = match decision {
-            "approve" => "approved",
-            "reject" => "rejected",
-            _ => "redo",
+            "approve" => TaskState::Approved,
+            "reject" => TaskState::Rejected,
+            _ => TaskState::Redo,
         };
         let redo_json = (!redo.is_empty()).then(|| json!(redo).to_string());
         tx.conn().execute(
@@ -766,4 +793,89 @@ pub fn list(c: &Connection) -> Result<Vec<Value>, StoreError> {
         }))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// STM transactions received since `since` (RFC 3339) by type: count and amount.
+pub fn transactions_by_type(c: &Connection, since: &str) -> Result<Vec<Value>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT COALESCE(json_extract(data, '$.txn_type'), 'other'), COUNT(*),
+                COALESCE(SUM(json_extract(data, '$.amount')), 0)
+         FROM device_events WHERE kind = 'transaction' AND received_at >= ?1
+         GROUP BY 1 ORDER BY 2 DESC",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        Ok(
+            json!({"txn_type": r.get::<_, String>(0)?, "count": r.get::<_, i64>(1)?,
+                  "amount": r.get::<_, f64>(2)?}),
+        )
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Each STM's latest status row.
+fn latest_status(c: &Connection) -> Result<Vec<(String, Value, Value)>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT h.device_id, h.consumables, h.cash FROM device_status_history h
+         WHERE h.id = (SELECT MAX(id) FROM device_status_history WHERE device_id = h.device_id)
+         ORDER BY h.device_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let parse = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
+        Ok((r.get(0)?, parse(r.get(1)?), parse(r.get(2)?)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Each STM's consumables as it last reported them.
+pub fn consumables(c: &Connection) -> Result<Vec<Value>, StoreError> {
+    let mut items = Vec::new();
+    for (device, consumables, _) in latest_status(c)? {
+        if let Value::Object(m) = consumables {
+            for (item, remaining) in m {
+                items.push(json!({"item": item, "device_id": device, "remaining": remaining}));
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Each STM's cassettes as it last reported them.
+pub fn cassettes(c: &Connection) -> Result<Vec<Value>, StoreError> {
+    let mut out = Vec::new();
+    for (device, _, cash) in latest_status(c)? {
+        let Some(list) = cash.get("cassettes").and_then(Value::as_array) else {
+            continue;
+        };
+        for k in list {
+            let mut k = k.clone();
+            if let Value::Object(m) = &mut k {
+                m.insert("device_id".into(), json!(device));
+            }
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// The devices' part of head office's telemetry: each device's kind, whether it answers,
+/// its state, modules and consumables.
+pub fn telemetry(c: &Connection) -> Result<Vec<Value>, StoreError> {
+    const KEEP: [&str; 7] = [
+        "id",
+        "kind",
+        "online",
+        "state",
+        "modules",
+        "consumables",
+        "updated_at",
+    ];
+    Ok(list(c)?
+        .into_iter()
+        .map(|mut d| {
+            if let Value::Object(m) = &mut d {
+                m.retain(|k, _| KEEP.contains(&k.as_str()));
+            }
+            d
+        })
+        .collect())
 }

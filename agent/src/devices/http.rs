@@ -2,15 +2,12 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use warp::Filter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
-use super::{SendError, db};
-use crate::app::App;
-use crate::http::auth::{Authed, guard, respond};
+use super::{Devices, SendError, db};
 use crate::http::error::ApiError;
-use crate::http::{json_body, ok_json};
+use crate::http::{Access, Reply, Request, Route, ok_json};
+use crate::users::Role;
 
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> ApiError {
@@ -54,131 +51,66 @@ struct DecideBody {
 
 const REDO_STEPS: &[&str] = &["face", "elements", "signature"];
 
-/// The routes.
-pub(super) fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let limit = app.cfg.http.max_json_bytes;
-    let a = app.clone();
-    let list = warp::path!("api" / "v1" / "devices")
-        .and(warp::get())
-        .and(guard(app, "GET", "/api/v1/devices"))
-        .then(move |_: Authed| {
-            let app = a.clone();
-            async move {
-                respond(
-                    app.store
-                        .read(db::list)
-                        .await
-                        .map(|d| ok_json(&d))
-                        .map_err(ApiError::from),
-                )
-            }
-        });
-    let a = app.clone();
-    let sign_in = warp::path!("api" / "v1" / "devices" / String / "sign-in")
-        .and(warp::post())
-        .and(guard(app, "POST", "/api/v1/devices/{id}/sign-in"))
-        .then(move |id: String, who: Authed| {
-            let app = a.clone();
-            async move { respond(sign(&app, id, true, who.user.username).await) }
-        });
-    let a = app.clone();
-    let sign_out = warp::path!("api" / "v1" / "devices" / String / "sign-out")
-        .and(warp::post())
-        .and(guard(app, "POST", "/api/v1/devices/{id}/sign-out"))
-        .then(move |id: String, who: Authed| {
-            let app = a.clone();
-            async move { respond(sign(&app, id, false, who.user.username).await) }
-        });
-    let a = app.clone();
-    let commands = warp::path!("api" / "v1" / "devices" / String / "commands")
-        .and(warp::post())
-        .and(guard(app, "POST", "/api/v1/devices/{id}/commands"))
-        .and(json_body::<CommandBody>(limit))
-        .then(move |id: String, who: Authed, body: CommandBody| {
-            let app = a.clone();
-            async move {
-                let r = super::send_command(&app, &id, &body.op, body.args, &who.user.username)
-                    .await
-                    .map(|r| ok_json(&r))
-                    .map_err(ApiError::from);
-                respond(r)
-            }
-        });
-    let a = app.clone();
-    let exceptions = warp::path!("api" / "v1" / "devices" / String / "exceptions")
-        .and(warp::get())
-        .and(guard(app, "GET", "/api/v1/devices/{id}/exceptions"))
-        .then(move |id: String, _: Authed| {
-            let app = a.clone();
-            async move {
-                let r = async {
-                    known_device(&app, &id)?;
-                    let list = app.store.read(move |c| db::open_exceptions(c, &id)).await?;
-                    Ok(ok_json(&list))
-                }
-                .await;
-                respond(r)
-            }
-        });
-    let a = app.clone();
-    let resolve = warp::path!("api" / "v1" / "devices" / String / "exceptions" / i64 / "resolve")
-        .and(warp::post())
-        .and(guard(
-            app,
-            "POST",
-            "/api/v1/devices/{id}/exceptions/{exc_id}/resolve",
-        ))
-        .and(json_body::<ResolveBody>(limit))
-        .then(
-            move |id: String, exc: i64, who: Authed, body: ResolveBody| {
-                let app = a.clone();
-                async move { respond(resolve_exception(&app, id, exc, body, who).await) }
-            },
-        );
-    let a = app.clone();
-    let tasks = warp::path!("api" / "v1" / "tasks")
-        .and(warp::get())
-        .and(guard(app, "GET", "/api/v1/tasks"))
-        .then(move |_: Authed| {
-            let app = a.clone();
-            async move {
-                respond(
-                    app.store
-                        .read(|c| db::tasks(c, 200))
-                        .await
-                        .map(|t| ok_json(&t))
-                        .map_err(ApiError::from),
-                )
-            }
-        });
-    let a = app.clone();
-    let decide = warp::path!("api" / "v1" / "tasks" / i64 / "decide")
-        .and(warp::post())
-        .and(guard(app, "POST", "/api/v1/tasks/{id}/decide"))
-        .and(json_body::<DecideBody>(limit))
-        .then(move |task_id: i64, who: Authed, body: DecideBody| {
-            let app = a.clone();
-            async move { respond(decide(&app, task_id, body, who).await) }
-        });
-    list.or(sign_in)
-        .unify()
-        .or(sign_out)
-        .unify()
-        .or(commands)
-        .unify()
-        .or(exceptions)
-        .unify()
-        .or(resolve)
-        .unify()
-        .or(tasks)
-        .unify()
-        .or(decide)
-        .unify()
-        .boxed()
+const ADMIN: Access = Access::Roles(&[Role::DeviceAdmin]);
+const ADMIN_OR_MANAGER: Access = Access::Roles(&[Role::DeviceAdmin, Role::BranchManager]);
+const SUPERVISOR: Access = Access::Roles(&[Role::Supervisor]);
+
+impl Devices {
+    /// The devices and tasks routes.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::get("/api/v1/devices", ADMIN_OR_MANAGER).to(self.clone(), |d, _| async move {
+                Ok(ok_json(&d.core.store.read(db::list).await?))
+            }),
+            Route::post("/api/v1/devices/{id}/sign-in", ADMIN).to(
+                self.clone(),
+                |d, req| async move {
+                    sign(&d, req.param("id")?.to_string(), true, req.username()?).await
+                },
+            ),
+            Route::post("/api/v1/devices/{id}/sign-out", ADMIN).to(
+                self.clone(),
+                |d, req| async move {
+                    sign(&d, req.param("id")?.to_string(), false, req.username()?).await
+                },
+            ),
+            Route::post("/api/v1/devices/{id}/commands", ADMIN)
+                .json()
+                .to(self.clone(), |d, req| async move {
+                    let body: CommandBody = req.json()?;
+                    let r = d
+                        .send_command(req.param("id")?, &body.op, body.args, &req.username()?)
+                        .await?;
+                    Ok(ok_json(&r))
+                }),
+            Route::get("/api/v1/devices/{id}/exceptions", ADMIN).to(
+                self.clone(),
+                |d, req| async move {
+                    let id = req.param("id")?.to_string();
+                    known_device(&d, &id)?;
+                    Ok(ok_json(
+                        &d.core
+                            .store
+                            .read(move |c| db::open_exceptions(c, &id))
+                            .await?,
+                    ))
+                },
+            ),
+            Route::post("/api/v1/devices/{id}/exceptions/{exc_id}/resolve", ADMIN)
+                .json()
+                .to(self.clone(), resolve_exception),
+            Route::get("/api/v1/tasks", SUPERVISOR).to(self.clone(), |d, _| async move {
+                Ok(ok_json(&d.core.store.read(|c| db::tasks(c, 200)).await?))
+            }),
+            Route::post("/api/v1/tasks/{id}/decide", SUPERVISOR)
+                .json()
+                .to(self.clone(), decide),
+        ]
+    }
 }
 
-fn known_device(app: &App, id: &str) -> Result<(), ApiError> {
-    if app.cfg.devices.iter().any(|d| d.id == id) {
+fn known_device(d: &Devices, id: &str) -> Result<(), ApiError> {
+    if d.core.cfg.devices.iter().any(|x| x.id == id) {
         Ok(())
     } else {
         Err(ApiError::not_found(
@@ -188,8 +120,8 @@ fn known_device(app: &App, id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn sign(app: &App, id: String, sign_in: bool, by: String) -> Result<Response, ApiError> {
-    if app.devices.with_slot(&id, |_| ()).is_none() {
+async fn sign(d: &Devices, id: String, sign_in: bool, by: String) -> Reply {
+    if d.with_slot(&id, |_| ()).is_none() {
         return Err(ApiError::not_found(
             "device_not_found",
             format!("no STM `{id}` in this branch"),
@@ -197,7 +129,11 @@ async fn sign(app: &App, id: String, sign_in: bool, by: String) -> Result<Respon
     }
     if !sign_in {
         let i = id.clone();
-        let open = app.store.read(move |c| db::open_exceptions(c, &i)).await?;
+        let open = d
+            .core
+            .store
+            .read(move |c| db::open_exceptions(c, &i))
+            .await?;
         if !open.is_empty() {
             let codes: Vec<&str> = open.iter().map(|e| e.code.as_str()).collect();
             return Err(ApiError::conflict(
@@ -212,23 +148,21 @@ async fn sign(app: &App, id: String, sign_in: bool, by: String) -> Result<Respon
         }
     }
     let op = if sign_in { "sign_in" } else { "sign_out" };
-    let result = super::send_command(app, &id, op, json!({}), &by).await?;
+    let result = d.send_command(&id, op, json!({}), &by).await?;
     if result.ok {
-        app.store
+        d.core
+            .store
             .write(move |tx| db::on_signed(tx, &id, sign_in, &by))
             .await?;
     }
     Ok(ok_json(&result))
 }
 
-async fn resolve_exception(
-    app: &App,
-    id: String,
-    exc: i64,
-    body: ResolveBody,
-    who: Authed,
-) -> Result<Response, ApiError> {
-    known_device(app, &id)?;
+async fn resolve_exception(d: Devices, req: Request) -> Reply {
+    let id = req.param("id")?.to_string();
+    let exc: i64 = req.parse("exc_id")?;
+    let body: ResolveBody = req.json()?;
+    known_device(&d, &id)?;
     let note = body.note.trim().to_string();
     if note.is_empty() || note.chars().count() > 1000 {
         return Err(ApiError::bad_request(
@@ -236,8 +170,9 @@ async fn resolve_exception(
             "`note` must say how the exception was handled (1–1000 characters)",
         ));
     }
-    let by = who.user.username;
-    app.store
+    let by = req.username()?;
+    d.core
+        .store
         .write(move |tx| db::resolve_exception(tx, &id, exc, &note, &by))
         .await
         .map_err(|e| match e {
@@ -254,12 +189,9 @@ async fn resolve_exception(
     Ok(ok_json(&json!({"ok": true})))
 }
 
-async fn decide(
-    app: &App,
-    task_id: i64,
-    body: DecideBody,
-    who: Authed,
-) -> Result<Response, ApiError> {
+async fn decide(d: Devices, req: Request) -> Reply {
+    let task_id: i64 = req.parse("id")?;
+    let body: DecideBody = req.json()?;
     if !["approve", "reject", "redo"].contains(&body.decision.as_str()) {
         return Err(ApiError::bad_request(
             "invalid_decision",
@@ -290,21 +222,24 @@ async fn decide(
             "`comment` is at most 500 characters",
         ));
     }
-    let task = app
+    let task = d
+        .core
         .store
         .read(move |c| db::task(c, task_id))
         .await?
         .ok_or_else(|| ApiError::not_found("task_not_found", format!("no task {task_id}")))?;
-    if !["pending", "redo", "timeout"].contains(&task.state.as_str()) {
+    if !task.state.is_open() {
         return Err(ApiError::conflict(
             "task_decided",
             format!("task {task_id} is already {}", task.state),
         ));
     }
-    let by = who.user.username;
+    let by = req.username()?;
     let args = json!({"request_id": task.request_id, "decision": body.decision,
                       "redo": body.redo, "by": by, "comment": body.comment});
-    let sent = super::raw_command(app, &task.device_id, "auth_result", args, &by, false).await;
+    let sent = d
+        .raw_command(&task.device_id, "auth_result", args, &by, false)
+        .await;
     let outcome = match &sent {
         Ok(r) => Ok(r.clone()),
         Err(e) => Err(e.to_string()),
@@ -315,7 +250,8 @@ async fn decide(
         body.comment.clone(),
         by.clone(),
     );
-    app.store
+    d.core
+        .store
         .write(move |tx| {
             db::record_decision(tx, task_id, &decision, &redo, &comment, &by2, &outcome)
         })
@@ -332,6 +268,6 @@ async fn decide(
             ),
         ));
     }
-    let task = app.store.read(move |c| db::task(c, task_id)).await?;
+    let task = d.core.store.read(move |c| db::task(c, task_id)).await?;
     Ok(ok_json(&task))
 }

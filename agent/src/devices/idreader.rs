@@ -9,8 +9,8 @@ use branchd_drivers::idreader::{CardRead, IdReader, IdReaderError};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::Devices;
 use super::db;
-use crate::app::App;
 use crate::config::Device;
 use crate::signals::Signal;
 use crate::store::StoreError;
@@ -25,10 +25,10 @@ enum Seen {
 }
 
 /// Start the polling thread and its owner task for one reader.
-pub(super) fn spawn(app: &App, dev: Device) {
+pub(super) fn spawn(devices: &Devices, dev: Device) {
     let (tx, mut rx) = mpsc::channel(16);
-    let cancel = app.cancel.child_token();
-    let poll = app.cfg.id_reader.poll_interval;
+    let cancel = devices.core.cancel.child_token();
+    let poll = devices.core.cfg.id_reader.poll_interval;
     let (path, baud) = (dev.path.clone(), dev.baud);
     let stop = cancel.clone();
     let thread = std::thread::Builder::new()
@@ -41,12 +41,13 @@ pub(super) fn spawn(app: &App, dev: Device) {
             return;
         }
     };
-    let app2 = app.clone();
-    app.tracker.spawn(async move {
+    let devices2 = devices.clone();
+    devices.core.tracker.spawn(async move {
         let id = dev.id.clone();
         {
             let id2 = id.clone();
-            let r = app2
+            let r = devices2
+                .core
                 .store
                 .write(move |tx| {
                     db::ensure_device(tx, &id2, "id_reader")?;
@@ -66,7 +67,7 @@ pub(super) fn spawn(app: &App, dev: Device) {
                 () = cancel.cancelled() => break,
                 s = rx.recv() => match s { Some(s) => s, None => break },
             };
-            if let Err(e) = on_seen(&app2, &id, seen).await {
+            if let Err(e) = on_seen(&devices2, &id, seen).await {
                 tracing::error!(device = %id, error = %e, "cannot record what the reader said");
             }
         }
@@ -75,11 +76,13 @@ pub(super) fn spawn(app: &App, dev: Device) {
     });
 }
 
-async fn on_seen(app: &App, id: &str, seen: Seen) -> Result<(), StoreError> {
+async fn on_seen(devices: &Devices, id: &str, seen: Seen) -> Result<(), StoreError> {
     let id = id.to_string();
     match seen {
         Seen::Online => {
-            app.store
+            devices
+                .core
+                .store
                 .write(move |tx| {
                     db::set_online(tx, &id)?;
                     db::set_detail(tx, &id, &json!({"last_error": null}))
@@ -87,7 +90,9 @@ async fn on_seen(app: &App, id: &str, seen: Seen) -> Result<(), StoreError> {
                 .await
         }
         Seen::Offline(why) => {
-            app.store
+            devices
+                .core
+                .store
                 .write(move |tx| {
                     db::set_offline(tx, &id, &why)?;
                     db::set_detail(tx, &id, &json!({"last_error": why}))
@@ -96,22 +101,31 @@ async fn on_seen(app: &App, id: &str, seen: Seen) -> Result<(), StoreError> {
         }
         Seen::Error(why) => {
             tracing::warn!(device = %id, error = %why, "id reader");
-            app.store
+            devices
+                .core
+                .store
                 .write(move |tx| db::set_detail(tx, &id, &json!({"last_error": why})))
                 .await
         }
         Seen::Card(card) => {
             let valid = validate_citizen_id(&card.text.id_number).is_ok();
-            let photo = app.cfg.id_reader.keep_photo.then(|| card.photo_wlt.clone());
+            let photo = devices
+                .core
+                .cfg
+                .id_reader
+                .keep_photo
+                .then(|| card.photo_wlt.clone());
             let reader = id.clone();
-            app.store
+            devices
+                .core
+                .store
                 .write(move |tx| db::on_card_read(tx, &reader, valid, photo.as_deref()))
                 .await?;
-            if !app.cfg.id_reader.chip_check_window.is_zero() {
-                app.devices.remember_card(&id, card.text.clone());
+            if !devices.core.cfg.id_reader.chip_check_window.is_zero() {
+                devices.remember_card(&id, card.text.clone());
             }
             // No receiver (no queue running) is fine: the card read is recorded anyway.
-            let _ = app.signals.send(Signal::CardSwiped {
+            let _ = devices.core.signals.send(Signal::CardSwiped {
                 reader: id,
                 id_number: card.text.id_number.clone(),
                 name: card.text.name.clone(),

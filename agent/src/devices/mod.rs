@@ -3,8 +3,8 @@
 //!
 //! One task per configured STM owns its link ([`stm`]); one per ID reader polls it
 //! ([`idreader`]). Everything a device reports is stored with its event in one transaction
-//! ([`db`]). Remote commands go through [`send_command`], which the HTTP routes and the
-//! head-office link share; each is audited and announced as `device.command`.
+//! ([`db`]). Remote commands go through [`Devices::send_command`], which the HTTP routes
+//! and the head-office link share; each is audited and announced as `device.command`.
 
 pub mod db;
 pub mod demo;
@@ -14,76 +14,22 @@ mod stm;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use branchd_drivers::idreader::CardText;
 use branchd_drivers::stm::{CommandError, CommandResult, StmHandle};
 use serde_json::Value;
-use warp::reply::Response;
 
-use crate::app::App;
 use crate::config::DeviceKind;
-use crate::http::routes::{Access, RouteSpec, route};
+use crate::core::Core;
 use crate::store::{Schema, StoreError};
-use crate::users::Role;
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
     module: "devices",
     steps: db::STEPS,
 };
-
-const ADMIN: Access = Access::Roles(&[Role::DeviceAdmin]);
-const ADMIN_OR_MANAGER: Access = Access::Roles(&[Role::DeviceAdmin, Role::BranchManager]);
-const SUPERVISOR: Access = Access::Roles(&[Role::Supervisor]);
-
-/// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[
-    route(
-        "GET",
-        "/api/v1/devices",
-        ADMIN_OR_MANAGER,
-        "/api/v1/devices",
-    ),
-    route(
-        "POST",
-        "/api/v1/devices/{id}/sign-in",
-        ADMIN,
-        "/api/v1/devices/STM-00/sign-in",
-    ),
-    route(
-        "POST",
-        "/api/v1/devices/{id}/sign-out",
-        ADMIN,
-        "/api/v1/devices/STM-00/sign-out",
-    ),
-    route(
-        "POST",
-        "/api/v1/devices/{id}/commands",
-        ADMIN,
-        "/api/v1/devices/STM-00/commands",
-    ),
-    route(
-        "GET",
-        "/api/v1/devices/{id}/exceptions",
-        ADMIN,
-        "/api/v1/devices/STM-00/exceptions",
-    ),
-    route(
-        "POST",
-        "/api/v1/devices/{id}/exceptions/{exc_id}/resolve",
-        ADMIN,
-        "/api/v1/devices/STM-00/exceptions/1/resolve",
-    ),
-    route("GET", "/api/v1/tasks", SUPERVISOR, "/api/v1/tasks"),
-    route(
-        "POST",
-        "/api/v1/tasks/{id}/decide",
-        SUPERVISOR,
-        "/api/v1/tasks/1/decide",
-    ),
-];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -108,31 +54,55 @@ struct Slot {
     online: bool,
 }
 
-/// The module's shared state, held by the [`App`].
+/// The devices module's handle: the live links of the STMs and the cards the readers read
+/// lately.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    core: Core,
+    inner: Arc<Inner>,
+}
+
 #[derive(Debug, Default)]
-pub struct State {
+struct Inner {
     stms: Mutex<HashMap<String, Slot>>,
     /// The last card each reader read, in memory only (for checking a photo of it).
     cards: Mutex<HashMap<String, (CardText, tokio::time::Instant)>>,
 }
 
-impl State {
-    /// Build from the validated config.
-    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<State> {
-        let stms = cfg
+impl Devices {
+    /// The configured STMs (their links start with [`Devices::start`]).
+    pub fn new(core: &Core) -> Devices {
+        let stms = core
+            .cfg
             .devices
             .iter()
             .filter(|d| d.kind == DeviceKind::Stm)
             .map(|d| (d.id.clone(), Slot::default()))
             .collect();
-        Ok(State {
-            stms: Mutex::new(stms),
-            cards: Mutex::default(),
-        })
+        Devices {
+            core: core.clone(),
+            inner: Arc::new(Inner {
+                stms: Mutex::new(stms),
+                cards: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Start the module's tasks: one per STM and per ID reader, and the authorisation
+    /// timers.
+    pub fn start(&self) {
+        for dev in &self.core.cfg.devices {
+            match dev.kind {
+                DeviceKind::Stm => stm::spawn(self, dev.clone()),
+                DeviceKind::IdReader => idreader::spawn(self, dev.clone()),
+                DeviceKind::Printer => {}
+            }
+        }
+        stm::resume_auth_timers(self);
     }
 
     fn with_slot<R>(&self, id: &str, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        let mut stms = self.stms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stms = self.inner.stms.lock().unwrap_or_else(|e| e.into_inner());
         stms.get_mut(id).map(f)
     }
 
@@ -142,14 +112,14 @@ impl State {
     }
 
     fn remember_card(&self, reader: &str, card: CardText) {
-        let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cards = self.inner.cards.lock().unwrap_or_else(|e| e.into_inner());
         cards.insert(reader.to_string(), (card, tokio::time::Instant::now()));
     }
 
     /// The chip text `reader` read within `within`, and how long ago. Older text is
     /// forgotten here, so a card's personal data stays in memory no longer than that.
     pub fn recent_card(&self, reader: &str, within: Duration) -> Option<(CardText, Duration)> {
-        let mut cards = self.cards.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cards = self.inner.cards.lock().unwrap_or_else(|e| e.into_inner());
         cards.retain(|_, (_, at)| at.elapsed() <= within);
         cards
             .get(reader)
@@ -183,109 +153,93 @@ pub enum SendError {
 /// Who sent a command, for the audit trail (`user`, or `hq:<command id>`).
 pub type Actor = String;
 
-/// Send one STM-Link op to an STM and wait for its RESULT (up to `[stm] command_timeout_s`).
-/// The outcome — a RESULT, a timeout or a link failure — is recorded with the actor in the
-/// audit trail and announced as `device.command`. `Ok` carries the device's RESULT, which
-/// may say `ok: false`.
-///
-/// The head-office link calls this for its `device.command` kind.
-pub async fn send_command(
-    app: &App,
-    device_id: &str,
-    op: &str,
-    args: Value,
-    actor: &str,
-) -> Result<CommandResult, SendError> {
-    if !REMOTE_OPS.contains(&op) && !matches!(op, "sign_in" | "sign_out") {
-        return Err(SendError::BadRequest(format!(
-            "unknown op `{op}` (expected one of {})",
-            REMOTE_OPS.join(", ")
-        )));
+impl Devices {
+    /// Send one STM-Link op to an STM and wait for its RESULT (up to `[stm] command_timeout_s`).
+    /// The outcome — a RESULT, a timeout or a link failure — is recorded with the actor in the
+    /// audit trail and announced as `device.command`. `Ok` carries the device's RESULT, which
+    /// may say `ok: false`.
+    ///
+    /// The head-office link calls this for its `device.command` kind.
+    pub async fn send_command(
+        &self,
+        device_id: &str,
+        op: &str,
+        args: Value,
+        actor: &str,
+    ) -> Result<CommandResult, SendError> {
+        if !REMOTE_OPS.contains(&op) && !matches!(op, "sign_in" | "sign_out") {
+            return Err(SendError::BadRequest(format!(
+                "unknown op `{op}` (expected one of {})",
+                REMOTE_OPS.join(", ")
+            )));
+        }
+        let args = match args {
+            Value::Null => Value::Object(Default::default()),
+            Value::Object(m) => Value::Object(m),
+            _ => return Err(SendError::BadRequest("`args` must be an object".into())),
+        };
+        if matches!(op, "module_enable" | "module_disable")
+            && !args.get("module").is_some_and(Value::is_string)
+        {
+            return Err(SendError::BadRequest(format!(
+                "`{op}` needs `args.module`, the module's name"
+            )));
+        }
+        self.raw_command(device_id, op, args, actor, true).await
     }
-    let args = match args {
-        Value::Null => Value::Object(Default::default()),
-        Value::Object(m) => Value::Object(m),
-        _ => return Err(SendError::BadRequest("`args` must be an object".into())),
-    };
-    if matches!(op, "module_enable" | "module_disable")
-        && !args.get("module").is_some_and(Value::is_string)
-    {
-        return Err(SendError::BadRequest(format!(
-            "`{op}` needs `args.module`, the module's name"
-        )));
-    }
-    raw_command(app, device_id, op, args, actor, true).await
-}
 
-/// Send any op (including `auth_result`); `record` says whether to record it as a remote
-/// command (authorisation decisions are recorded as such instead).
-async fn raw_command(
-    app: &App,
-    device_id: &str,
-    op: &str,
-    args: Value,
-    actor: &str,
-    record: bool,
-) -> Result<CommandResult, SendError> {
-    let (handle, online) = app
-        .devices
-        .with_slot(device_id, |s| (s.handle.clone(), s.online))
-        .ok_or_else(|| SendError::UnknownDevice(device_id.to_string()))?;
-    let Some(handle) = handle else {
-        return Err(SendError::Unavailable(
-            device_id.to_string(),
-            "its link is not running".into(),
-        ));
-    };
-    if !online {
-        return Err(SendError::Offline(device_id.to_string()));
-    }
-    let timeout = app.cfg.stm.command_timeout;
-    let cmd_id = handle.next_cmd_id();
-    let command = branchd_drivers::stm::Command {
-        cmd_id: cmd_id.clone(),
-        op: op.to_string(),
-        args: args.clone(),
-    };
-    let sent = handle.send(command, timeout).await;
-    let outcome: Result<CommandResult, String> = match &sent {
-        Ok(r) => Ok(r.clone()),
-        Err(e) => Err(e.to_string()),
-    };
-    if record {
-        let (id, op, actor, cmd) = (
-            device_id.to_string(),
-            op.to_string(),
-            actor.to_string(),
-            cmd_id,
-        );
-        app.store
-            .write(move |tx| db::record_command(tx, &id, &cmd, &op, &args, &actor, &outcome))
-            .await?;
-    }
-    match sent {
-        Ok(r) => Ok(r),
-        Err(CommandError::Timeout(t)) => Err(SendError::Timeout(device_id.to_string(), t)),
-        Err(e) => Err(SendError::Unavailable(device_id.to_string(), e.to_string())),
-    }
-}
-
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    http::routes(app)
-}
-
-/// Start the module's tasks: one per STM and per ID reader, and the authorisation timers.
-pub fn start(app: &App) -> anyhow::Result<()> {
-    for dev in &app.cfg.devices {
-        match dev.kind {
-            DeviceKind::Stm => stm::spawn(app, dev.clone()),
-            DeviceKind::IdReader => idreader::spawn(app, dev.clone()),
-            DeviceKind::Printer => {}
+    /// Send any op (including `auth_result`); `record` says whether to record it as a remote
+    /// command (authorisation decisions are recorded as such instead).
+    async fn raw_command(
+        &self,
+        device_id: &str,
+        op: &str,
+        args: Value,
+        actor: &str,
+        record: bool,
+    ) -> Result<CommandResult, SendError> {
+        let (handle, online) = self
+            .with_slot(device_id, |s| (s.handle.clone(), s.online))
+            .ok_or_else(|| SendError::UnknownDevice(device_id.to_string()))?;
+        let Some(handle) = handle else {
+            return Err(SendError::Unavailable(
+                device_id.to_string(),
+                "its link is not running".into(),
+            ));
+        };
+        if !online {
+            return Err(SendError::Offline(device_id.to_string()));
+        }
+        let timeout = self.core.cfg.stm.command_timeout;
+        let cmd_id = handle.next_cmd_id();
+        let command = branchd_drivers::stm::Command {
+            cmd_id: cmd_id.clone(),
+            op: op.to_string(),
+            args: args.clone(),
+        };
+        let sent = handle.send(command, timeout).await;
+        let outcome: Result<CommandResult, String> = match &sent {
+            Ok(r) => Ok(r.clone()),
+            Err(e) => Err(e.to_string()),
+        };
+        if record {
+            let (id, op, actor, cmd) = (
+                device_id.to_string(),
+                op.to_string(),
+                actor.to_string(),
+                cmd_id,
+            );
+            self.core
+                .store
+                .write(move |tx| db::record_command(tx, &id, &cmd, &op, &args, &actor, &outcome))
+                .await?;
+        }
+        match sent {
+            Ok(r) => Ok(r),
+            Err(CommandError::Timeout(t)) => Err(SendError::Timeout(device_id.to_string(), t)),
+            Err(e) => Err(SendError::Unavailable(device_id.to_string(), e.to_string())),
         }
     }
-    stm::resume_auth_timers(app);
-    Ok(())
 }
 
 /// Demo set-up: two STMs and one ID reader on pseudo-terminals, and their scripts.

@@ -25,6 +25,7 @@ fn task_state(store: &Store, id: i64) -> String {
         .unwrap()
         .expect("task")
         .state
+        .to_string()
 }
 
 fn open_alert_kinds(store: &Store) -> Vec<String> {
@@ -41,16 +42,16 @@ fn open_alert_kinds(store: &Store) -> Vec<String> {
 async fn a_task_waiting_past_the_configured_time_raises_the_timeout_alert() {
     let dir = tempfile::tempdir().unwrap();
     let running = crate::app::start(config(dir.path())).await.unwrap();
-    let app = running.app.clone();
+    let (app, devices) = (running.core.clone(), running.modules.devices.clone());
     let (task_id, ts) = app
         .store
         .write(|tx| {
             let id = db::on_auth_request(tx, "STM-02", &sample_auth_request("R9", 90_000))?;
-            Ok::<_, StoreError>((id, crate::store::rfc3339(tx.now())))
+            Ok::<_, StoreError>((id, crate::clock::rfc3339(tx.now())))
         })
         .await
         .unwrap();
-    stm::schedule_auth_timeout(&app, task_id, ts, app.cfg.stm.auth_timeout);
+    stm::schedule_auth_timeout(&devices, task_id, ts, app.cfg.stm.auth_timeout);
     tokio::time::sleep(Duration::from_secs(179)).await;
     // Blocking reads keep the paused clock where it is.
     assert_eq!(task_state(&app.store, task_id), "pending");
@@ -103,7 +104,7 @@ async fn a_task_waiting_past_the_configured_time_raises_the_timeout_alert() {
 async fn a_decided_task_never_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let running = crate::app::start(config(dir.path())).await.unwrap();
-    let app = running.app.clone();
+    let app = running.core.clone();
     let (task_id, ts) = app
         .store
         .write(|tx| {
@@ -112,7 +113,7 @@ async fn a_decided_task_never_times_out() {
                 "UPDATE auth_tasks SET state = 'rejected' WHERE id = ?1",
                 [id],
             )?;
-            Ok::<_, StoreError>((id, crate::store::rfc3339(tx.now())))
+            Ok::<_, StoreError>((id, crate::clock::rfc3339(tx.now())))
         })
         .await
         .unwrap();
@@ -144,11 +145,11 @@ fn a_device_event_is_handled_once_even_after_a_restart() {
             })
             .unwrap()
     };
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, crate::modules::SCHEMAS).unwrap();
     assert!(first(&store));
     assert!(!first(&store));
     store.close();
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, crate::modules::SCHEMAS).unwrap();
     assert!(!first(&store), "still known after a restart");
     store.close();
 }

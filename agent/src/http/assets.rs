@@ -2,8 +2,6 @@
 
 use include_dir::{Dir, include_dir};
 use warp::http::{HeaderValue, Response, StatusCode, header};
-use warp::path::FullPath;
-use warp::{Filter, Reply};
 
 static WEB: Dir<'_> = include_dir!("$OUT_DIR/web");
 
@@ -12,7 +10,8 @@ pub fn is_real_build() -> bool {
     WEB.get_file("assets").is_some() || WEB.get_dir("assets").is_some()
 }
 
-fn serve(path: &str) -> Option<warp::reply::Response> {
+/// The app's file at `path` (`/` is the page), if there is one.
+pub fn serve(path: &str) -> Option<warp::reply::Response> {
     let path = path.trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     let file = WEB.get_file(path)?;
@@ -36,20 +35,6 @@ fn serve(path: &str) -> Option<warp::reply::Response> {
         HeaderValue::from_static("nosniff"),
     );
     Some(resp)
-}
-
-/// `GET /` and every file of the app.
-pub fn route() -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    warp::get()
-        .and(warp::path::full())
-        .and_then(|p: FullPath| async move {
-            if p.as_str().starts_with("/api/") {
-                return Err(warp::reject::not_found());
-            }
-            serve(p.as_str()).ok_or_else(warp::reject::not_found)
-        })
-        .map(|r: warp::reply::Response| r.into_response())
-        .boxed()
 }
 
 #[cfg(test)]

@@ -1,22 +1,24 @@
-//! Login, logout, sessions, role checks and login throttling.
+//! Login, logout, sessions, role checks and login throttling; the staff list and the
+//! audit trail.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
 
 use super::error::ApiError;
-use super::routes::{Access, spec};
-use super::{PeerAddr, json_body};
-use crate::app::App;
+use super::route::{Access, Route, ok_json};
+use crate::core::Core;
 use crate::users::{self, User};
+
+/// The staff list and the audit trail are for the branch manager.
+const MANAGER: Access = Access::Roles(&[users::Role::BranchManager]);
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "branchd_session";
@@ -107,51 +109,174 @@ pub struct Authed {
     pub token_hash: String,
 }
 
-/// A filter that admits the request only with a valid session whose role the route's
-/// entry in the route table allows: 401 without one, 403 for the wrong role.
-pub fn guard(
-    app: &App,
-    method: &'static str,
-    path: &'static str,
-) -> impl Filter<Extract = (Authed,), Error = Rejection> + Clone + use<> {
-    let access = spec(method, path).access;
-    assert!(access != Access::Public, "{method} {path} is public");
-    let app = app.clone();
-    warp::cookie::optional::<String>(COOKIE).and_then(move |token: Option<String>| {
-        let app = app.clone();
-        async move {
-            let token = token.ok_or_else(|| warp::reject::custom(ApiError::unauthorized()))?;
-            let authed = session(&app, &token).await.map_err(warp::reject::custom)?;
-            if !access.allows(authed.user.role) {
-                return Err(warp::reject::custom(ApiError::forbidden(
-                    authed.user.role.as_str(),
-                )));
-            }
-            Ok::<_, Rejection>(authed)
-        }
-    })
+/// Sessions and logins: checks the session cookie of every request that needs one, and
+/// serves `POST /api/v1/auth/login`, `POST /api/v1/auth/logout`, `GET /api/v1/auth/me`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    core: Core,
+    /// Login throttling state (a std `Mutex` inside: held for microseconds and never across
+    /// an `.await`).
+    throttle: Arc<Throttle>,
 }
 
-async fn session(app: &App, token: &str) -> Result<Authed, ApiError> {
-    let hash = users::token_hash(token);
-    let idle = app.cfg.http.session_idle;
-    let now = chrono::Utc::now();
-    let h = hash.clone();
-    let info = app
-        .store
-        .read(move |c| users::lookup_session(c, &h, now, idle))
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    if now - info.last_seen > TOUCH_EVERY {
-        let h = hash.clone();
-        app.store
-            .write(move |tx| users::touch_session(tx, &h))
-            .await?;
+impl Auth {
+    /// Sessions over the core's store, throttled as `[http]` says.
+    pub fn new(core: &Core) -> Auth {
+        let http = &core.cfg.http;
+        Auth {
+            core: core.clone(),
+            throttle: Arc::new(Throttle::new(http.login_max_failures, http.login_lockout)),
+        }
     }
-    Ok(Authed {
-        user: info.user,
-        token_hash: hash,
-    })
+
+    /// The caller of a request, when its session is valid and `access` allows its role:
+    /// 401 without a valid session, 403 for the wrong role.
+    pub async fn guard(&self, headers: &HeaderMap, access: Access) -> Result<Authed, ApiError> {
+        let token = cookie_value(headers, COOKIE).ok_or_else(ApiError::unauthorized)?;
+        let authed = self.session(&token).await?;
+        if !access.allows(authed.user.role) {
+            return Err(ApiError::forbidden(authed.user.role.as_str()));
+        }
+        Ok(authed)
+    }
+
+    async fn session(&self, token: &str) -> Result<Authed, ApiError> {
+        let hash = users::token_hash(token);
+        let idle = self.core.cfg.http.session_idle;
+        let now = chrono::Utc::now();
+        let h = hash.clone();
+        let info = self
+            .core
+            .store
+            .read(move |c| users::lookup_session(c, &h, now, idle))
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if now - info.last_seen > TOUCH_EVERY {
+            let h = hash.clone();
+            self.core
+                .store
+                .write(move |tx| users::touch_session(tx, &h))
+                .await?;
+        }
+        Ok(Authed {
+            user: info.user,
+            token_hash: hash,
+        })
+    }
+
+    /// The login routes.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::post("/api/v1/auth/login", Access::Public).json().to(
+                self.clone(),
+                |auth, req| async move {
+                    let body: Login = req.json()?;
+                    auth.login(req.peer().map(|p| p.ip()), body).await
+                },
+            ),
+            Route::post("/api/v1/auth/logout", Access::Staff).to(
+                self.clone(),
+                |auth, req| async move {
+                    let hash = req.who()?.token_hash.clone();
+                    auth.core
+                        .store
+                        .write(move |tx| users::delete_session(tx, &hash))
+                        .await?;
+                    let mut resp = ok_json(&json!({"ok": true}));
+                    resp.headers_mut().insert(
+                        warp::http::header::SET_COOKIE,
+                        clear_cookie(auth.core.cfg.http.tls.is_some()),
+                    );
+                    Ok(resp)
+                },
+            ),
+            Route::get("/api/v1/auth/me", Access::Staff).to((), |(), req| async move {
+                Ok(ok_json(&me_body(&req.who()?.user)))
+            }),
+            Route::get("/api/v1/users", MANAGER).to(self.core.clone(), |core, _| async move {
+                Ok(ok_json(&core.store.read(users::list).await?))
+            }),
+            Route::get("/api/v1/audit", MANAGER).to(self.core.clone(), |core, _| async move {
+                Ok(ok_json(
+                    &core.store.read(|c| users::audit_trail(c, 500)).await?,
+                ))
+            }),
+        ]
+    }
+
+    async fn login(&self, ip: Option<IpAddr>, body: Login) -> Result<Response, ApiError> {
+        let mut keys = vec![format!("user:{}", body.username)];
+        if let Some(ip) = ip {
+            keys.push(format!("ip:{ip}"));
+        }
+        if let Some(secs) = self.throttle.locked(&keys) {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed logins; try again in {secs} s"),
+            );
+            e.retry_after = Some(secs);
+            return Err(e);
+        }
+        let store = &self.core.store;
+        let name = body.username.clone();
+        let creds = store.read(move |c| users::credentials(c, &name)).await?;
+        let password = body.password;
+        // Verify off the runtime: argon2 is deliberately slow. Unknown users are checked
+        // against a dummy hash so both failures take the same time.
+        let (user, ok) = tokio::task::spawn_blocking(move || match creds {
+            Some((user, hash)) => {
+                let ok = users::verify_password(&password, &hash);
+                (Some(user), ok)
+            }
+            None => {
+                users::verify_password(&password, users::dummy_hash());
+                (None, false)
+            }
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        let (Some(user), true) = (user, ok) else {
+            self.throttle.fail(&keys);
+            self.core.metrics.login_failures.inc();
+            tracing::warn!(username = %body.username, ?ip, "failed login");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong user name or password",
+            ));
+        };
+        self.throttle.succeed(&keys);
+        let (token, hash) = users::new_token();
+        let max_age = self.core.cfg.http.session_max;
+        let uid = user.id;
+        let uname = user.username.clone();
+        store
+            .write(move |tx| {
+                users::insert_session(tx, &hash, uid, max_age)?;
+                users::audit(tx, Some(&uname), "auth.login", None, None)
+            })
+            .await?;
+        tracing::info!(username = %user.username, role = %user.role, "login");
+        let mut resp = ok_json(&me_body(&user));
+        resp.headers_mut().insert(
+            warp::http::header::SET_COOKIE,
+            cookie(&token, max_age, self.core.cfg.http.tls.is_some()),
+        );
+        Ok(resp)
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(warp::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,62 +286,8 @@ struct Login {
     password: String,
 }
 
-/// `POST /api/v1/auth/login`, `POST /api/v1/auth/logout`, `GET /api/v1/auth/me`.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let login = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "auth" / "login")
-            .and(warp::post())
-            .and(warp::ext::optional::<PeerAddr>())
-            .and(json_body::<Login>(app.cfg.http.max_json_bytes))
-            .then(move |peer: Option<PeerAddr>, body: Login| {
-                let app = app.clone();
-                async move { respond(login(app, peer.map(|p| p.0.ip()), body).await) }
-            })
-    };
-    let logout = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "auth" / "logout")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/auth/logout"))
-            .then(move |a: Authed| {
-                let app = app.clone();
-                async move {
-                    let hash = a.token_hash.clone();
-                    let r = app
-                        .store
-                        .write(move |tx| users::delete_session(tx, &hash))
-                        .await
-                        .map_err(ApiError::from)
-                        .map(|_| {
-                            let mut resp = warp::reply::json(&json!({"ok": true})).into_response();
-                            resp.headers_mut().insert(
-                                warp::http::header::SET_COOKIE,
-                                clear_cookie(app.cfg.http.tls.is_some()),
-                            );
-                            resp
-                        });
-                    respond(r)
-                }
-            })
-    };
-    let me = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "auth" / "me")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/auth/me"))
-            .map(|a: Authed| warp::reply::json(&me_body(&a.user)).into_response())
-    };
-    login.or(logout).unify().or(me).unify().boxed()
-}
-
 fn me_body(user: &User) -> serde_json::Value {
     json!({"username": user.username, "role": user.role, "id": user.id})
-}
-
-/// Turn a handler result into a response.
-pub fn respond(r: Result<Response, ApiError>) -> Response {
-    r.unwrap_or_else(|e| e.into_response())
 }
 
 fn cookie(token: &str, max_age: Duration, secure: bool) -> warp::http::HeaderValue {
@@ -231,70 +302,6 @@ fn cookie(token: &str, max_age: Duration, secure: bool) -> warp::http::HeaderVal
 
 fn clear_cookie(secure: bool) -> warp::http::HeaderValue {
     cookie("", Duration::ZERO, secure)
-}
-
-async fn login(app: App, ip: Option<IpAddr>, body: Login) -> Result<Response, ApiError> {
-    let mut keys = vec![format!("user:{}", body.username)];
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    if let Some(secs) = app.throttle.locked(&keys) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many failed logins; try again in {secs} s"),
-        );
-        e.retry_after = Some(secs);
-        return Err(e);
-    }
-    let name = body.username.clone();
-    let creds = app
-        .store
-        .read(move |c| users::credentials(c, &name))
-        .await?;
-    let password = body.password;
-    // Verify off the runtime: argon2 is deliberately slow. Unknown users are checked against
-    // a dummy hash so both failures take the same time.
-    let (user, ok) = tokio::task::spawn_blocking(move || match creds {
-        Some((user, hash)) => {
-            let ok = users::verify_password(&password, &hash);
-            (Some(user), ok)
-        }
-        None => {
-            users::verify_password(&password, users::dummy_hash());
-            (None, false)
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (Some(user), true) = (user, ok) else {
-        app.throttle.fail(&keys);
-        app.metrics.login_failures.inc();
-        tracing::warn!(username = %body.username, ?ip, "failed login");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "wrong user name or password",
-        ));
-    };
-    app.throttle.succeed(&keys);
-    let (token, hash) = users::new_token();
-    let max_age = app.cfg.http.session_max;
-    let uid = user.id;
-    let uname = user.username.clone();
-    app.store
-        .write(move |tx| {
-            users::insert_session(tx, &hash, uid, max_age)?;
-            users::audit(tx, Some(&uname), "auth.login", None, None)
-        })
-        .await?;
-    tracing::info!(username = %user.username, role = %user.role, "login");
-    let mut resp = warp::reply::json(&me_body(&user)).into_response();
-    resp.headers_mut().insert(
-        warp::http::header::SET_COOKIE,
-        cookie(&token, max_age, app.cfg.http.tls.is_some()),
-    );
-    Ok(resp)
 }
 
 #[cfg(test)]

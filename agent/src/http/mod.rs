@@ -1,290 +1,277 @@
-//! The PAD API and web app over HTTP(S), with warp.
+//! The PAD API and web app over HTTP(S): warp for the server side, one router over the
+//! routes every module declares next to its handlers ([`route`]).
 //!
-//! Every handler is a thin adapter: it checks the session and role ([`auth::guard`]),
-//! parses the body, calls a domain service, and maps the domain's typed errors onto the
-//! error shape of the interface contract ([`error::ApiError`]).
+//! Every handler is a thin adapter: the router has already checked the session and role
+//! ([`auth`]) and read a bounded body; the handler parses it, calls a domain service, and
+//! maps the domain's typed errors onto the error shape of the interface contract
+//! ([`error::ApiError`]). The routes and the OpenAPI fragments are composed by the caller
+//! (`modules.rs`); this module knows no domain module.
 
 pub mod assets;
 pub mod auth;
 pub mod error;
-pub mod metrics;
-pub mod routes;
+pub mod openapi;
+pub mod route;
 pub mod sse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Buf, Filter, Reply as _};
 
-use crate::alerts;
-use crate::app::App;
-use auth::{Authed, guard, respond};
+use crate::core::Core;
+use auth::Auth;
 use error::ApiError;
+pub use route::{Access, Body, Decl, Reply, Request, Route, RouteSpec, created, ok_json};
 
 /// The client's address, put into every request's extensions by the server loop.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The core part of the OpenAPI description.
-const OPENAPI_CORE: &str = include_str!("openapi.json");
-
-/// The OpenAPI description of the whole API: the core document with every module's
-/// fragment merged in.
-pub fn openapi_document() -> &'static str {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| {
-        let mut doc: serde_json::Value =
-            serde_json::from_str(OPENAPI_CORE).expect("openapi.json is valid JSON");
-        for fragment in crate::modules::OPENAPI_FRAGMENTS {
-            let f: serde_json::Value =
-                serde_json::from_str(fragment).expect("a module's OpenAPI fragment is valid JSON");
-            for (section, target) in [("paths", "/paths"), ("schemas", "/components/schemas")] {
-                if let (Some(add), Some(into)) = (
-                    f.get(section).and_then(|v| v.as_object()),
-                    doc.pointer_mut(target).and_then(|v| v.as_object_mut()),
-                ) {
-                    into.extend(add.clone());
-                }
+/// `GET /healthz` and `GET /metrics`: no login, for the supervisor and the scraper.
+pub fn system_routes(core: &Core) -> Vec<Route> {
+    vec![
+        Route::get("/healthz", Access::Public).to(core.clone(), |core, _| async move {
+            let db_ok = core
+                .store
+                .read(|c| {
+                    c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                        .map_err(crate::store::StoreError::from)
+                })
+                .await
+                .is_ok();
+            let body = json!({
+                "status": if db_ok { "ok" } else { "degraded" },
+                "version": crate::VERSION,
+                "branch": core.cfg.branch.id,
+                "uptime_s": core.started.elapsed().as_secs(),
+                "event_seq": *core.store.committed().borrow(),
+                "database": if db_ok { "ok" } else { "unavailable" },
+            });
+            let status = if db_ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+        }),
+        Route::get("/metrics", Access::Public).to(core.clone(), |core, _| async move {
+            if let Ok(depth) = core.store.read(crate::store::outbox_depth).await {
+                core.metrics.set_outbox_depth(depth);
             }
-        }
-        doc.to_string()
-    })
+            Ok(warp::reply::with_header(
+                core.metrics.render(),
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .into_response())
+        }),
+    ]
 }
 
-/// A JSON body of at most `limit` bytes, with errors in the API's shape.
-pub fn json_body<T: DeserializeOwned + Send>(
-    limit: u64,
-) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    body_limit(limit)
-        .and(warp::body::bytes())
-        .and_then(|b: Bytes| async move {
-            serde_json::from_slice::<T>(&b).map_err(|e| {
-                warp::reject::custom(ApiError::bad_request(
-                    "invalid_json",
-                    format!("invalid request body: {e}"),
-                ))
-            })
-        })
+/// Matches requests against the declared routes.
+#[derive(Debug)]
+pub struct Router {
+    core: Core,
+    auth: Auth,
+    routes: Vec<Route>,
 }
 
-/// Refuse a body over `limit` bytes (413) or of unknown length (411) before reading it.
-pub fn body_limit(limit: u64) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and_then(move |len: Option<u64>| async move {
-            match len {
-                Some(n) if n > limit => Err(warp::reject::custom(ApiError::new(
-                    warp::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("the request body is {n} bytes; at most {limit} are accepted"),
-                ))),
-                Some(_) => Ok(()),
-                None => Err(warp::reject::custom(ApiError::new(
-                    warp::http::StatusCode::LENGTH_REQUIRED,
-                    "length_required",
-                    "send a Content-Length header",
-                ))),
-            }
-        })
-        .untuple_one()
-}
-
-/// Serialise a value as a 200 JSON response.
-pub fn ok_json<T: serde::Serialize>(v: &T) -> Response {
-    warp::reply::json(v).into_response()
-}
-
-fn health(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let app = app.clone();
-    warp::path!("healthz")
-        .and(warp::get())
-        .then(move || {
-            let app = app.clone();
-            async move {
-                let db_ok = app
-                    .store
-                    .read(|c| {
-                        c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                            .map_err(crate::store::StoreError::from)
-                    })
-                    .await
-                    .is_ok();
-                let body = json!({
-                    "status": if db_ok { "ok" } else { "degraded" },
-                    "version": crate::VERSION,
-                    "branch": app.cfg.branch.id,
-                    "uptime_s": app.started.elapsed().as_secs(),
-                    "event_seq": *app.store.committed().borrow(),
-                    "database": if db_ok { "ok" } else { "unavailable" },
-                });
-                let status = if db_ok {
-                    warp::http::StatusCode::OK
-                } else {
-                    warp::http::StatusCode::SERVICE_UNAVAILABLE
-                };
-                warp::reply::with_status(warp::reply::json(&body), status).into_response()
-            }
-        })
-        .boxed()
-}
-
-fn metrics_route(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let app = app.clone();
-    warp::path!("metrics")
-        .and(warp::get())
-        .then(move || {
-            let app = app.clone();
-            async move {
-                if let Ok(depth) = app.store.read(crate::store::outbox_depth).await {
-                    app.metrics.set_outbox_depth(depth);
-                }
-                warp::reply::with_header(
-                    app.metrics.render(),
-                    "content-type",
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )
-                .into_response()
-            }
-        })
-        .boxed()
-}
-
-fn openapi(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "openapi.json")
-        .and(warp::get())
-        .and(guard(app, "GET", "/api/v1/openapi.json"))
-        .map(|_: Authed| {
-            warp::reply::with_header(openapi_document(), "content-type", "application/json")
-                .into_response()
-        })
-        .boxed()
-}
-
-fn alert_routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let list = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "alerts")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/alerts"))
-            .then(move |_: Authed| {
-                let app = app.clone();
-                async move {
-                    respond(
-                        app.store
-                            .read(|c| alerts::list(c, 200))
-                            .await
-                            .map(|a| ok_json(&a))
-                            .map_err(ApiError::from),
-                    )
-                }
-            })
-    };
-    let ack = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "alerts" / i64 / "ack")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/alerts/{id}/ack"))
-            .then(move |id: i64, who: Authed| {
-                let app = app.clone();
-                async move {
-                    let r = app
-                        .store
-                        .write(move |tx| alerts::ack(tx, id, &who.user.username))
-                        .await
-                        .map(|a| ok_json(&a))
-                        .map_err(|e| match e {
-                            alerts::AckError::NotFound(id) => {
-                                ApiError::not_found("alert_not_found", format!("no alert {id}"))
-                            }
-                            alerts::AckError::Store(e) => e.into(),
-                        });
-                    respond(r)
-                }
-            })
-    };
-    list.or(ack).unify().boxed()
-}
-
-fn staff_routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let users = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "users")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/users"))
-            .then(move |_: Authed| {
-                let app = app.clone();
-                async move {
-                    respond(
-                        app.store
-                            .read(crate::users::list)
-                            .await
-                            .map(|u| ok_json(&u))
-                            .map_err(ApiError::from),
-                    )
-                }
-            })
-    };
-    let audit = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "audit")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/audit"))
-            .then(move |_: Authed| {
-                let app = app.clone();
-                async move {
-                    respond(
-                        app.store
-                            .read(|c| crate::users::audit_trail(c, 500))
-                            .await
-                            .map(|u| ok_json(&u))
-                            .map_err(ApiError::from),
-                    )
-                }
-            })
-    };
-    users.or(audit).unify().boxed()
-}
-
-/// Every route of the daemon, with errors in the API's shape and requests counted.
-pub fn router(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let counted = app.clone();
-    health(app)
-        .or(metrics_route(app))
-        .unify()
-        .or(auth::routes(app))
-        .unify()
-        .or(sse::route(app))
-        .unify()
-        .or(openapi(app))
-        .unify()
-        .or(alert_routes(app))
-        .unify()
-        .or(staff_routes(app))
-        .unify()
-        .or(crate::modules::router(app))
-        .unify()
-        .or(assets::route())
-        .unify()
-        .recover(error::recover)
-        .unify()
-        .and(warp::method())
-        .map(move |mut resp: Response, method: warp::http::Method| {
-            counted
-                .metrics
-                .count_request(method.as_str(), resp.status().as_u16());
-            resp.headers_mut().insert(
-                "x-content-type-options",
-                warp::http::HeaderValue::from_static("nosniff"),
+impl Router {
+    /// A router over `routes`; sessions are checked with `auth`.
+    ///
+    /// # Panics
+    /// When two routes have the same method and path (a programming error, found by the
+    /// first test that starts a daemon).
+    pub fn new(core: &Core, auth: Auth, routes: Vec<Route>) -> Router {
+        let mut seen = std::collections::HashSet::new();
+        for r in &routes {
+            let s = r.spec();
+            assert!(
+                seen.insert((s.method, s.path)),
+                "route {} {} is declared twice",
+                s.method,
+                s.path
             );
-            resp
-        })
-        .boxed()
+        }
+        Router {
+            core: core.clone(),
+            auth,
+            routes,
+        }
+    }
+
+    /// Every route, as declared.
+    pub fn specs(&self) -> Vec<RouteSpec> {
+        self.routes.iter().map(Route::spec).collect()
+    }
+
+    /// The warp filter answering every request: errors in the API's shape, requests counted.
+    pub fn filter(self: Arc<Self>) -> warp::filters::BoxedFilter<(Response,)> {
+        warp::method()
+            .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::headers_cloned())
+            .and(warp::ext::optional::<PeerAddr>())
+            .and(warp::body::stream())
+            .then(
+                move |method: Method,
+                      path: warp::path::FullPath,
+                      query: String,
+                      headers: HeaderMap,
+                      peer: Option<PeerAddr>,
+                      body| {
+                    let router = self.clone();
+                    async move {
+                        let head = Head {
+                            method,
+                            path: path.as_str().to_string(),
+                            query,
+                            headers,
+                            peer: peer.map(|p| p.0),
+                        };
+                        let label = head.method.clone();
+                        let mut resp = match router.dispatch(head, body).await {
+                            Ok(r) => r,
+                            Err(e) => e.into_response(),
+                        };
+                        router
+                            .core
+                            .metrics
+                            .count_request(label.as_str(), resp.status().as_u16());
+                        resp.headers_mut().insert(
+                            "x-content-type-options",
+                            warp::http::HeaderValue::from_static("nosniff"),
+                        );
+                        resp
+                    }
+                },
+            )
+            .recover(error::recover)
+            .unify()
+            .boxed()
+    }
+
+    async fn dispatch<S, B>(&self, head: Head, body: S) -> Result<Response, ApiError>
+    where
+        S: Stream<Item = Result<B, warp::Error>>,
+        B: Buf,
+    {
+        let parts: Vec<&str> = head.path.trim_start_matches('/').split('/').collect();
+        let mut matched: Vec<(&Route, Vec<(&'static str, String)>)> = self
+            .routes
+            .iter()
+            .filter_map(|r| r.matches(&parts).map(|p| (r, p)))
+            .collect();
+        matched.sort_by_key(|(r, _)| std::cmp::Reverse(r.literals()));
+        let Some((route, params)) = matched.iter().find(|(r, _)| r.is(&head.method)).cloned()
+        else {
+            if !matched.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this route does not take that method",
+                ));
+            }
+            if head.method == Method::GET && !head.path.starts_with("/api/") {
+                if let Some(page) = assets::serve(&head.path) {
+                    return Ok(page);
+                }
+            }
+            return Err(ApiError::not_found("not_found", "no such route"));
+        };
+        let who = match route.access() {
+            Access::Public => None,
+            access => Some(self.auth.guard(&head.headers, access).await?),
+        };
+        let limit = match route.body() {
+            Body::None => None,
+            Body::Json => Some(self.core.cfg.http.max_json_bytes),
+            Body::Bytes(n) => Some(n),
+        };
+        let body = match limit {
+            None => Bytes::new(),
+            Some(limit) => read_body(&head.headers, body, limit).await?,
+        };
+        route
+            .call(Request {
+                params,
+                who,
+                query: head.query,
+                headers: head.headers,
+                body,
+                peer: head.peer,
+            })
+            .await
+    }
+}
+
+/// What the router looks at before the body.
+struct Head {
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    peer: Option<SocketAddr>,
+}
+
+/// Read a body of at most `limit` bytes: 413 (over the limit) or 411 (no length) before
+/// reading anything.
+async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: u64) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let len = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match len {
+        Some(n) if n > limit => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is {n} bytes; at most {limit} are accepted"),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            return Err(ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send a Content-Length header",
+            ));
+        }
+    }
+    let mut body = std::pin::pin!(body);
+    let mut out = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::bad_request("bad_request", format!("cannot read the body: {e}"))
+        })?;
+        if out.len() as u64 + chunk.remaining() as u64 > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            out.put_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
 }
 
 /// Inserts the peer address into each request, then hands it to warp.

@@ -51,7 +51,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 let _ = writeln!(std::io::stderr(), "{}: {e}", c.display());
-                return Ok(ExitCode::from(crate::cli::EX_USAGE));
+                return Ok(ExitCode::from(crate::config::EX_USAGE));
             }
         }
     }
@@ -74,7 +74,7 @@ pub fn run(args: OcrArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     // refuse a bad image before loading the models
-    super::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
+    crate::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
     let mut engine = Engine::load(&dir, threads)?;
     let mut r = super::recognise(&mut engine, &bytes, args.kind)
         .with_context(|| args.file.display().to_string())?;

@@ -10,9 +10,9 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::det::{self, DetParams, Quad};
-use super::image::{self, ImageError};
-use super::models::{self, ModelError};
 use super::rec::{self, Decoded, Dictionary, Readings};
+use crate::image::{self, ImageError};
+use crate::models::{self, ModelError};
 
 /// One recognised line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,9 +1,9 @@
 //! OCR of ID cards and business licences on the box.
 //!
-//! Image bytes → [`image`] (header checks, decode with EXIF orientation) → [`det`] (DB text
+//! Image bytes → [`crate::image`] (header checks, decode with EXIF orientation) → [`det`] (DB text
 //! detection) → angle classification and batched recognition ([`rec`], CTC) → [`fields`]
 //! (layout, labels, checks). Models come from the models directory and are refused when
-//! their SHA-256 differs from `models/manifest.toml` ([`models`]). Inference runs on the
+//! their SHA-256 differs from `models/manifest.toml` ([`crate::models`]). Inference runs on the
 //! [`pool`]'s own threads behind a bounded queue. Uploaded images are never stored; the
 //! `ocr.completed` event says which document and which fields were found and validated,
 //! never their values.
@@ -12,17 +12,17 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use warp::Filter;
-use warp::http::StatusCode;
-use warp::reply::Response;
+use std::sync::Arc;
 
-use crate::app::App;
-use crate::http::auth::{Authed, guard, respond};
+use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
+
+use crate::config::DeviceKind;
+use crate::core::Core;
+use crate::devices::Devices;
 use crate::http::error::ApiError;
-use crate::http::routes::{Access, RouteSpec};
-use crate::http::{body_limit, ok_json};
+use crate::http::{Access, Reply, Request, Route, ok_json};
+use crate::image;
 use crate::store::Schema;
 use crate::users::Role;
 
@@ -31,8 +31,6 @@ pub mod cli;
 pub mod det;
 pub mod engine;
 pub mod fields;
-pub mod image;
-pub mod models;
 pub mod pool;
 pub mod rec;
 pub mod retention;
@@ -51,14 +49,6 @@ pub const SCHEMA: Schema = Schema {
 
 const OCR_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 
-/// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[RouteSpec {
-    method: "POST",
-    path: "/api/v1/ocr",
-    access: OCR_ROLES,
-    sample: "/api/v1/ocr?kind=auto",
-}];
-
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
  "summary":"Recognise an ID card or business licence photo",
@@ -69,7 +59,8 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
   "400":{"description":"not a usable image, a bad kind or an unknown reader"},
   "409":{"description":"no recent card on the reader"},"413":{"description":"over 10 MB"},
   "415":{"description":"not image/jpeg or image/png"},"422":{"description":"not the document asked for"},
-  "503":{"description":"busy or models unavailable"}}}}},
+  "503":{"description":"busy or models unavailable"},
+  "401":{"$ref":"#/components/responses/Error"},"403":{"$ref":"#/components/responses/Error"}}}}},
  "schemas":{"OcrResult":{"type":"object","required":["kind","fields","lines","timing_ms"],"properties":{
   "kind":{"type":"string","enum":["id_card","licence"]},
   "side":{"type":"string","enum":["front","back"]},
@@ -139,33 +130,59 @@ pub fn recognise(
     })
 }
 
-/// The module's shared state: the worker pool.
-#[derive(Debug)]
-pub struct State {
-    pool: pool::Pool,
+/// The OCR module's handle: the worker pool, and the ID card readers' recent chips (to
+/// check a photo of the card against).
+#[derive(Debug, Clone)]
+pub struct Ocr {
+    core: Core,
+    devices: Devices,
+    pool: Arc<pool::Pool>,
 }
 
-impl State {
-    /// Build from the validated config. Worker threads start now; models load on the
-    /// first request.
-    pub fn new(cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State {
-            pool: pool::Pool::start(
+impl Ocr {
+    /// The worker pool as `[ocr]` says: threads start now, models load on the first
+    /// request.
+    pub fn new(core: &Core, devices: &Devices) -> Ocr {
+        let cfg = &core.cfg;
+        Ocr {
+            core: core.clone(),
+            devices: devices.clone(),
+            pool: Arc::new(pool::Pool::start(
                 cfg.models.dir.clone(),
                 cfg.ocr.workers,
                 cfg.ocr.queue,
                 cfg.ocr.threads,
-            ),
-        })
+            )),
+        }
     }
 
-    /// Queue an image (used by the route; exposed for other modules).
+    /// Queue an image.
     pub fn submit(
         &self,
         bytes: Vec<u8>,
         kind: Requested,
     ) -> Result<tokio::sync::oneshot::Receiver<pool::Reply>, pool::SubmitError> {
         self.pool.submit(bytes, kind)
+    }
+
+    /// `POST /api/v1/ocr`.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::post("/api/v1/ocr", OCR_ROLES)
+                .bytes(MAX_BODY)
+                .to(self.clone(), handle),
+        ]
+    }
+
+    /// Start the module's tasks: deletion timers of kept images; stop the worker pool when
+    /// the daemon stops.
+    pub fn start(&self) {
+        retention::resume(&self.core);
+        let (cancel, pool) = (self.core.cancel.clone(), self.pool.clone());
+        self.core.spawn(async move {
+            cancel.cancelled().await;
+            let _ = tokio::task::spawn_blocking(move || pool.stop()).await;
+        });
     }
 }
 
@@ -226,12 +243,10 @@ struct KindQuery {
     reader: Option<String>,
 }
 
-async fn handle(
-    app: App,
-    q: KindQuery,
-    content_type: Option<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+async fn handle(ocr: Ocr, req: Request) -> Reply {
+    let q: KindQuery = req.query()?;
+    let content_type = req.header("content-type").map(str::to_string);
+    let body = req.body().clone();
     let kind: Requested = q
         .kind
         .as_deref()
@@ -263,10 +278,10 @@ async fn handle(
     let chip = match q.reader.as_deref() {
         None => None,
         // the PAD's way: whichever reader read a card lately, if any
-        Some("auto") => latest_chip(&app),
-        Some(reader) => Some((reader.to_string(), recent_chip(&app, reader)?)),
+        Some("auto") => latest_chip(&ocr),
+        Some(reader) => Some((reader.to_string(), recent_chip(&ocr, reader)?)),
     };
-    let rx = app.ocr.submit(body.to_vec(), kind).map_err(|e| match e {
+    let rx = ocr.submit(body.to_vec(), kind).map_err(|e| match e {
         pool::SubmitError::Busy => {
             let mut err = ApiError::unavailable("ocr_busy", e.to_string());
             err.retry_after = Some(1);
@@ -294,7 +309,7 @@ async fn handle(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    result.image = retention::commit(&app, body.to_vec(), ext, kind, event)
+    result.image = retention::commit(&ocr.core, body.to_vec(), ext, kind, event)
         .await
         .map_err(|e| match e {
             retention::KeepError::Store(e) => ApiError::from(e),
@@ -308,38 +323,40 @@ async fn handle(
 
 /// The card read most recently on any reader within the window, if any.
 fn latest_chip(
-    app: &App,
+    ocr: &Ocr,
 ) -> Option<(
     String,
     (branchd_drivers::idreader::CardText, std::time::Duration),
 )> {
-    let within = app.cfg.id_reader.chip_check_window;
-    app.cfg
+    let within = ocr.core.cfg.id_reader.chip_check_window;
+    ocr.core
+        .cfg
         .devices
         .iter()
-        .filter(|d| d.kind == crate::config::DeviceKind::IdReader)
-        .filter_map(|d| Some((d.id.clone(), app.devices.recent_card(&d.id, within)?)))
+        .filter(|d| d.kind == DeviceKind::IdReader)
+        .filter_map(|d| Some((d.id.clone(), ocr.devices.recent_card(&d.id, within)?)))
         .min_by_key(|(_, (_, age))| *age)
 }
 
 /// The card the reader read last, if recent enough to be the one photographed.
 fn recent_chip(
-    app: &App,
+    ocr: &Ocr,
     reader: &str,
 ) -> Result<(branchd_drivers::idreader::CardText, std::time::Duration), ApiError> {
-    let known = app
+    let known = ocr
+        .core
         .cfg
         .devices
         .iter()
-        .any(|d| d.id == reader && d.kind == crate::config::DeviceKind::IdReader);
+        .any(|d| d.id == reader && d.kind == DeviceKind::IdReader);
     if !known {
         return Err(ApiError::bad_request(
             "unknown_reader",
             format!("no ID card reader `{reader}` in this branch"),
         ));
     }
-    let within = app.cfg.id_reader.chip_check_window;
-    app.devices.recent_card(reader, within).ok_or_else(|| {
+    let within = ocr.core.cfg.id_reader.chip_check_window;
+    ocr.devices.recent_card(reader, within).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "no_chip_data",
@@ -349,38 +366,6 @@ fn recent_chip(
             ),
         )
     })
-}
-
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let app = app.clone();
-    warp::path!("api" / "v1" / "ocr")
-        .and(warp::post())
-        .and(guard(&app, "POST", "/api/v1/ocr"))
-        .and(warp::query::<KindQuery>())
-        .and(warp::header::optional::<String>("content-type"))
-        .and(body_limit(MAX_BODY))
-        .and(warp::body::bytes())
-        .then(
-            move |_: Authed, q: KindQuery, ct: Option<String>, body: Bytes| {
-                let app = app.clone();
-                async move { respond(handle(app, q, ct, body).await) }
-            },
-        )
-        .boxed()
-}
-
-/// Start the module's tasks: deletion timers of kept images; stop the worker pool when
-/// the daemon stops.
-pub fn start(app: &App) -> anyhow::Result<()> {
-    retention::resume(app);
-    let app2 = app.clone();
-    app.tracker.spawn(async move {
-        app2.cancel.cancelled().await;
-        let app3 = app2.clone();
-        let _ = tokio::task::spawn_blocking(move || app3.ocr.pool.stop()).await;
-    });
-    Ok(())
 }
 
 /// Demo set-up (nothing to simulate).

@@ -9,13 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::app::App;
-use crate::store::{StoreError, rfc3339};
+use crate::clock::rfc3339;
+use crate::core::Core;
+use crate::store::StoreError;
 
 /// The table of kept images (the module's first migration).
 pub const STEP_1: &str = "CREATE TABLE ocr_images (
@@ -35,8 +36,8 @@ pub struct KeptImage {
     pub delete_at: String,
 }
 
-fn dir(app: &App) -> PathBuf {
-    app.cfg.branch.data_dir.join("ocr-images")
+fn dir(core: &Core) -> PathBuf {
+    core.cfg.branch.data_dir.join("ocr-images")
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -68,28 +69,28 @@ pub enum KeepError {
 /// Commit `event` (`ocr.completed`), keeping the image with it when a retention period is
 /// configured. Returns the kept image.
 pub async fn commit(
-    app: &App,
+    core: &Core,
     bytes: Vec<u8>,
     ext: &'static str,
     kind: String,
     mut event: serde_json::Value,
 ) -> Result<Option<KeptImage>, KeepError> {
-    let keep = app.cfg.ocr.keep_images;
+    let keep = core.cfg.ocr.keep_images;
     if keep.is_zero() {
-        app.store
+        core.store
             .write(move |tx| tx.emit("ocr.completed", event))
             .await?;
         return Ok(None);
     }
     let id = ulid::Ulid::new().to_string();
-    let file = dir(app).join(format!("{id}.{ext}"));
+    let file = dir(core).join(format!("{id}.{ext}"));
     let path = file.clone();
     tokio::task::spawn_blocking(move || write_private(&path, &bytes))
         .await
         .map_err(std::io::Error::other)??;
     event["image_kept"] = json!(true);
     let (id2, file2) = (id.clone(), file.to_string_lossy().into_owned());
-    let written = app
+    let written = core
         .store
         .write(move |tx| {
             let delete_at = rfc3339(tx.now() + keep);
@@ -103,7 +104,7 @@ pub async fn commit(
         .await;
     match written {
         Ok(delete_at) => {
-            schedule(app, id.clone(), keep);
+            schedule(core, id.clone(), keep);
             Ok(Some(KeptImage { id, delete_at }))
         }
         Err(e) => {
@@ -113,13 +114,13 @@ pub async fn commit(
     }
 }
 
-fn schedule(app: &App, id: String, after: Duration) {
-    let app2 = app.clone();
-    app.tracker.spawn(async move {
+fn schedule(core: &Core, id: String, after: Duration) {
+    let core2 = core.clone();
+    core.tracker.spawn(async move {
         tokio::select! {
-            () = app2.cancel.cancelled() => {}
+            () = core2.cancel.cancelled() => {}
             () = tokio::time::sleep(after) => {
-                if let Err(e) = delete(&app2, &id).await {
+                if let Err(e) = delete(&core2, &id).await {
                     tracing::error!(image = %id, error = %e, "cannot delete a kept OCR image");
                 }
             }
@@ -129,9 +130,9 @@ fn schedule(app: &App, id: String, after: Duration) {
 
 /// Delete one kept image: the file first (so a row never outlives a file it points to
 /// for long), then its row, with an `ocr.image_deleted` event.
-async fn delete(app: &App, id: &str) -> Result<(), KeepError> {
+async fn delete(core: &Core, id: &str) -> Result<(), KeepError> {
     let key = id.to_string();
-    let file: Option<String> = app
+    let file: Option<String> = core
         .store
         .read(move |c| {
             Ok::<_, StoreError>(
@@ -149,7 +150,7 @@ async fn delete(app: &App, id: &str) -> Result<(), KeepError> {
         Err(e) => return Err(e.into()),
     }
     let key = id.to_string();
-    app.store
+    core.store
         .write(move |tx| {
             tx.conn()
                 .execute("DELETE FROM ocr_images WHERE id = ?1", [&key])?;
@@ -162,10 +163,10 @@ async fn delete(app: &App, id: &str) -> Result<(), KeepError> {
 
 /// At start: the deletion timers of kept images, from their stored times, and files no
 /// row knows of removed.
-pub fn resume(app: &App) {
-    let app2 = app.clone();
-    app.tracker.spawn(async move {
-        let rows: Result<Vec<(String, String, String)>, StoreError> = app2
+pub fn resume(core: &Core) {
+    let core2 = core.clone();
+    core.tracker.spawn(async move {
+        let rows: Result<Vec<(String, String, String)>, StoreError> = core2
             .store
             .read(|c| {
                 let mut s = c.prepare("SELECT id, file, delete_at FROM ocr_images")?;
@@ -182,7 +183,7 @@ pub fn resume(app: &App) {
         };
         let known: std::collections::HashSet<PathBuf> =
             rows.iter().map(|(_, f, _)| PathBuf::from(f)).collect();
-        if let Ok(entries) = std::fs::read_dir(dir(&app2)) {
+        if let Ok(entries) = std::fs::read_dir(dir(&core2)) {
             for e in entries.flatten() {
                 // (a file being written right now by an upload is younger than a minute)
                 let settled = e
@@ -199,11 +200,10 @@ pub fn resume(app: &App) {
         }
         let now = Utc::now();
         for (id, _, delete_at) in rows {
-            let left = DateTime::parse_from_rfc3339(&delete_at)
-                .ok()
-                .and_then(|t| (t.with_timezone(&Utc) - now).to_std().ok())
+            let left = crate::clock::parse(&delete_at)
+                .and_then(|t| (t - now).to_std().ok())
                 .unwrap_or_default();
-            schedule(&app2, id, left);
+            schedule(&core2, id, left);
         }
     });
 }

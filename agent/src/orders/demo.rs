@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Map;
 
-use super::config::{OrdersConfig, RecallAction, StepSpec};
 use super::model::{self, Customer, NewOrder, OrderError};
+use crate::config::orders::{OrdersConfig, RecallAction, StepSpec};
 use crate::store::{StoreError, Tx};
 
 fn step(key: &str, name: &str, label: &str, sla_s: u32, cfg: &OrdersConfig) -> StepSpec {

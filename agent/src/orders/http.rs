@@ -2,14 +2,16 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use warp::Filter;
-use warp::reply::Response;
 
 use super::model::{self, OrderError};
-use crate::app::App;
-use crate::http::auth::{Authed, guard, respond};
+use super::{Orders, views};
 use crate::http::error::ApiError;
-use crate::http::{json_body, ok_json};
+use crate::http::{Access, Reply, Request, Route, ok_json};
+use crate::store::Tx;
+use crate::users::Role;
+
+/// Every order route is for the same staff.
+const STAFF: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 
 impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
@@ -49,58 +51,57 @@ struct RatingBody {
     comment: Option<String>,
 }
 
-async fn staff_answer(app: &App, id: String) -> Result<Response, ApiError> {
-    let now = app.orders.clock.now();
-    let v = app
-        .store
-        .read(move |c| model::staff_view(c, &id, now))
-        .await?;
-    Ok(ok_json(&v))
-}
-
-/// Who did what, for the audit trail.
-struct Audit {
+/// A staff action on the order in the path: what it does, and what the audit trail says.
+struct Action {
+    id: String,
     by: String,
-    action: &'static str,
+    audit: &'static str,
     detail: serde_json::Value,
 }
 
-impl Audit {
-    fn new(a: &Authed, action: &'static str, detail: serde_json::Value) -> Audit {
-        Audit {
-            by: a.user.username.clone(),
-            action,
+impl Action {
+    fn of(
+        req: &Request,
+        audit: &'static str,
+        detail: serde_json::Value,
+    ) -> Result<Action, ApiError> {
+        Ok(Action {
+            id: req.param("id")?.to_string(),
+            by: req.username()?,
+            audit,
             detail,
-        }
+        })
     }
-}
 
-/// Run one staff action in a write transaction (with its audit record) and answer the
-/// order's staff view.
-async fn act<F>(app: App, id: String, audit: Audit, f: F) -> Response
-where
-    F: FnOnce(&mut crate::store::Tx<'_>, &str) -> Result<(), OrderError> + Send + 'static,
-{
-    let r = async {
+    /// Run `f` in one write transaction with the audit record, and answer the order's
+    /// staff view.
+    async fn run<F>(self, o: &Orders, f: F) -> Reply
+    where
+        F: FnOnce(&mut Tx<'_>, &str, &str) -> Result<(), OrderError> + Send + 'static,
+    {
+        let Action {
+            id,
+            by,
+            audit,
+            detail,
+        } = self;
         let oid = id.clone();
-        app.store
+        o.core
+            .store
             .write(move |tx| {
-                f(tx, &oid)?;
-                crate::users::audit(
-                    tx,
-                    Some(&audit.by),
-                    audit.action,
-                    Some(&oid),
-                    Some(&audit.detail),
-                )?;
+                f(tx, &oid, &by)?;
+                crate::users::audit(tx, Some(&by), audit, Some(&oid), Some(&detail))?;
                 Ok::<_, OrderError>(())
             })
-            .await
-            .map_err(ApiError::from)?;
-        staff_answer(&app, id).await
+            .await?;
+        let now = o.core.clock.now();
+        let v = o
+            .core
+            .store
+            .read(move |c| views::staff_view(c, &id, now))
+            .await?;
+        Ok(ok_json(&v))
     }
-    .await;
-    respond(r)
 }
 
 fn check_len(what: &str, s: &Option<String>, max: usize) -> Result<(), ApiError> {
@@ -113,230 +114,144 @@ fn check_len(what: &str, s: &Option<String>, max: usize) -> Result<(), ApiError>
     }
 }
 
-/// Every orders route.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let limit = app.cfg.http.max_json_bytes;
-    let list = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/orders"))
-            .then(move |_: Authed| {
-                let app = app.clone();
-                async move {
-                    let now = app.orders.clock.now();
-                    let r = app
-                        .store
-                        .read(move |c| model::list(c, now))
+/// A step action: the step key from the path goes into the audit detail.
+fn step_action(req: &Request, audit: &'static str) -> Result<(Action, String), ApiError> {
+    let key = req.param("key")?.to_string();
+    let b: NoteBody = req.json()?;
+    Ok((
+        Action::of(req, audit, json!({"step": key, "note": b.note}))?,
+        key,
+    ))
+}
+
+impl Orders {
+    /// Every orders route.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::get("/api/v1/orders", STAFF).to(self.clone(), |o, _| async move {
+                let now = o.core.clock.now();
+                Ok(ok_json(
+                    &o.core.store.read(move |c| views::list(c, now)).await?,
+                ))
+            }),
+            Route::get("/api/v1/orders/{id}", STAFF).to(self.clone(), one),
+            Route::post("/api/v1/orders/{id}/approve", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: NoteBody = req.json()?;
+                    Action::of(&req, "order.approve", json!({"note": b.note}))?
+                        .run(&o, model::approve)
                         .await
-                        .map(|v| ok_json(&v))
-                        .map_err(ApiError::from);
-                    respond(r)
-                }
-            })
-    };
-    let one = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String)
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/orders/{id}"))
-            .and(warp::query::<ViewQuery>())
-            .then(move |id: String, _: Authed, q: ViewQuery| {
-                let app = app.clone();
-                async move {
-                    let now = app.orders.clock.now();
-                    let r = async {
-                        let v = match q.view.as_deref().unwrap_or("staff") {
-                            "staff" => {
-                                let id2 = id.clone();
-                                app.store
-                                    .read(move |c| model::staff_view(c, &id2, now))
-                                    .await?
-                            }
-                            "customer" => {
-                                let id2 = id.clone();
-                                app.store
-                                    .read(move |c| model::customer_view(c, &id2))
-                                    .await?
-                            }
-                            other => {
-                                return Err(ApiError::bad_request(
-                                    "invalid_view",
-                                    format!("unknown view `{other}` (staff or customer)"),
-                                ));
-                            }
-                        };
-                        v.map(|v| ok_json(&v))
-                            .ok_or_else(|| ApiError::from(OrderError::NotFound(id.clone())))
-                    }
-                    .await;
-                    respond(r)
-                }
-            })
-    };
-    let approve = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "approve")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/approve"))
-            .and(json_body::<NoteBody>(limit))
-            .then(move |id: String, a: Authed, b: NoteBody| {
-                let by = a.user.username.clone();
-                let audit = Audit::new(&a, "order.approve", json!({"note": b.note}));
-                act(app.clone(), id, audit, move |tx, id| {
-                    model::approve(tx, id, &by)
-                })
-            })
-    };
-    let reject = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "reject")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/reject"))
-            .and(json_body::<ReasonBody>(limit))
-            .then(move |id: String, a: Authed, b: ReasonBody| {
-                let app = app.clone();
-                async move {
+                },
+            ),
+            Route::post("/api/v1/orders/{id}/reject", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: ReasonBody = req.json()?;
                     let reason = Some(b.reason.trim().to_string()).filter(|r| !r.is_empty());
-                    if reason.is_none() {
-                        return ApiError::bad_request("invalid_request", "`reason` is required")
-                            .into_response_body();
-                    }
-                    if let Err(e) = check_len("reason", &reason, 200) {
-                        return e.into_response_body();
-                    }
-                    let by = a.user.username.clone();
-                    let reason = reason.unwrap_or_default();
-                    let audit = Audit::new(&a, "order.reject", json!({"reason": reason}));
-                    act(app, id, audit, move |tx, id| {
-                        model::reject(tx, id, &by, &reason)
-                    })
-                    .await
-                }
-            })
-    };
-    let start = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "steps" / String / "start")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/steps/{key}/start"))
-            .and(json_body::<NoteBody>(limit))
-            .then(move |id: String, key: String, a: Authed, b: NoteBody| {
-                let by = a.user.username.clone();
-                let now = app.orders.clock.now();
-                let audit =
-                    Audit::new(&a, "order.step_start", json!({"step": key, "note": b.note}));
-                act(app.clone(), id, audit, move |tx, id| {
-                    model::start_step(tx, id, &key, &by, now)
-                })
-            })
-    };
-    let finish = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "steps" / String / "finish")
-            .and(warp::post())
-            .and(guard(
-                &app,
-                "POST",
-                "/api/v1/orders/{id}/steps/{key}/finish",
-            ))
-            .and(json_body::<NoteBody>(limit))
-            .then(move |id: String, key: String, a: Authed, b: NoteBody| {
-                let by = a.user.username.clone();
-                let now = app.orders.clock.now();
-                let audit = Audit::new(
-                    &a,
-                    "order.step_finish",
-                    json!({"step": key, "note": b.note}),
-                );
-                act(app.clone(), id, audit, move |tx, id| {
-                    model::finish_step(tx, id, &key, &by, now)
-                })
-            })
-    };
-    let deliver = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "deliver")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/deliver"))
-            .and(json_body::<NoteBody>(limit))
-            .then(move |id: String, a: Authed, b: NoteBody| {
-                let by = a.user.username.clone();
-                let now = app.orders.clock.now();
-                let audit = Audit::new(&a, "order.deliver", json!({"note": b.note}));
-                act(app.clone(), id, audit, move |tx, id| {
-                    model::deliver(tx, id, &by, now)
-                })
-            })
-    };
-    let recall = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "recall")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/recall"))
-            .and(json_body::<NoteBody>(limit))
-            .then(move |id: String, a: Authed, b: NoteBody| {
-                let by = a.user.username.clone();
-                let audit = Audit::new(&a, "order.recall", json!({"note": b.note}));
-                act(app.clone(), id, audit, move |tx, id| {
-                    model::recall(tx, id, &by)
-                })
-            })
-    };
-    let rating = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "orders" / String / "rating")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/orders/{id}/rating"))
-            .and(json_body::<RatingBody>(limit))
-            .then(move |id: String, a: Authed, b: RatingBody| {
-                let app = app.clone();
-                async move {
+                    let Some(reason) = reason else {
+                        return Err(ApiError::bad_request(
+                            "invalid_request",
+                            "`reason` is required",
+                        ));
+                    };
+                    check_len("reason", &Some(reason.clone()), 200)?;
+                    Action::of(&req, "order.reject", json!({"reason": reason}))?
+                        .run(&o, move |tx, id, by| model::reject(tx, id, by, &reason))
+                        .await
+                },
+            ),
+            Route::post("/api/v1/orders/{id}/steps/{key}/start", STAFF)
+                .json()
+                .to(self.clone(), |o, req| async move {
+                    let (action, key) = step_action(&req, "order.step_start")?;
+                    let now = o.core.clock.now();
+                    action
+                        .run(&o, move |tx, id, by| {
+                            model::start_step(tx, id, &key, by, now)
+                        })
+                        .await
+                }),
+            Route::post("/api/v1/orders/{id}/steps/{key}/finish", STAFF)
+                .json()
+                .to(self.clone(), |o, req| async move {
+                    let (action, key) = step_action(&req, "order.step_finish")?;
+                    let now = o.core.clock.now();
+                    action
+                        .run(&o, move |tx, id, by| {
+                            model::finish_step(tx, id, &key, by, now)
+                        })
+                        .await
+                }),
+            Route::post("/api/v1/orders/{id}/deliver", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: NoteBody = req.json()?;
+                    let now = o.core.clock.now();
+                    Action::of(&req, "order.deliver", json!({"note": b.note}))?
+                        .run(&o, move |tx, id, by| model::deliver(tx, id, by, now))
+                        .await
+                },
+            ),
+            Route::post("/api/v1/orders/{id}/recall", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: NoteBody = req.json()?;
+                    Action::of(&req, "order.recall", json!({"note": b.note}))?
+                        .run(&o, model::recall)
+                        .await
+                },
+            ),
+            Route::post("/api/v1/orders/{id}/rating", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: RatingBody = req.json()?;
                     if !(1..=5).contains(&b.score) {
-                        return ApiError::bad_request(
+                        return Err(ApiError::bad_request(
                             "invalid_request",
                             "`score` must be an integer from 1 to 5",
-                        )
-                        .into_response_body();
+                        ));
                     }
-                    if let Err(e) = check_len("comment", &b.comment, 500) {
-                        return e.into_response_body();
-                    }
+                    check_len("comment", &b.comment, 500)?;
                     let score = b.score as u8;
                     let comment = b.comment.filter(|c| !c.trim().is_empty());
-                    let audit = Audit::new(&a, "order.rating", json!({"score": score}));
-                    act(app, id, audit, move |tx, id| {
-                        model::rate(tx, id, score, comment.as_deref())
-                    })
-                    .await
-                }
-            })
-    };
-    list.or(one)
-        .unify()
-        .or(approve)
-        .unify()
-        .or(reject)
-        .unify()
-        .or(start)
-        .unify()
-        .or(finish)
-        .unify()
-        .or(deliver)
-        .unify()
-        .or(recall)
-        .unify()
-        .or(rating)
-        .unify()
-        .boxed()
-}
-
-trait IntoBody {
-    fn into_response_body(self) -> Response;
-}
-
-impl IntoBody for ApiError {
-    fn into_response_body(self) -> Response {
-        respond(Err(self))
+                    Action::of(&req, "order.rating", json!({"score": score}))?
+                        .run(&o, move |tx, id, _| {
+                            model::rate(tx, id, score, comment.as_deref())
+                        })
+                        .await
+                },
+            ),
+        ]
     }
+}
+
+/// `GET /api/v1/orders/{id}?view=staff|customer`.
+async fn one(o: Orders, req: Request) -> Reply {
+    let id = req.param("id")?.to_string();
+    let q: ViewQuery = req.query()?;
+    let now = o.core.clock.now();
+    let id2 = id.clone();
+    let v = match q.view.as_deref().unwrap_or("staff") {
+        "staff" => {
+            o.core
+                .store
+                .read(move |c| views::staff_view(c, &id2, now))
+                .await?
+        }
+        "customer" => {
+            o.core
+                .store
+                .read(move |c| views::customer_view(c, &id2))
+                .await?
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_view",
+                format!("unknown view `{other}` (staff or customer)"),
+            ));
+        }
+    };
+    v.map(|v| ok_json(&v))
+        .ok_or_else(|| ApiError::from(OrderError::NotFound(id)))
 }

@@ -1,34 +1,35 @@
 //! Head-office orders: appointments and pre-processed applications booked online, run at
 //! the branch step by step, each step with a service time and three timer levels.
 //!
-//! - [`config`]: `[orders]` — step templates per business type, timer defaults.
 //! - [`model`]: orders and steps in SQLite; every transition with its `order.*` event.
-//! - [`command`]: `order.create|update|cancel` from head office (called by the sync module
+//! - [`views`]: the staff list and view, and the customer view.
+//! - [`command`]: `order.create|update|cancel` from head office (applied by the sync module
 //!   inside the transaction that records the command as handled).
 //! - [`timers`]: near-timeout, timeout and recall of running steps, recomputed from the
 //!   stored timestamps (so they survive restarts); the arrival link (`ticket.issued` with
-//!   an `appointment_id`).
-//! - [`http`]: the staff API and the customer view.
+//!   an `appointment_id`), a durable consumer of the event stream.
+//! - `http`: the staff API and the customer view.
+//! - The step templates and timer defaults are `[orders]` in the config
+//!   ([`crate::config::orders`]).
 //!
 //! Customer names, phones and ID numbers stay on the box: no event carries them.
 
 pub mod command;
-pub mod config;
 mod demo;
-pub mod http;
+mod http;
 pub mod model;
 pub mod timers;
+pub mod views;
 
 use std::any::Any;
 
-use warp::reply::Response;
+use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::http::routes::{Access, RouteSpec};
-use crate::store::{Schema, StoreError};
-use crate::users::Role;
+use crate::clock::Clock;
+use crate::core::Core;
+use crate::store::{Schema, Store, StoreError};
 
-pub use model::order_for_customer;
+pub use model::{OrderStatus, StepLevel, StepState, order_for_customer};
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
@@ -86,102 +87,53 @@ pub const SCHEMA: Schema = Schema {
     ],
 };
 
-const STAFF: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
-
-/// Every order route is for the same staff.
-const fn route(method: &'static str, path: &'static str, sample: &'static str) -> RouteSpec {
-    crate::http::routes::route(method, path, STAFF, sample)
-}
-
-/// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[
-    route("GET", "/api/v1/orders", "/api/v1/orders"),
-    route("GET", "/api/v1/orders/{id}", "/api/v1/orders/ORD-1"),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/approve",
-        "/api/v1/orders/ORD-1/approve",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/reject",
-        "/api/v1/orders/ORD-1/reject",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/steps/{key}/start",
-        "/api/v1/orders/ORD-1/steps/pre_review/start",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/steps/{key}/finish",
-        "/api/v1/orders/ORD-1/steps/pre_review/finish",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/deliver",
-        "/api/v1/orders/ORD-1/deliver",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/recall",
-        "/api/v1/orders/ORD-1/recall",
-    ),
-    route(
-        "POST",
-        "/api/v1/orders/{id}/rating",
-        "/api/v1/orders/ORD-1/rating",
-    ),
-];
-
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The module's shared state, held by the [`App`].
-#[derive(Debug, Default)]
-pub struct State {
-    /// The clock of timestamps and timers.
-    pub clock: timers::Clock,
+/// The orders module's handle.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    core: Core,
 }
 
-impl State {
-    /// Build from the validated config.
-    pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State {
-            clock: timers::Clock::new(),
-        })
+impl Orders {
+    /// Orders with the `[orders]` templates.
+    pub fn new(core: &Core) -> Orders {
+        Orders { core: core.clone() }
+    }
+
+    /// Start the step timers and the arrival link (and, in the demo, the sample orders).
+    pub fn start(&self) {
+        let core = &self.core;
+        if core.cfg.orders.demo_samples {
+            let (cfg, store, now) = (
+                core.cfg.orders.clone(),
+                core.store.clone(),
+                core.clock.now(),
+            );
+            core.spawn(async move {
+                let r = store
+                    .write(move |tx| -> Result<usize, StoreError> {
+                        demo::create_samples(tx, &cfg, now)
+                    })
+                    .await;
+                match r {
+                    Ok(n) if n > 0 => tracing::info!(orders = n, "demo orders created"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot create the demo orders"),
+                }
+            });
+        }
+        core.spawn(run(core.store.clone(), core.clock, core.cancel.clone()));
     }
 }
 
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    http::routes(app)
-}
-
-/// Start the step timers and the arrival link (and, in the demo, the sample orders).
-pub fn start(app: &App) -> anyhow::Result<()> {
-    let store = app.store.clone();
-    let clock = app.orders.clock;
-    let cancel = app.cancel.clone();
-    if app.cfg.orders.demo_samples {
-        let cfg = app.cfg.orders.clone();
-        let store = store.clone();
-        app.tracker.spawn(async move {
-            let now = clock.now();
-            let r = store
-                .write(move |tx| -> Result<usize, StoreError> {
-                    demo::create_samples(tx, &cfg, now)
-                })
-                .await;
-            match r {
-                Ok(n) if n > 0 => tracing::info!(orders = n, "demo orders created"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot create the demo orders"),
-            }
-        });
-    }
-    app.tracker.spawn(timers::run(store, clock, cancel));
-    Ok(())
+/// The module's long-lived work until `cancel`: the step timers and the arrival link.
+pub async fn run(store: Store, clock: Clock, cancel: CancellationToken) {
+    tokio::join!(
+        timers::run(store.clone(), clock, cancel.clone()),
+        timers::link_arrivals(store, cancel),
+    );
 }
 
 /// Demo set-up: turn the sample orders on.

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
-use super::config::{RecallAction, StepSpec};
-use crate::alerts::{self, Level, NewAlert};
-use crate::store::{StoreError, Tx, rfc3339};
+use crate::alerts;
+use crate::clock::{parse, rfc3339};
+use crate::config::orders::{RecallAction, StepSpec};
+use crate::store::{StoreError, Tx, text_enum};
 
 /// Why an order operation was refused (nothing changed then).
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,64 @@ impl From<rusqlite::Error> for OrderError {
     }
 }
 
-/// States in which an order is still open.
-pub const OPEN: &[&str] = &["created", "approved", "executing", "recalled"];
+text_enum! {
+    /// Where an order is in its journey.
+    pub enum OrderStatus {
+        /// Booked, waiting for review.
+        Created = "created",
+        /// Approved, waiting to be handled.
+        Approved = "approved",
+        /// A step has started.
+        Executing = "executing",
+        /// A step was taken back: the order waits for someone to pick it up.
+        Recalled = "recalled",
+        /// Every step done and handed over.
+        Delivered = "delivered",
+        /// Cancelled by head office.
+        Cancelled = "cancelled",
+        /// Not approved.
+        Rejected = "rejected",
+    }
+}
+
+impl OrderStatus {
+    /// Whether the order is still open (not delivered, cancelled or rejected).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Created
+                | OrderStatus::Approved
+                | OrderStatus::Executing
+                | OrderStatus::Recalled
+        )
+    }
+}
+
+text_enum! {
+    /// Where a step is.
+    pub enum StepState {
+        /// Not started.
+        Pending = "pending",
+        /// Running, its timer counting.
+        Active = "active",
+        /// Finished.
+        Done = "done",
+    }
+}
+
+text_enum! {
+    /// How far a running step's timer has got.
+    pub enum StepLevel {
+        /// Within its service time.
+        Normal = "none",
+        /// Past the near-timeout share of its service time.
+        NearTimeout = "near_timeout",
+        /// Past its service time.
+        Timeout = "timeout",
+        /// Past its recall delay, escalated to the branch manager.
+        Escalated = "escalated",
+    }
+}
 
 /// The customer of an order (kept on the box).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,11 +152,6 @@ pub struct OrderUpdate {
     pub steps: Option<Vec<StepSpec>>,
 }
 
-fn ts(t: Option<String>) -> Option<DateTime<Utc>> {
-    t.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
 /// One stored order.
 #[derive(Debug, Clone)]
 pub struct OrderRow {
@@ -118,7 +170,7 @@ pub struct OrderRow {
     /// Booked time.
     pub appointment_at: Option<String>,
     /// Status.
-    pub status: String,
+    pub status: OrderStatus,
     /// Form fields.
     pub fields: Value,
     /// Linked ticket.
@@ -154,10 +206,10 @@ pub struct StepRow {
     pub idx: i64,
     /// Spec.
     pub spec: StepSpec,
-    /// `pending`, `active`, `done`.
-    pub state: String,
-    /// Timer level reached: `none`, `near_timeout`, `timeout`, `escalated`.
-    pub level: String,
+    /// Where the step is.
+    pub state: StepState,
+    /// Timer level reached.
+    pub level: StepLevel,
     /// Start.
     pub started_at: Option<String>,
     /// Who started it.
@@ -168,11 +220,11 @@ pub struct StepRow {
     pub finished_by: Option<String>,
 }
 
-const ORDER_COLS: &str = "id, business_type, title, channel, priority, customer_name, customer_phone, \
+pub(super) const ORDER_COLS: &str = "id, business_type, title, channel, priority, customer_name, customer_phone, \
     customer_id_number, appointment_at, status, fields, ticket, arrived_at, approved_by, approved_at, \
     closed_reason, delivered_at, delivered_by, rating, rating_comment, rated_at, recalls, created_at";
 
-fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
+pub(super) fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
     Ok(OrderRow {
         id: r.get(0)?,
         business_type: r.get(1)?,
@@ -316,7 +368,7 @@ pub fn create(tx: &mut Tx<'_>, o: &NewOrder, command: Option<&str>) -> Result<()
 /// Change an open order (`order.updated`). Steps can be replaced only before any started.
 pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), &u.id)?;
-    if !OPEN.contains(&o.status.as_str()) {
+    if !o.status.is_open() {
         return Err(OrderError::State(format!(
             "order `{}` is {}: it can no longer be changed",
             o.id, o.status
@@ -324,7 +376,7 @@ pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result
     }
     if u.steps.is_some() {
         let st = steps(tx.conn(), &o.id)?;
-        if st.iter().any(|s| s.state != "pending") {
+        if st.iter().any(|s| s.state != StepState::Pending) {
             return Err(OrderError::State(format!(
                 "order `{}` has started steps: its steps can no longer be replaced",
                 o.id
@@ -333,27 +385,20 @@ pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result
     }
     let c = tx.conn();
     let mut changed = Vec::new();
-    if let Some(t) = &u.title {
-        c.execute(
-            "UPDATE orders SET title = ?2 WHERE id = ?1",
-            params![o.id, t],
-        )?;
-        changed.push("title");
-    }
-    if let Some(ch) = &u.channel {
-        c.execute(
-            "UPDATE orders SET channel = ?2 WHERE id = ?1",
-            params![o.id, ch],
-        )?;
-        changed.push("channel");
-    }
-    if let Some(p) = &u.priority {
-        c.execute(
-            "UPDATE orders SET priority = ?2 WHERE id = ?1",
-            params![o.id, p],
-        )?;
-        changed.push("priority");
-    }
+    // The columns a change sets, each with its new value (None: unchanged).
+    let set = |column: &'static str, value: Option<String>, changed: &mut Vec<&str>| {
+        if let Some(v) = value {
+            c.execute(
+                &format!("UPDATE orders SET {column} = ?2 WHERE id = ?1"),
+                params![o.id, v],
+            )?;
+            changed.push(column);
+        }
+        Ok::<_, rusqlite::Error>(())
+    };
+    set("title", u.title.clone(), &mut changed)?;
+    set("channel", u.channel.clone(), &mut changed)?;
+    set("priority", u.priority.clone(), &mut changed)?;
     if let Some(cu) = &u.customer {
         c.execute(
             "UPDATE orders SET customer_name = ?2, customer_phone = ?3, customer_id_number = ?4 \
@@ -362,20 +407,16 @@ pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result
         )?;
         changed.push("customer");
     }
-    if let Some(a) = u.appointment_at {
-        c.execute(
-            "UPDATE orders SET appointment_at = ?2 WHERE id = ?1",
-            params![o.id, rfc3339(a)],
-        )?;
-        changed.push("appointment_at");
-    }
-    if let Some(f) = &u.fields {
-        c.execute(
-            "UPDATE orders SET fields = ?2 WHERE id = ?1",
-            params![o.id, Value::Object(f.clone()).to_string()],
-        )?;
-        changed.push("fields");
-    }
+    set(
+        "appointment_at",
+        u.appointment_at.map(rfc3339),
+        &mut changed,
+    )?;
+    let fields = u
+        .fields
+        .as_ref()
+        .map(|f| Value::Object(f.clone()).to_string());
+    set("fields", fields, &mut changed)?;
     if let Some(s) = &u.steps {
         c.execute("DELETE FROM order_steps WHERE order_id = ?1", [&o.id])?;
         insert_steps(c, &o.id, s)?;
@@ -400,7 +441,7 @@ fn touch(tx: &Tx<'_>, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn set_status(tx: &Tx<'_>, id: &str, status: &str) -> Result<(), StoreError> {
+pub(super) fn set_status(tx: &Tx<'_>, id: &str, status: OrderStatus) -> Result<(), StoreError> {
     tx.conn().execute(
         "UPDATE orders SET status = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, status, rfc3339(tx.now())],
@@ -410,7 +451,12 @@ fn set_status(tx: &Tx<'_>, id: &str, status: &str) -> Result<(), StoreError> {
 
 /// An `order.updated` after a change announced under its own kind, so screens that follow
 /// only the common order kinds refetch too.
-fn updated(tx: &mut Tx<'_>, id: &str, status: &str, cause: &str) -> Result<(), StoreError> {
+pub(super) fn updated(
+    tx: &mut Tx<'_>,
+    id: &str,
+    status: OrderStatus,
+    cause: &str,
+) -> Result<(), StoreError> {
     tx.emit(
         "order.updated",
         json!({"id": id, "status": status, "cause": cause}),
@@ -423,7 +469,7 @@ pub fn alert_key(id: &str, step: &str, level: &str) -> String {
     format!("order:{id}:{step}:{level}")
 }
 
-fn clear_step_alerts(tx: &mut Tx<'_>, id: &str, step: &str) -> Result<(), StoreError> {
+pub(super) fn clear_step_alerts(tx: &mut Tx<'_>, id: &str, step: &str) -> Result<(), StoreError> {
     for level in ["near_timeout", "timeout", "recalled"] {
         alerts::clear(tx, &alert_key(id, step, level))?;
     }
@@ -433,7 +479,7 @@ fn clear_step_alerts(tx: &mut Tx<'_>, id: &str, step: &str) -> Result<(), StoreE
 fn reset_active_steps(tx: &mut Tx<'_>, id: &str) -> Result<Vec<String>, StoreError> {
     let active: Vec<String> = steps(tx.conn(), id)?
         .into_iter()
-        .filter(|s| s.state == "active")
+        .filter(|s| s.state == StepState::Active)
         .map(|s| s.spec.key)
         .collect();
     for key in &active {
@@ -455,7 +501,7 @@ pub fn cancel(
     command: Option<&str>,
 ) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
-    if !OPEN.contains(&o.status.as_str()) {
+    if !o.status.is_open() {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: it cannot be cancelled",
             o.status
@@ -466,7 +512,7 @@ pub fn cancel(
         "UPDATE orders SET closed_reason = ?2 WHERE id = ?1",
         params![id, reason],
     )?;
-    set_status(tx, id, "cancelled")?;
+    set_status(tx, id, OrderStatus::Cancelled)?;
     tx.emit(
         "order.cancelled",
         json!({"id": id, "reason": reason, "command": command}),
@@ -477,7 +523,7 @@ pub fn cancel(
 /// Approve a new order (`order.updated` with status `approved`).
 pub fn approve(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
-    if o.status != "created" {
+    if o.status != OrderStatus::Created {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: only a new order can be approved",
             o.status
@@ -487,7 +533,7 @@ pub fn approve(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
         "UPDATE orders SET approved_by = ?2, approved_at = ?3 WHERE id = ?1",
         params![id, by, rfc3339(tx.now())],
     )?;
-    set_status(tx, id, "approved")?;
+    set_status(tx, id, OrderStatus::Approved)?;
     tx.emit(
         "order.updated",
         json!({"id": id, "status": "approved", "by": by}),
@@ -498,7 +544,7 @@ pub fn approve(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
 /// Reject an order before it is executed (`order.updated` with status `rejected`).
 pub fn reject(tx: &mut Tx<'_>, id: &str, by: &str, reason: &str) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
-    if o.status != "created" && o.status != "approved" {
+    if !matches!(o.status, OrderStatus::Created | OrderStatus::Approved) {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: only an order not yet executed can be rejected",
             o.status
@@ -508,7 +554,7 @@ pub fn reject(tx: &mut Tx<'_>, id: &str, by: &str, reason: &str) -> Result<(), O
         "UPDATE orders SET closed_reason = ?2 WHERE id = ?1",
         params![id, reason],
     )?;
-    set_status(tx, id, "rejected")?;
+    set_status(tx, id, OrderStatus::Rejected)?;
     tx.emit(
         "order.updated",
         json!({"id": id, "status": "rejected", "by": by}),
@@ -535,25 +581,31 @@ pub fn start_step(
     let o = must_get(tx.conn(), id)?;
     let st = steps(tx.conn(), id)?;
     let step = find_step(&st, id, key)?;
-    if !["approved", "executing", "recalled"].contains(&o.status.as_str()) {
+    if !matches!(
+        o.status,
+        OrderStatus::Approved | OrderStatus::Executing | OrderStatus::Recalled
+    ) {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: steps start once it is approved",
             o.status
         )));
     }
-    if step.state != "pending" {
+    if step.state != StepState::Pending {
         return Err(OrderError::State(format!(
             "step `{key}` is {}, not pending",
             step.state
         )));
     }
-    if let Some(a) = st.iter().find(|s| s.state == "active") {
+    if let Some(a) = st.iter().find(|s| s.state == StepState::Active) {
         return Err(OrderError::State(format!(
             "step `{}` is still running",
             a.spec.key
         )));
     }
-    if let Some(p) = st.iter().find(|s| s.idx < step.idx && s.state != "done") {
+    if let Some(p) = st
+        .iter()
+        .find(|s| s.idx < step.idx && s.state != StepState::Done)
+    {
         return Err(OrderError::State(format!(
             "step `{}` comes first",
             p.spec.key
@@ -566,7 +618,7 @@ pub fn start_step(
         params![id, key, at, by],
     )?;
     clear_step_alerts(tx, id, key)?;
-    set_status(tx, id, "executing")?;
+    set_status(tx, id, OrderStatus::Executing)?;
     tx.emit(
         "order.step",
         json!({"id": id, "step": key, "state": "active", "by": by, "at": at,
@@ -576,7 +628,7 @@ pub fn start_step(
 }
 
 fn secs_between(a: &str, b: DateTime<Utc>) -> Option<i64> {
-    ts(Some(a.to_string())).map(|a| (b - a).num_milliseconds().max(0) / 1000)
+    parse(a).map(|a| (b - a).num_milliseconds().max(0) / 1000)
 }
 
 /// Finish the running step (`order.step`), clearing its timer alerts.
@@ -590,7 +642,7 @@ pub fn finish_step(
     let o = must_get(tx.conn(), id)?;
     let st = steps(tx.conn(), id)?;
     let step = find_step(&st, id, key)?;
-    if step.state != "active" || o.status != "executing" {
+    if step.state != StepState::Active || o.status != OrderStatus::Executing {
         return Err(OrderError::State(format!(
             "step `{key}` is {}, not running",
             step.state
@@ -621,13 +673,13 @@ pub fn finish_step(
 pub fn deliver(tx: &mut Tx<'_>, id: &str, by: &str, now: DateTime<Utc>) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
     let st = steps(tx.conn(), id)?;
-    if o.status != "executing" {
+    if o.status != OrderStatus::Executing {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: only an order being executed can be delivered",
             o.status
         )));
     }
-    if let Some(s) = st.iter().find(|s| s.state != "done") {
+    if let Some(s) = st.iter().find(|s| s.state != StepState::Done) {
         return Err(OrderError::State(format!(
             "step `{}` is not done yet",
             s.spec.key
@@ -638,7 +690,7 @@ pub fn deliver(tx: &mut Tx<'_>, id: &str, by: &str, now: DateTime<Utc>) -> Resul
         "UPDATE orders SET delivered_at = ?2, delivered_by = ?3 WHERE id = ?1",
         params![id, at, by],
     )?;
-    set_status(tx, id, "delivered")?;
+    set_status(tx, id, OrderStatus::Delivered)?;
     let overdue: Vec<&str> = st
         .iter()
         .filter(|s| step_secs(s, now).is_some_and(|d| d > s.spec.sla_s as i64))
@@ -655,7 +707,7 @@ pub fn deliver(tx: &mut Tx<'_>, id: &str, by: &str, now: DateTime<Utc>) -> Resul
 /// Take the running step back (`order.recalled`): the order returns to the pool.
 pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
-    if o.status != "executing" {
+    if o.status != OrderStatus::Executing {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: only an order being executed can be recalled",
             o.status
@@ -671,12 +723,12 @@ pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
         "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
         [id],
     )?;
-    set_status(tx, id, "recalled")?;
+    set_status(tx, id, OrderStatus::Recalled)?;
     tx.emit(
         "order.recalled",
         json!({"id": id, "step": step, "action": "manual", "by": by}),
     )?;
-    updated(tx, id, "recalled", "recalled")?;
+    updated(tx, id, OrderStatus::Recalled, "recalled")?;
     Ok(())
 }
 
@@ -687,7 +739,7 @@ pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Resu
         return Err(OrderError::Invalid("`score` must be 1 to 5".into()));
     }
     let o = must_get(tx.conn(), id)?;
-    if o.status != "delivered" {
+    if o.status != OrderStatus::Delivered {
         return Err(OrderError::State(format!(
             "order `{id}` is {}: only a delivered order can be rated",
             o.status
@@ -705,7 +757,7 @@ pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Resu
         "order.rated",
         json!({"id": id, "score": score, "commented": comment.is_some(), "closed": true}),
     )?;
-    updated(tx, id, "delivered", "rated")?;
+    updated(tx, id, OrderStatus::Delivered, "rated")?;
     Ok(())
 }
 
@@ -715,7 +767,7 @@ pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, Stor
     let Some(o) = get(tx.conn(), id)? else {
         return Ok(false);
     };
-    if !OPEN.contains(&o.status.as_str()) || o.ticket.as_deref() == Some(ticket) {
+    if !o.status.is_open() || o.ticket.as_deref() == Some(ticket) {
         return Ok(false);
     }
     tx.conn().execute(
@@ -726,7 +778,7 @@ pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, Stor
         "order.arrived",
         json!({"id": id, "ticket": ticket, "priority": o.priority}),
     )?;
-    updated(tx, id, &o.status, "arrived")?;
+    updated(tx, id, o.status, "arrived")?;
     Ok(true)
 }
 
@@ -744,355 +796,8 @@ pub fn order_for_customer(c: &Connection, id_number: &str) -> Result<Option<Stri
 }
 
 /// A step's run time: finished − started, or now − started while running.
-fn step_secs(s: &StepRow, now: DateTime<Utc>) -> Option<i64> {
-    let start = ts(s.started_at.clone())?;
-    let end = ts(s.finished_at.clone()).unwrap_or(now);
+pub(super) fn step_secs(s: &StepRow, now: DateTime<Utc>) -> Option<i64> {
+    let start = parse(s.started_at.as_deref()?)?;
+    let end = s.finished_at.as_deref().and_then(parse).unwrap_or(now);
     Some((end - start).num_milliseconds().max(0) / 1000)
-}
-
-/// The state shown for a step: `pending`, `active`, `done`, `near_timeout`, `timeout`.
-fn step_state(s: &StepRow) -> &'static str {
-    match (s.state.as_str(), s.level.as_str()) {
-        ("done", _) => "done",
-        ("active", "near_timeout") => "near_timeout",
-        ("active", "timeout" | "escalated") => "timeout",
-        ("active", _) => "active",
-        _ => "pending",
-    }
-}
-
-fn staff_step(s: &StepRow, now: DateTime<Utc>) -> Value {
-    let elapsed = step_secs(s, now);
-    let sla = s.spec.sla_s as i64;
-    let started = ts(s.started_at.clone());
-    let at = |secs: i64| started.map(|t| rfc3339(t + chrono::Duration::seconds(secs)));
-    let near = sla * s.spec.near_pct as i64 / 100;
-    json!({
-        "key": s.spec.key,
-        "name": s.spec.name,
-        "customer_label": s.spec.customer_label,
-        "state": step_state(s),
-        "started_at": s.started_at,
-        "started_by": s.started_by,
-        "finished_at": s.finished_at,
-        "finished_by": s.finished_by,
-        "sla_s": sla,
-        "elapsed_s": elapsed,
-        "overdue": elapsed.is_some_and(|e| e > sla),
-        "overdue_s": elapsed.map(|e| (e - sla).max(0)),
-        "near_timeout_at": if s.state == "active" { at(near) } else { None },
-        "timeout_at": if s.state == "active" { at(sla) } else { None },
-        "escalated": s.level == "escalated",
-        "near_timeout_pct": s.spec.near_pct,
-        "recall_action": s.spec.recall_action,
-    })
-}
-
-fn mask_id(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() <= 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
-}
-
-fn current_step(st: &[StepRow], now: DateTime<Utc>) -> Value {
-    st.iter()
-        .find(|s| s.state == "active")
-        .map(|s| staff_step(s, now))
-        .unwrap_or(Value::Null)
-}
-
-fn summary(o: &OrderRow, st: &[StepRow], now: DateTime<Utc>) -> Value {
-    json!({
-        "id": o.id,
-        "title": o.title,
-        "business_type": o.business_type,
-        "channel": o.channel,
-        "priority": o.priority,
-        "status": o.status,
-        "customer_name": o.customer.name,
-        "ticket": o.ticket,
-        "appointment_at": o.appointment_at,
-        "current_step": current_step(st, now),
-    })
-}
-
-/// Every order for the staff list: open ones first, by appointment.
-pub fn list(c: &Connection, now: DateTime<Utc>) -> Result<Vec<Value>, StoreError> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {ORDER_COLS} FROM orders ORDER BY \
-         status NOT IN ('created', 'approved', 'executing', 'recalled'), \
-         appointment_at IS NULL, appointment_at, created_at LIMIT 500"
-    ))?;
-    let rows = stmt
-        .query_map([], order_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.iter()
-        .map(|o| Ok(summary(o, &steps(c, &o.id)?, now)))
-        .collect()
-}
-
-/// The staff view: every step with who, when, durations and overdue marks.
-pub fn staff_view(
-    c: &Connection,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Value>, StoreError> {
-    let Some(o) = get(c, id)? else {
-        return Ok(None);
-    };
-    let st = steps(c, id)?;
-    let mut v = summary(&o, &st, now);
-    let extra = json!({
-        "customer": {
-            "name": o.customer.name,
-            "phone": o.customer.phone,
-            "id_number_masked": o.customer.id_number.as_deref().map(mask_id),
-        },
-        "arrived_at": o.arrived_at,
-        "created_at": o.created_at,
-        "approved_by": o.approved_by,
-        "approved_at": o.approved_at,
-        "delivered_by": o.delivered_by,
-        "delivered_at": o.delivered_at,
-        "closed_reason": o.closed_reason,
-        "recalls": o.recalls,
-        "overdue": st.iter().any(|s| step_secs(s, now).is_some_and(|e| e > s.spec.sla_s as i64)),
-        "rating": o.rating.map(|r| json!({"score": r, "comment": o.rating_comment, "rated_at": o.rated_at})),
-        "closed": o.rating.is_some() || ["cancelled", "rejected"].contains(&o.status.as_str()),
-        "steps": st.iter().map(|s| staff_step(s, now)).collect::<Vec<_>>(),
-        "fields": o.fields,
-    });
-    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
-        obj.extend(more);
-    }
-    Ok(Some(v))
-}
-
-fn status_words(status: &str) -> (&'static str, &'static str) {
-    match status {
-        "created" => ("已受理，等待审核", "received, waiting for review"),
-        "approved" => ("审核通过，等待办理", "approved, waiting to be handled"),
-        "executing" => ("正在办理", "being handled"),
-        "recalled" => ("正在为您安排办理人员", "we are finding someone to help you"),
-        "delivered" => ("已办结", "done"),
-        "cancelled" => ("已取消", "cancelled"),
-        "rejected" => ("未通过审核", "not approved"),
-        _ => ("处理中", "in progress"),
-    }
-}
-
-/// The customer view: milestones in plain words, no staff names, no timers.
-pub fn customer_view(c: &Connection, id: &str) -> Result<Option<Value>, StoreError> {
-    let Some(o) = get(c, id)? else {
-        return Ok(None);
-    };
-    let st = steps(c, id)?;
-    let mut milestones = vec![json!({"label": "已受理", "label_en": "received",
-                                      "state": "done", "at": o.created_at})];
-    let approved = o.approved_at.is_some();
-    milestones.push(json!({"label": "审核通过", "label_en": "approved",
-        "state": if approved { "done" } else if o.status == "created" { "current" } else { "upcoming" },
-        "at": o.approved_at}));
-    for s in &st {
-        let label = s.spec.customer_label.clone().unwrap_or(s.spec.name.clone());
-        let state = match s.state.as_str() {
-            "done" => "done",
-            "active" => "current",
-            _ => "upcoming",
-        };
-        milestones.push(json!({"label": label, "state": state, "at": s.finished_at}));
-    }
-    let delivered = o.status == "delivered";
-    milestones.push(json!({"label": "办结", "label_en": "done",
-        "state": if delivered { "done" } else { "upcoming" }, "at": o.delivered_at}));
-    let (zh, en) = status_words(&o.status);
-    Ok(Some(json!({
-        "id": o.id,
-        "title": o.title,
-        "status": o.status,
-        "status_text": zh,
-        "status_text_en": en,
-        "ticket": o.ticket,
-        "appointment_at": o.appointment_at,
-        "milestones": milestones,
-        "rated": o.rating.is_some(),
-    })))
-}
-
-/// A timer level that falls due for a running step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Due {
-    /// Order.
-    pub order_id: String,
-    /// Step key.
-    pub step: String,
-    /// When the step started (the timer's base; a restarted step is another timer).
-    pub started_at: String,
-    /// The level reached so far.
-    pub from_level: String,
-    /// `near_timeout`, `timeout` or `recall`.
-    pub level: &'static str,
-    /// When it falls due.
-    pub at: DateTime<Utc>,
-}
-
-/// The next level of every running step, earliest first.
-pub fn due_levels(c: &Connection) -> Result<Vec<Due>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT s.order_id, s.key, s.started_at, s.level, s.sla_s, s.near_pct, s.recall_after_s \
-         FROM order_steps s JOIN orders o ON o.id = s.order_id \
-         WHERE s.state = 'active' AND o.status = 'executing' AND s.started_at IS NOT NULL",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, i64>(6)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (order_id, step, started_at, level, sla, near, recall_after) = row?;
-        let Some(start) = ts(Some(started_at.clone())) else {
-            continue;
-        };
-        // Milliseconds, so a 1 s step still warns before it times out.
-        let (next, after_ms) = match level.as_str() {
-            "none" => ("near_timeout", sla * 1000 * near / 100),
-            "near_timeout" => ("timeout", sla * 1000),
-            "timeout" => ("recall", (sla + recall_after) * 1000),
-            _ => continue,
-        };
-        out.push(Due {
-            order_id,
-            step,
-            started_at,
-            from_level: level,
-            level: next,
-            at: start + chrono::Duration::milliseconds(after_ms),
-        });
-    }
-    out.sort_by_key(|d| d.at);
-    Ok(out)
-}
-
-/// Apply a timer level that fell due, unless the step moved on meanwhile (then nothing
-/// changes). Returns whether it applied.
-pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let Some(o) = get(tx.conn(), &d.order_id)? else {
-        return Ok(false);
-    };
-    let st = steps(tx.conn(), &d.order_id)?;
-    let Some(s) = st.iter().find(|s| s.spec.key == d.step) else {
-        return Ok(false);
-    };
-    if o.status != "executing"
-        || s.state != "active"
-        || s.started_at.as_deref() != Some(d.started_at.as_str())
-        || s.level != d.from_level
-    {
-        return Ok(false);
-    }
-    let (id, key) = (d.order_id.as_str(), d.step.as_str());
-    let elapsed = step_secs(s, now);
-    let sla = s.spec.sla_s;
-    let data = json!({"id": id, "step": key, "sla_s": sla, "elapsed_s": elapsed,
-                      "started_by": s.started_by});
-    match d.level {
-        "near_timeout" | "timeout" => {
-            tx.conn().execute(
-                "UPDATE order_steps SET level = ?3 WHERE order_id = ?1 AND key = ?2",
-                params![id, key, d.level],
-            )?;
-            let (message, level) = if d.level == "near_timeout" {
-                (
-                    format!("订单 {id} 的「{}」即将超时（时限 {sla} 秒）", s.spec.name),
-                    Level::Warning,
-                )
-            } else {
-                alerts::clear(tx, &alert_key(id, key, "near_timeout"))?;
-                (
-                    format!("订单 {id} 的「{}」已超时（时限 {sla} 秒）", s.spec.name),
-                    Level::Critical,
-                )
-            };
-            let kind = format!("order.{}", d.level);
-            alerts::raise(
-                tx,
-                &NewAlert {
-                    kind: &kind,
-                    level,
-                    source: Some(id),
-                    key: Some(&alert_key(id, key, d.level)),
-                    message: &message,
-                    data: data.clone(),
-                },
-            )?;
-            tx.emit(&kind, data)?;
-        }
-        _ => {
-            alerts::clear(tx, &alert_key(id, key, "timeout"))?;
-            let action = s.spec.recall_action;
-            let message = match action {
-                RecallAction::Pool => {
-                    tx.conn().execute(
-                        "UPDATE order_steps SET state = 'pending', level = 'none', started_at = NULL, \
-                         started_by = NULL WHERE order_id = ?1 AND key = ?2",
-                        params![id, key],
-                    )?;
-                    tx.conn().execute(
-                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
-                        [id],
-                    )?;
-                    set_status(tx, id, "recalled")?;
-                    format!(
-                        "订单 {id} 的「{}」超时未完成，已收回待重新分配",
-                        s.spec.name
-                    )
-                }
-                RecallAction::Escalate => {
-                    tx.conn().execute(
-                        "UPDATE order_steps SET level = 'escalated' WHERE order_id = ?1 AND key = ?2",
-                        params![id, key],
-                    )?;
-                    tx.conn().execute(
-                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
-                        [id],
-                    )?;
-                    format!(
-                        "订单 {id} 的「{}」超时未完成，已上报网点负责人",
-                        s.spec.name
-                    )
-                }
-            };
-            let mut data = data;
-            data["action"] = json!(action.as_str());
-            alerts::raise(
-                tx,
-                &NewAlert {
-                    kind: "order.recalled",
-                    level: Level::Critical,
-                    source: Some(id),
-                    key: Some(&alert_key(id, key, "recalled")),
-                    message: &message,
-                    data: data.clone(),
-                },
-            )?;
-            tx.emit("order.recalled", data)?;
-            let status = match action {
-                RecallAction::Pool => "recalled",
-                RecallAction::Escalate => "executing",
-            };
-            updated(tx, id, status, "recalled")?;
-        }
-    }
-    Ok(true)
 }

@@ -7,10 +7,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{OrdersConfig, RecallAction, StepSpec};
 use super::model::{self, Customer, NewOrder, OrderError};
-use super::timers::{self, Clock};
 use super::{command, order_for_customer};
+use crate::clock::Clock;
+use crate::config::orders::{OrdersConfig, RecallAction, StepSpec};
 use crate::store::{Event, Store, StoreError, Tx};
 
 const ID_NUMBER: &str = "321083197812162119";
@@ -87,7 +87,7 @@ fn none_of(rx: &mut broadcast::Receiver<Arc<Event>>, kinds: &[&str]) {
 async fn step_state(store: &Store, clock: Clock, id: &str) -> (String, Value) {
     let id = id.to_string();
     let now = clock.now();
-    let v = read(store, move |c| model::staff_view(c, &id, now))
+    let v = read(store, move |c| super::views::staff_view(c, &id, now))
         .await
         .unwrap();
     (
@@ -122,14 +122,14 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.db");
         let p = path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&p))
+        let store = tokio::task::spawn_blocking(move || Store::open(&p, crate::modules::SCHEMAS))
             .await
             .unwrap()
             .unwrap();
         let clock = Clock::new();
         let cancel = CancellationToken::new();
         let rx = Some(store.subscribe());
-        let task = tokio::spawn(timers::run(store.clone(), clock, cancel.clone()));
+        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone()));
         Rig {
             _dir: dir,
             path,
@@ -153,14 +153,14 @@ impl Rig {
             .await
             .unwrap();
         let p = self.path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&p))
+        let store = tokio::task::spawn_blocking(move || Store::open(&p, crate::modules::SCHEMAS))
             .await
             .unwrap()
             .unwrap();
         let clock = Clock::starting_at(self.clock.now());
         let cancel = CancellationToken::new();
         let rx = Some(store.subscribe());
-        let task = tokio::spawn(timers::run(store.clone(), clock, cancel.clone()));
+        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone()));
         Rig {
             _dir: self._dir,
             path: self.path,
@@ -378,7 +378,7 @@ async fn a_ticket_with_the_appointment_id_links_the_order() {
     let (status, _) = step_state(&rig.store, rig.clock, "O-8").await;
     assert_eq!(status, "created");
     let v = read(&rig.store, |c| {
-        model::staff_view(c, "O-8", chrono::Utc::now())
+        super::views::staff_view(c, "O-8", chrono::Utc::now())
     })
     .await
     .unwrap();
@@ -394,7 +394,7 @@ async fn a_ticket_with_the_appointment_id_links_the_order() {
 #[tokio::test]
 async fn transitions_out_of_order_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("b.db")).unwrap();
+    let store = Store::open(&dir.path().join("b.db"), crate::modules::SCHEMAS).unwrap();
     let o = new_order(
         "O-9",
         vec![
@@ -517,7 +517,7 @@ fn create_command_takes_the_steps_from_the_business_type_template() {
         ]
     );
     assert_eq!(
-        o.appointment_at.map(crate::store::rfc3339).as_deref(),
+        o.appointment_at.map(crate::clock::rfc3339).as_deref(),
         Some("2026-11-23T01:30:00.000Z")
     );
 }
@@ -616,7 +616,7 @@ fn the_orders_section_is_checked_key_by_key() {
 #[tokio::test]
 async fn demo_samples_are_created_once_with_one_step_running() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("b.db")).unwrap();
+    let store = Store::open(&dir.path().join("b.db"), crate::modules::SCHEMAS).unwrap();
     let cfg = OrdersConfig::default();
     let now = chrono::Utc::now();
     let c = cfg.clone();
@@ -629,7 +629,10 @@ async fn demo_samples_are_created_once_with_one_step_running() {
         .await
         .unwrap();
     assert_eq!((first, second), (3, 0), "three samples, never twice");
-    let list = store.read(move |c| model::list(c, now)).await.unwrap();
+    let list = store
+        .read(move |c| super::views::list(c, now))
+        .await
+        .unwrap();
     assert_eq!(list.len(), 3);
     let running: Vec<&Value> = list
         .iter()

@@ -1,68 +1,17 @@
-//! The queue's HTTP routes: thin adapters onto [`super::ops`].
+//! The queue's routes: thin adapters onto [`super::ops`].
 
 use serde::Deserialize;
-use warp::http::StatusCode;
-use warp::reply::Response;
-use warp::{Filter, Reply};
 
-use super::ops::{self, QueueError, Source, TransferTo};
-use crate::app::App;
-use crate::http::auth::{Authed, guard, respond};
+use super::ops::{self, TicketView, TransferTo};
+use super::{IssueRequest, Queue, QueueError, Source};
+use crate::config::Config;
 use crate::http::error::ApiError;
-use crate::http::routes::{Access, RouteSpec, route};
-use crate::http::{json_body, ok_json};
+use crate::http::{Access, Reply, Request, Route, created, ok_json};
+use crate::store::Tx;
 use crate::users::Role;
 
 const LOBBY: Access = Access::Roles(&[Role::LobbyManager]);
 const LOBBY_OR_MANAGER: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
-
-/// The queue's routes and who may call them.
-pub const ROUTES: &[RouteSpec] = &[
-    route("POST", "/api/v1/tickets", Access::Staff, "/api/v1/tickets"),
-    route("GET", "/api/v1/queue", LOBBY_OR_MANAGER, "/api/v1/queue"),
-    route(
-        "POST",
-        "/api/v1/counters/{id}/call-next",
-        LOBBY,
-        "/api/v1/counters/1/call-next",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/recall",
-        LOBBY,
-        "/api/v1/tickets/A001/recall",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/skip",
-        LOBBY,
-        "/api/v1/tickets/A001/skip",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/serve-done",
-        LOBBY,
-        "/api/v1/tickets/A001/serve-done",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/transfer",
-        LOBBY,
-        "/api/v1/tickets/A001/transfer",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/move",
-        LOBBY,
-        "/api/v1/tickets/A001/move",
-    ),
-    route(
-        "POST",
-        "/api/v1/tickets/{number}/reprint",
-        LOBBY,
-        "/api/v1/tickets/A001/reprint",
-    ),
-];
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
@@ -107,175 +56,101 @@ struct MoveBody {
     reason: Option<String>,
 }
 
-fn created<T: serde::Serialize>(v: &T) -> Response {
-    warp::reply::with_status(warp::reply::json(v), StatusCode::CREATED).into_response()
+/// A counter operation on the ticket named in the path.
+type TicketOp =
+    fn(&mut Tx<'_>, &Config, chrono::DateTime<chrono::Utc>, &str) -> Result<TicketView, QueueError>;
+
+/// `POST /api/v1/tickets/{number}/<action>`, running `op` on that ticket.
+fn ticket_op(q: &Queue, path: &'static str, op: TicketOp) -> Route {
+    Route::post(path, LOBBY).to((q.clone(), op), |(q, op), req| async move {
+        let number = req.param("number")?.to_string();
+        let t = q
+            .operate(move |tx, cfg, now| op(tx, cfg, now, &number))
+            .await?;
+        Ok(ok_json(&t))
+    })
 }
 
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let limit = app.cfg.http.max_json_bytes;
-    let issue = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "tickets")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/tickets"))
-            .and(json_body::<IssueBody>(limit))
-            .then(move |_: Authed, b: IssueBody| {
-                let app = app.clone();
-                async move {
-                    let req = ops::IssueRequest {
-                        source: if b.appointment_id.is_some() {
-                            Source::Appointment
-                        } else {
-                            Source::Pad
-                        },
-                        service: b.service,
-                        customer_id: b.customer_id,
-                        customer_level: b.customer_level,
-                        appointment_id: b.appointment_id,
-                    };
-                    respond(
-                        super::issue(&app, req)
-                            .await
-                            .map(|t| created(&t))
-                            .map_err(ApiError::from),
-                    )
-                }
-            })
+impl Queue {
+    /// The queue's routes.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![
+            Route::post("/api/v1/tickets", Access::Staff)
+                .json()
+                .to(self.clone(), issue),
+            Route::get("/api/v1/queue", LOBBY_OR_MANAGER).to(self.clone(), |q, _| async move {
+                Ok(ok_json(&q.snapshot().await?))
+            }),
+            Route::post("/api/v1/counters/{id}/call-next", LOBBY).to(
+                self.clone(),
+                |q, req| async move {
+                    let id = req.param("id")?.to_string();
+                    let t = q
+                        .operate(move |tx, cfg, now| ops::call_next(tx, cfg, now, &id))
+                        .await?;
+                    Ok(ok_json(&t))
+                },
+            ),
+            ticket_op(self, "/api/v1/tickets/{number}/recall", ops::recall),
+            ticket_op(self, "/api/v1/tickets/{number}/skip", ops::skip),
+            ticket_op(self, "/api/v1/tickets/{number}/serve-done", ops::serve_done),
+            Route::post("/api/v1/tickets/{number}/reprint", LOBBY)
+                .to(self.clone(), |q, req| async move {
+                    Ok(ok_json(&q.reprint(req.param("number")?).await?))
+                }),
+            Route::post("/api/v1/tickets/{number}/transfer", LOBBY)
+                .json()
+                .to(self.clone(), transfer),
+            Route::post("/api/v1/tickets/{number}/move", LOBBY)
+                .json()
+                .to(self.clone(), move_to),
+        ]
+    }
+}
+
+async fn issue(q: Queue, req: Request) -> Reply {
+    let b: IssueBody = req.json()?;
+    let req = IssueRequest {
+        source: if b.appointment_id.is_some() {
+            Source::Appointment
+        } else {
+            Source::Pad
+        },
+        service: b.service,
+        customer_id: b.customer_id,
+        customer_level: b.customer_level,
+        appointment_id: b.appointment_id,
     };
-    let queue = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "queue")
-            .and(warp::get())
-            .and(guard(&app, "GET", "/api/v1/queue"))
-            .then(move |_: Authed| {
-                let app = app.clone();
-                async move {
-                    respond(
-                        super::snapshot(&app)
-                            .await
-                            .map(|q| ok_json(&q))
-                            .map_err(ApiError::from),
-                    )
-                }
-            })
+    Ok(created(&q.issue(req).await?))
+}
+
+async fn transfer(q: Queue, req: Request) -> Reply {
+    let number = req.param("number")?.to_string();
+    let b: TransferBody = req.json()?;
+    let to = match (b.service, b.counter) {
+        (Some(s), None) => TransferTo::Service(s),
+        (None, Some(c)) => TransferTo::Counter(c),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "give exactly one of service or counter",
+            ));
+        }
     };
-    let call_next = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "counters" / String / "call-next")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/counters/{id}/call-next"))
-            .then(move |id: String, _: Authed| {
-                let app = app.clone();
-                async move {
-                    let r =
-                        super::operate(&app, move |tx, cfg, now| ops::call_next(tx, cfg, now, &id))
-                            .await;
-                    respond(r.map(|t| ok_json(&t)).map_err(ApiError::from))
-                }
-            })
-    };
-    let simple = |action: &'static str, path: &'static str| {
-        let app = app.clone();
-        warp::path("api")
-            .and(warp::path("v1"))
-            .and(warp::path("tickets"))
-            .and(warp::path::param::<String>())
-            .and(warp::path(action))
-            .and(warp::path::end())
-            .and(warp::post())
-            .and(guard(&app, "POST", path))
-            .then(move |number: String, _: Authed| {
-                let app = app.clone();
-                async move {
-                    let r = match action {
-                        "recall" => {
-                            super::operate(&app, move |tx, cfg, now| {
-                                ops::recall(tx, cfg, now, &number)
-                            })
-                            .await
-                        }
-                        "skip" => {
-                            super::operate(&app, move |tx, cfg, now| {
-                                ops::skip(tx, cfg, now, &number)
-                            })
-                            .await
-                        }
-                        "serve-done" => {
-                            super::operate(&app, move |tx, cfg, now| {
-                                ops::serve_done(tx, cfg, now, &number)
-                            })
-                            .await
-                        }
-                        _ => super::reprint(&app, &number).await,
-                    };
-                    respond(r.map(|t| ok_json(&t)).map_err(ApiError::from))
-                }
-            })
-            .boxed()
-    };
-    let transfer = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "tickets" / String / "transfer")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/tickets/{number}/transfer"))
-            .and(json_body::<TransferBody>(limit))
-            .then(move |number: String, _: Authed, b: TransferBody| {
-                let app = app.clone();
-                async move {
-                    let to = match (b.service, b.counter) {
-                        (Some(s), None) => TransferTo::Service(s),
-                        (None, Some(c)) => TransferTo::Counter(c),
-                        _ => {
-                            return ApiError::bad_request(
-                                "invalid_request",
-                                "give exactly one of service or counter",
-                            )
-                            .into_response();
-                        }
-                    };
-                    let r = super::operate(&app, move |tx, cfg, now| {
-                        ops::transfer(tx, cfg, now, &number, &to)
-                    })
-                    .await;
-                    respond(r.map(|t| ok_json(&t)).map_err(ApiError::from))
-                }
-            })
-    };
-    let move_to = {
-        let app = app.clone();
-        warp::path!("api" / "v1" / "tickets" / String / "move")
-            .and(warp::post())
-            .and(guard(&app, "POST", "/api/v1/tickets/{number}/move"))
-            .and(json_body::<MoveBody>(limit))
-            .then(move |number: String, who: Authed, b: MoveBody| {
-                let app = app.clone();
-                async move {
-                    let by = who.user.username;
-                    let r = super::operate(&app, move |tx, cfg, now| {
-                        ops::move_to(tx, cfg, now, &number, b.position, &by, b.reason.as_deref())
-                    })
-                    .await;
-                    respond(r.map(|t| ok_json(&t)).map_err(ApiError::from))
-                }
-            })
-    };
-    issue
-        .or(queue)
-        .unify()
-        .or(call_next)
-        .unify()
-        .or(simple("recall", "/api/v1/tickets/{number}/recall"))
-        .unify()
-        .or(simple("skip", "/api/v1/tickets/{number}/skip"))
-        .unify()
-        .or(simple("serve-done", "/api/v1/tickets/{number}/serve-done"))
-        .unify()
-        .or(simple("reprint", "/api/v1/tickets/{number}/reprint"))
-        .unify()
-        .or(transfer)
-        .unify()
-        .or(move_to)
-        .unify()
-        .boxed()
+    let t = q
+        .operate(move |tx, cfg, now| ops::transfer(tx, cfg, now, &number, &to))
+        .await?;
+    Ok(ok_json(&t))
+}
+
+async fn move_to(q: Queue, req: Request) -> Reply {
+    let number = req.param("number")?.to_string();
+    let by = req.username()?;
+    let b: MoveBody = req.json()?;
+    let t = q
+        .operate(move |tx, cfg, now| {
+            ops::move_to(tx, cfg, now, &number, b.position, &by, b.reason.as_deref())
+        })
+        .await?;
+    Ok(ok_json(&t))
 }

@@ -2,35 +2,41 @@
 //!
 //! - [`policy`]: the call order (priority classes, weight × wait, fairness, manual moves) and
 //!   the `why` of every position — a pure function, tested by tables;
-//! - [`ops`]: tickets in SQLite and every operation, each one transaction with its
-//!   `ticket.*` event;
+//! - [`tickets`]: the ticket row, its states and the queue's errors;
+//! - [`order`]: the waiting tickets in call order with their estimated waits;
+//! - [`ops`]: every operation, each one transaction with its `ticket.*` event;
+//! - [`view`]: the whole queue for the PAD, and its figures for statistics and telemetry;
 //! - [`waits`]: wait alerts at the target and twice the target, timed from stored issue times;
 //! - [`printer`]: the ESC/POS printer task (status polling, alerts, printing);
-//! - [`http`]: the routes.
+//! - `http`: the routes.
 //!
-//! Other modules issue tickets with [`issue`]; an ID card swipe ([`Signal::CardSwiped`])
-//! issues one for `[queue] swipe_service`.
+//! Other modules issue tickets through the [`Queue`] handle; an ID card swipe
+//! ([`Signal::CardSwiped`]) issues one for `[queue] swipe_service`.
 
-pub mod http;
+mod http;
 pub mod ops;
+pub mod order;
 pub mod policy;
 pub mod printer;
+pub mod tickets;
+pub mod view;
 pub mod waits;
 
 use std::any::Any;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use branchd_drivers::printer::Ticket as PaperTicket;
 use chrono::{DateTime, Utc};
-use warp::reply::Response;
+use tokio::sync::Notify;
 
-use crate::app::App;
-use crate::config::DeviceKind;
-use crate::http::routes::RouteSpec;
+use crate::config::{Config, DeviceKind};
+use crate::core::Core;
 use crate::signals::Signal;
-use crate::store::Schema;
+use crate::store::{Schema, Tx};
 
-pub use ops::{IssueRequest, Issued, QueueError, QueueView, Source, TicketView, TransferTo};
+pub use ops::{Issued, TicketView, TransferTo};
+pub use tickets::{IssueRequest, QueueError, Source, TicketState};
+pub use view::QueueView;
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
@@ -83,175 +89,233 @@ pub const SCHEMA: Schema = Schema {
     ],
 };
 
-/// This module's routes.
-pub const ROUTES: &[RouteSpec] = http::ROUTES;
-
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The queue's wall clock, driven by tokio's clock so timers and waits can be tested on a
-/// paused clock: the wall time at start plus tokio's elapsed time.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    wall0: DateTime<Utc>,
-    mono0: tokio::time::Instant,
+/// The queue's handle: cheap to clone, shared by the routes, the tasks and the modules that
+/// issue tickets.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    core: Core,
+    inner: Arc<Inner>,
 }
 
-impl Clock {
-    /// Starting now.
-    pub fn new() -> Clock {
-        Clock {
-            wall0: Utc::now(),
-            mono0: tokio::time::Instant::now(),
-        }
-    }
-
-    /// The time now.
-    pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.mono0);
-        self.wall0 + chrono::Duration::from_std(elapsed).unwrap_or_default()
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
-}
-
-/// The module's shared state, held by the [`App`].
 #[derive(Debug, Default)]
-pub struct State {
-    clock: Clock,
+struct Inner {
     /// Woken on every queue change (the wait-alert timer recomputes).
-    pub changed: tokio::sync::Notify,
+    changed: Notify,
     printer: OnceLock<printer::PrinterHandle>,
 }
 
-impl State {
-    /// Build from the validated config.
-    pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State::default())
+impl Queue {
+    /// The queue of the configured services and counters.
+    pub fn new(core: &Core) -> Queue {
+        Queue {
+            core: core.clone(),
+            inner: Arc::default(),
+        }
+    }
+
+    /// Start the printer task, the wait-alert timer and the card-swipe listener.
+    pub fn start(&self) {
+        let cfg = &self.core.cfg;
+        if let Some(dev) = cfg.devices.iter().find(|d| d.kind == DeviceKind::Printer) {
+            let _ = self.inner.printer.set(printer::start(&self.core, dev));
+        }
+        self.core.spawn(waits::run(self.clone()));
+        // Subscribe now, so no swipe after start is missed.
+        let rx = self.core.signals.subscribe();
+        self.core.spawn(self.clone().swipes(rx));
     }
 
     /// The queue's time now.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.core.clock.now()
+    }
+
+    /// The validated config.
+    pub fn cfg(&self) -> &Config {
+        &self.core.cfg
     }
 
     /// The ticket printer, if one is configured.
     pub fn printer(&self) -> Option<&printer::PrinterHandle> {
-        self.printer.get()
+        self.inner.printer.get()
     }
-}
 
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    http::routes(app)
-}
-
-/// Start the printer task, the wait-alert timer and the card-swipe listener.
-pub fn start(app: &App) -> anyhow::Result<()> {
-    if let Some(dev) = app
-        .cfg
-        .devices
-        .iter()
-        .find(|d| d.kind == DeviceKind::Printer)
-    {
-        let _ = app.queue.printer.set(printer::start(app, dev));
+    /// Issue a ticket (any module may): one transaction with `ticket.issued`, then the
+    /// paper ticket; a ticket that cannot be printed is still issued, with `printed: false`.
+    pub async fn issue(&self, req: IssueRequest) -> Result<Issued, QueueError> {
+        let (store, cfg) = (&self.core.store, self.core.cfg.clone());
+        let now = self.now();
+        let mut issued = store
+            .write(move |tx| ops::issue(tx, &cfg, now, &req))
+            .await?;
+        self.inner.changed.notify_one();
+        if let Some(p) = self.printer() {
+            let result = p
+                .print(paper(&self.core.cfg, &issued).render(p.encoding))
+                .await;
+            let cfg = self.core.cfg.clone();
+            let number = issued.number.clone();
+            let printed = result.is_ok();
+            let reason = result.err();
+            store
+                .write(move |tx| {
+                    ops::set_printed(tx, &cfg, now, &number, printed, reason.as_deref(), false)
+                })
+                .await?;
+            issued.printed = printed;
+        }
+        Ok(issued)
     }
-    app.tracker.spawn(waits::run(app.clone()));
-    // Subscribe now, so no swipe after start is missed.
-    app.tracker
-        .spawn(swipes(app.clone(), app.signals.subscribe()));
-    Ok(())
-}
 
-/// Issue a ticket (any module may call this): one transaction with `ticket.issued`, then the
-/// paper ticket; a ticket that cannot be printed is still issued, with `printed: false`.
-pub async fn issue(app: &App, req: IssueRequest) -> Result<Issued, QueueError> {
-    let cfg = app.cfg.clone();
-    let now = app.queue.now();
-    let mut issued = app
-        .store
-        .write(move |tx| ops::issue(tx, &cfg, now, &req))
-        .await?;
-    app.queue.changed.notify_one();
-    if let Some(p) = app.queue.printer() {
-        let result = p.print(paper(&app.cfg, &issued).render(p.encoding)).await;
-        let cfg = app.cfg.clone();
-        let number = issued.number.clone();
-        let printed = result.is_ok();
-        let reason = result.err();
-        app.store
-            .write(move |tx| {
-                ops::set_printed(tx, &cfg, now, &number, printed, reason.as_deref(), false)
+    /// Print a ticket again (after the printer is back): `ticket.reprint`. Refused,
+    /// changing nothing, while the printer cannot print.
+    pub async fn reprint(&self, number: &str) -> Result<TicketView, QueueError> {
+        let p = self.printer().ok_or(QueueError::NoPrinter)?;
+        let cfg = self.core.cfg.clone();
+        let now = self.now();
+        let n = number.to_string();
+        let (snapshot, ticket) = self
+            .core
+            .store
+            .read(move |c| -> Result<_, QueueError> {
+                let t = tickets::find(c, &crate::clock::business_day(&cfg, now), &n)?;
+                Ok((view::snapshot(c, &cfg, now)?, t))
             })
             .await?;
-        issued.printed = printed;
+        if !ticket.state.is_open() {
+            return Err(QueueError::WrongState {
+                number: ticket.number,
+                state: ticket.state,
+                needed: "only a waiting or called ticket can be reprinted",
+            });
+        }
+        let w = snapshot.waiting.iter().find(|w| w.number == ticket.number);
+        let issued = Issued {
+            number: ticket.number.clone(),
+            service: ticket.service.clone(),
+            position: w.map_or(0, |w| w.position),
+            people_ahead: w.map_or(0, |w| w.position.saturating_sub(1)),
+            estimated_wait_s: w.map_or(0, |w| w.estimated_wait_s),
+            priority: ticket.priority,
+            issued_at: crate::clock::rfc3339(ticket.issued_at),
+            printed: ticket.printed,
+            why: Vec::new(),
+            day: ticket.day.clone(),
+        };
+        p.print(paper(&self.core.cfg, &issued).render(p.encoding))
+            .await
+            .map_err(QueueError::PrinterUnavailable)?;
+        let cfg = self.core.cfg.clone();
+        let n = ticket.number.clone();
+        self.core
+            .store
+            .write(move |tx| ops::set_printed(tx, &cfg, now, &n, true, None, true))
+            .await?;
+        let mut t = ticket;
+        t.printed = true;
+        Ok(ops::view(&t, now, None))
     }
-    Ok(issued)
-}
 
-/// Print a ticket again (after the printer is back): `ticket.reprint`. Refused, changing
-/// nothing, while the printer cannot print.
-pub async fn reprint(app: &App, number: &str) -> Result<TicketView, QueueError> {
-    let p = app.queue.printer().ok_or(QueueError::NoPrinter)?;
-    let cfg = app.cfg.clone();
-    let now = app.queue.now();
-    let n = number.to_string();
-    let (snapshot, ticket) = app
-        .store
-        .read(move |c| -> Result<_, QueueError> {
-            let t = ops::find(c, &ops::business_day(&cfg, now), &n)?;
-            Ok((ops::snapshot(c, &cfg, now)?, t))
-        })
-        .await?;
-    if ticket.state != "waiting" && ticket.state != "called" {
-        return Err(QueueError::WrongState {
-            number: ticket.number,
-            state: ticket.state,
-            needed: "only a waiting or called ticket can be reprinted",
-        });
+    /// Run one queue operation in a transaction and wake the alert timer.
+    pub async fn operate<R, F>(&self, f: F) -> Result<R, QueueError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>, &Config, DateTime<Utc>) -> Result<R, QueueError> + Send + 'static,
+    {
+        let cfg = self.core.cfg.clone();
+        let now = self.now();
+        let r = self.core.store.write(move |tx| f(tx, &cfg, now)).await?;
+        self.inner.changed.notify_one();
+        Ok(r)
     }
-    let w = snapshot.waiting.iter().find(|w| w.number == ticket.number);
-    let issued = Issued {
-        number: ticket.number.clone(),
-        service: ticket.service.clone(),
-        position: w.map_or(0, |w| w.position),
-        people_ahead: w.map_or(0, |w| w.position.saturating_sub(1)),
-        estimated_wait_s: w.map_or(0, |w| w.estimated_wait_s),
-        priority: ticket.priority,
-        issued_at: crate::store::rfc3339(ticket.issued_at),
-        printed: ticket.printed,
-        why: Vec::new(),
-        day: ticket.day.clone(),
-    };
-    p.print(paper(&app.cfg, &issued).render(p.encoding))
-        .await
-        .map_err(QueueError::PrinterUnavailable)?;
-    let cfg = app.cfg.clone();
-    let n = ticket.number.clone();
-    app.store
-        .write(move |tx| ops::set_printed(tx, &cfg, now, &n, true, None, true))
-        .await?;
-    Ok(TicketView {
-        number: ticket.number,
-        service: ticket.service,
-        state: ticket.state,
-        priority: ticket.priority,
-        counter: ticket.counter,
-        waited_s: policy::waited_s(ticket.issued_at, now),
-        recalls: ticket.recalls,
-        printed: true,
-        call_text: None,
-    })
+
+    /// The queue now, in call order.
+    pub async fn snapshot(&self) -> Result<QueueView, QueueError> {
+        let cfg = self.core.cfg.clone();
+        let now = self.now();
+        self.core
+            .store
+            .read(move |c| view::snapshot(c, &cfg, now))
+            .await
+    }
+
+    /// ID card swipes on lobby readers issue a ticket for `[queue] swipe_service`, with the
+    /// priority of the customer's booked order when there is one.
+    async fn swipes(self, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
+        loop {
+            let sig = tokio::select! {
+                _ = self.core.cancel.cancelled() => return,
+                s = rx.recv() => s,
+            };
+            match sig {
+                Ok(Signal::CardSwiped {
+                    reader,
+                    valid,
+                    id_number,
+                    ..
+                }) => self.swiped(&reader, valid, id_number).await,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "card swipes missed");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    async fn swiped(&self, reader: &str, valid: bool, id_number: String) {
+        if !valid {
+            tracing::info!(%reader, "card swipe with an invalid ID number: no ticket");
+            return;
+        }
+        let cfg = &self.core.cfg;
+        let Some(service) = cfg
+            .queue
+            .swipe_service
+            .clone()
+            .or_else(|| cfg.services.first().map(|s| s.code.clone()))
+        else {
+            return;
+        };
+        // A customer with a booked order gets the appointment's priority, and the order is
+        // linked to the ticket (the orders module follows `ticket.issued`).
+        let appointment_id = match self
+            .core
+            .store
+            .read(move |c| crate::orders::order_for_customer(c, &id_number))
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(%reader, error = %e, "cannot look up the customer's orders");
+                None
+            }
+        };
+        let source = if appointment_id.is_some() {
+            Source::Appointment
+        } else {
+            Source::Card
+        };
+        let req = IssueRequest {
+            service,
+            customer_id: None,
+            customer_level: None,
+            appointment_id,
+            source,
+        };
+        match self.issue(req).await {
+            Ok(t) => tracing::info!(%reader, number = %t.number, "ticket from a card swipe"),
+            Err(e) => tracing::warn!(%reader, error = %e, "no ticket for a card swipe"),
+        }
+    }
 }
 
 /// The paper ticket of an issued ticket.
-pub fn paper(cfg: &crate::config::Config, t: &Issued) -> PaperTicket {
+pub fn paper(cfg: &Config, t: &Issued) -> PaperTicket {
     let svc = cfg.service(&t.service);
-    let issued_local = DateTime::parse_from_rfc3339(&t.issued_at)
+    let issued_local = crate::clock::parse(&t.issued_at)
         .map(|d| {
             d.with_timezone(&cfg.branch.utc_offset)
                 .format("%Y-%m-%d %H:%M")
@@ -268,102 +332,6 @@ pub fn paper(cfg: &crate::config::Config, t: &Issued) -> PaperTicket {
         estimated_wait_min: t.estimated_wait_s.div_ceil(60) as u32,
         issued_at: issued_local,
         qr_data: format!("ticket:{}:{}:{}", cfg.branch.id, t.day, t.number),
-    }
-}
-
-/// Run one counter operation in a transaction and wake the alert timer.
-pub async fn operate<F>(app: &App, f: F) -> Result<TicketView, QueueError>
-where
-    F: FnOnce(
-            &mut crate::store::Tx<'_>,
-            &crate::config::Config,
-            DateTime<Utc>,
-        ) -> Result<TicketView, QueueError>
-        + Send
-        + 'static,
-{
-    let cfg = app.cfg.clone();
-    let now = app.queue.now();
-    let r = app.store.write(move |tx| f(tx, &cfg, now)).await?;
-    app.queue.changed.notify_one();
-    Ok(r)
-}
-
-/// The queue now, in call order.
-pub async fn snapshot(app: &App) -> Result<QueueView, QueueError> {
-    let cfg = app.cfg.clone();
-    let now = app.queue.now();
-    app.store.read(move |c| ops::snapshot(c, &cfg, now)).await
-}
-
-/// ID card swipes on lobby readers issue a ticket for `[queue] swipe_service`, with the
-/// priority of the customer's booked order when there is one.
-async fn swipes(app: App, mut rx: tokio::sync::broadcast::Receiver<Signal>) {
-    loop {
-        let sig = tokio::select! {
-            _ = app.cancel.cancelled() => return,
-            s = rx.recv() => s,
-        };
-        match sig {
-            Ok(Signal::CardSwiped {
-                reader,
-                valid,
-                id_number,
-                ..
-            }) => {
-                if !valid {
-                    tracing::info!(%reader, "card swipe with an invalid ID number: no ticket");
-                    continue;
-                }
-                let Some(service) = app
-                    .cfg
-                    .queue
-                    .swipe_service
-                    .clone()
-                    .or_else(|| app.cfg.services.first().map(|s| s.code.clone()))
-                else {
-                    continue;
-                };
-                // A customer with a booked order gets the appointment's priority, and the
-                // order is linked to the ticket (the orders module hears `ticket.issued`).
-                let appointment_id = match app
-                    .store
-                    .read(move |c| crate::orders::order_for_customer(c, &id_number))
-                    .await
-                {
-                    Ok(id) => id,
-                    Err(e) => {
-                        tracing::warn!(%reader, error = %e, "cannot look up the customer's orders");
-                        None
-                    }
-                };
-                let source = if appointment_id.is_some() {
-                    Source::Appointment
-                } else {
-                    Source::Card
-                };
-                let req = IssueRequest {
-                    service,
-                    customer_id: None,
-                    customer_level: None,
-                    appointment_id,
-                    source,
-                };
-                match issue(&app, req).await {
-                    Ok(t) => {
-                        tracing::info!(%reader, number = %t.number, "ticket from a card swipe")
-                    }
-                    Err(e) => tracing::warn!(%reader, error = %e, "no ticket for a card swipe"),
-                }
-            }
-            // Signals for other modules.
-            #[allow(unreachable_patterns)]
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "card swipes missed");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
     }
 }
 
@@ -399,7 +367,7 @@ mod tests {
         hay.windows(needle.len()).position(|w| w == needle)
     }
 
-    fn cfg() -> crate::config::Config {
+    fn cfg() -> Config {
         crate::config::Config::parse(
             r#"
 [branch]

@@ -1,429 +1,20 @@
-//! The queue's state in SQLite and every operation on it, each one transaction that commits
-//! the change together with its `ticket.*` event.
+//! Every queue operation, each one transaction that commits the change together with its
+//! `ticket.*` event.
 
-use std::collections::{HashMap, HashSet};
-
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::policy::{self, CallState, Candidate, Moved, Why};
+use super::order::ordered;
+use super::policy::{self, Why};
+use super::tickets::{
+    IssueRequest, QueueError, Ticket, TicketState, call_state, find, open_tickets, set_call_state,
+};
 use crate::alerts;
+use crate::clock::{business_day, rfc3339};
 use crate::config::{Config, Service};
-use crate::store::{StoreError, Tx, rfc3339};
-
-/// Why a queue operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// No service with this code.
-    #[error("unknown service `{0}`")]
-    UnknownService(String),
-    /// No ticket with this number today.
-    #[error("no ticket {0} today")]
-    UnknownTicket(String),
-    /// No counter with this id (in the path).
-    #[error("no counter {0}")]
-    UnknownCounter(String),
-    /// A counter named in a request body does not exist.
-    #[error("no counter {0}")]
-    BadCounter(String),
-    /// Nothing waiting that this counter serves.
-    #[error("no ticket is waiting for counter {0}")]
-    QueueEmpty(String),
-    /// The ticket is not in a state that allows this.
-    #[error("ticket {number} is {state}; {needed}")]
-    WrongState {
-        /// Ticket number.
-        number: String,
-        /// Its state.
-        state: String,
-        /// What the operation needs.
-        needed: &'static str,
-    },
-    /// A move outside 1..=len.
-    #[error("position {position} is out of range: the queue has positions 1 to {len}")]
-    BadPosition {
-        /// Asked for.
-        position: u32,
-        /// Waiting tickets.
-        len: usize,
-    },
-    /// Bad request content.
-    #[error("{0}")]
-    Invalid(String),
-    /// Outside the service's opening hours.
-    #[error("{0} is closed now (opening hours {1})")]
-    ServiceClosed(String, String),
-    /// No printer is configured.
-    #[error("no ticket printer is configured")]
-    NoPrinter,
-    /// The printer cannot print now.
-    #[error("the ticket printer cannot print: {0}")]
-    PrinterUnavailable(String),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for QueueError {
-    fn from(e: rusqlite::Error) -> Self {
-        QueueError::Store(StoreError::from(e))
-    }
-}
-
-/// Where a ticket request came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// The PAD or a kiosk, over HTTP.
-    Pad,
-    /// An ID card swipe on a lobby reader.
-    Card,
-    /// An appointment or head-office order.
-    Appointment,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Pad => "pad",
-            Source::Card => "card",
-            Source::Appointment => "appointment",
-        }
-    }
-}
-
-/// A request for a ticket, from any module.
-#[derive(Debug, Clone)]
-pub struct IssueRequest {
-    /// Service code.
-    pub service: String,
-    /// The bank's customer id, if known (never a name or an ID number).
-    pub customer_id: Option<String>,
-    /// `normal`, `vip1`, `vip2` or `vip3` (`vip` = `vip1`), if known.
-    pub customer_level: Option<String>,
-    /// The appointment or order this visit belongs to (gives priority).
-    pub appointment_id: Option<String>,
-    /// Who asked.
-    pub source: Source,
-}
-
-/// The VIP tier of a customer level: `Ok(None)` for a normal customer.
-pub fn vip_tier(level: &str) -> Result<Option<u8>, QueueError> {
-    match level {
-        "normal" => Ok(None),
-        "vip" | "vip1" => Ok(Some(1)),
-        "vip2" => Ok(Some(2)),
-        "vip3" => Ok(Some(3)),
-        other => Err(QueueError::Invalid(format!(
-            "unknown customer_level `{other}` (normal, vip1, vip2 or vip3)"
-        ))),
-    }
-}
-
-/// The queue level of a customer head office has sent as a VIP (`vip.upsert`), when the
-/// ticket request does not give one: their level when it is a queue tier, else `vip1`.
-fn enrolled_level(
-    c: &rusqlite::Connection,
-    customer_id: &str,
-) -> Result<Option<String>, QueueError> {
-    let vip = crate::sync::commands::vip_get(c, customer_id).map_err(QueueError::from)?;
-    Ok(vip.map(|v| match vip_tier(&v.level) {
-        Ok(_) => v.level,
-        Err(_) => "vip1".to_string(),
-    }))
-}
-
-/// A stored ticket.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ticket {
-    /// Row id.
-    pub id: i64,
-    /// e.g. `A001`.
-    pub number: String,
-    /// Business day (branch-local date after the reset hour), `YYYY-MM-DD`.
-    pub day: String,
-    /// Current service.
-    pub service: String,
-    /// `waiting`, `called`, `served`, `skipped`, `no_show`.
-    pub state: String,
-    /// 0 normal, 1–3 priority.
-    pub priority: u8,
-    /// Customer level given at issue.
-    pub customer_level: Option<String>,
-    /// Customer id given at issue.
-    pub customer_id: Option<String>,
-    /// Appointment id given at issue.
-    pub appointment_id: Option<String>,
-    /// `pad`, `card`, `appointment`.
-    pub source: String,
-    /// Original issue time.
-    pub issued_at: DateTime<Utc>,
-    /// The counter it was called to.
-    pub counter: Option<String>,
-    /// Only this counter may call it (transfer to a counter).
-    pub target_counter: Option<String>,
-    /// When it was called.
-    pub called_at: Option<DateTime<Utc>>,
-    /// Recalls since the call.
-    pub recalls: u32,
-    /// Transferred from this service.
-    pub transferred_from: Option<String>,
-    /// Manual move.
-    pub moved: Option<Moved>,
-    /// Whether a ticket came out of the printer.
-    pub printed: bool,
-    /// Wait alerts raised so far (0, 1 at target, 2 at twice the target).
-    pub alert_level: u8,
-}
-
-const COLUMNS: &str = "id, number, day, service, state, priority, customer_level, customer_id, \
-    appointment_id, source, issued_at, counter, target_counter, called_at, recalls, \
-    transferred_from, moved_pos, moved_calls, moved_at, moved_by, moved_reason, printed, alert_level";
-
-fn ts(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
-    let moved_pos: Option<i64> = r.get(16)?;
-    let moved = match moved_pos {
-        Some(pos) => Some(Moved {
-            position: pos as u32,
-            calls_at: r.get::<_, i64>(17)? as u64,
-            at: ts(r.get(18)?).unwrap_or_default(),
-            by: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
-            reason: r.get(20)?,
-        }),
-        None => None,
-    };
-    Ok(Ticket {
-        id: r.get(0)?,
-        number: r.get(1)?,
-        day: r.get(2)?,
-        service: r.get(3)?,
-        state: r.get(4)?,
-        priority: r.get::<_, i64>(5)? as u8,
-        customer_level: r.get(6)?,
-        customer_id: r.get(7)?,
-        appointment_id: r.get(8)?,
-        source: r.get(9)?,
-        issued_at: ts(Some(r.get(10)?)).unwrap_or_default(),
-        counter: r.get(11)?,
-        target_counter: r.get(12)?,
-        called_at: ts(r.get(13)?),
-        recalls: r.get::<_, i64>(14)? as u32,
-        transferred_from: r.get(15)?,
-        moved,
-        printed: r.get::<_, i64>(21)? != 0,
-        alert_level: r.get::<_, i64>(22)? as u8,
-    })
-}
-
-/// The business day of `now`: the branch-local date, counted from the reset hour.
-pub fn business_day(cfg: &Config, now: DateTime<Utc>) -> String {
-    let local = now.with_timezone(&cfg.branch.utc_offset)
-        - ChronoDuration::hours(i64::from(cfg.queue.reset_hour));
-    local.format("%Y-%m-%d").to_string()
-}
-
-/// Today's tickets that are waiting or at a counter, oldest first.
-pub fn open_tickets(c: &Connection, day: &str) -> Result<Vec<Ticket>, QueueError> {
-    let mut stmt = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM queue_tickets \
-         WHERE state IN ('waiting', 'called') AND day = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([day], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Today's ticket with this number.
-pub fn find(c: &Connection, day: &str, number: &str) -> Result<Ticket, QueueError> {
-    c.query_row(
-        &format!("SELECT {COLUMNS} FROM queue_tickets WHERE day = ?1 AND number = ?2"),
-        params![day, number],
-        from_row,
-    )
-    .optional()?
-    .ok_or_else(|| QueueError::UnknownTicket(number.to_string()))
-}
-
-/// The persisted call counters.
-pub fn call_state(c: &Connection) -> Result<CallState, QueueError> {
-    let get = |k: &str| -> Result<i64, QueueError> {
-        Ok(
-            c.query_row("SELECT value FROM queue_state WHERE key = ?1", [k], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0),
-        )
-    };
-    Ok(CallState {
-        calls: get("calls")? as u64,
-        streak: get("streak")? as u32,
-    })
-}
-
-fn set_call_state(c: &Connection, s: CallState) -> Result<(), QueueError> {
-    for (k, v) in [("calls", s.calls as i64), ("streak", i64::from(s.streak))] {
-        c.execute(
-            "INSERT INTO queue_state(key, value) VALUES (?1, ?2) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![k, v],
-        )?;
-    }
-    Ok(())
-}
-
-fn candidate(cfg: &Config, t: &Ticket) -> Candidate {
-    Candidate {
-        id: t.id,
-        number: t.number.clone(),
-        service: t.service.clone(),
-        priority: t.priority,
-        vip_tier: t
-            .customer_level
-            .as_deref()
-            .and_then(|l| vip_tier(l).ok().flatten()),
-        appointment: t.appointment_id.is_some(),
-        transferred_from: t.transferred_from.clone(),
-        issued_at: t.issued_at,
-        weight: cfg.service(&t.service).map_or(1.0, |s| s.priority_weight),
-        moved: t.moved.clone(),
-    }
-}
-
-/// Average of the last recorded service times of a service, or the configured default.
-pub fn avg_service_s(c: &Connection, cfg: &Config, service: &str) -> Result<f64, QueueError> {
-    let avg: Option<f64> = c.query_row(
-        "SELECT avg(served_s) FROM (SELECT served_s FROM queue_service_times \
-         WHERE service = ?1 ORDER BY id DESC LIMIT 20)",
-        [service],
-        |r| r.get(0),
-    )?;
-    Ok(avg.unwrap_or(cfg.queue.default_service_time.as_secs_f64()))
-}
-
-/// A waiting ticket in the call order.
-#[derive(Debug, Clone, Serialize)]
-pub struct WaitingView {
-    /// 1-based position.
-    pub position: usize,
-    /// Number.
-    pub number: String,
-    /// Service code.
-    pub service: String,
-    /// 0 normal, 1–3 priority.
-    pub priority: u8,
-    /// Seconds waited since the original issue.
-    pub waited_s: u64,
-    /// Estimated seconds until called.
-    pub estimated_wait_s: u64,
-    /// Issue time.
-    pub issued_at: String,
-    /// Customer level, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub customer_level: Option<String>,
-    /// Customer id, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<String>,
-    /// Appointment id, if given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub appointment_id: Option<String>,
-    /// Only this counter will call it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub counter: Option<String>,
-    /// Whether a paper ticket came out.
-    pub printed: bool,
-    /// Why it stands here.
-    pub why: Vec<Why>,
-}
-
-/// The waiting tickets in call order with their estimates (all of them, or those a
-/// counter may call).
-pub fn ordered(
-    c: &Connection,
-    cfg: &Config,
-    now: DateTime<Utc>,
-    open: &[Ticket],
-    for_counter: Option<&str>,
-) -> Result<Vec<(Ticket, WaitingView)>, QueueError> {
-    let waiting: Vec<&Ticket> = open
-        .iter()
-        .filter(|t| t.state == "waiting")
-        .filter(|t| match for_counter {
-            None => true,
-            Some(cid) => match &t.target_counter {
-                Some(target) => target == cid,
-                None => cfg
-                    .counters
-                    .iter()
-                    .any(|k| k.id == cid && k.services.contains(&t.service)),
-            },
-        })
-        .collect();
-    let cands: Vec<Candidate> = waiting.iter().map(|t| candidate(cfg, t)).collect();
-    let placed = policy::order(&cands, now, call_state(c)?, cfg.queue.fairness_after);
-    // Estimates: tickets ahead that the same counters could take, times the average service
-    // time, over the counters serving the service.
-    let mut avg: HashMap<&str, f64> = HashMap::new();
-    for s in &cfg.services {
-        avg.insert(s.code.as_str(), avg_service_s(c, cfg, &s.code)?);
-    }
-    let mut shared: HashMap<&str, (HashSet<&str>, usize)> = HashMap::new();
-    for s in &cfg.services {
-        let counters: Vec<_> = cfg
-            .counters
-            .iter()
-            .filter(|k| k.services.contains(&s.code))
-            .collect();
-        let set = counters
-            .iter()
-            .flat_map(|k| k.services.iter().map(String::as_str))
-            .chain(std::iter::once(s.code.as_str()))
-            .collect();
-        shared.insert(s.code.as_str(), (set, counters.len().max(1)));
-    }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(placed.len());
-    for (pos, p) in placed.into_iter().enumerate() {
-        let t = waiting[p.index];
-        let est = match shared.get(t.service.as_str()) {
-            Some((set, n)) => {
-                let ahead: usize = set.iter().map(|s| seen.get(s).copied().unwrap_or(0)).sum();
-                let a = avg
-                    .get(t.service.as_str())
-                    .copied()
-                    .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
-                (ahead as f64 * a / *n as f64).round() as u64
-            }
-            None => 0,
-        };
-        *seen.entry(t.service.as_str()).or_default() += 1;
-        out.push((
-            t.clone(),
-            WaitingView {
-                position: pos + 1,
-                number: t.number.clone(),
-                service: t.service.clone(),
-                priority: t.priority,
-                waited_s: policy::waited_s(t.issued_at, now),
-                estimated_wait_s: est,
-                issued_at: rfc3339(t.issued_at),
-                customer_level: t.customer_level.clone(),
-                customer_id: t.customer_id.clone(),
-                appointment_id: t.appointment_id.clone(),
-                counter: t.target_counter.clone(),
-                printed: t.printed,
-                why: p.why,
-            },
-        ));
-    }
-    Ok(out)
-}
+use crate::store::Tx;
 
 /// The call text for displays and voice.
 pub fn call_text(number: &str, counter: &str) -> Value {
@@ -441,7 +32,7 @@ pub struct TicketView {
     /// Service code.
     pub service: String,
     /// State after the operation.
-    pub state: String,
+    pub state: TicketState,
     /// Priority.
     pub priority: u8,
     /// The counter it was called to.
@@ -458,11 +49,11 @@ pub struct TicketView {
     pub call_text: Option<Value>,
 }
 
-fn view(t: &Ticket, now: DateTime<Utc>, call: Option<Value>) -> TicketView {
+pub(super) fn view(t: &Ticket, now: DateTime<Utc>, call: Option<Value>) -> TicketView {
     TicketView {
         number: t.number.clone(),
         service: t.service.clone(),
-        state: t.state.clone(),
+        state: t.state,
         priority: t.priority,
         counter: t.counter.clone(),
         waited_s: policy::waited_s(t.issued_at, t.called_at.unwrap_or(now)),
@@ -497,7 +88,7 @@ pub struct Issued {
     pub day: String,
 }
 
-fn is_open(cfg: &Config, s: &Service, now: DateTime<Utc>) -> Result<(), QueueError> {
+pub(super) fn is_open(cfg: &Config, s: &Service, now: DateTime<Utc>) -> Result<(), QueueError> {
     if let Some((open, close)) = s.hours {
         let local = now.with_timezone(&cfg.branch.utc_offset).time();
         if local < open || local >= close {
@@ -536,11 +127,11 @@ pub fn issue(
     check_id("appointment_id", &req.appointment_id)?;
     let level = match (&req.customer_level, &req.customer_id) {
         (Some(l), _) => Some(l.clone()),
-        (None, Some(id)) => enrolled_level(tx.conn(), id)?,
+        (None, Some(id)) => crate::vips::queue_level(tx.conn(), id)?,
         (None, None) => None,
     };
     let tier = match &level {
-        Some(l) => vip_tier(l)?,
+        Some(l) => crate::vips::tier(l)?,
         None => None,
     };
     let priority = tier
@@ -600,10 +191,6 @@ pub fn issue(
         }
     }
     tx.emit("ticket.issued", data)?;
-    if let Some(customer) = &req.customer_id {
-        // a VIP greeted at the door earlier today: her arrival now shows this ticket
-        crate::vision::gallery::link_ticket(tx, &day, customer, &number)?;
-    }
     Ok(Issued {
         number,
         service: svc.code.clone(),
@@ -680,7 +267,7 @@ fn served(tx: &mut Tx<'_>, t: &Ticket, now: DateTime<Utc>) -> Result<TicketView,
                "waited_s": policy::waited_s(t.issued_at, called)}),
     )?;
     let mut t = t.clone();
-    t.state = "served".into();
+    t.state = TicketState::Served;
     Ok(view(&t, now, None))
 }
 
@@ -702,7 +289,7 @@ pub fn call_next(
     };
     if let Some(cur) = open
         .iter()
-        .find(|t| t.state == "called" && t.counter.as_deref() == Some(counter))
+        .find(|t| t.state == TicketState::Called && t.counter.as_deref() == Some(counter))
     {
         served(tx, cur, now)?;
     }
@@ -722,7 +309,7 @@ pub fn call_next(
                "priority": next.priority, "waited_s": waited, "call_text": text}),
     )?;
     let mut t = next;
-    t.state = "called".into();
+    t.state = TicketState::Called;
     t.counter = Some(counter.to_string());
     t.called_at = Some(now);
     t.recalls = 0;
@@ -736,7 +323,7 @@ fn called(
     number: &str,
 ) -> Result<Ticket, QueueError> {
     let t = find(c, &business_day(cfg, now), number)?;
-    if t.state != "called" {
+    if t.state != TicketState::Called {
         return Err(QueueError::WrongState {
             number: t.number,
             state: t.state,
@@ -765,7 +352,7 @@ pub fn recall(
             json!({"number": t.number, "service": t.service, "counter": counter,
                    "recalls": t.recalls}),
         )?;
-        t.state = "no_show".into();
+        t.state = TicketState::NoShow;
         return Ok(view(&t, now, None));
     }
     t.recalls += 1;
@@ -792,7 +379,11 @@ pub fn skip(
 ) -> Result<TicketView, QueueError> {
     let mut t = called(tx.conn(), cfg, now, number)?;
     let no_show = t.recalls >= cfg.queue.no_show_after_recalls;
-    let state = if no_show { "no_show" } else { "skipped" };
+    let state = if no_show {
+        TicketState::NoShow
+    } else {
+        TicketState::Skipped
+    };
     tx.conn().execute(
         "UPDATE queue_tickets SET state = ?1, finished_at = ?2 WHERE id = ?3",
         params![state, rfc3339(now), t.id],
@@ -806,7 +397,7 @@ pub fn skip(
         json!({"number": t.number, "service": t.service, "counter": t.counter,
                "recalls": t.recalls}),
     )?;
-    t.state = state.into();
+    t.state = state;
     Ok(view(&t, now, None))
 }
 
@@ -839,7 +430,7 @@ pub fn transfer(
     to: &TransferTo,
 ) -> Result<TicketView, QueueError> {
     let mut t = find(tx.conn(), &business_day(cfg, now), number)?;
-    if t.state != "waiting" && t.state != "called" {
+    if !t.state.is_open() {
         return Err(QueueError::WrongState {
             number: t.number,
             state: t.state,
@@ -874,7 +465,7 @@ pub fn transfer(
         json!({"number": t.number, "from_service": from, "service": service,
                "counter": counter, "priority": priority}),
     )?;
-    t.state = "waiting".into();
+    t.state = TicketState::Waiting;
     t.service = service;
     t.counter = None;
     t.called_at = None;
@@ -895,7 +486,7 @@ pub fn move_to(
 ) -> Result<TicketView, QueueError> {
     let day = business_day(cfg, now);
     let t = find(tx.conn(), &day, number)?;
-    if t.state != "waiting" {
+    if t.state != TicketState::Waiting {
         return Err(QueueError::WrongState {
             number: t.number,
             state: t.state,
@@ -944,117 +535,6 @@ pub fn move_to(
     Ok(view(&t, now, None))
 }
 
-/// A counter and the ticket it is serving.
-#[derive(Debug, Clone, Serialize)]
-pub struct CounterView {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Services it serves.
-    pub services: Vec<String>,
-    /// Open for calls.
-    pub open: bool,
-    /// The called ticket.
-    pub current: Option<Value>,
-}
-
-/// Figures per service.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceView {
-    /// Code.
-    pub code: String,
-    /// Chinese name.
-    pub name: String,
-    /// English name.
-    pub name_en: String,
-    /// Ticket prefix.
-    pub prefix: String,
-    /// Target wait.
-    pub target_wait_s: u64,
-    /// Tickets waiting.
-    pub waiting: usize,
-    /// Longest wait now.
-    pub longest_wait_s: u64,
-    /// Average wait of those waiting.
-    pub avg_wait_s: u64,
-    /// Within opening hours now.
-    pub open: bool,
-}
-
-/// `GET /api/v1/queue`.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueView {
-    /// Business day.
-    pub day: String,
-    /// Waiting tickets in call order.
-    pub waiting: Vec<WaitingView>,
-    /// Counters.
-    pub counters: Vec<CounterView>,
-    /// Services.
-    pub services: Vec<ServiceView>,
-}
-
-/// The whole queue now.
-pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<QueueView, QueueError> {
-    let day = business_day(cfg, now);
-    let open = open_tickets(c, &day)?;
-    let waiting: Vec<WaitingView> = ordered(c, cfg, now, &open, None)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
-    let counters = cfg
-        .counters
-        .iter()
-        .map(|k| CounterView {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            services: k.services.clone(),
-            open: true,
-            current: open
-                .iter()
-                .find(|t| t.state == "called" && t.counter.as_deref() == Some(k.id.as_str()))
-                .map(|t| {
-                    json!({"number": t.number, "service": t.service,
-                           "called_at": t.called_at.map(rfc3339), "recalls": t.recalls,
-                           "waited_s": policy::waited_s(t.issued_at, t.called_at.unwrap_or(now))})
-                }),
-        })
-        .collect();
-    let services = cfg
-        .services
-        .iter()
-        .map(|s| {
-            let mine: Vec<u64> = waiting
-                .iter()
-                .filter(|w| w.service == s.code)
-                .map(|w| w.waited_s)
-                .collect();
-            ServiceView {
-                code: s.code.clone(),
-                name: s.name.clone(),
-                name_en: s.name_en.clone(),
-                prefix: s.prefix.clone(),
-                target_wait_s: s.target_wait.as_secs(),
-                waiting: mine.len(),
-                longest_wait_s: mine.iter().copied().max().unwrap_or(0),
-                avg_wait_s: if mine.is_empty() {
-                    0
-                } else {
-                    mine.iter().sum::<u64>() / mine.len() as u64
-                },
-                open: is_open(cfg, s, now).is_ok(),
-            }
-        })
-        .collect();
-    Ok(QueueView {
-        day,
-        waiting,
-        counters,
-        services,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1090,7 +570,7 @@ services = ["personal"]
             customer_id: None,
             customer_level: None,
             appointment_id: None,
-            source: Source::Pad,
+            source: super::super::Source::Pad,
         }
     }
 
@@ -1122,11 +602,11 @@ services = ["personal"]
                 .unwrap()
                 .number
         };
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, crate::modules::SCHEMAS).unwrap();
         assert_eq!(issue_at(&store, at(10, 0)), "A001");
         assert_eq!(issue_at(&store, at(19, 0)), "A002");
         store.close();
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, crate::modules::SCHEMAS).unwrap();
         assert_eq!(issue_at(&store, at(19, 59)), "A003");
         assert_eq!(issue_at(&store, at(20, 0)), "A001", "a new business day");
         store.close();
@@ -1135,7 +615,7 @@ services = ["personal"]
     #[test]
     fn outside_opening_hours_no_ticket_is_issued_and_nothing_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("q.db")).unwrap();
+        let store = Store::open(&dir.path().join("q.db"), crate::modules::SCHEMAS).unwrap();
         let c = cfg("hours = \"08:30-17:00\"");
         let c2 = c.clone();
         // 08:00 local = 00:00 UTC.

@@ -13,9 +13,10 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alerts::{self, Level, NewAlert};
-use crate::app::App;
+use crate::clock::rfc3339;
 use crate::config::Device;
-use crate::store::{StoreError, Tx, rfc3339};
+use crate::core::Core;
+use crate::store::{StoreError, Tx};
 
 /// What the box knows about the printer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,15 +112,15 @@ impl PrinterHandle {
 }
 
 /// Start the task for one configured printer.
-pub fn start(app: &App, dev: &Device) -> PrinterHandle {
+pub fn start(core: &Core, dev: &Device) -> PrinterHandle {
     let (tx, rx) = mpsc::channel(64);
     let handle = PrinterHandle {
         device_id: dev.id.clone(),
         encoding: encoding(&dev.encoding),
         jobs: tx,
     };
-    app.tracker.spawn(run(
-        app.clone(),
+    core.spawn(run(
+        core.clone(),
         dev.id.clone(),
         PathBuf::from(&dev.path),
         dev.baud,
@@ -253,14 +254,14 @@ pub fn record(tx: &mut Tx<'_>, device: &str, h: &Health) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn run(app: App, device: String, path: PathBuf, baud: u32, mut jobs: mpsc::Receiver<Job>) {
+async fn run(core: Core, device: String, path: PathBuf, baud: u32, mut jobs: mpsc::Receiver<Job>) {
     let mut conn: Option<Printer> = None;
     let mut last: Option<Health> = None;
-    let mut tick = tokio::time::interval(app.cfg.queue.printer_poll);
+    let mut tick = tokio::time::interval(core.cfg.queue.printer_poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let job = tokio::select! {
-            _ = app.cancel.cancelled() => return,
+            _ = core.cancel.cancelled() => return,
             _ = tick.tick() => None,
             j = jobs.recv() => match j {
                 Some(j) => Some(j),
@@ -304,7 +305,7 @@ async fn run(app: App, device: String, path: PathBuf, baud: u32, mut jobs: mpsc:
         if last != Some(health) {
             let d = device.clone();
             let h = health;
-            match app.store.write(move |tx| record(tx, &d, &h)).await {
+            match core.store.write(move |tx| record(tx, &d, &h)).await {
                 Ok(()) => last = Some(health),
                 Err(e) => tracing::warn!(error = %e, "cannot record the printer status"),
             }

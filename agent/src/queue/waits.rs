@@ -9,9 +9,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::ops::{self, QueueError, Ticket};
+use super::Queue;
+use super::ops;
+use super::tickets::{QueueError, Ticket, TicketState, open_tickets};
 use crate::alerts::{self, Level, NewAlert};
-use crate::app::App;
+use crate::clock::business_day;
 use crate::config::Config;
 use crate::store::Tx;
 
@@ -24,7 +26,7 @@ fn threshold(cfg: &Config, t: &Ticket, level: u8) -> Option<DateTime<Utc>> {
 /// When the next wait alert falls due among these tickets.
 pub fn next_due(cfg: &Config, open: &[Ticket]) -> Option<DateTime<Utc>> {
     open.iter()
-        .filter(|t| t.state == "waiting" && t.alert_level < 2)
+        .filter(|t| t.state == TicketState::Waiting && t.alert_level < 2)
         .filter_map(|t| threshold(cfg, t, t.alert_level + 1))
         .min()
 }
@@ -32,10 +34,10 @@ pub fn next_due(cfg: &Config, open: &[Ticket]) -> Option<DateTime<Utc>> {
 /// Raise every wait alert due at `now` (one transaction; each with its `queue.alert`).
 /// Returns how many were raised.
 pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<usize, QueueError> {
-    let day = ops::business_day(cfg, now);
-    let open = ops::open_tickets(tx.conn(), &day)?;
+    let day = business_day(cfg, now);
+    let open = open_tickets(tx.conn(), &day)?;
     let mut raised = 0;
-    for t in open.iter().filter(|t| t.state == "waiting") {
+    for t in open.iter().filter(|t| t.state == TicketState::Waiting) {
         let Some(svc) = cfg.service(&t.service) else {
             continue;
         };
@@ -105,22 +107,23 @@ pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<us
 }
 
 /// The alert timer: sleeps until the next threshold (or a queue change), raises what is due.
-pub async fn run(app: App) {
-    let cfg = app.cfg.clone();
+pub async fn run(queue: Queue) {
+    let core = queue.core.clone();
+    let cfg = core.cfg.clone();
     loop {
-        let now = app.queue.now();
+        let now = queue.now();
         let c2 = cfg.clone();
-        let next = app
+        let next = core
             .store
             .read(move |c| -> Result<_, QueueError> {
-                let open = ops::open_tickets(c, &ops::business_day(&c2, now))?;
+                let open = open_tickets(c, &business_day(&c2, now))?;
                 Ok(next_due(&c2, &open))
             })
             .await;
         let wait = match next {
             Ok(Some(at)) if at <= now => {
                 let c3 = cfg.clone();
-                match app.store.write(move |tx| raise_due(tx, &c3, now)).await {
+                match core.store.write(move |tx| raise_due(tx, &c3, now)).await {
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot raise queue wait alerts");
@@ -145,8 +148,8 @@ pub async fn run(app: App) {
             }
         };
         tokio::select! {
-            _ = app.cancel.cancelled() => return,
-            _ = app.queue.changed.notified() => {}
+            _ = core.cancel.cancelled() => return,
+            _ = queue.inner.changed.notified() => {}
             _ = sleep => {}
         }
     }

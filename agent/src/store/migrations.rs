@@ -15,7 +15,10 @@ pub struct Schema {
     pub steps: &'static [&'static str],
 }
 
-/// The core schema: outbox, users, sessions, audit, alerts.
+/// The store's own schema: the outbox and its sequence (`meta`, `events`) and the positions
+/// of durable consumers (`followers`). For history, its steps 2–4 also create the tables of
+/// the users (`users`, `sessions`, `audit`), alerts (`alerts`) and devices (`device_state`)
+/// modules; later changes to those tables go in their owners' schemas.
 pub const CORE: Schema = Schema {
     module: "core",
     steps: CORE_STEPS,
@@ -85,6 +88,8 @@ const CORE_STEPS: &[&str] = &[
          detail TEXT NOT NULL DEFAULT '{}',
          updated_at TEXT NOT NULL
      ) STRICT;",
+    // 5: where each durable consumer of the event stream has got to.
+    "CREATE TABLE followers (name TEXT PRIMARY KEY, seq INTEGER NOT NULL) STRICT;",
 ];
 
 /// Bring every schema to its latest version. Refuses a database newer than this binary.

@@ -9,18 +9,22 @@
 //! Invariant 3: the async runtime never touches SQLite. Writes go to a dedicated thread
 //! over a channel; reads run on the blocking pool.
 
+mod follow;
 mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-pub use migrations::{CORE, Schema, migrate};
+pub use follow::{Cursor, Follower, consume, cursor_get, cursor_set};
+pub use migrations::{CORE, Schema, migrate, migrate_to, version};
+
+use crate::clock::rfc3339;
 
 /// A committed domain event, as stored in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,18 +62,11 @@ impl Event {
         Ok(Event {
             seq: row.get::<_, i64>(0)? as u64,
             id: row.get(1)?,
-            ts: DateTime::parse_from_rfc3339(&ts)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default(),
+            ts: crate::clock::parse(&ts).unwrap_or_default(),
             kind: row.get(3)?,
             data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
         })
     }
-}
-
-/// RFC 3339 with milliseconds and `Z`, the format of every stored timestamp.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Storage failures.
@@ -243,8 +240,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Store {
-    /// Open (creating if needed) and migrate the database at `path`, and start the writer.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Open (creating if needed) the database at `path`, bring it to the latest version of
+    /// the store's own schema and of every module schema in `schemas`, and start the writer.
+    pub fn open(path: &Path, schemas: &[Schema]) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", dir.display())))?;
@@ -261,7 +259,7 @@ impl Store {
         // Durability of every commit on the event path: fsync on each transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
         configure(&conn)?;
-        migrate(&mut conn, crate::modules::SCHEMAS)
+        migrate(&mut conn, &[&[CORE], schemas].concat())
             .map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
         let last_seq: u64 = conn
             .query_row("SELECT value FROM meta WHERE key = 'event_seq'", [], |r| {
@@ -385,9 +383,32 @@ impl Store {
         Ok(conn)
     }
 
-    /// Committed events, in order, as they commit.
+    /// Committed events, in order, as they commit. A receiver that falls more than the
+    /// bus's capacity behind loses events: in-process consumers use [`Store::follow`].
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.bus.subscribe()
+    }
+
+    /// Every event committed after `after`, in order, each once: from the bus while the
+    /// follower keeps up, from the outbox when it falls behind or starts in the past.
+    pub fn follow(&self, after: u64) -> Follower {
+        Follower::new(self.clone(), after)
+    }
+
+    /// Every event after the last one the named consumer recorded as handled (see
+    /// [`Cursor`]); a consumer seen for the first time starts at the events committed from
+    /// now on.
+    pub async fn follow_cursor(
+        &self,
+        name: &'static str,
+    ) -> Result<(Follower, Cursor), StoreError> {
+        let head = *self.committed().borrow();
+        let saved = self.read(move |c| follow::cursor_get(c, name)).await?;
+        let after = saved.unwrap_or(head);
+        Ok((
+            self.follow(after),
+            Cursor::new(name, after, saved.is_some()),
+        ))
     }
 
     /// The `seq` of the last committed event, updated on every commit.
@@ -459,6 +480,76 @@ pub fn meta_set(c: &Connection, key: &str, value: &str) -> Result<(), StoreError
     )?;
     Ok(())
 }
+
+/// An enum of states stored as text: `as_str`, `FromStr`, `Display`, serde as the text,
+/// and rusqlite conversions, from one list of `Variant = "text"` pairs.
+///
+/// ```ignore
+/// crate::store::text_enum! {
+///     /// Where a ticket is.
+///     pub enum TicketState { Waiting = "waiting", Called = "called" }
+/// }
+/// ```
+macro_rules! text_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $variant),+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and serialised text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ::rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> ::rusqlite::Result<::rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl ::rusqlite::types::FromSql for $name {
+            fn column_result(
+                v: ::rusqlite::types::ValueRef<'_>,
+            ) -> ::rusqlite::types::FromSqlResult<Self> {
+                v.as_str()?
+                    .parse()
+                    .map_err(|e: String| ::rusqlite::types::FromSqlError::Other(e.into()))
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@ use super::*;
 
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("t.db")).expect("open");
+    let store = Store::open(&dir.path().join("t.db"), &[]).expect("open");
     (dir, store)
 }
 
@@ -64,7 +64,7 @@ async fn seq_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, &[]).unwrap();
         for _ in 0..3 {
             store
                 .write(|tx| tx.emit("test", serde_json::json!({})))
@@ -81,7 +81,7 @@ async fn seq_survives_a_reopen() {
             .unwrap();
         store.close();
     }
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(&path, &[]).unwrap();
     let seq = store
         .write(|tx| tx.emit("test", serde_json::json!({})))
         .await
@@ -90,57 +90,149 @@ async fn seq_survives_a_reopen() {
 }
 
 #[test]
-fn migrations_apply_from_empty_and_from_every_earlier_version() {
-    let total: usize = crate::modules::SCHEMAS.iter().map(|s| s.steps.len()).sum();
-    for (m, schema) in crate::modules::SCHEMAS.iter().enumerate() {
-        for start in 0..=schema.steps.len() {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("m.db");
-            {
-                let mut conn = rusqlite::Connection::open(&path).unwrap();
-                // Earlier modules complete, this one at `start`, later ones absent.
-                for earlier in &crate::modules::SCHEMAS[..m] {
-                    migrations::migrate_to(&mut conn, earlier, earlier.steps.len()).unwrap();
-                }
-                migrations::migrate_to(&mut conn, schema, start).unwrap();
-                if m > 0 || start >= 1 {
-                    // Data written at the old version must survive the upgrade.
-                    conn.execute(
-                        "INSERT INTO events(seq, id, ts, kind, data) VALUES (1, 'x', 't', 'k', '{}')",
-                        [],
-                    )
-                    .unwrap();
-                    conn.execute("UPDATE meta SET value = '1' WHERE key = 'event_seq'", [])
-                        .unwrap();
-                }
-            }
-            let what = format!("{} from v{start}", schema.module);
-            let store = Store::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
-            let versions: usize = store
-                .read_blocking(|c| -> Result<i64, StoreError> {
-                    Ok(c.query_row("SELECT sum(version) FROM schema_versions", [], |r| r.get(0))?)
-                })
-                .unwrap() as usize;
-            assert_eq!(versions, total, "{what}");
-            let seq = store
-                .write_blocking(|tx| tx.emit("after.upgrade", serde_json::json!({})))
-                .unwrap();
-            assert_eq!(seq, if m > 0 || start >= 1 { 2 } else { 1 }, "{what}");
-            store.close();
-        }
-    }
-}
-
-#[test]
 fn a_database_from_a_newer_branchd_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("n.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        migrations::version(&conn, "core").unwrap();
+        version(&conn, "core").unwrap();
         conn.execute("INSERT INTO schema_versions VALUES ('core', 999)", [])
             .unwrap();
     }
-    let err = Store::open(&path).unwrap_err().to_string();
+    let err = Store::open(&path, &[]).unwrap_err().to_string();
     assert!(err.contains("newer than this branchd"), "{err}");
+}
+
+/// Commit `n` events of `kind` in one transaction.
+async fn flood(store: &Store, kind: &'static str, n: usize) {
+    store
+        .write(move |tx| -> Result<(), StoreError> {
+            for i in 0..n {
+                tx.emit(kind, serde_json::json!({ "i": i }))?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_follower_gets_every_event_once_in_order_even_far_past_the_bus() {
+    let (_d, store) = temp_store();
+    flood(&store, "before", 3).await;
+    let mut f = store.follow(1);
+    // More than twice the bus's capacity commits before the follower reads anything.
+    let n = 2 * BUS_CAPACITY + 7;
+    flood(&store, "flood", n).await;
+    let mut seqs = Vec::new();
+    while seqs.len() < n + 2 {
+        seqs.push(f.next().await.unwrap().seq);
+    }
+    assert_eq!(seqs, (2..=(n as u64 + 3)).collect::<Vec<_>>());
+    // Then it keeps up with the bus.
+    flood(&store, "after", 1).await;
+    let ev = f.next().await.unwrap();
+    assert_eq!((ev.seq, ev.kind.as_str()), (n as u64 + 4, "after"));
+    assert_eq!(f.last(), n as u64 + 4);
+}
+
+/// A durable consumer that records each `wanted` event's `i` in the audit table.
+async fn run_consumer(store: Store, cancel: tokio_util::sync::CancellationToken) {
+    consume(
+        store,
+        "test.consumer",
+        cancel,
+        |ev| ev.kind == "wanted",
+        |tx, ev| {
+            tx.conn().execute(
+                "INSERT INTO audit(ts, action, target) VALUES ('t', 'seen', ?1)",
+                [ev.seq.to_string()],
+            )?;
+            Ok(())
+        },
+    )
+    .await;
+}
+
+async fn seen(store: &Store) -> Vec<u64> {
+    store
+        .read(|c| -> Result<Vec<u64>, StoreError> {
+            let mut st = c.prepare("SELECT target FROM audit WHERE action = 'seen' ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            Ok(rows
+                .map(|r| r.map(|s| s.parse().unwrap()))
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+async fn wait_for_seen(store: &Store, n: usize) -> Vec<u64> {
+    for _ in 0..1000 {
+        let s = seen(store).await;
+        if s.len() >= n {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    seen(store).await
+}
+
+#[tokio::test]
+async fn a_durable_consumer_handles_each_event_once_across_a_flood_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let store = Store::open(&path, &[]).unwrap();
+    flood(&store, "wanted", 1).await; // before the consumer first ran: not its business
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(run_consumer(store.clone(), cancel.clone()));
+    // Known from its first start: wait until its position is saved.
+    for _ in 0..1000 {
+        if store
+            .read(|c| cursor_get(c, "test.consumer"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A flood past the bus with wanted events spread through it.
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            for i in 0..(BUS_CAPACITY + 500) {
+                tx.emit(
+                    if i % 100 == 0 { "wanted" } else { "other" },
+                    serde_json::json!({}),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let first: Vec<u64> = (0..(BUS_CAPACITY as u64 + 500))
+        .filter(|i| i % 100 == 0)
+        .map(|i| i + 2)
+        .collect();
+    assert_eq!(wait_for_seen(&store, first.len()).await, first);
+    cancel.cancel();
+    task.await.unwrap();
+    // Committed while the consumer is stopped, and again after a reopen of the database.
+    flood(&store, "wanted", 2).await;
+    store.close();
+    let store = Store::open(&path, &[]).unwrap();
+    let head = *store.committed().borrow();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(run_consumer(store.clone(), cancel.clone()));
+    let mut all = first.clone();
+    all.extend([head - 1, head]);
+    assert_eq!(
+        wait_for_seen(&store, all.len()).await,
+        all,
+        "each once, none missed"
+    );
+    cancel.cancel();
+    task.await.unwrap();
+    store.close();
 }

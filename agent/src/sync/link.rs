@@ -15,7 +15,6 @@
 //! false): whatever was in flight is simply read again from the outbox.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,11 +27,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::Sync;
 use super::Topics;
 use crate::alerts::{self, Level, NewAlert};
-use crate::app::App;
+use crate::clock::rfc3339;
 use crate::config::Mqtt;
-use crate::store::{self, StoreError, rfc3339};
+use crate::store::{self, StoreError};
 
 /// Acknowledged events are kept this long (SSE clients resume from them), then pruned.
 pub const ACKED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -120,11 +120,14 @@ pub fn mark_acked(c: &Connection, seqs: &[u64], at: &str) -> Result<usize, Store
 }
 
 /// Delete acknowledged events older than `before` (at most `limit`); never an
-/// unacknowledged one. Returns how many went.
+/// unacknowledged one, and never one a durable in-process consumer has yet to handle.
+/// Returns how many went.
 pub fn prune_acked(c: &Connection, before: &str, limit: usize) -> Result<usize, StoreError> {
     Ok(c.execute(
         "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-         WHERE acked_at IS NOT NULL AND acked_at < ?1 ORDER BY seq LIMIT ?2)",
+         WHERE acked_at IS NOT NULL AND acked_at < ?1 \
+         AND seq <= (SELECT coalesce(min(seq), 9223372036854775807) FROM followers) \
+         ORDER BY seq LIMIT ?2)",
         params![before, limit as i64],
     )?)
 }
@@ -141,44 +144,27 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// The queue's part of telemetry. The queue module owns its tables; until it offers a
-/// read function this reports nothing (`null`) rather than guess at its schema.
-pub fn queue_snapshot(_c: &Connection) -> Value {
-    Value::Null
-}
-
-/// The telemetry snapshot: devices (from `device_state`), queue, outbox depth, uptime, RSS.
-pub fn telemetry(c: &Connection, uptime: Duration, full: bool) -> Result<Value, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT id, kind, online, state, modules, consumables, updated_at FROM device_state ORDER BY id",
-    )?;
-    let parse = |s: String| serde_json::from_str::<Value>(&s).unwrap_or(Value::Null);
-    let devices = stmt
-        .query_map([], |r| {
-            Ok(json!({
-                "id": r.get::<_, String>(0)?,
-                "kind": r.get::<_, String>(1)?,
-                "online": r.get::<_, i64>(2)? != 0,
-                "state": r.get::<_, Option<String>>(3)?,
-                "modules": parse(r.get(4)?),
-                "consumables": parse(r.get(5)?),
-                "updated_at": r.get::<_, String>(6)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+/// The telemetry snapshot: devices and queue (through their modules), outbox depth,
+/// uptime, RSS.
+pub fn telemetry(
+    c: &Connection,
+    cfg: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+    uptime: Duration,
+    full: bool,
+) -> Result<Value, StoreError> {
     let depth = store::outbox_depth(c)?;
     let mut v = json!({
-        "ts": rfc3339(chrono::Utc::now()),
-        "devices": devices,
-        "queue": queue_snapshot(c),
+        "ts": rfc3339(now),
+        "devices": crate::devices::db::telemetry(c)?,
+        "queue": crate::queue::view::telemetry(c, cfg, now)?,
         "outbox_depth": depth,
         "uptime_s": uptime.as_secs(),
         "rss_bytes": rss_bytes(),
     });
     if full {
         v["snapshot"] = json!(true);
-        v["vips"] =
-            json!(c.query_row("SELECT count(*) FROM sync_vips", [], |r| r.get::<_, i64>(0))?);
+        v["vips"] = json!(crate::vips::count(c)?);
         v["config_overrides"] = super::commands::overrides_json(c)?;
     }
     Ok(v)
@@ -198,14 +184,14 @@ enum End {
 }
 
 /// The link task: connect, serve, back off, again — until the daemon stops.
-pub async fn run(app: App, mqtt: Mqtt) {
+pub async fn run(sync: Sync, mqtt: Mqtt) {
     let topics = Topics::new(&mqtt.prefix);
     let mut backoff = Backoff::new();
     loop {
-        if app.cancel.is_cancelled() {
+        if sync.core.cancel.is_cancelled() {
             return;
         }
-        let connected = match attempt(&app, &mqtt, &topics).await {
+        let connected = match attempt(&sync, &mqtt, &topics).await {
             Ok(End::Cancelled) => return,
             Ok(End::Lost { connected }) => connected,
             Err(e) => {
@@ -213,7 +199,7 @@ pub async fn run(app: App, mqtt: Mqtt) {
                 false
             }
         };
-        app.sync.connected.store(false, Ordering::Relaxed);
+        sync.set_connected(false);
         if connected {
             backoff.reset();
         }
@@ -223,20 +209,20 @@ pub async fn run(app: App, mqtt: Mqtt) {
             "mqtt: reconnecting after a pause"
         );
         tokio::select! {
-            _ = app.cancel.cancelled() => return,
+            _ = sync.core.cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
     }
 }
 
 async fn options(
-    app: &App,
+    sync: &Sync,
     mqtt: &Mqtt,
     session: u64,
     topics: &Topics,
 ) -> anyhow::Result<MqttOptions> {
     let mut o = MqttOptions::new(
-        format!("branchd-{}", app.cfg.branch.id),
+        format!("branchd-{}", sync.core.cfg.branch.id),
         mqtt.host.clone(),
         mqtt.port,
     );
@@ -291,19 +277,20 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, 
 }
 
 /// One connection, from CONNECT to its loss (or the daemon stopping).
-async fn attempt(app: &App, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End> {
-    let session = app
+async fn attempt(sync: &Sync, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End> {
+    let session = sync
+        .core
         .store
         .read(session)
         .await
         .context("reading the session counter")?
         + 1;
-    let opts = options(app, mqtt, session, topics).await?;
+    let opts = options(sync, mqtt, session, topics).await?;
     let (client, eventloop) = AsyncClient::new(opts, mqtt.max_inflight as usize + 64);
     let (tx, rx) = mpsc::unbounded_channel();
-    let poller = app.tracker.spawn(poll(eventloop, tx));
+    let poller = sync.core.tracker.spawn(poll(eventloop, tx));
     let mut conn = Conn {
-        app: app.clone(),
+        sync: sync.clone(),
         mqtt: mqtt.clone(),
         topics: topics.clone(),
         client,
@@ -325,7 +312,7 @@ async fn attempt(app: &App, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End>
 }
 
 struct Conn {
-    app: App,
+    sync: Sync,
     mqtt: Mqtt,
     topics: Topics,
     client: AsyncClient,
@@ -352,10 +339,10 @@ impl Conn {
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
     ) -> End {
-        let mut committed = self.app.store.committed();
+        let mut committed = self.sync.core.store.committed();
         let mut tick = tokio::time::interval(self.mqtt.telemetry_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let cancel = self.app.cancel.clone();
+        let cancel = self.sync.core.cancel.clone();
         loop {
             tokio::select! {
                 biased;
@@ -399,7 +386,7 @@ impl Conn {
     async fn step(&mut self, committed: &tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
         self.flush_acks().await?;
         for publish in std::mem::take(&mut self.commands) {
-            let outcome = super::commands::handle(&self.app, &publish.payload).await;
+            let outcome = super::commands::handle(&self.sync, &publish.payload).await;
             match outcome {
                 Ok(o) => {
                     if o.rebirth {
@@ -428,13 +415,14 @@ impl Conn {
             }
             let (after, want) = (self.cursor, window - self.in_window);
             let batch = self
-                .app
+                .sync
+                .core
                 .store
                 .read(move |c| store::unacked_after(c, after, want))
                 .await?;
             let got = batch.len();
             for ev in batch {
-                let payload = ev.envelope(&self.app.cfg.branch.id).to_string();
+                let payload = ev.envelope(&self.sync.core.cfg.branch.id).to_string();
                 self.client
                     .try_publish(
                         self.topics.event(&ev.kind),
@@ -458,13 +446,14 @@ impl Conn {
         match ev.context("mqtt connection")? {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 let n = self.session;
-                self.app
+                self.sync
+                    .core
                     .store
                     .write(move |tx| set_session(tx.conn(), n))
                     .await
                     .context("persisting the session counter")?;
                 self.connected = true;
-                self.app.sync.connected.store(true, Ordering::Relaxed);
+                self.sync.set_connected(true);
                 tracing::info!(
                     session = n,
                     session_present = ack.session_present,
@@ -505,7 +494,7 @@ impl Conn {
             "session": self.session,
             "ts": rfc3339(chrono::Utc::now()),
             "version": env!("CARGO_PKG_VERSION"),
-            "boot_id": self.app.sync.boot_id,
+            "boot_id": self.sync.boot_id(),
         });
         self.client
             .try_publish(
@@ -520,11 +509,12 @@ impl Conn {
     }
 
     async fn telemetry(&mut self, full: bool) -> anyhow::Result<()> {
-        let uptime = self.app.started.elapsed();
-        let snap = self
-            .app
+        let core = &self.sync.core;
+        let uptime = core.started.elapsed();
+        let (cfg, now) = (core.cfg.clone(), chrono::Utc::now());
+        let snap = core
             .store
-            .read(move |c| telemetry(c, uptime, full))
+            .read(move |c| telemetry(c, &cfg, now, uptime, full))
             .await?;
         let depth = snap["outbox_depth"].as_u64().unwrap_or(0);
         if !full && depth > self.mqtt.outbox_high_water && self.tick_n % THINNING != 1 {
@@ -546,7 +536,8 @@ impl Conn {
             return Ok(());
         }
         let seqs = std::mem::take(&mut self.acked);
-        self.app
+        self.sync
+            .core
             .store
             .write(move |tx| {
                 let at = rfc3339(tx.now());
@@ -609,18 +600,18 @@ impl Conn {
 
 /// Outbox upkeep, with or without a link: the `sync.backlog` alert and pruning of
 /// acknowledged events past their retention.
-pub async fn maintain(app: App, mqtt: Mqtt) {
+pub async fn maintain(sync: Sync, mqtt: Mqtt) {
     let mut raised: Option<bool> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0u64;
     loop {
         tokio::select! {
-            _ = app.cancel.cancelled() => return,
+            _ = sync.core.cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
         n += 1;
-        if let Err(e) = backlog(&app, &mqtt, &mut raised).await {
+        if let Err(e) = backlog(&sync, &mqtt, &mut raised).await {
             tracing::warn!(error = %e, "outbox: backlog check");
         }
         if n % 720 == 1 {
@@ -630,7 +621,8 @@ pub async fn maintain(app: App, mqtt: Mqtt) {
             );
             loop {
                 let b = before.clone();
-                match app
+                match sync
+                    .core
                     .store
                     .write(move |tx| prune_acked(tx.conn(), &b, 5000))
                     .await
@@ -647,14 +639,15 @@ pub async fn maintain(app: App, mqtt: Mqtt) {
     }
 }
 
-async fn backlog(app: &App, mqtt: &Mqtt, raised: &mut Option<bool>) -> Result<(), StoreError> {
-    let depth = app.store.read(store::outbox_depth).await?;
+async fn backlog(sync: &Sync, mqtt: &Mqtt, raised: &mut Option<bool>) -> Result<(), StoreError> {
+    let depth = sync.core.store.read(store::outbox_depth).await?;
     let over = depth > mqtt.outbox_high_water;
     if *raised == Some(over) {
         return Ok(());
     }
     let hw = mqtt.outbox_high_water;
-    app.store
+    sync.core
+        .store
         .write(move |tx| -> Result<(), StoreError> {
             if over {
                 let message = format!("{depth} events wait for head office (high-water mark {hw})");

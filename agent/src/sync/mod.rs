@@ -12,19 +12,19 @@ pub mod link;
 pub mod tls;
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use warp::Filter;
-use warp::reply::Response;
-
-use crate::app::App;
-use crate::http::routes::RouteSpec;
+use crate::core::Core;
+use crate::devices::Devices;
 use crate::store::Schema;
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
     module: "sync",
     steps: &[
-        // 1: link state, handled commands, VIP records, config overrides, device commands.
+        // 1: link state, handled commands, VIP records (the vips module's since), config
+        //    overrides, device commands.
         "CREATE TABLE sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
          CREATE TABLE sync_commands (
              id TEXT PRIMARY KEY,
@@ -62,12 +62,6 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
-
-/// This module's routes (none: head office talks MQTT only).
-pub const ROUTES: &[RouteSpec] = &[];
-
-/// This module's OpenAPI fragment.
-pub const OPENAPI: &str = r#"{"paths":{}}"#;
 
 /// The topics under one prefix. Only this module builds topic names.
 #[derive(Debug, Clone)]
@@ -109,40 +103,58 @@ impl Topics {
     }
 }
 
-/// The module's shared state, held by the [`App`].
+/// The head-office link's handle.
+#[derive(Debug, Clone)]
+pub struct Sync {
+    core: Core,
+    /// Remote commands from head office go to the devices.
+    devices: Devices,
+    inner: Arc<Inner>,
+}
+
 #[derive(Debug)]
-pub struct State {
+struct Inner {
     /// Identifies this run of the daemon in the birth message, so head office sees restarts.
-    pub boot_id: String,
+    boot_id: String,
     /// Whether the link is up (for diagnostics).
-    pub connected: std::sync::atomic::AtomicBool,
+    connected: AtomicBool,
 }
 
-impl State {
-    /// Build from the validated config.
-    pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State {
-            boot_id: ulid::Ulid::new().to_string(),
-            connected: std::sync::atomic::AtomicBool::new(false),
-        })
+impl Sync {
+    /// The link of this branch; `devices` carries out head office's device commands.
+    pub fn new(core: &Core, devices: &Devices) -> Sync {
+        Sync {
+            core: core.clone(),
+            devices: devices.clone(),
+            inner: Arc::new(Inner {
+                boot_id: ulid::Ulid::new().to_string(),
+                connected: AtomicBool::new(false),
+            }),
+        }
     }
-}
 
-/// The routes.
-pub fn routes(_app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    warp::any()
-        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
-        .boxed()
-}
+    /// Start the link (only with an `[mqtt]` table) and the outbox maintenance.
+    pub fn start(&self) {
+        let Some(mqtt) = self.core.cfg.mqtt.clone() else {
+            return;
+        };
+        self.core.spawn(link::run(self.clone(), mqtt.clone()));
+        self.core.spawn(link::maintain(self.clone(), mqtt));
+    }
 
-/// Start the link (only with an `[mqtt]` table) and the outbox maintenance.
-pub fn start(app: &App) -> anyhow::Result<()> {
-    let Some(mqtt) = app.cfg.mqtt.clone() else {
-        return Ok(());
-    };
-    app.tracker.spawn(link::run(app.clone(), mqtt.clone()));
-    app.tracker.spawn(link::maintain(app.clone(), mqtt));
-    Ok(())
+    /// This run's id.
+    pub fn boot_id(&self) -> &str {
+        &self.inner.boot_id
+    }
+
+    /// Whether the link is up.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.inner.connected.store(up, Ordering::Relaxed);
+    }
 }
 
 /// Demo set-up: nothing to simulate (`branchd demo --mqtt URL` fills `[mqtt] url`).

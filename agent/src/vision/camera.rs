@@ -5,7 +5,7 @@
 //!
 //! Frames live only in memory. A face that matches nobody is dropped with its frame.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -17,51 +17,14 @@ use opencv::videoio;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::config::FacesConfig;
+use super::Vision;
 use super::engine::{FaceEngine, ModelNames};
 use super::gallery::{self, Recognised};
 use super::matcher::{self, Confirmer, Gallery, Rules};
 use crate::alerts::{self, Level, NewAlert};
-use crate::app::App;
-use crate::config::Camera;
+use crate::config::faces::FacesConfig;
+use crate::config::{Camera, SourceKind};
 use crate::store::{Store, StoreError};
-
-/// What kind of source a camera's `source` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceKind {
-    /// A network stream (rtsp://, http(s)://): frames arrive at the camera's pace.
-    Stream(String),
-    /// A V4L2 device such as /dev/video0.
-    Device(String),
-    /// A video file, played at its own frame rate (for tests and demos).
-    File(PathBuf),
-    /// A folder of JPEG/PNG images, one per sample (for tests).
-    Folder(PathBuf),
-}
-
-impl SourceKind {
-    /// Classify a configured source.
-    pub fn of(source: &str) -> SourceKind {
-        let lower = source.to_ascii_lowercase();
-        if ["rtsp://", "rtsps://", "http://", "https://", "rtmp://"]
-            .iter()
-            .any(|p| lower.starts_with(p))
-        {
-            SourceKind::Stream(source.to_string())
-        } else if source.starts_with("/dev/") {
-            SourceKind::Device(source.to_string())
-        } else if Path::new(source).is_dir() {
-            SourceKind::Folder(PathBuf::from(source))
-        } else {
-            SourceKind::File(PathBuf::from(source))
-        }
-    }
-
-    /// Whether the end of the source is a loss (live) rather than its natural end.
-    pub fn is_live(&self) -> bool {
-        matches!(self, SourceKind::Stream(_) | SourceKind::Device(_))
-    }
-}
 
 /// A camera's source could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +158,7 @@ impl Opened {
                 };
                 match std::fs::read(&p)
                     .ok()
-                    .and_then(|b| crate::ocr::image::decode(&b).ok())
+                    .and_then(|b| crate::image::decode(&b).ok())
                 {
                     Some(m) => return Ok(Read::Frame(Some(m))),
                     None => {
@@ -407,18 +370,19 @@ pub fn capture_loop(
 
 /// The inference loop of one camera: take the latest frame, find and match faces, record
 /// confirmed recognitions.
-pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &CancellationToken) {
-    let cfg = &app.cfg.faces;
+pub fn inference_loop(vision: &Vision, cam: &Camera, slot: &Slot, cancel: &CancellationToken) {
+    let core = &vision.core;
+    let cfg = &core.cfg.faces;
     let names = ModelNames {
         detector: cfg.detector.clone(),
         embedder: cfg.embedder.clone(),
     };
-    let mut engine = match FaceEngine::load(&app.cfg.models.dir, &names, cfg.threads) {
+    let mut engine = match FaceEngine::load(&core.cfg.models.dir, &names, cfg.threads) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(camera = %cam.id, error = %e, "face models unavailable; recognition off");
             let (camera, msg) = (cam.id.clone(), e.to_string());
-            let _ = app.store.write_blocking(move |tx| {
+            let _ = core.store.write_blocking(move |tx| {
                 alerts::raise(
                     tx,
                     &NewAlert {
@@ -443,10 +407,10 @@ pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &Cancellatio
         let Some(Captured { frame, read_at }) = slot.take(Duration::from_millis(200)) else {
             continue;
         };
-        let gen_now = app.vision.gallery_gen.load(Ordering::Relaxed);
+        let gen_now = vision.gallery_gen();
         if gen_now != gen_seen {
             let (mid, dim) = (cfg.model_id.clone(), cfg.dim);
-            match app
+            match core
                 .store
                 .read_blocking(move |c| gallery::load(c, &mid, dim))
             {
@@ -467,14 +431,14 @@ pub fn inference_loop(app: &App, cam: &Camera, slot: &Slot, cancel: &Cancellatio
         };
         drop(frame);
         for (customer_id, confidence) in confirmer.frame(&matches) {
-            let (camera, period, fcfg) = (cam.id.clone(), cfg.arrival_period, app.cfg.clone());
+            let (camera, period, fcfg) = (cam.id.clone(), cfg.arrival_period, core.cfg.clone());
             let seen = gallery::Seen {
                 camera,
                 confidence,
                 at: read_at,
             };
-            let r = app.store.write_blocking(move |tx| {
-                let day = crate::queue::ops::business_day(&fcfg, tx.now());
+            let r = core.store.write_blocking(move |tx| {
+                let day = crate::clock::business_day(&fcfg, tx.now());
                 gallery::recognised(tx, &customer_id, &seen, period, &day)
             });
             match r {
@@ -512,25 +476,26 @@ pub fn frame_matches(
 
 /// Start one camera: its capture and inference threads, owned by the app's tracker and
 /// stopped by its cancellation token.
-pub fn start_camera(app: &App, cam: Camera) {
+pub fn start_camera(vision: &Vision, cam: Camera) {
+    let core = &vision.core;
     let slot = Arc::new(Slot::default());
-    let cancel = app.cancel.child_token();
+    let cancel = core.cancel.child_token();
     {
         let (store, cam, cfg, slot, cancel) = (
-            app.store.clone(),
+            core.store.clone(),
             cam.clone(),
-            app.cfg.faces.clone(),
+            core.cfg.faces.clone(),
             slot.clone(),
             cancel.clone(),
         );
-        app.tracker.spawn_blocking(move || {
+        core.tracker.spawn_blocking(move || {
             capture_loop(&store, &cam, &cfg, &slot, &cancel);
             tracing::debug!(camera = %cam.id, "capture stopped");
         });
     }
-    let app2 = app.clone();
-    app.tracker.spawn_blocking(move || {
-        inference_loop(&app2, &cam, &slot, &cancel);
+    let v2 = vision.clone();
+    core.tracker.spawn_blocking(move || {
+        inference_loop(&v2, &cam, &slot, &cancel);
         tracing::debug!(camera = %cam.id, "inference stopped");
     });
 }
@@ -538,22 +503,23 @@ pub fn start_camera(app: &App, cam: Camera) {
 /// Enrol every pending photo with `engine`. Returns how many were enrolled. A photo that
 /// cannot be enrolled is dropped and head office is told why (`vip.enrolment_failed`).
 pub fn enrol_pending(store: &Store, engine: &mut FaceEngine) -> Result<usize, StoreError> {
-    let pending = store.read_blocking(crate::sync::commands::photos_pending)?;
+    let pending = store.read_blocking(crate::vips::photos_pending)?;
     let model_id = engine.embedder.spec.model_id.clone();
     let mut n = 0;
     for (customer_id, photo) in pending {
         match engine.enrolment_embedding(&photo) {
             Ok(emb) => {
                 let (c, m) = (customer_id.clone(), model_id.clone());
-                if store.write_blocking(move |tx| gallery::photo_enrolled(tx, &c, &emb, &m))? {
+                if store.write_blocking(move |tx| crate::vips::photo_enrolled(tx, &c, &emb, &m))? {
                     n += 1;
                 }
             }
             Err(e) => {
                 tracing::warn!(customer = %customer_id, error = %e, "VIP photo not enrolled");
                 let reason = e.to_string();
-                store
-                    .write_blocking(move |tx| gallery::photo_refused(tx, &customer_id, &reason))?;
+                store.write_blocking(move |tx| {
+                    crate::vips::photo_refused(tx, &customer_id, &reason)
+                })?;
             }
         }
     }
@@ -561,62 +527,66 @@ pub fn enrol_pending(store: &Store, engine: &mut FaceEngine) -> Result<usize, St
 }
 
 /// Start the enrolment task: enrol pending photos at start and whenever head office sends
-/// one; tell the camera workers when the gallery changes.
-pub fn start_enrolment(app: &App) {
-    let app2 = app.clone();
-    let mut bus = app.store.subscribe();
-    app.tracker.spawn(async move {
+/// one; tell the camera workers when the gallery changes. It follows the store, so no VIP
+/// change is missed however busy the box is.
+pub fn start_enrolment(vision: &Vision) {
+    let core = vision.core.clone();
+    let v2 = vision.clone();
+    let mut events = core.store.follow(*core.store.committed().borrow());
+    vision.core.tracker.spawn(async move {
         let engine: Arc<Mutex<Option<FaceEngine>>> = Arc::new(Mutex::new(None));
         let mut pending = true;
         loop {
             if pending {
                 pending = false;
-                let (a, e) = (app2.clone(), engine.clone());
-                let r = tokio::task::spawn_blocking(move || enrol_with(&a, &e)).await;
+                let (v, e) = (v2.clone(), engine.clone());
+                let r = tokio::task::spawn_blocking(move || enrol_with(&v, &e)).await;
                 if let Ok(Ok(n)) = r {
                     if n > 0 {
-                        app2.vision.gallery_changed();
+                        v2.gallery_changed();
                     }
                 }
             }
             tokio::select! {
-                _ = app2.cancel.cancelled() => break,
-                ev = bus.recv() => match ev {
+                _ = core.cancel.cancelled() => break,
+                ev = events.next() => match ev {
                     Ok(ev) => match ev.kind.as_str() {
                         "vip.upserted" => {
-                            app2.vision.gallery_changed();
+                            v2.gallery_changed();
                             pending |= ev.data["photo_pending"] == json!(true);
                         }
-                        "vip.deleted" | "vip.enrolled" => app2.vision.gallery_changed(),
+                        "vip.deleted" | "vip.enrolled" => v2.gallery_changed(),
                         _ => {}
                     },
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        app2.vision.gallery_changed();
+                    Err(StoreError::Closed) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "VIP enrolment: cannot follow the events");
+                        v2.gallery_changed();
                         pending = true;
                     }
-                    Err(_) => break,
                 },
             }
         }
     });
 }
 
-fn enrol_with(app: &App, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, String> {
-    let has_pending = app
+fn enrol_with(vision: &Vision, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, String> {
+    let core = &vision.core;
+    let has_pending = core
         .store
-        .read_blocking(|c| crate::sync::commands::photos_pending(c).map(|p| !p.is_empty()))
+        .read_blocking(|c| crate::vips::photos_pending(c).map(|p| !p.is_empty()))
         .map_err(|e| e.to_string())?;
     if !has_pending {
         return Ok(0);
     }
     let mut g = engine.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
-        let cfg = &app.cfg.faces;
+        let cfg = &core.cfg.faces;
         let names = ModelNames {
             detector: cfg.detector.clone(),
             embedder: cfg.embedder.clone(),
         };
-        match FaceEngine::load(&app.cfg.models.dir, &names, cfg.threads) {
+        match FaceEngine::load(&core.cfg.models.dir, &names, cfg.threads) {
             Ok(e) => *g = Some(e),
             Err(e) => {
                 // the photos stay until the models can be loaded
@@ -628,7 +598,7 @@ fn enrol_with(app: &App, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, St
     let Some(e) = g.as_mut() else {
         return Ok(0);
     };
-    enrol_pending(&app.store, e).map_err(|e| e.to_string())
+    enrol_pending(&core.store, e).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::config::FacesConfig;
 use super::detect::Face;
 use super::engine::{Detector, FaceEngine, ModelNames, Timing};
-use super::gallery::{self, LocalEnrolment};
+use crate::config::faces::FacesConfig;
 use crate::store::Store;
+use crate::vips::{self, LocalEnrolment};
 
 /// Arguments of `branchd faces`.
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ fn settings(
             }
             Err(e) => {
                 eprintln!("{}: {e}", c.display());
-                return Err(ExitCode::from(crate::cli::EX_USAGE));
+                return Err(ExitCode::from(crate::config::EX_USAGE));
             }
         }
     }
@@ -72,7 +72,7 @@ pub fn run(args: FacesArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     // refuse a bad image before loading the models
-    crate::ocr::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
+    crate::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
     let mut det = Detector::load(&dir, &faces_cfg.detector, faces_cfg.threads)?;
     let (faces, timing) = det
         .detect_bytes(&bytes)
@@ -156,13 +156,16 @@ pub struct EnrollArgs {
     models: Option<PathBuf>,
 }
 
-/// Run `branchd vip …`.
+/// Run `branchd vip …`; `open_store` opens the daemon's database in a data dir.
 #[allow(clippy::print_stderr)]
-pub fn run_vip(cmd: VipCommand) -> anyhow::Result<ExitCode> {
+pub fn run_vip(
+    cmd: VipCommand,
+    open_store: impl FnOnce(&std::path::Path) -> anyhow::Result<Store>,
+) -> anyhow::Result<ExitCode> {
     let VipCommand::Enroll(a) = cmd;
     let bad = |m: String| {
         eprintln!("error: {m}");
-        Ok(ExitCode::from(crate::cli::EX_USAGE))
+        Ok(ExitCode::from(crate::config::EX_USAGE))
     };
     if a.customer_id.trim().is_empty() || a.customer_id.len() > 64 {
         return bad("the customer id must be 1 to 64 characters".into());
@@ -184,7 +187,7 @@ pub fn run_vip(cmd: VipCommand) -> anyhow::Result<ExitCode> {
     };
     let bytes =
         std::fs::read(&a.photo).with_context(|| format!("cannot read {}", a.photo.display()))?;
-    crate::ocr::image::sniff(&bytes).with_context(|| a.photo.display().to_string())?;
+    crate::image::sniff(&bytes).with_context(|| a.photo.display().to_string())?;
     let names = ModelNames {
         detector: faces_cfg.detector.clone(),
         embedder: faces_cfg.embedder.clone(),
@@ -194,8 +197,7 @@ pub fn run_vip(cmd: VipCommand) -> anyhow::Result<ExitCode> {
         .enrolment_embedding(&bytes)
         .with_context(|| a.photo.display().to_string())?;
     let model_id = engine.embedder.spec.model_id.clone();
-    let store = Store::open(&data_dir.join("branchd.db"))
-        .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+    let store = open_store(&data_dir)?;
     let e = LocalEnrolment {
         customer_id: a.customer_id.clone(),
         name: a.name,
@@ -204,7 +206,7 @@ pub fn run_vip(cmd: VipCommand) -> anyhow::Result<ExitCode> {
         relationship_manager: a.relationship_manager,
     };
     let mid = model_id.clone();
-    let r = store.write_blocking(move |tx| gallery::enrol_local(tx, &e, &embedding, &mid, "cli"));
+    let r = store.write_blocking(move |tx| vips::enrol_local(tx, &e, &embedding, &mid, "cli"));
     store.close();
     r?;
     writeln!(

@@ -12,9 +12,9 @@ use opencv::core::{Mat, Rect, Scalar, Size};
 use opencv::prelude::*;
 
 use super::engine::{FaceEngine, ModelNames};
-use super::gallery::{self, LocalEnrolment};
 use crate::config::Config;
 use crate::store::Store;
+use crate::vips::{self, LocalEnrolment};
 
 /// Frame size of made videos.
 pub const FRAME: (i32, i32) = (640, 480);
@@ -67,10 +67,7 @@ pub fn write_video(
             Some(p) => {
                 let bytes =
                     std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-                Some(
-                    crate::ocr::image::decode(&bytes)
-                        .with_context(|| format!("{}", p.display()))?,
-                )
+                Some(crate::image::decode(&bytes).with_context(|| format!("{}", p.display()))?)
             }
             None => None,
         };
@@ -121,11 +118,11 @@ pub fn demo_vip() -> LocalEnrolment {
 /// Whether the face models' files are in `dir` (checked in full when they are loaded).
 fn models_present(dir: &Path) -> bool {
     let names = ModelNames::default();
-    let manifest = crate::ocr::models::MANIFEST;
-    super::models::detector_spec(manifest, &names.detector)
+    let manifest = crate::models::MANIFEST;
+    crate::models::faces::detector_spec(manifest, &names.detector)
         .map(|d| dir.join(&d.entry.file).is_file())
         .unwrap_or(false)
-        && super::models::embedder_spec(manifest, &names.embedder)
+        && crate::models::faces::embedder_spec(manifest, &names.embedder)
             .map(|e| dir.join(&e.entry.file).is_file())
             .unwrap_or(false)
 }
@@ -203,7 +200,7 @@ pub fn enrol(store: &Store, cfg: &Config) -> anyhow::Result<()> {
     };
     let vip = demo_vip();
     let id = vip.customer_id.clone();
-    let known = store.read_blocking(move |c| crate::sync::commands::vip_get(c, &id))?;
+    let known = store.read_blocking(move |c| crate::vips::get(c, &id))?;
     if known.is_some_and(|v| v.model_id.as_deref() == Some(cfg.faces.model_id.as_str())) {
         return Ok(());
     }
@@ -215,6 +212,6 @@ pub fn enrol(store: &Store, cfg: &Config) -> anyhow::Result<()> {
     let photo = std::fs::read(dir.join(ENROLLED_PHOTO))?;
     let emb = engine.enrolment_embedding(&photo)?;
     let model_id = engine.embedder.spec.model_id.clone();
-    store.write_blocking(move |tx| gallery::enrol_local(tx, &vip, &emb, &model_id, "demo"))?;
+    store.write_blocking(move |tx| vips::enrol_local(tx, &vip, &emb, &model_id, "demo"))?;
     Ok(())
 }

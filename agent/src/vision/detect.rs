@@ -7,7 +7,7 @@ use opencv::core::{Mat, Rect, Scalar, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 
-use super::models::DetectorSpec;
+use crate::models::faces::DetectorSpec;
 
 /// One detected face, in original image pixels.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn spec() -> DetectorSpec {
-        super::super::models::detector_spec(crate::ocr::models::MANIFEST, "face_detector").unwrap()
+        crate::models::faces::detector_spec(crate::models::MANIFEST, "face_detector").unwrap()
     }
 
     #[test]

@@ -11,9 +11,9 @@ use ort::value::Tensor;
 
 use super::align;
 use super::detect::{self, Face, StrideOutput};
-use super::models::{self, DetectorSpec, EmbedderSpec};
-use crate::ocr::image::{self, ImageError};
-use crate::ocr::models::{ModelError, session};
+use crate::image::{self, ImageError};
+use crate::models::faces::{self as models, DetectorSpec, EmbedderSpec};
+use crate::models::{ModelError, session};
 
 /// Faces an enrolment photo may show besides the customer's: detections scoring under this
 /// (partial faces at the edge, people far behind) are not counted.
@@ -93,7 +93,7 @@ pub struct Detector {
 impl Detector {
     /// Load the detector `name` from `dir`, refusing a file whose SHA-256 differs.
     pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Detector, ModelError> {
-        let spec = models::detector_spec(crate::ocr::models::MANIFEST, name)?;
+        let spec = models::detector_spec(crate::models::MANIFEST, name)?;
         let bytes = models::load_checked(dir, &spec.entry)?;
         Ok(Detector {
             session: session(&bytes, threads)?,
@@ -180,7 +180,7 @@ pub struct Embedder {
 impl Embedder {
     /// Load the embedder `name` from `dir`, refusing a file whose SHA-256 differs.
     pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Embedder, ModelError> {
-        let spec = models::embedder_spec(crate::ocr::models::MANIFEST, name)?;
+        let spec = models::embedder_spec(crate::models::MANIFEST, name)?;
         let bytes = models::load_checked(dir, &spec.entry)?;
         Ok(Embedder {
             session: session(&bytes, threads)?,

@@ -1,7 +1,7 @@
-//! The VIP gallery in the database: enrolled embeddings live in the sync module's
-//! `sync_vips` records (from head office's `vip.upsert` or from `branchd vip enroll`); this
-//! module reads them for matching, enrols pending photos (embedding kept, photo dropped in
-//! the same transaction), and records arrivals.
+//! Arrivals in the database: the gallery of enrolled embeddings (read from the [`vips`]
+//! records), each confirmed recognition (audited; a `vip.arrived` and an alert unless the
+//! customer arrived within the period), and the link from an arrival to the ticket the
+//! customer then takes.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -10,25 +10,16 @@ use serde_json::json;
 
 use super::matcher::{Enrolled, Gallery};
 use crate::alerts::{self, Level, NewAlert};
-use crate::store::{StoreError, Tx, rfc3339};
-use crate::sync::commands;
+use crate::clock::{business_day, rfc3339};
+use crate::config::Config;
+use crate::store::{Event, StoreError, Tx};
+use crate::{users, vips};
 
-/// Every consenting customer's embedding made by `model_id`.
+/// Every consenting customer's embedding made by `model_id`, normalised; embeddings of
+/// the wrong length or all zeros are left out (and logged).
 pub fn load(c: &Connection, model_id: &str, dim: usize) -> Result<Gallery, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT customer_id, embedding FROM sync_vips \
-         WHERE consent = 1 AND embedding IS NOT NULL AND model_id = ?1 ORDER BY customer_id",
-    )?;
-    let rows = stmt.query_map([model_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })?;
     let mut entries = Vec::new();
-    for row in rows {
-        let (customer_id, bytes) = row?;
-        let v: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+    for (customer_id, v) in vips::embeddings(c, model_id)? {
         if v.len() != dim {
             tracing::warn!(%customer_id, len = v.len(), dim, "VIP embedding of the wrong length ignored");
             continue;
@@ -43,102 +34,6 @@ pub fn load(c: &Connection, model_id: &str, dim: usize) -> Result<Gallery, Store
         }
     }
     Ok(Gallery { entries })
-}
-
-/// A customer enrolled on the box (by `branchd vip enroll`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalEnrolment {
-    /// Head office's customer id.
-    pub customer_id: String,
-    /// Display name.
-    pub name: String,
-    /// Customer level.
-    pub level: String,
-    /// Profile tags.
-    pub tags: Vec<String>,
-    /// Relationship manager.
-    pub relationship_manager: Option<String>,
-}
-
-/// Store a locally computed embedding (consent given) and announce the enrolment (never
-/// the embedding itself).
-pub fn enrol_local(
-    tx: &mut Tx<'_>,
-    e: &LocalEnrolment,
-    embedding: &[f32],
-    model_id: &str,
-    actor: &str,
-) -> Result<(), StoreError> {
-    let bytes: Vec<u8> = embedding.iter().flat_map(|x| x.to_le_bytes()).collect();
-    tx.conn().execute(
-        "INSERT INTO sync_vips(customer_id, name, level, tags, relationship_manager, consent, \
-             photo, embedding, model_id, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, NULL, ?6, ?7, ?8) \
-         ON CONFLICT(customer_id) DO UPDATE SET name = excluded.name, level = excluded.level, \
-             tags = excluded.tags, relationship_manager = excluded.relationship_manager, \
-             consent = 1, photo = NULL, embedding = excluded.embedding, \
-             model_id = excluded.model_id, updated_at = excluded.updated_at",
-        params![
-            e.customer_id,
-            e.name,
-            e.level,
-            serde_json::to_string(&e.tags)?,
-            e.relationship_manager,
-            bytes,
-            model_id,
-            rfc3339(tx.now()),
-        ],
-    )?;
-    tx.emit(
-        "vip.enrolled",
-        json!({"customer_id": e.customer_id, "model_id": model_id, "source": "local"}),
-    )?;
-    crate::users::audit(
-        tx,
-        Some(actor),
-        "vip.enrol",
-        Some(&e.customer_id),
-        Some(&json!({"model_id": model_id})),
-    )?;
-    Ok(())
-}
-
-/// A pending photo was enrolled: keep the embedding, drop the photo, announce it.
-pub fn photo_enrolled(
-    tx: &mut Tx<'_>,
-    customer_id: &str,
-    embedding: &[f32],
-    model_id: &str,
-) -> Result<bool, StoreError> {
-    if !commands::enrolled(tx, customer_id, embedding, model_id)? {
-        return Ok(false);
-    }
-    tx.emit(
-        "vip.enrolled",
-        json!({"customer_id": customer_id, "model_id": model_id, "source": "photo"}),
-    )?;
-    crate::users::audit(
-        tx,
-        Some("vision"),
-        "vip.enrol",
-        Some(customer_id),
-        Some(&json!({"model_id": model_id})),
-    )?;
-    Ok(true)
-}
-
-/// A pending photo could not be enrolled: drop it (photos are never kept) and tell head
-/// office why, so it can send another.
-pub fn photo_refused(tx: &mut Tx<'_>, customer_id: &str, reason: &str) -> Result<(), StoreError> {
-    tx.conn().execute(
-        "UPDATE sync_vips SET photo = NULL, updated_at = ?2 WHERE customer_id = ?1",
-        params![customer_id, rfc3339(tx.now())],
-    )?;
-    tx.emit(
-        "vip.enrolment_failed",
-        json!({"customer_id": customer_id, "reason": reason}),
-    )?;
-    Ok(())
 }
 
 /// An arrival as listed to the PAD.
@@ -190,18 +85,6 @@ pub enum Recognised {
     Unknown,
 }
 
-/// Whether `name` is an active user of this box (a relationship manager who signs in to
-/// the PAD is told personally).
-fn is_local_user(c: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(c.query_row(
-        "SELECT 1 FROM users WHERE username = ?1 AND disabled = 0",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
-}
-
 /// Record one confirmed recognition: always an audit record; a `vip.arrived` event and an
 /// alert unless the customer already arrived within `period`. The alert is for the lobby
 /// managers and, when the relationship manager is a user of this box, for them by name
@@ -217,7 +100,7 @@ pub fn recognised(
     let now = tx.now();
     let camera = seen.camera.as_str();
     let confidence = (seen.confidence * 1000.0).round() / 1000.0;
-    let Some(vip) = commands::vip_get(tx.conn(), customer_id)? else {
+    let Some(vip) = vips::get(tx.conn(), customer_id)? else {
         return Ok(Recognised::Unknown);
     };
     let last: Option<i64> = tx
@@ -231,7 +114,7 @@ pub fn recognised(
         .flatten();
     let now_ms = now.timestamp_millis();
     let repeat = last.is_some_and(|l| now_ms - l < period.as_millis() as i64);
-    crate::users::audit(
+    users::audit(
         tx,
         Some(&format!("camera:{camera}")),
         "vip.recognised",
@@ -273,7 +156,7 @@ pub fn recognised(
     }
     let mut users = Vec::new();
     if let Some(rm) = &rm {
-        if is_local_user(tx.conn(), rm)? {
+        if users::is_active(tx.conn(), rm)? {
             users.push(rm.clone());
         }
     }
@@ -305,21 +188,33 @@ pub fn recognised(
     })))
 }
 
-/// A ticket was issued to `customer_id` on business day `day`: link it to the customer's
-/// latest arrival of that day that has no ticket yet (`vip.ticketed`). Returns the linked
-/// arrival's id, if any.
-pub fn link_ticket(
-    tx: &mut Tx<'_>,
-    day: &str,
-    customer_id: &str,
-    number: &str,
-) -> Result<Option<i64>, StoreError> {
+/// The durable consumer that links arrivals to tickets.
+pub const TICKETS: &str = "vision.tickets";
+
+/// Whether a committed event is a ticket issued to a known customer.
+pub fn is_customer_ticket(ev: &Event) -> bool {
+    ev.kind == "ticket.issued" && ev.data.get("customer_id").is_some_and(|v| v.is_string())
+}
+
+/// A ticket was issued to a customer: link it to the customer's latest arrival of that
+/// business day that has no ticket yet (`vip.ticketed`). Returns the linked arrival's id,
+/// if any. A ticket already linked is not linked again.
+pub fn ticketed(tx: &mut Tx<'_>, cfg: &Config, ev: &Event) -> Result<Option<i64>, StoreError> {
+    let (Some(customer_id), Some(number)) = (
+        ev.data.get("customer_id").and_then(|v| v.as_str()),
+        ev.data.get("number").and_then(|v| v.as_str()),
+    ) else {
+        return Ok(None);
+    };
+    let day = business_day(cfg, ev.ts);
     let arrival: Option<i64> = tx
         .conn()
         .query_row(
             "SELECT id FROM vision_arrivals \
-             WHERE day = ?1 AND customer_id = ?2 AND ticket IS NULL ORDER BY id DESC LIMIT 1",
-            params![day, customer_id],
+             WHERE day = ?1 AND customer_id = ?2 AND ticket IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM vision_arrivals WHERE day = ?1 AND ticket = ?3) \
+             ORDER BY id DESC LIMIT 1",
+            params![day, customer_id, number],
             |r| r.get(0),
         )
         .optional()?;
@@ -340,28 +235,32 @@ pub fn link_ticket(
 /// The arrivals of business day `day`, newest first, with the VIP record's profile.
 pub fn arrivals(c: &Connection, day: &str) -> Result<Vec<Arrival>, StoreError> {
     let mut stmt = c.prepare_cached(
-        "SELECT a.id, a.customer_id, v.name, v.level, v.tags, v.relationship_manager, \
-                a.confidence, a.camera, a.ts, coalesce(a.seen_at, a.ts), a.ticket \
-         FROM vision_arrivals a LEFT JOIN sync_vips v ON v.customer_id = a.customer_id \
-         WHERE a.day = ?1 ORDER BY a.id DESC",
+        "SELECT id, customer_id, confidence, camera, ts, coalesce(seen_at, ts), ticket \
+         FROM vision_arrivals WHERE day = ?1 ORDER BY id DESC",
     )?;
     let rows = stmt.query_map([day], |r| {
         Ok(Arrival {
             id: r.get(0)?,
             customer_id: r.get(1)?,
-            name: r.get(2)?,
-            level: r.get(3)?,
-            tags: r
-                .get::<_, Option<String>>(4)?
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default(),
-            relationship_manager: r.get(5)?,
-            confidence: r.get::<_, f64>(6)? as f32,
-            camera: r.get(7)?,
-            ts: r.get(8)?,
-            seen_at: r.get(9)?,
-            ticket: r.get(10)?,
+            name: None,
+            level: None,
+            tags: Vec::new(),
+            relationship_manager: None,
+            confidence: r.get::<_, f64>(2)? as f32,
+            camera: r.get(3)?,
+            ts: r.get(4)?,
+            seen_at: r.get(5)?,
+            ticket: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+    for a in &mut out {
+        if let Some(v) = vips::get(c, &a.customer_id)? {
+            a.name = Some(v.name);
+            a.level = Some(v.level);
+            a.tags = v.tags;
+            a.relationship_manager = v.relationship_manager;
+        }
+    }
+    Ok(out)
 }

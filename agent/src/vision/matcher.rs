@@ -34,8 +34,8 @@ pub struct Rules {
     pub min_score: f32,
 }
 
-impl From<&super::config::FacesConfig> for Rules {
-    fn from(c: &super::config::FacesConfig) -> Self {
+impl From<&crate::config::faces::FacesConfig> for Rules {
+    fn from(c: &crate::config::faces::FacesConfig) -> Self {
         Rules {
             threshold: c.match_threshold,
             margin: c.match_margin,

@@ -5,7 +5,10 @@
 //! the embedder's template) → embedding ([`engine`]) → [`matcher`] (cosine, threshold and
 //! margin, quality gates, confirmed over several frames) → [`gallery::recognised`] (an
 //! audit record, and unless the customer arrived within the period a `vip.arrived` event
-//! and an alert). Models and their facts come from the manifest ([`models`]).
+//! and an alert). Models and their facts come from the manifest
+//! ([`crate::models::faces`]); the VIP records and embeddings are the [`crate::vips`]
+//! module's. A durable consumer of `ticket.issued` links an arrival to the ticket the
+//! customer then takes ([`gallery::ticketed`]).
 //!
 //! Privacy: frames are never written to disk; faces that match nobody are dropped at once;
 //! enrolment photos are deleted in the transaction that stores their embedding; events
@@ -15,28 +18,20 @@ use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::Utc;
-use warp::Filter;
-use warp::reply::Response;
-
-use crate::app::App;
-use crate::http::auth::{Authed, guard, respond};
-use crate::http::error::ApiError;
-use crate::http::ok_json;
-use crate::http::routes::{Access, RouteSpec, route};
+use crate::clock::business_day;
+use crate::core::Core;
+use crate::http::{Access, Route, ok_json};
 use crate::store::Schema;
 use crate::users::Role;
 
 pub mod align;
 pub mod camera;
 pub mod cli;
-pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod engine;
 pub mod gallery;
 pub mod matcher;
-pub mod models;
 
 /// This module's tables.
 pub const SCHEMA: Schema = Schema {
@@ -63,18 +58,11 @@ pub const SCHEMA: Schema = Schema {
 
 const VIP_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 
-/// This module's routes.
-pub const ROUTES: &[RouteSpec] = &[route(
-    "GET",
-    "/api/v1/vip/arrivals",
-    VIP_ROLES,
-    "/api/v1/vip/arrivals",
-)];
-
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = r##"{"paths":{"/api/v1/vip/arrivals":{"get":{
  "summary":"Today's VIP arrivals recognised by the cameras, newest first",
- "responses":{"200":{"description":"the arrivals of the business day","content":{"application/json":{"schema":{
+ "responses":{"401":{"$ref":"#/components/responses/Error"},"403":{"$ref":"#/components/responses/Error"},
+  "200":{"description":"the arrivals of the business day","content":{"application/json":{"schema":{
   "type":"object","required":["arrivals"],"properties":{"arrivals":{"type":"array","items":{"$ref":"#/components/schemas/VipArrival"}}}}}}}}}}},
  "schemas":{"VipArrival":{"type":"object","required":["id","customer_id","tags","confidence","camera","ts","seen_at"],"properties":{
   "id":{"type":"integer"},"customer_id":{"type":"string"},"name":{"type":"string","nullable":true},
@@ -84,61 +72,68 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/vip/arrivals":{"get":{
   "seen_at":{"type":"string","format":"date-time","description":"when the camera read the frame that confirmed the arrival"},
   "ticket":{"type":"string","nullable":true,"description":"the ticket the customer took afterwards"}}}}}"##;
 
-/// The module's shared state.
-#[derive(Debug, Default)]
-pub struct State {
+/// The vision module's handle.
+#[derive(Debug, Clone)]
+pub struct Vision {
+    core: Core,
     /// Bumped whenever the gallery may have changed; camera workers reload on a change.
-    pub gallery_gen: Arc<AtomicU64>,
+    gallery_gen: Arc<AtomicU64>,
 }
 
-impl State {
-    /// Build from the validated config (nothing is opened here).
-    pub fn new(_cfg: &crate::config::Config) -> anyhow::Result<State> {
-        Ok(State::default())
+impl Vision {
+    /// VIP recognition as `[faces]` says (nothing is opened here).
+    pub fn new(core: &Core) -> Vision {
+        Vision {
+            core: core.clone(),
+            gallery_gen: Arc::default(),
+        }
     }
 
     /// Tell the camera workers to reload the gallery.
     pub fn gallery_changed(&self) {
         self.gallery_gen.fetch_add(1, Ordering::Relaxed);
     }
-}
 
-/// The routes.
-pub fn routes(app: &App) -> warp::filters::BoxedFilter<(Response,)> {
-    let app = app.clone();
-    warp::path!("api" / "v1" / "vip" / "arrivals")
-        .and(warp::get())
-        .and(guard(&app, "GET", "/api/v1/vip/arrivals"))
-        .then(move |_: Authed| {
-            let app = app.clone();
-            async move {
-                let day = crate::queue::ops::business_day(&app.cfg, Utc::now());
-                let r = app
-                    .store
-                    .read(move |c| gallery::arrivals(c, &day))
-                    .await
-                    .map(|a| ok_json(&serde_json::json!({ "arrivals": a })))
-                    .map_err(ApiError::from);
-                respond(r)
+    /// The gallery's generation (changes whenever it may have changed).
+    pub fn gallery_gen(&self) -> u64 {
+        self.gallery_gen.load(Ordering::Relaxed)
+    }
+
+    /// `GET /api/v1/vip/arrivals`.
+    pub fn routes(&self) -> Vec<Route> {
+        vec![Route::get("/api/v1/vip/arrivals", VIP_ROLES).to(
+            self.core.clone(),
+            |core, _| async move {
+                let day = business_day(&core.cfg, core.clock.now());
+                let a = core.store.read(move |c| gallery::arrivals(c, &day)).await?;
+                Ok(ok_json(&serde_json::json!({ "arrivals": a })))
+            },
+        )]
+    }
+
+    /// Start the module's tasks: the arrival-to-ticket link, and (unless recognition is
+    /// disabled) the enrolment of photos from head office and one task per camera.
+    pub fn start(&self) {
+        let core = &self.core;
+        let cfg = core.cfg.clone();
+        core.spawn(crate::store::consume(
+            core.store.clone(),
+            gallery::TICKETS,
+            core.cancel.clone(),
+            gallery::is_customer_ticket,
+            move |tx, ev| gallery::ticketed(tx, &cfg, ev).map(|_| ()),
+        ));
+        if !core.cfg.faces.enabled {
+            if !core.cfg.cameras.is_empty() {
+                tracing::info!("face recognition is disabled ([faces] enabled = false)");
             }
-        })
-        .boxed()
-}
-
-/// Start the module's tasks: the enrolment of photos from head office and one task per
-/// camera — unless recognition is disabled.
-pub fn start(app: &App) -> anyhow::Result<()> {
-    if !app.cfg.faces.enabled {
-        if !app.cfg.cameras.is_empty() {
-            tracing::info!("face recognition is disabled ([faces] enabled = false)");
+            return;
         }
-        return Ok(());
+        camera::start_enrolment(self);
+        for cam in &core.cfg.cameras {
+            camera::start_camera(self, cam.clone());
+        }
     }
-    camera::start_enrolment(app);
-    for cam in &app.cfg.cameras {
-        camera::start_camera(app, cam.clone());
-    }
-    Ok(())
 }
 
 /// Demo set-up: an entrance camera playing people arriving, when the photos and models

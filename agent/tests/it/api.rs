@@ -1,6 +1,6 @@
 //! Sessions and roles on every route of the route table.
 
-use branchd::http::routes::{self, Access};
+use branchd::http::Access;
 use reqwest::Method;
 
 use crate::common::{PASSWORD, STAFF, TestBox, error_code};
@@ -14,9 +14,9 @@ async fn every_api_route_but_login_answers_401_without_a_session() {
     let b = TestBox::start().await;
     let c = TestBox::client();
     let mut checked = 0;
-    for r in routes::all().filter(|r| r.path.starts_with("/api/v1/")) {
+    for r in b.routes().iter().filter(|r| r.path.starts_with("/api/v1/")) {
         let resp = c
-            .request(method(r.method), b.url(r.sample))
+            .request(method(r.method), b.url(&r.sample()))
             .header("content-type", "application/json")
             .body("{}")
             .send()
@@ -79,12 +79,12 @@ async fn each_role_gets_403_exactly_where_the_route_table_says() {
     let mut forbidden = 0;
     for (user, role) in STAFF {
         let c = b.login(user).await;
-        for r in routes::all().filter(|r| r.access != Access::Public) {
+        for r in b.routes().iter().filter(|r| r.access != Access::Public) {
             if r.path == "/api/v1/auth/logout" {
                 continue; // would end this client's session
             }
             let resp = c
-                .request(method(r.method), b.url(r.sample))
+                .request(method(r.method), b.url(&r.sample()))
                 .header("content-type", "application/json")
                 .body("{}")
                 .send()
@@ -247,22 +247,35 @@ async fn health_metrics_openapi_and_the_app_are_served() {
         .await
         .unwrap();
     assert_eq!(spec["openapi"], "3.0.3");
-    // The OpenAPI file and the route table describe the same routes.
-    for r in routes::all() {
+    // The OpenAPI files and the route declarations describe the same routes, with the same
+    // access: public ones need no session, role-limited ones document their 403, and the
+    // roles the document names are the roles the router lets in.
+    let routes = b.routes();
+    for r in &routes {
+        let what = format!("{} {}", r.method, r.path);
         let op = &spec["paths"][r.path][r.method.to_lowercase()];
-        assert!(
-            op.is_object(),
-            "{} {} missing from openapi.json",
-            r.method,
-            r.path
+        assert!(op.is_object(), "{what} missing from openapi.json");
+        let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+        assert_eq!(
+            public,
+            r.access == Access::Public,
+            "{what}: `security: []` iff public"
         );
+        if matches!(r.access, Access::Roles(_)) {
+            assert!(
+                op["responses"]["403"].is_object(),
+                "{what} documents no 403"
+            );
+        }
+        let roles: Vec<String> = r.access.roles().iter().map(|x| x.to_string()).collect();
+        assert_eq!(op["x-roles"], serde_json::json!(roles), "{what}");
     }
     let paths = spec["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
         documented,
-        routes::all().count(),
-        "openapi.json documents routes the table lacks"
+        routes.len(),
+        "openapi.json documents routes that are not declared"
     );
     let audit: serde_json::Value = c
         .get(b.url("/api/v1/audit"))

@@ -68,7 +68,7 @@ impl TestBox {
         let cfg = Config::parse(&config_text(dir.path(), extra)).expect("test config");
         let db = cfg.db_path();
         tokio::task::spawn_blocking(move || {
-            let store = Store::open(&db).expect("open");
+            let store = branchd::app::open_store(&db).expect("open");
             for (name, role) in STAFF {
                 let hash = users::hash_password(PASSWORD);
                 store
@@ -89,8 +89,17 @@ impl TestBox {
         }
     }
 
-    pub fn app(&self) -> &branchd::app::App {
-        &self.running.as_ref().expect("running").app
+    pub fn core(&self) -> &branchd::core::Core {
+        &self.running.as_ref().expect("running").core
+    }
+
+    pub fn modules(&self) -> &branchd::modules::Modules {
+        &self.running.as_ref().expect("running").modules
+    }
+
+    /// Every route the daemon declared.
+    pub fn routes(&self) -> Vec<branchd::http::RouteSpec> {
+        self.running.as_ref().expect("running").routes()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,6 +125,30 @@ impl TestBox {
             .unwrap();
         assert_eq!(r.status(), 200, "login as {user}");
         c
+    }
+
+    /// Stop the daemon, run `between` on its data dir, and start it again on the same
+    /// config and database.
+    pub async fn restart_with(
+        mut self,
+        between: impl FnOnce(&std::path::Path) + Send + 'static,
+    ) -> TestBox {
+        let running = self.running.take().expect("running");
+        let cfg = (*running.core.cfg).clone();
+        assert!(
+            running.shutdown(Duration::from_secs(5)).await,
+            "tasks did not drain"
+        );
+        let dir = cfg.branch.data_dir.clone();
+        tokio::task::spawn_blocking(move || between(&dir))
+            .await
+            .unwrap();
+        let running = app::start(cfg).await.expect("restart");
+        TestBox {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            _dir: self._dir,
+        }
     }
 
     pub async fn stop(mut self) {
@@ -158,7 +191,7 @@ pub fn models_dir(needed: &str) -> std::path::PathBuf {
 
 /// The data of every committed event of `kind`, oldest first.
 pub async fn event_data(b: &TestBox, kind: &'static str) -> Vec<String> {
-    b.app()
+    b.core()
         .store
         .read(move |c| {
             let mut st = c.prepare("SELECT data FROM events WHERE kind = ?1 ORDER BY seq")?;
@@ -167,4 +200,20 @@ pub async fn event_data(b: &TestBox, kind: &'static str) -> Vec<String> {
         })
         .await
         .unwrap()
+}
+
+/// Wait until `cond` holds, checking every 20 ms, for at most `secs` seconds.
+pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

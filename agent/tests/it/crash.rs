@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use branchd::store::{Store, StoreError};
+use branchd::store::StoreError;
 use rand::Rng;
 
 const CHILD_ENV: &str = "BRANCHD_CRASH_CHILD_DB";
@@ -21,7 +21,7 @@ fn crash_child() {
     let Some(db) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let store = Store::open(std::path::Path::new(&db)).unwrap();
+    let store = branchd::app::open_store(std::path::Path::new(&db)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();

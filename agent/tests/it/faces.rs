@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::TestBox;
-use branchd::ocr::image::ImageError;
+use branchd::image::ImageError;
 use branchd::vision::engine::{Detector, EnrolError, FaceEngine, FaceError, ModelNames};
 use branchd::vision::matcher::{Enrolled, Gallery, Rules};
 
@@ -75,7 +75,7 @@ fn every_photo_yields_exactly_its_face_with_landmarks_inside_the_box() {
             );
         }
         let f = faces[0];
-        let img = branchd::ocr::image::decode(&bytes).unwrap();
+        let img = branchd::image::decode(&bytes).unwrap();
         use opencv::prelude::MatTraitConst;
         let (w, h) = (img.cols() as f32, img.rows() as f32);
         let [x, y, bw, bh] = f.bbox;
@@ -153,7 +153,7 @@ fn one_enrolled_photo_per_person_recognises_the_others_and_nobody_else() {
         }
     }
     assert_eq!(gallery.len(), 5);
-    let cfg = branchd::vision::config::FacesConfig::default();
+    let cfg = branchd::config::faces::FacesConfig::default();
     let rules = Rules::from(&cfg);
     for (p, n, e) in &embs {
         if enrolled.contains(n) {
@@ -346,11 +346,11 @@ fn vip_enroll_stores_an_embedding_and_no_photo() {
     // without consent: a usage error, nothing stored
     let out = run(&["C901", "--name", "Joe", "--level", "gold"], &photos[4].1);
     assert_eq!(out.status.code(), Some(64));
-    let store = branchd::store::Store::open(&dir.path().join("branchd.db")).unwrap();
+    let store = branchd::app::open_store(&dir.path().join("branchd.db")).unwrap();
     let (n, photo_null, model, emb_len): (i64, bool, String, usize) = store
         .read_blocking(|c| {
             c.query_row(
-                "SELECT count(*), photo IS NULL, model_id, length(embedding) FROM sync_vips",
+                "SELECT count(*), photo IS NULL, model_id, length(embedding) FROM vips",
                 [],
                 |r| {
                     Ok((
@@ -388,7 +388,7 @@ async fn box_with_rose(photos: &[(&'static str, PathBuf)], rm: &str, config: &st
             .enrolment_embedding(&std::fs::read(photo).unwrap())
             .unwrap();
         let model_id = eng.embedder.spec.model_id.clone();
-        let e = branchd::vision::gallery::LocalEnrolment {
+        let e = branchd::vips::LocalEnrolment {
             customer_id: "C-ROSE".into(),
             name: "Rose Leslie".into(),
             level: "gold".into(),
@@ -396,9 +396,7 @@ async fn box_with_rose(photos: &[(&'static str, PathBuf)], rm: &str, config: &st
             relationship_manager: Some(rm),
         };
         store
-            .write_blocking(move |tx| {
-                branchd::vision::gallery::enrol_local(tx, &e, &emb, &model_id, "test")
-            })
+            .write_blocking(move |tx| branchd::vips::enrol_local(tx, &e, &emb, &model_id, "test"))
             .unwrap();
     })
     .await
@@ -578,7 +576,7 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
 
     // both sightings audited; the second was no new arrival
     let audit: Vec<(String, String)> = b
-        .app()
+        .core()
         .store
         .read(|c| {
             let mut st = c.prepare(
@@ -738,7 +736,7 @@ async fn a_looped_video_plays_again_and_gives_one_arrival_per_period() {
 
 /// `photo` in a 640x480 camera frame, JPEG-encoded.
 fn camera_jpeg(photo: &Path) -> Vec<u8> {
-    let img = branchd::ocr::image::decode(&std::fs::read(photo).unwrap()).unwrap();
+    let img = branchd::image::decode(&std::fs::read(photo).unwrap()).unwrap();
     let frame = branchd::vision::demo::frame_with(Some(&img)).unwrap();
     let mut buf = opencv::core::Vector::<u8>::new();
     opencv::imgcodecs::imencode(".jpg", &frame, &mut buf, &opencv::core::Vector::new()).unwrap();

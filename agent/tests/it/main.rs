@@ -2,11 +2,14 @@
 //! database after a crash.
 
 mod api;
+mod architecture;
 mod cli;
 mod common;
 mod crash;
 mod devices;
 mod faces;
+mod follow;
+mod mqtt;
 mod ocr;
 mod orders;
 mod queue;

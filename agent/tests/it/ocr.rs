@@ -144,7 +144,7 @@ async fn generated_id_cards_and_licences_give_the_right_numbers_through_the_api(
         assert!(v["timing_ms"]["total"].as_f64().is_some_and(|t| t > 0.0));
         assert!(v.get("image").is_none(), "no retention configured: {v}");
     }
-    let kept = b.app().cfg.branch.data_dir.join("ocr-images");
+    let kept = b.core().cfg.branch.data_dir.join("ocr-images");
     assert!(!kept.exists(), "uploads are not written anywhere");
     // one misread character in six photos at most (the accuracy bench measures the rate)
     assert!(
@@ -452,7 +452,7 @@ async fn read_by_reader(
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let seen = b
-            .app()
+            .modules()
             .devices
             .recent_card("IDR-01", std::time::Duration::from_secs(300));
         if seen.is_some_and(|(c, _)| c.id_number == want) {
@@ -573,7 +573,7 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     let id = kept["id"].as_str().expect("kept image id");
     assert!(kept["delete_at"].as_str().is_some(), "{v}");
     let file = b
-        .app()
+        .core()
         .cfg
         .branch
         .data_dir
@@ -627,7 +627,7 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
 }
 
 async fn kept_ids(b: &TestBox) -> Vec<String> {
-    b.app()
+    b.core()
         .store
         .read(|c| {
             let mut st = c.prepare("SELECT id FROM ocr_images ORDER BY id")?;
@@ -642,7 +642,7 @@ async fn kept_ids(b: &TestBox) -> Vec<String> {
 async fn kept_images_are_deleted_on_time_also_after_a_restart() {
     use std::time::Duration;
     let b = TestBox::start_with("[ocr]\nkeep_images_min = 60\n").await;
-    let app = b.app().clone();
+    let app = b.core().clone();
     let dir = app.cfg.branch.data_dir.join("ocr-images");
     let kept = branchd::ocr::retention::commit(
         &app,
@@ -684,7 +684,7 @@ async fn kept_images_are_deleted_on_time_also_after_a_restart() {
         let f = dir.join(format!("{id}.jpg"));
         std::fs::write(&f, b"x").unwrap();
         let path = f.to_string_lossy().into_owned();
-        let due = branchd::store::rfc3339(due);
+        let due = branchd::clock::rfc3339(due);
         app.store
             .write(move |tx| {
                 tx.conn().execute(

@@ -2,142 +2,13 @@
 //! Mosquitto started by the test, then the staff API through to the customer's rating.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 use serde_json::{Value, json};
 
 use crate::common::{TestBox, error_code};
+use crate::mqtt::{Broker, subscriber};
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 const ID_NUMBER: &str = "321083197812162119";
-
-/// A throwaway Mosquitto on a free port, killed on drop.
-struct Broker {
-    port: u16,
-    child: Child,
-}
-
-impl Broker {
-    fn start(dir: &Path) -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.join("mosquitto.conf");
-        let user = if std::os::unix::fs::MetadataExt::uid(&dir.metadata().unwrap()) == 0 {
-            "user root\n"
-        } else {
-            ""
-        };
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{user}"),
-        )
-        .unwrap();
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto");
-        // Owned by the broker from here on: killed and reaped on drop, even on a panic.
-        let broker = Broker { port, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return broker;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("mosquitto did not listen on {port}");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Everything head office receives from the branch.
-#[derive(Clone, Default)]
-struct Upstream(Arc<Mutex<Vec<(String, Value)>>>);
-
-impl Upstream {
-    fn listen(port: u16) -> Upstream {
-        let mut o = MqttOptions::new(format!("hq-orders-{port}"), "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(5))
-            .set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut el) = AsyncClient::new(o, 100);
-        let seen = Upstream::default();
-        let s = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                match el.poll().await {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                        let _ = client.try_subscribe("bank/T001/#", QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        s.0.lock().unwrap().push((p.topic.clone(), v));
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        });
-        seen
-    }
-
-    fn kinds(&self) -> Vec<String> {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter(|(t, _)| t.contains("/events/"))
-            .filter_map(|(_, e)| e["kind"].as_str().map(String::from))
-            .collect()
-    }
-
-    /// The branch's birth: its link is up and subscribed to commands.
-    async fn wait_online(&self) {
-        for _ in 0..400 {
-            let online = {
-                let v = self.0.lock().unwrap();
-                v.iter()
-                    .any(|(t, e)| t.ends_with("/state") && e["online"] == json!(true))
-            };
-            if online {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the branch never came online");
-    }
-
-    /// Everything the branch published (not head office's own commands).
-    fn all_text(&self) -> String {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter(|(t, _)| !t.ends_with("/cmd"))
-            .map(|(_, e)| e.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    async fn wait_for(&self, kind: &str) {
-        for _ in 0..400 {
-            if self.kinds().iter().any(|k| k == kind) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("head office never saw {kind}: {:?}", self.kinds());
-    }
-}
 
 const ORDERS_CONFIG: &str = r#"
 [orders]
@@ -196,8 +67,9 @@ async fn ok_json(r: reqwest::Response) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_journey_from_head_office_to_the_customers_rating() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let upstream = Upstream::listen(broker.port);
+    let broker = Broker::start(dir.path(), "");
+    let (upstream, _hq) = subscriber(broker.port, None);
+    upstream.subscribed().await;
     let b = TestBox::start_with(&format!(
         "\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nkeep_alive_s = 5\n{ORDERS_CONFIG}",
         broker.port
@@ -225,7 +97,7 @@ async fn an_order_journey_from_head_office_to_the_customers_rating() {
         json!({"ref": "cmd-1", "ok": true})
     );
     let created: i64 = b
-        .app()
+        .core()
         .store
         .read(|c| {
             c.query_row(
@@ -571,9 +443,9 @@ async fn an_order_journey_from_head_office_to_the_customers_rating() {
     assert_eq!(rejected["closed"], true);
 
     // Head office saw the journey, and no customer's name or ID number.
-    upstream.wait_for("order.rated").await;
-    upstream.wait_for("order.cancelled").await;
-    upstream.wait_for("order.recalled").await;
+    upstream.wait_for_kind("order.rated").await;
+    upstream.wait_for_kind("order.cancelled").await;
+    upstream.wait_for_kind("order.recalled").await;
     let kinds = upstream.kinds();
     for k in [
         "order.created",

@@ -9,7 +9,7 @@ use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::{Paper, PrinterSim};
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code, free_port};
+use crate::common::{TestBox, error_code, free_port, wait_until};
 
 const LOBBY: &str = r#"
 [[services]]
@@ -69,7 +69,7 @@ fn numbers(q: &Value) -> Vec<String> {
 }
 
 async fn events(b: &TestBox, kind: &str) -> Vec<Value> {
-    b.app()
+    b.core()
         .store
         .events_after(0, 100_000)
         .await
@@ -81,7 +81,7 @@ async fn events(b: &TestBox, kind: &str) -> Vec<Value> {
 }
 
 fn last_seq(b: &TestBox) -> u64 {
-    *b.app().store.committed().borrow()
+    *b.core().store.committed().borrow()
 }
 
 #[tokio::test]
@@ -486,8 +486,8 @@ async fn a_move_reorders_the_queue_and_is_recorded_with_who_and_why() {
 #[tokio::test]
 async fn an_id_card_swipe_issues_a_ticket_for_the_swipe_service() {
     let b = lobby("[queue]\nswipe_service = \"corporate\"").await;
-    let mut bus = b.app().store.subscribe();
-    b.app()
+    let mut bus = b.core().store.subscribe();
+    b.core()
         .signals
         .send(Signal::CardSwiped {
             reader: "IDR-01".into(),
@@ -519,21 +519,21 @@ async fn an_id_card_swipe_issues_a_ticket_for_the_swipe_service() {
 #[tokio::test(start_paused = true)]
 async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target() {
     let b = lobby("").await;
-    let app = b.app().clone();
+    let app = b.core().clone();
     let mut bus = app.store.subscribe();
     let started = tokio::time::Instant::now();
-    let t = queue::issue(
-        &app,
-        IssueRequest {
+    let t = b
+        .modules()
+        .queue
+        .issue(IssueRequest {
             service: "corporate".into(),
             customer_id: None,
             customer_level: None,
             appointment_id: None,
             source: Source::Pad,
-        },
-    )
-    .await
-    .unwrap();
+        })
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let e = bus.recv().await.unwrap();
@@ -577,7 +577,7 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
     let db = cfg.db_path();
     let c2 = cfg.clone();
     tokio::task::spawn_blocking(move || {
-        let store = branchd::store::Store::open(&db).unwrap();
+        let store = branchd::app::open_store(&db).unwrap();
         let issued_at = chrono::Utc::now() - chrono::Duration::minutes(8);
         store
             .write_blocking(move |tx| {
@@ -600,7 +600,7 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
     .await
     .unwrap();
     let running = branchd::app::start(cfg).await.unwrap();
-    let mut bus = running.app.store.subscribe();
+    let mut bus = running.core.store.subscribe();
     let started = tokio::time::Instant::now();
     let e = loop {
         let e = bus.recv().await.unwrap();
@@ -618,16 +618,6 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
     // (Not asserting the drain: on the paused clock the grace period can run out while the
     // writer thread is still committing in real time.)
     running.shutdown(Duration::from_secs(5)).await;
-}
-
-async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
-    for _ in 0..500 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn open_alert_kinds(c: &reqwest::Client, b: &TestBox) -> Vec<String> {
@@ -673,15 +663,13 @@ async fn an_issued_ticket_comes_out_of_the_printer_and_paper_out_is_survived() {
 
     // Paper out: an alert, and a ticket issued anyway, flagged.
     sim.set_paper(Paper::Out);
-    let mut kinds = Vec::new();
-    for _ in 0..250 {
-        kinds = open_alert_kinds(&c, &b).await;
-        if kinds.iter().any(|k| k == "printer.paper_out") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(kinds.iter().any(|k| k == "printer.paper_out"), "{kinds:?}");
+    wait_until("the paper-out alert", 5, || async {
+        open_alert_kinds(&c, &b)
+            .await
+            .iter()
+            .any(|k| k == "printer.paper_out")
+    })
+    .await;
     let t2 = issue(&c, &b, json!({"service": "personal"})).await;
     assert_eq!(t2["number"], "A002");
     assert_eq!(t2["printed"], false);
@@ -695,18 +683,19 @@ async fn an_issued_ticket_comes_out_of_the_printer_and_paper_out_is_survived() {
 
     // Paper back: the alert clears, the reprint comes out.
     sim.set_paper(Paper::Ok);
-    let mut kinds = vec!["printer.paper_out".to_string()];
-    for _ in 0..250 {
-        kinds = open_alert_kinds(&c, &b).await;
-        if !kinds.iter().any(|k| k == "printer.paper_out") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(!kinds.iter().any(|k| k == "printer.paper_out"), "{kinds:?}");
+    wait_until("the paper-out alert cleared", 5, || async {
+        !open_alert_kinds(&c, &b)
+            .await
+            .iter()
+            .any(|k| k == "printer.paper_out")
+    })
+    .await;
     let r = post(&c, &b, "/api/v1/tickets/A002/reprint", json!({})).await;
     assert_eq!(r.status(), 200);
-    wait_until("the reprint", || sim.record().tickets.len() == 2).await;
+    wait_until("the reprint", 10, || async {
+        sim.record().tickets.len() == 2
+    })
+    .await;
     assert!(sim.record().tickets[1].text().contains("A002"));
     assert_eq!(get_queue(&c, &b).await["waiting"][1]["printed"], true);
     assert_eq!(events(&b, "ticket.reprint").await[0]["number"], "A002");
@@ -773,7 +762,7 @@ async fn after_sigkill_and_restart_the_queue_is_exactly_the_queue_before() {
     std::fs::write(&cfg_path, &text).unwrap();
     let db = branchd::config::Config::parse(&text).unwrap().db_path();
     tokio::task::spawn_blocking(move || {
-        let store = branchd::store::Store::open(&db).unwrap();
+        let store = branchd::app::open_store(&db).unwrap();
         let hash = branchd::users::hash_password(crate::common::PASSWORD);
         store
             .write_blocking(move |tx| {

@@ -71,7 +71,7 @@ impl Reader {
 
 async fn commit(b: &TestBox, n: usize) {
     for i in 0..n {
-        b.app()
+        b.core()
             .store
             .write(move |tx| -> Result<(), StoreError> {
                 tx.emit("test.tick", serde_json::json!({"i": i}))?;
@@ -142,7 +142,7 @@ async fn a_burst_larger_than_the_bus_reaches_a_client_complete() {
     let mut s = Reader::new(c.get(b.url("/api/v1/events")).send().await.unwrap());
     // One transaction with more events than the in-process bus holds: the stream must
     // notice the lag and refill from the outbox.
-    b.app()
+    b.core()
         .store
         .write(|tx| -> Result<(), StoreError> {
             for i in 0..5000 {

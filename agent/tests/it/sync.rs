@@ -2,168 +2,19 @@
 //! store-and-forward across broker and daemon crashes, birth and Will, commands handled
 //! exactly once, and mutual TLS.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::store::{Store, StoreError};
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, Transport};
+use branchd::store::StoreError;
+use rumqttc::QoS;
 use serde_json::{Value, json};
 
-use crate::common::{config_text, free_port};
-
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const BRANCH: &str = "T001";
-
-/// A Mosquitto of our own, with persistence (so a subscriber's queued messages survive a
-/// restart), killed on drop.
-struct Broker {
-    port: u16,
-    conf: PathBuf,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(dir: &Path, extra: &str) -> Broker {
-        let port = free_port();
-        let data = dir.join("mosquitto");
-        std::fs::create_dir_all(&data).unwrap();
-        let conf = dir.join("mosquitto.conf");
-        // Mosquitto started as root drops to its own user, who cannot read our temp files.
-        let user = if std::os::unix::fs::MetadataExt::uid(&dir.metadata().unwrap()) == 0 {
-            "user root\n"
-        } else {
-            ""
-        };
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
-                 persistence_location {}/\nmax_queued_messages 0\nlog_dest file {}/log\n{user}{extra}",
-                data.display(),
-                data.display()
-            ),
-        )
-        .unwrap();
-        let mut b = Broker {
-            port,
-            conf,
-            child: None,
-        };
-        b.restart();
-        b
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("mosquitto did not listen on {}", self.port);
-    }
-
-    /// Stop it (SIGTERM: it saves its sessions, as a broker restarted by its operator does).
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A head-office subscriber on `bank/T001/#` with a persistent session.
-#[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Value)>>>);
-
-impl Seen {
-    fn events(&self) -> Vec<u64> {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter(|(t, _)| t.contains("/events/"))
-            .filter_map(|(_, v)| v["seq"].as_u64())
-            .collect()
-    }
-
-    fn on(&self, topic_end: &str) -> Vec<Value> {
-        let v = self.0.lock().unwrap();
-        v.iter()
-            .filter(|(t, _)| t.ends_with(topic_end))
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    async fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&Seen) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while !cond(self) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-fn subscriber(
-    port: u16,
-    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
-) -> (Seen, AsyncClient) {
-    let mut o = MqttOptions::new(format!("hq-test-{port}"), "127.0.0.1", port);
-    o.set_clean_session(false)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(1 << 20, 1 << 20);
-    if let Some(cfg) = tls {
-        o.set_transport(Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(cfg),
-        ));
-    }
-    let (client, mut el) = AsyncClient::new(o, 100);
-    let seen = Seen::default();
-    let s = seen.clone();
-    let c = client.clone();
-    tokio::spawn(async move {
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                    let _ = c.try_subscribe(format!("bank/{BRANCH}/#"), QoS::AtLeastOnce);
-                }
-                Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    s.0.lock().unwrap().push((p.topic.clone(), v));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    (seen, client)
-}
+use crate::common::config_text;
+use crate::mqtt::{BRANCH, Broker, subscriber};
 
 fn mqtt_table(port: u16) -> String {
     format!(
@@ -177,7 +28,7 @@ fn config_for(dir: &Path, mqtt: &str) -> Config {
 
 /// Commit `n` events offline, straight into the database (the daemon is not running).
 fn commit_offline(db: &Path, n: usize) -> u64 {
-    let store = Store::open(db).unwrap();
+    let store = branchd::app::open_store(db).unwrap();
     let mut last = 0;
     for chunk in 0..n.div_ceil(500) {
         let k = 500.min(n - chunk * 500);
@@ -227,15 +78,14 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(dir.path(), "");
     let (seen, _sub) = subscriber(broker.port, None);
-    seen.wait_for("the subscriber", 10, |_| true).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    seen.subscribed().await;
 
     // Phase 1: the daemon in-process under continuous load; the broker goes away and back.
     let data = dir.path().join("data");
     let cfg = config_for(&data, &mqtt_table(broker.port));
     let db = cfg.db_path();
     let running = app::start(cfg).await.unwrap();
-    let store = running.app.store.clone();
+    let store = running.core.store.clone();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
         let (store, stop) = (store.clone(), stop.clone());
@@ -290,7 +140,7 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
     .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let depth = Store::open(&db)
+    let depth = branchd::app::open_store(&db)
         .and_then(|s| {
             let d = s.read_blocking(branchd::store::outbox_depth);
             s.close();
@@ -365,7 +215,7 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), "");
     let (seen, hq) = subscriber(broker.port, None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    seen.subscribed().await;
     let extra = format!(
         "{}\n[[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人业务\"\n",
         mqtt_table(broker.port)
@@ -451,13 +301,13 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
 
     // State changed once: one record, one change event, no biometrics upstream.
-    let app = &running.app;
+    let app = &running.core;
     let (vips, upserts, overrides) = app
         .store
         .read(|c| -> Result<(i64, i64, Value), StoreError> {
             let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
             Ok((
-                q("SELECT count(*) FROM sync_vips")?,
+                q("SELECT count(*) FROM vips")?,
                 q("SELECT count(*) FROM events WHERE kind = 'vip.upserted'")?,
                 branchd::sync::commands::overrides_json(c)?,
             ))
@@ -468,7 +318,7 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
     assert_eq!(overrides, json!({"personal": {"target_wait_min": 12}}));
     let vip = app
         .store
-        .read(|c| branchd::sync::commands::vip_get(c, "C100"))
+        .read(|c| branchd::vips::get(c, "C100"))
         .await
         .unwrap()
         .unwrap();
@@ -631,7 +481,7 @@ async fn mutual_tls_link_delivers_events() {
     )
     .unwrap();
     let (seen, _sub) = subscriber(broker.port, Some(tls));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    seen.subscribed().await;
     let extra = format!(
         "\n[mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert = \"{}\"\nclient_key = \"{}\"\n",
         broker.port,
@@ -643,7 +493,7 @@ async fn mutual_tls_link_delivers_events() {
         .await
         .unwrap();
     running
-        .app
+        .core
         .store
         .write(|tx| tx.emit("test.tls", json!({})))
         .await
@@ -661,7 +511,7 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), "");
     let (seen, hq) = subscriber(broker.port, None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    seen.subscribed().await;
     let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", 11);
     let extra = format!(
         "{}{}\n[stm]\ncommand_timeout_s = 2\n",
@@ -697,12 +547,13 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
             json!({"device": "STM-99", "op": "pause"}),
         ),
     ];
-    for p in sends {
+    for (i, p) in sends.into_iter().enumerate() {
         hq.publish(&topic, QoS::AtLeastOnce, false, p.into_bytes())
             .await
             .unwrap();
         // In order: the second d-1 must find the first one recorded.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        seen.wait_for("its ack", 20, |s| s.on("/events/ack").len() > i)
+            .await;
     }
     seen.wait_for("four acks", 20, |s| s.on("/events/ack").len() >= 4)
         .await;
@@ -746,7 +597,7 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
     );
     // Audited under head office's command id, and announced upstream.
     let audited = running
-        .app
+        .core
         .store
         .read(|c| -> Result<Vec<(String, String)>, StoreError> {
             let mut s = c.prepare(

@@ -800,9 +800,25 @@ mod tests {
         plan: VecDeque<bool>,
         log: Arc<Mutex<Vec<Instant>>>,
         peers: mpsc::UnboundedSender<Peer>,
+        /// When the device node comes back (a re-plugged adapter), if it does.
+        reappears_at: Option<Instant>,
     }
 
     impl Connector for Script {
+        fn hotplug_poll(&self) -> Option<Duration> {
+            self.reappears_at.map(|_| Duration::from_millis(200))
+        }
+
+        fn reappeared(&mut self) -> bool {
+            match self.reappears_at {
+                Some(at) if Instant::now() >= at => {
+                    self.reappears_at = None;
+                    true
+                }
+                _ => false,
+            }
+        }
+
         async fn connect(&mut self) -> io::Result<Conn> {
             self.log.lock().unwrap().push(Instant::now());
             if !self.plan.pop_front().unwrap_or(false) {
@@ -833,12 +849,17 @@ mod tests {
     }
 
     fn start_with(plan: &[bool], options: LinkOptions) -> Harness {
+        start_script(plan, options, None)
+    }
+
+    fn start_script(plan: &[bool], options: LinkOptions, reappears_at: Option<Instant>) -> Harness {
         let (peers_tx, peers) = mpsc::unbounded_channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let script = Script {
             plan: plan.iter().copied().collect(),
             log: log.clone(),
             peers: peers_tx,
+            reappears_at,
         };
         let cancel = CancellationToken::new();
         let (handle, events, task) = spawn_with(script, options, cancel.clone());
@@ -904,6 +925,40 @@ mod tests {
             "first reopen 1 s after going down"
         );
         assert_eq!(gaps, [2, 4, 8, 16, 30, 30, 30]);
+        h.cancel.cancel();
+        h.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_device_that_comes_back_during_a_long_back_off_is_reopened_at_once() {
+        // Unplugged for 8.5 s: the reopens at 1, 3 and 7 s fail and the back-off has grown
+        // to 8 s, but the node reappearing cuts it short.
+        let t0 = Instant::now();
+        let mut h = start_script(
+            &[true, false, false, false, true],
+            LinkOptions::default(),
+            Some(t0 + Duration::from_millis(8_500)),
+        );
+        let peer = h.peers.recv().await.unwrap();
+        assert_eq!(h.next().await, LinkEvent::Connected);
+        drop(peer); // unplugged
+        for _ in 0..4 {
+            assert!(matches!(h.next().await, LinkEvent::Down(_)));
+        }
+        assert_eq!(h.next().await, LinkEvent::Connected);
+        let log = h.log.lock().unwrap().clone();
+        let at: Vec<u128> = log.iter().map(|t| (*t - t0).as_millis()).collect();
+        assert_eq!(&at[..4], [0, 1000, 3000, 7000], "{at:?}");
+        assert!(
+            (8_500..=8_700).contains(&at[4]),
+            "reopened within one hot-plug poll of its return, not at 15 s: {at:?}"
+        );
+        // The back-off starts again from the beginning.
+        drop(h.peers.recv().await.unwrap());
+        assert!(matches!(h.next().await, LinkEvent::Down(_)));
+        assert!(matches!(h.next().await, LinkEvent::Down(_)));
+        let log = h.log.lock().unwrap().clone();
+        assert_eq!((log[5] - log[4]).as_millis(), 1000, "{log:?}");
         h.cancel.cancel();
         h.task.await.unwrap();
     }

@@ -1,4 +1,5 @@
 use super::*;
+use branchd_drivers::checks;
 
 /// A recognised line at (x, y) of size w×h, tilted by `tilt` px over its width.
 fn line(text: &str, x: i32, y: i32, w: i32, h: i32) -> Line {

@@ -1,5 +1,9 @@
 //! The model manifest (`models/manifest.toml`, built into the binary) and the checked
-//! loading of model files: a file whose SHA-256 differs from the manifest is refused.
+//! loading of model files: a file whose SHA-256 differs from the manifest is refused. One
+//! ONNX Runtime loader and session builder for OCR and faces; the face models' facts in
+//! [`faces`].
+
+pub mod faces;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::ocr::models::{self, ModelEntry, ModelError};
+use crate::models::{self, ModelEntry, ModelError};
 
 /// The detector's decoding facts (`[models.input]` of a `face_detector` entry).
 #[derive(Debug, Clone, PartialEq)]

@@ -18,10 +18,10 @@
 
 use std::time::Duration;
 
-use crate::config::Section;
-use crate::ocr::models::MANIFEST;
+use super::Section;
+use crate::models::MANIFEST;
 
-use super::models;
+use crate::models::faces as models;
 
 /// `[faces]`
 #[derive(Debug, Clone, PartialEq)]

@@ -16,7 +16,7 @@
 //! sla_s = 600
 //! ```
 
-use crate::config::Section;
+use super::Section;
 
 /// What a timeout recall does to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -116,7 +116,8 @@ impl OrdersConfig {
 /// Longest service time of a step: one week.
 pub const MAX_SLA_S: i64 = 7 * 24 * 3600;
 
-/// Whether `key` is a valid step key or business type (lower-case, digits, `_`).
+/// Whether `key` is a valid key name (step keys, business types): lower-case letters,
+/// digits or `_`, 1–64 long.
 pub fn is_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64

@@ -1,0 +1,214 @@
+//! The fields of each document: the ID card's front and back, the business licence; the
+//! numbers checked by their rules (GB 11643, GB 32100).
+
+use std::collections::BTreeMap;
+
+use branchd_drivers::checks;
+
+use super::*;
+
+pub(super) fn id_number_field(candidates: Vec<(String, f32)>) -> Option<Field> {
+    let conf_of = |s: &str| {
+        candidates
+            .iter()
+            .find(|(c, _)| windows18(c.clone()).iter().any(|w| w == s))
+            .map_or(0.0, |c| c.1)
+    };
+    let best = pick_number(
+        candidates.iter().flat_map(|(c, _)| windows18(c.clone())),
+        |s| checks::validate_citizen_id(s).is_ok(),
+    )?;
+    let valid = checks::validate_citizen_id(&best).is_ok();
+    let conf = conf_of(&best);
+    let suggestion = checks::suggest_citizen_id(&best);
+    Some(checked(best, conf, valid, suggestion))
+}
+
+pub(super) fn id_front(rows: &[Row]) -> BTreeMap<String, Field> {
+    let found = read_fields(rows, ID_FRONT_LABELS);
+    let mut out = BTreeMap::new();
+    let get = |key: &str| found.iter().find(|f| f.key == key && !f.text.is_empty());
+    if let Some(f) = get("name") {
+        let v = cjk_only(&f.text);
+        if !v.is_empty() {
+            out.insert("name".into(), field(v, f.conf));
+        }
+    }
+    if let Some(f) = get("gender") {
+        if let Some(g) = f.text.chars().find(|c| *c == '男' || *c == '女') {
+            out.insert("gender".into(), field(g.to_string(), f.conf));
+        }
+    }
+    if let Some(f) = get("nation") {
+        let v = cjk_only(&f.text);
+        let v = v.strip_suffix('族').unwrap_or(&v).to_string();
+        if !v.is_empty() {
+            out.insert("nation".into(), field(v, f.conf));
+        }
+    }
+    if let Some(f) = get("birth_date") {
+        if let Some(d) = parse_date(&f.text) {
+            out.insert("birth_date".into(), field(d, f.conf));
+        }
+    }
+    if let Some(f) = get("address") {
+        let v = fix_address(&cjk_punct(strip_leading_punct(&f.text)));
+        if !v.is_empty() {
+            out.insert("address".into(), field(v, f.conf));
+        }
+    }
+    // the number: after its label, else any 18-character run of digits
+    let mut candidates: Vec<(String, f32)> = found
+        .iter()
+        .filter(|f| f.key == "id_number")
+        .map(|f| (id_chars(&f.text), f.conf))
+        .collect();
+    for row in rows {
+        for p in &row.pieces {
+            let s = id_chars(&p.text);
+            if s.len() >= 18 && p.text.chars().filter(char::is_ascii_digit).count() >= 14 {
+                candidates.push((s, p.conf));
+            }
+        }
+    }
+    if let Some(id) = id_number_field(candidates) {
+        if id.valid == Some(true) {
+            cross_check(&mut out, &id.value);
+        }
+        out.insert("id_number".into(), id);
+    }
+    out
+}
+
+/// Gender and birth date checked against a valid ID number.
+pub(super) fn cross_check(out: &mut BTreeMap<String, Field>, id: &str) {
+    if let Some(birth) = checks::citizen_id_birth_date(id) {
+        if let Some(f) = out.get_mut("birth_date") {
+            f.valid = Some(f.value == birth.format("%Y-%m-%d").to_string());
+        }
+    }
+    let male = id
+        .chars()
+        .nth(16)
+        .and_then(|c| c.to_digit(10))
+        .map(|d| d % 2 == 1);
+    if let (Some(male), Some(f)) = (male, out.get_mut("gender")) {
+        f.valid = Some((f.value == "男") == male);
+    }
+}
+
+pub(super) fn id_back(rows: &[Row]) -> BTreeMap<String, Field> {
+    let found = read_fields(rows, ID_BACK_LABELS);
+    let mut out = BTreeMap::new();
+    if let Some(f) = found
+        .iter()
+        .find(|f| f.key == "issuing_authority" && !f.text.is_empty())
+    {
+        let v = cjk_only(&f.text);
+        if !v.is_empty() {
+            out.insert("issuing_authority".into(), field(v, f.conf));
+        }
+    }
+    if let Some(f) = found.iter().find(|f| f.key == "validity") {
+        if let Some((from, to)) = parse_period(&f.text) {
+            if let Some(from) = from {
+                out.insert("valid_from".into(), field(from, f.conf));
+            }
+            out.insert("valid_to".into(), field(to, f.conf));
+        }
+    }
+    out
+}
+
+pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
+    let found = read_fields(rows, LICENCE_LABELS);
+    let mut out = BTreeMap::new();
+    let get = |key: &str| found.iter().find(|f| f.key == key && !f.text.is_empty());
+    for key in ["name", "type", "address", "scope"] {
+        if let Some(f) = get(key) {
+            let v = cjk_punct(strip_leading_punct(&f.text));
+            let v = match key {
+                "scope" => fix_scope(&v),
+                "address" => fix_address(&v),
+                _ => v,
+            };
+            if !v.is_empty() {
+                out.insert(key.into(), field(v, f.conf));
+            }
+        }
+    }
+    if let Some(f) = get("legal_person") {
+        let v = cjk_only(&f.text);
+        if !v.is_empty() {
+            out.insert("legal_person".into(), field(v, f.conf));
+        }
+    }
+    if let Some(f) = get("registered_capital") {
+        let v = cjk_only(&f.text);
+        if !v.is_empty() {
+            out.insert("registered_capital".into(), field(v, f.conf));
+        }
+    }
+    if let Some(f) = get("established") {
+        if let Some(d) = parse_date(&f.text) {
+            out.insert("established".into(), field(d, f.conf));
+        }
+    }
+    if let Some(f) = get("term") {
+        if let Some((from, to)) = parse_period(&f.text) {
+            let v = match from {
+                Some(from) => format!("{from}至{to}"),
+                None => to,
+            };
+            out.insert("term".into(), field(v, f.conf));
+        }
+    }
+    if let Some(code) = credit_code_field(rows) {
+        out.insert("credit_code".into(), code);
+    }
+    out
+}
+
+/// The credit code: under or after its label, else any 18-character run, one that passes
+/// its check first. A code that fails its check is repaired from the recogniser's readings
+/// when exactly one repair is plausible ([`repair`]); otherwise it stays as read, invalid,
+/// with the look-alike suggestion when there is one.
+pub(super) fn credit_code_field(rows: &[Row]) -> Option<Field> {
+    // (characters with their readings, confidence of the piece)
+    let mut runs: Vec<(Vec<repair::Slot>, f32)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let labelled = row.pieces.iter().any(|p| p.text.contains("信用代码"));
+        for p in &row.pieces {
+            let slots = credit_slots(p);
+            if slots.len() >= 18 {
+                runs.push((slots, p.conf));
+            }
+        }
+        if labelled {
+            if let Some(next) = rows.get(i + 1) {
+                for p in &next.pieces {
+                    let slots = credit_slots(p);
+                    if slots.len() >= 18 {
+                        runs.insert(0, (slots, p.conf));
+                    }
+                }
+            }
+        }
+    }
+    let text = |w: &[repair::Slot]| -> String { w.iter().map(repair::Slot::read).collect() };
+    let windows: Vec<(&[repair::Slot], f32)> = runs
+        .iter()
+        .flat_map(|(slots, conf)| slots.windows(18).map(move |w| (w, *conf)))
+        .collect();
+    let is_valid = |s: &str| checks::validate_credit_code(s).is_ok();
+    if let Some((w, conf)) = windows.iter().find(|(w, _)| is_valid(&text(w))) {
+        return Some(checked(text(w), *conf, true, None));
+    }
+    let (w, conf) = windows.first()?;
+    let raw = text(w);
+    if let Some(r) = repair::repair(w, is_valid) {
+        return Some(checked(r.value, conf.min(r.probability), true, None));
+    }
+    let suggestion = checks::suggest_credit_code(&raw);
+    Some(checked(raw, *conf, false, suggestion))
+}

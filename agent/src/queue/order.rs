@@ -1,0 +1,149 @@
+//! The waiting tickets in call order, each with its estimated wait and the `why` of its
+//! position.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::policy::{self, Candidate, Why};
+use super::tickets::{QueueError, Ticket, TicketState, avg_service_s, call_state};
+use crate::clock::rfc3339;
+use crate::config::Config;
+
+fn candidate(cfg: &Config, t: &Ticket) -> Candidate {
+    Candidate {
+        id: t.id,
+        number: t.number.clone(),
+        service: t.service.clone(),
+        priority: t.priority,
+        vip_tier: t
+            .customer_level
+            .as_deref()
+            .and_then(|l| crate::vips::tier(l).ok().flatten()),
+        appointment: t.appointment_id.is_some(),
+        transferred_from: t.transferred_from.clone(),
+        issued_at: t.issued_at,
+        weight: cfg.service(&t.service).map_or(1.0, |s| s.priority_weight),
+        moved: t.moved.clone(),
+    }
+}
+
+/// A waiting ticket in the call order.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingView {
+    /// 1-based position.
+    pub position: usize,
+    /// Number.
+    pub number: String,
+    /// Service code.
+    pub service: String,
+    /// 0 normal, 1–3 priority.
+    pub priority: u8,
+    /// Seconds waited since the original issue.
+    pub waited_s: u64,
+    /// Estimated seconds until called.
+    pub estimated_wait_s: u64,
+    /// Issue time.
+    pub issued_at: String,
+    /// Customer level, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_level: Option<String>,
+    /// Customer id, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// Appointment id, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<String>,
+    /// Only this counter will call it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counter: Option<String>,
+    /// Whether a paper ticket came out.
+    pub printed: bool,
+    /// Why it stands here.
+    pub why: Vec<Why>,
+}
+
+/// The waiting tickets in call order with their estimates (all of them, or those a
+/// counter may call).
+pub fn ordered(
+    c: &Connection,
+    cfg: &Config,
+    now: DateTime<Utc>,
+    open: &[Ticket],
+    for_counter: Option<&str>,
+) -> Result<Vec<(Ticket, WaitingView)>, QueueError> {
+    let waiting: Vec<&Ticket> = open
+        .iter()
+        .filter(|t| t.state == TicketState::Waiting)
+        .filter(|t| match for_counter {
+            None => true,
+            Some(cid) => match &t.target_counter {
+                Some(target) => target == cid,
+                None => cfg
+                    .counters
+                    .iter()
+                    .any(|k| k.id == cid && k.services.contains(&t.service)),
+            },
+        })
+        .collect();
+    let cands: Vec<Candidate> = waiting.iter().map(|t| candidate(cfg, t)).collect();
+    let placed = policy::order(&cands, now, call_state(c)?, cfg.queue.fairness_after);
+    // Estimates: tickets ahead that the same counters could take, times the average service
+    // time, over the counters serving the service.
+    let mut avg: HashMap<&str, f64> = HashMap::new();
+    for s in &cfg.services {
+        avg.insert(s.code.as_str(), avg_service_s(c, cfg, &s.code)?);
+    }
+    let mut shared: HashMap<&str, (HashSet<&str>, usize)> = HashMap::new();
+    for s in &cfg.services {
+        let counters: Vec<_> = cfg
+            .counters
+            .iter()
+            .filter(|k| k.services.contains(&s.code))
+            .collect();
+        let set = counters
+            .iter()
+            .flat_map(|k| k.services.iter().map(String::as_str))
+            .chain(std::iter::once(s.code.as_str()))
+            .collect();
+        shared.insert(s.code.as_str(), (set, counters.len().max(1)));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(placed.len());
+    for (pos, p) in placed.into_iter().enumerate() {
+        let t = waiting[p.index];
+        let est = match shared.get(t.service.as_str()) {
+            Some((set, n)) => {
+                let ahead: usize = set.iter().map(|s| seen.get(s).copied().unwrap_or(0)).sum();
+                let a = avg
+                    .get(t.service.as_str())
+                    .copied()
+                    .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
+                (ahead as f64 * a / *n as f64).round() as u64
+            }
+            None => 0,
+        };
+        *seen.entry(t.service.as_str()).or_default() += 1;
+        out.push((
+            t.clone(),
+            WaitingView {
+                position: pos + 1,
+                number: t.number.clone(),
+                service: t.service.clone(),
+                priority: t.priority,
+                waited_s: policy::waited_s(t.issued_at, now),
+                estimated_wait_s: est,
+                issued_at: rfc3339(t.issued_at),
+                customer_level: t.customer_level.clone(),
+                customer_id: t.customer_id.clone(),
+                appointment_id: t.appointment_id.clone(),
+                counter: t.target_counter.clone(),
+                printed: t.printed,
+                why: p.why,
+            },
+        ));
+    }
+    Ok(out)
+}
