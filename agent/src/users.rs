@@ -177,6 +177,13 @@ pub fn insert_user(
     Ok(id)
 }
 
+/// The user in the first three columns (`id, username, role`) of a row; `None` for a
+/// role this binary does not know.
+fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<User>> {
+    let (id, username, role): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    Ok(role.parse().ok().map(|role| User { id, username, role }))
+}
+
 /// The stored credentials of a user, if any.
 pub fn credentials(c: &Connection, username: &str) -> Result<Option<(User, String)>, StoreError> {
     let row = c
@@ -184,20 +191,10 @@ pub fn credentials(c: &Connection, username: &str) -> Result<Option<(User, Strin
             "SELECT id, username, role, password_hash FROM users \
              WHERE username = ?1 AND disabled = 0",
             [username],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            },
+            |r| Ok((user_of(r)?, r.get::<_, String>(3)?)),
         )
         .optional()?;
-    Ok(row.and_then(|(id, username, role, hash)| {
-        let role = role.parse().ok()?;
-        Some((User { id, username, role }, hash))
-    }))
+    Ok(row.and_then(|(user, hash)| Some((user?, hash))))
 }
 
 /// A fresh random session token (what the cookie carries) and its stored hash.
@@ -260,23 +257,14 @@ pub fn lookup_session(
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ?1 AND u.disabled = 0",
             [token_hash],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            },
+            |r| Ok((user_of(r)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?)),
         )
         .optional()?;
-    let Some((id, username, role, last_seen, expires)) = row else {
+    let Some((user, last_seen, expires)) = row else {
         return Ok(None);
     };
     let parse = crate::clock::parse;
-    let (Some(last_seen), Some(expires), Ok(role)) =
-        (parse(&last_seen), parse(&expires), role.parse())
+    let (Some(user), Some(last_seen), Some(expires)) = (user, parse(&last_seen), parse(&expires))
     else {
         return Ok(None);
     };
@@ -284,10 +272,7 @@ pub fn lookup_session(
     if now >= expires || now - last_seen > idle {
         return Ok(None);
     }
-    Ok(Some(SessionInfo {
-        user: User { id, username, role },
-        last_seen,
-    }))
+    Ok(Some(SessionInfo { user, last_seen }))
 }
 
 /// Note activity on a session.

@@ -221,16 +221,16 @@ pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool,
         _ => {
             alerts::clear(tx, &alert_key(id, key, "timeout"))?;
             let action = s.spec.recall_action;
+            tx.conn().execute(
+                "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
+                [id],
+            )?;
             let message = match action {
                 RecallAction::Pool => {
                     tx.conn().execute(
                         "UPDATE order_steps SET state = 'pending', level = 'none', started_at = NULL, \
                          started_by = NULL WHERE order_id = ?1 AND key = ?2",
                         params![id, key],
-                    )?;
-                    tx.conn().execute(
-                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
-                        [id],
                     )?;
                     set_status(tx, id, OrderStatus::Recalled)?;
                     format!(
@@ -242,10 +242,6 @@ pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool,
                     tx.conn().execute(
                         "UPDATE order_steps SET level = 'escalated' WHERE order_id = ?1 AND key = ?2",
                         params![id, key],
-                    )?;
-                    tx.conn().execute(
-                        "UPDATE orders SET recalls = recalls + 1 WHERE id = ?1",
-                        [id],
                     )?;
                     format!(
                         "订单 {id} 的「{}」超时未完成，已上报网点负责人",

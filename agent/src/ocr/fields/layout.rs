@@ -180,6 +180,26 @@ pub(super) struct Found {
     pub(super) open: bool,
 }
 
+/// Text of a row that belongs to no label, kept as pieces (one per piece it came from).
+fn keep_unlabelled(row: &Row, chars: &[(char, f32, usize, bool)], out: &mut Vec<Piece>) {
+    let mut last_piece = usize::MAX;
+    for c in chars {
+        if c.2 == last_piece {
+            if let Some(b) = out.last_mut() {
+                b.text.push(c.0);
+            }
+        } else {
+            out.push(Piece {
+                text: c.0.to_string(),
+                x0: c.1,
+                readings: Vec::new(),
+                ..row.pieces[c.2].clone()
+            });
+            last_piece = c.2;
+        }
+    }
+}
+
 /// Split a row into (pieces before the first label, [(label key, label x, value x, value
 /// text, confidence)]). A label may span pieces (letter-spaced labels are often cut
 /// apart); it counts only where a piece starts, or anywhere for labels of three or more
@@ -215,22 +235,7 @@ pub(super) fn split_row(
     }
     let first = hits.first().map_or(text.len(), |h| h.0);
     let mut before: Vec<Piece> = Vec::new();
-    let mut last_piece = usize::MAX;
-    for c in &chars[..first] {
-        if c.2 == last_piece {
-            if let Some(b) = before.last_mut() {
-                b.text.push(c.0);
-            }
-        } else {
-            before.push(Piece {
-                text: c.0.to_string(),
-                x0: c.1,
-                readings: Vec::new(),
-                ..row.pieces[c.2].clone()
-            });
-            last_piece = c.2;
-        }
-    }
+    keep_unlabelled(row, &chars[..first], &mut before);
     let mut found = Vec::new();
     for (k, &(start, end, key)) in hits.iter().enumerate() {
         let stop = hits.get(k + 1).map_or(text.len(), |h| h.0);
@@ -253,22 +258,7 @@ pub(super) fn split_row(
             .filter(|_| end < cut)
             .map_or(chars[start].1, |c| c.1);
         found.push((key, chars[start].1, value_x, value, conf));
-        let mut last_piece = usize::MAX;
-        for c in &chars[cut..stop] {
-            if c.2 == last_piece {
-                if let Some(b) = before.last_mut() {
-                    b.text.push(c.0);
-                }
-            } else {
-                before.push(Piece {
-                    text: c.0.to_string(),
-                    x0: c.1,
-                    readings: Vec::new(),
-                    ..row.pieces[c.2].clone()
-                });
-                last_piece = c.2;
-            }
-        }
+        keep_unlabelled(row, &chars[cut..stop], &mut before);
     }
     (before, found)
 }
