@@ -57,6 +57,7 @@ fn frame_sizes() -> (usize, usize) {
             amount: 5000,
             ok: true,
             duration_s: 90,
+            product: None,
         }),
     });
     let wire = |m: &Message| {

@@ -126,6 +126,10 @@ pub struct Transaction {
     pub ok: bool,
     /// Duration in seconds.
     pub duration_s: u64,
+    /// The code of the product sold, when the transaction sold one (an extension of
+    /// STM-Link v1: a peer that does not know it leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
 }
 
 /// A device exception; open until an admin records how it was handled.
@@ -336,6 +340,63 @@ pub struct AuthResultArgs {
 pub struct ModuleArgs {
     /// Module name, e.g. `card_reader`.
     pub module: String,
+}
+
+/// Arguments of `show_product` (an extension of STM-Link v1): the product card the STM
+/// puts on its screen for the customer standing at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowProductArgs {
+    /// What to show.
+    pub product: ProductCard,
+    /// The customer's ticket, when the lobby knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// A product as an STM shows it. Rates are in basis points (1 bp = 0.01 %), money in fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductCard {
+    /// Head office's product code.
+    pub code: String,
+    /// Chinese name.
+    pub name_zh: String,
+    /// English name.
+    pub name_en: String,
+    /// `deposit`, `wealth`, `fund`, `insurance` or `loan`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Annual rate (deposits, loans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bp: Option<u32>,
+    /// Lowest expected annual return (wealth, funds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_min_bp: Option<u32>,
+    /// Highest expected annual return (wealth, funds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_max_bp: Option<u32>,
+    /// Term in months.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_months: Option<u32>,
+    /// Term (holding period) in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_days: Option<u32>,
+    /// Smallest amount, in fen.
+    pub min_amount_fen: u64,
+    /// Risk level `R1`…`R5`.
+    pub risk: String,
+    /// Marketing script, Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_zh: Option<String>,
+    /// Marketing script, English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_en: Option<String>,
+}
+
+/// The `data` of a successful `show_product` RESULT: what the screen now shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Showing {
+    /// The code of the product on the screen.
+    pub showing: String,
 }
 
 /// The `data` of a successful `screenshot` RESULT.

@@ -18,7 +18,8 @@ pub use link::{
 };
 pub use message::{
     AuthRequest, AuthResultArgs, Cash, Cassette, Command, CommandResult, Decision, DeviceState,
-    Event, EventBody, Heartbeat, Hello, Message, ModuleStatus, Status, Transaction, TxnType,
+    Event, EventBody, Heartbeat, Hello, Message, ModuleStatus, ProductCard, ShowProductArgs, Showing,
+    Status, Transaction, TxnType,
 };
 pub use sim::{Faults, StmSim, StmSimConfig};
 
@@ -46,4 +47,6 @@ pub mod ops {
     pub const MODULE_DISABLE: &str = "module_disable";
     /// A supervisor's decision on an `auth_request`.
     pub const AUTH_RESULT: &str = "auth_result";
+    /// Put a product card on the screen (`args.product`; an extension of STM-Link v1).
+    pub const SHOW_PRODUCT: &str = "show_product";
 }

@@ -22,7 +22,7 @@ use super::engine::{Engine, Happening, Timing};
 use super::message::{
     AuthRequest, AuthResultArgs, Cash, Cassette, Command, CommandResult, ConsumableUsed,
     DeviceState, Event, EventBody, Exception, Heartbeat, Hello, Message, ModuleArgs, ModuleStatus,
-    Status, Transaction, TxnType,
+    ShowProductArgs, Showing, Status, Transaction, TxnType,
 };
 use crate::pty::{PortChange, PtyError, SimPort};
 use crate::rng::Rng;
@@ -139,6 +139,9 @@ pub struct Record {
     pub commands: Vec<Command>,
     /// Every `auth_result` received, in order.
     pub auth_results: Vec<AuthResultArgs>,
+    /// Every product card put on the screen (`show_product`), in order; the last one is
+    /// on the screen now.
+    pub shown: Vec<ShowProductArgs>,
     /// Event ids the box acknowledged.
     pub acked_events: Vec<String>,
     /// How many times a client opened the device and got HELLO.
@@ -153,6 +156,11 @@ impl Record {
     /// The last `auth_result` received.
     pub fn last_auth_result(&self) -> Option<&AuthResultArgs> {
         self.auth_results.last()
+    }
+
+    /// The code of the product on the screen now, if any.
+    pub fn showing(&self) -> Option<&str> {
+        self.shown.last().map(|s| s.product.code.as_str())
     }
 
     /// Ops of the commands received, in order.
@@ -265,6 +273,21 @@ impl StmSim {
             amount,
             ok: true,
             duration_s: 90,
+            product: None,
+        })
+    }
+
+    /// Emits a successful `wealth_purchase` of `product` for `amount` yuan (a sale the
+    /// branch counts for the product's ranking).
+    pub fn sale(&self, product: &str, amount: i64) -> String {
+        let n = self.events.load(Ordering::Relaxed) + 1;
+        self.transaction(Transaction {
+            txn_id: format!("T{:x}{n:04}", self.boot),
+            txn_type: TxnType::WealthPurchase,
+            amount,
+            ok: true,
+            duration_s: 240,
+            product: Some(product.to_owned()),
         })
     }
 
@@ -725,6 +748,25 @@ impl Device {
                     } else {
                         Err(format!("unknown request_id {id}"))
                     }
+                }
+            },
+            "show_product" => match serde_json::from_value::<ShowProductArgs>(cmd.args.clone()) {
+                Err(e) => Err(format!("invalid args: {e}")),
+                Ok(args) if args.product.code.is_empty() || args.product.name_zh.is_empty() => {
+                    Err("invalid args: the product needs a code and a name".to_owned())
+                }
+                Ok(args) => {
+                    let code = args.product.code.clone();
+                    tracing::info!(
+                        device = %self.cfg.device_id,
+                        product = %code,
+                        ticket = args.ticket.as_deref().unwrap_or("-"),
+                        "stm sim shows a product on its screen"
+                    );
+                    lock(&self.shared.record).shown.push(args);
+                    serde_json::to_value(Showing { showing: code })
+                        .map(Some)
+                        .map_err(|e| e.to_string())
                 }
             },
             _ => Err("unknown op".to_owned()),

@@ -73,6 +73,20 @@ async fn session_with_simulator() {
             Some("unknown module teleporter"),
         ),
         (ops::SCREENSHOT, json!({}), true, None),
+        (
+            ops::SHOW_PRODUCT,
+            json!({"product": {"code": "WM-91", "name_zh": "稳利91天", "name_en": "Steady 91 days",
+                   "type": "wealth", "return_min_bp": 280, "return_max_bp": 340, "term_days": 91,
+                   "min_amount_fen": 1_000_000, "risk": "R2"}, "ticket": "C007"}),
+            true,
+            None,
+        ),
+        (
+            ops::SHOW_PRODUCT,
+            json!({"product": {"code": "WM-91"}}),
+            false,
+            Some("invalid args: missing field `name_zh`"),
+        ),
         ("self_destruct", json!({}), false, Some("unknown op")),
     ];
     for (op, args, ok, error) in cases {
@@ -82,14 +96,22 @@ async fn session_with_simulator() {
             .unwrap_or_else(|e| panic!("{op}: {e}"));
         assert_eq!((r.ok, r.error.as_deref()), (ok, error), "{op}");
         if op == ops::SCREENSHOT {
-            let b64 = r.data.unwrap()["png_base64"].as_str().unwrap().to_owned();
+            let b64 = r.data.as_ref().unwrap()["png_base64"].as_str().unwrap().to_owned();
             assert!(b64.len() <= 3072);
             let png = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .unwrap();
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         }
+        if op == ops::SHOW_PRODUCT && ok {
+            assert_eq!(r.data, Some(json!({"showing": "WM-91"})), "the screen's answer");
+        }
     }
+    let shown = sim.record();
+    assert_eq!(shown.showing(), Some("WM-91"));
+    assert_eq!(shown.shown.len(), 1, "a refused card is not shown");
+    assert_eq!(shown.shown[0].ticket.as_deref(), Some("C007"));
+    assert_eq!(shown.shown[0].product.return_max_bp, Some(340));
     wait_for(
         &mut events,
         "in service",
@@ -107,6 +129,8 @@ async fn session_with_simulator() {
             "module_enable",
             "module_enable",
             "screenshot",
+            "show_product",
+            "show_product",
             "self_destruct"
         ]
     );
