@@ -72,6 +72,26 @@ pub fn business_day(cfg: &Config, now: DateTime<Utc>) -> String {
     local.format("%Y-%m-%d").to_string()
 }
 
+/// When the business day after the one of `now` begins (`[queue] reset_hour`, branch-local).
+pub fn next_business_day(cfg: &Config, now: DateTime<Utc>) -> DateTime<Utc> {
+    let reset = ChronoDuration::hours(i64::from(cfg.queue.reset_hour));
+    let local = now.with_timezone(&cfg.branch.utc_offset) - reset;
+    let next_midnight = local.date_naive() + ChronoDuration::days(1);
+    let start = next_midnight.and_hms_opt(0, 0, 0).unwrap_or_default() + reset;
+    start
+        .and_local_timezone(cfg.branch.utc_offset)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now + ChronoDuration::days(1))
+}
+
+/// The branch-local calendar date of the business day of `now`.
+pub fn business_date(cfg: &Config, now: DateTime<Utc>) -> chrono::NaiveDate {
+    (now.with_timezone(&cfg.branch.utc_offset)
+        - ChronoDuration::hours(i64::from(cfg.queue.reset_hour)))
+    .date_naive()
+}
+
 /// Whole seconds from `from` to `to`, never negative.
 pub fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     (to - from).num_seconds().max(0) as u64
@@ -90,6 +110,28 @@ mod tests {
         assert_eq!(parse(&rfc3339(t)), Some(t));
         assert_eq!(parse("2026-11-23T09:05:00.042+08:00"), Some(t));
         assert_eq!(parse("yesterday"), None);
+    }
+
+    #[test]
+    fn the_next_business_day_starts_at_the_reset_hour_branch_time() {
+        let cfg = Config::parse(
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n",
+        )
+        .unwrap();
+        // Beijing time, reset at 04:00: 03:59 on the 23rd still belongs to the 22nd.
+        let cases = [
+            ((2026, 11, 22, 19, 59), "2026-11-22", (2026, 11, 22, 20, 0)),
+            ((2026, 11, 22, 20, 0), "2026-11-23", (2026, 11, 23, 20, 0)),
+            ((2026, 11, 23, 1, 0), "2026-11-23", (2026, 11, 23, 20, 0)),
+        ];
+        for ((y, mo, d, h, mi), day, (ny, nmo, nd, nh, nmi)) in cases {
+            let now = Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap();
+            assert_eq!(business_day(&cfg, now), day, "{now}");
+            assert_eq!(business_date(&cfg, now).to_string(), day, "{now}");
+            let next = Utc.with_ymd_and_hms(ny, nmo, nd, nh, nmi, 0).unwrap();
+            assert_eq!(next_business_day(&cfg, now), next, "{now}");
+            assert_ne!(business_day(&cfg, next), day);
+        }
     }
 
     #[tokio::test(start_paused = true)]

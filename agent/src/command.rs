@@ -2,7 +2,7 @@
 //! command kind: each problem is collected with the key it concerns, unknown keys are
 //! refused, and nothing is applied unless the whole command is valid.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 pub use crate::config::orders::is_key;
@@ -96,14 +96,7 @@ impl<'a> Fields<'a> {
     /// A required id: 1–64 letters, digits, `-` or `_`.
     pub fn id(&mut self, key: &'static str) -> Option<String> {
         match self.required(key)? {
-            Value::String(s)
-                if !s.is_empty()
-                    && s.len() <= 64
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-            {
-                Some(s.clone())
-            }
+            Value::String(s) if is_code(s) => Some(s.clone()),
             _ => {
                 self.problem(format!("`{key}` must be 1–64 letters, digits, '-' or '_'"));
                 None
@@ -138,6 +131,62 @@ impl<'a> Fields<'a> {
             }
             _ => {
                 self.problem(format!("`{key}` must be an RFC 3339 time string"));
+                None
+            }
+        }
+    }
+
+    /// An optional integer in `min..=max`.
+    pub fn opt_int(&mut self, key: &'static str, min: i64, max: i64) -> Option<i64> {
+        let v = self.get(key)?;
+        match v.as_i64() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.problem(format!("`{key}` must be an integer {min}–{max}"));
+                None
+            }
+        }
+    }
+
+    /// A required integer in `min..=max`.
+    pub fn int(&mut self, key: &'static str, min: i64, max: i64) -> Option<i64> {
+        if !self.has(key) {
+            self.used.push(key);
+            self.problem(format!("`{key}` is required"));
+            return None;
+        }
+        self.opt_int(key, min, max)
+    }
+
+    /// An optional calendar date, `YYYY-MM-DD`.
+    pub fn opt_date(&mut self, key: &'static str) -> Option<NaiveDate> {
+        let v = self.get(key)?;
+        let d = v
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+        if d.is_none() {
+            self.problem(format!("`{key}` must be a date, YYYY-MM-DD"));
+        }
+        d
+    }
+
+    /// A required value out of `choices`.
+    pub fn one_of(&mut self, key: &'static str, choices: &[&str]) -> Option<String> {
+        if !self.has(key) {
+            self.used.push(key);
+            self.problem(format!("`{key}` is required"));
+            return None;
+        }
+        self.opt_one_of(key, choices)
+    }
+
+    /// An optional value out of `choices`.
+    pub fn opt_one_of(&mut self, key: &'static str, choices: &[&str]) -> Option<String> {
+        let v = self.get(key)?;
+        match v.as_str() {
+            Some(s) if choices.contains(&s) => Some(s.to_string()),
+            _ => {
+                self.problem(format!("`{key}` must be one of {}", choices.join(", ")));
                 None
             }
         }
@@ -220,6 +269,14 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Whether `s` is an id or code: 1–64 letters, digits, `-` or `_`.
+pub fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// A non-empty string of at most `max` characters, or a problem naming `key`.
 pub fn text(
     v: Option<&Value>,
@@ -248,6 +305,24 @@ mod tests {
         let mut fields = Fields::new(&map);
         f(&mut fields);
         fields.finish()
+    }
+
+    #[test]
+    fn required_integers_and_choices_are_named_when_missing() {
+        let got = read(json!({}), |f| {
+            f.int("n", 0, 10);
+            f.one_of("color", &["blue"]);
+        })
+        .expect_err("refused");
+        assert_eq!(got, "`n` is required; `color` is required");
+        assert_eq!(
+            read(json!({"n": 3, "color": "blue", "day": "2026-11-23"}), |f| {
+                assert_eq!(f.int("n", 0, 10), Some(3));
+                assert_eq!(f.one_of("color", &["blue"]).as_deref(), Some("blue"));
+                assert_eq!(f.opt_date("day"), NaiveDate::from_ymd_opt(2026, 11, 23));
+            }),
+            Ok(())
+        );
     }
 
     #[test]
@@ -283,6 +358,19 @@ mod tests {
                 json!({"name": "a", "v": [1, "x"]}),
                 "`v` must be a list of 1–4 finite numbers",
             ),
+            (json!({"name": "a", "n": 11}), "`n` must be an integer 0–10"),
+            (
+                json!({"name": "a", "n": 1.5}),
+                "`n` must be an integer 0–10",
+            ),
+            (
+                json!({"name": "a", "day": "2026-13-01"}),
+                "`day` must be a date, YYYY-MM-DD",
+            ),
+            (
+                json!({"name": "a", "color": "red"}),
+                "`color` must be one of blue, green",
+            ),
         ];
         for (data, want) in cases {
             let got = read(data.clone(), |f| {
@@ -299,6 +387,9 @@ mod tests {
                     f.key("kind");
                 }
                 f.opt_floats("v", 1, 4);
+                f.opt_int("n", 0, 10);
+                f.opt_date("day");
+                f.opt_one_of("color", &["blue", "green"]);
             })
             .expect_err("refused");
             assert!(got.contains(want), "{data}: `{got}` lacks `{want}`");

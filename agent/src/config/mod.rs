@@ -6,11 +6,12 @@
 //! `docs/configuration.md` and `systemd/branchd.example.toml`. Each section is read by its
 //! own file: [`branch`] (branch, http, mqtt, log, daemon, models), [`devices`] (devices,
 //! stm, id_reader, cameras), [`queue`] (services, counters, queue), [`orders`], [`faces`],
-//! [`ocr`].
+//! [`ocr`], [`marketing`] (customers, rights).
 
 pub mod branch;
 pub mod devices;
 pub mod faces;
+pub mod marketing;
 pub mod ocr;
 pub mod orders;
 pub mod queue;
@@ -71,6 +72,10 @@ pub struct Config {
     pub orders: orders::OrdersConfig,
     /// `[faces]`: VIP recognition from the cameras.
     pub faces: faces::FacesConfig,
+    /// `[customers]`: recognising customers by ID card, and their marks.
+    pub customers: marketing::CustomersConfig,
+    /// `[rights]`: the key head office signs coupons with.
+    pub rights: marketing::RightsConfig,
 }
 
 /// Why a config could not be used.
@@ -190,6 +195,8 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let ocr = ocr::read_ocr(root);
     let orders = orders::read(root);
     let faces = faces::read(root);
+    let customers = marketing::read_customers(root);
+    let rights = marketing::read_rights(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -207,6 +214,8 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         ocr: ocr?,
         orders: orders?,
         faces: faces?,
+        customers: customers?,
+        rights: rights?,
     })
 }
 

@@ -209,6 +209,27 @@ fn bad_configs_name_the_key_and_the_line() {
             8,
         ),
         (
+            "short id salt",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[customers]\nid_salt = \"short\"\n",
+            "customers.id_salt",
+            "at least 16 characters",
+            8,
+        ),
+        (
+            "coupon key that is no key",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[rights]\npublic_key = \"abcd\"\n",
+            "rights.public_key",
+            "64 hex digits",
+            8,
+        ),
+        (
+            "unknown key in customers",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\n[customers]\nmaturity = 3\n",
+            "customers.maturity",
+            "unknown key",
+            8,
+        ),
+        (
             "not TOML at all",
             "[branch\nid = \"A\"\n",
             "",
