@@ -76,7 +76,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let cfg2 = cfg.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let store = app::open_store(&db_path)?;
-        let r = ensure_demo_users(&store);
+        let r = ensure_demo_users(&store).and_then(|()| {
+            crate::modules::demo_seed(&store, &cfg2).context("the demo's products and customers")
+        });
         if r.is_ok() {
             if let Err(e) = crate::vision::demo::enrol(&store, &cfg2) {
                 tracing::warn!(error = %format!("{e:#}"), "demo: the VIP could not be enrolled");
@@ -116,7 +118,8 @@ pub const CUSTOMER_EVERY: Duration = Duration::from_secs(20);
 
 /// The demo's lobby: one customer per service and one more are waiting at the start, then
 /// one takes a ticket at the kiosk every `every`, for a random service; about one in six is
-/// a VIP. Stops when the daemon stops.
+/// a VIP. Customers head office described to the branch take theirs with their customer id
+/// (the first two at once, then one every few tickets). Stops when the daemon stops.
 pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
     use rand::Rng as _;
     let services: Vec<String> = core.cfg.services.iter().map(|s| s.code.clone()).collect();
@@ -125,6 +128,8 @@ pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
     }
     let mut tick = tokio::time::interval(every);
     let mut first = true;
+    let mut known = crate::customers::demo::TICKET_CUSTOMERS.iter();
+    let mut n: u32 = 0;
     loop {
         tokio::select! {
             () = core.cancel.cancelled() => return,
@@ -145,10 +150,17 @@ pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
                     .then(|| format!("vip{}", rng.gen_range(1..=3)));
                 (service, level)
             };
+            n += 1;
+            // 王芳 and 李建国 first, 赵敏 with the eighth ticket.
+            let customer_id = if n <= 2 || n == 8 {
+                known.next().map(|c| (*c).to_string())
+            } else {
+                None
+            };
             let req = queue::IssueRequest {
                 service,
-                customer_id: None,
-                customer_level: level,
+                customer_level: if customer_id.is_some() { None } else { level },
+                customer_id,
                 appointment_id: None,
                 source: queue::Source::Pad,
             };

@@ -7,16 +7,23 @@ use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 use crate::core::Core;
+use crate::customers::Customers;
 use crate::devices::Devices;
 use crate::http::auth::Auth;
 use crate::http::{Access, Route, RouteSpec, openapi};
+use crate::leads::Leads;
 use crate::ocr::Ocr;
 use crate::orders::Orders;
+use crate::products::Products;
 use crate::queue::Queue;
+use crate::rights::Rights;
 use crate::store::Schema;
 use crate::sync::Sync;
 use crate::vision::Vision;
-use crate::{alerts, devices, http, ocr, orders, queue, stats, sync, vips, vision};
+use crate::{
+    alerts, customers, devices, http, leads, ocr, orders, products, queue, rights, stats, sync,
+    vips, vision,
+};
 
 /// Every module's schema, in migration order (after the store's own).
 pub const SCHEMAS: &[Schema] = &[
@@ -28,6 +35,10 @@ pub const SCHEMAS: &[Schema] = &[
     stats::SCHEMA,
     vision::SCHEMA,
     vips::SCHEMA,
+    products::SCHEMA,
+    customers::SCHEMA,
+    leads::SCHEMA,
+    rights::SCHEMA,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -38,6 +49,10 @@ pub const OPENAPI_FRAGMENTS: &[&str] = &[
     ocr::OPENAPI,
     stats::OPENAPI,
     vision::OPENAPI,
+    products::OPENAPI,
+    customers::OPENAPI,
+    leads::OPENAPI,
+    rights::OPENAPI,
 ];
 
 /// The handles of the running modules.
@@ -55,6 +70,14 @@ pub struct Modules {
     pub vision: Vision,
     /// The head-office link.
     pub sync: Sync,
+    /// The product shelf and the calculators.
+    pub products: Products,
+    /// Customers in the branch now.
+    pub customers: Customers,
+    /// Marketing leads.
+    pub leads: Leads,
+    /// Rights and coupons.
+    pub rights: Rights,
 }
 
 impl Modules {
@@ -67,6 +90,10 @@ impl Modules {
             ocr: Ocr::new(core, &devices),
             vision: Vision::new(core),
             sync: Sync::new(core, &devices),
+            products: Products::new(core, &devices),
+            customers: Customers::new(core),
+            leads: Leads::new(core),
+            rights: Rights::new(core),
             devices,
         }
     }
@@ -79,6 +106,9 @@ impl Modules {
         self.orders.start();
         self.ocr.start();
         self.vision.start();
+        self.products.start();
+        self.customers.start();
+        self.leads.start();
     }
 
     /// Every route of the daemon: the system and login routes, the event stream, the
@@ -94,6 +124,10 @@ impl Modules {
         routes.extend(self.orders.routes());
         routes.extend(self.ocr.routes());
         routes.extend(self.vision.routes());
+        routes.extend(self.products.routes());
+        routes.extend(self.customers.routes());
+        routes.extend(self.leads.routes());
+        routes.extend(self.rights.routes());
         let doc: Arc<OnceLock<String>> = Arc::default();
         routes.push(Route::get("/api/v1/openapi.json", Access::Staff).to(
             doc.clone(),
@@ -123,6 +157,18 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
     keep.extend(ocr::demo_prepare(doc)?);
     keep.extend(vision::demo_prepare(doc)?);
     Ok(keep)
+}
+
+/// Fill the demo's database as head office would have: products, customers, leads and
+/// coupons (dates relative to today), before the daemon starts.
+pub fn demo_seed(store: &crate::store::Store, cfg: &crate::config::Config) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let today = crate::clock::business_date(cfg, now);
+    products::demo::seed(store, today)?;
+    customers::demo::seed(store, cfg, today)?;
+    leads::demo::seed(store, now)?;
+    rights::demo::seed(store, cfg, today)?;
+    Ok(())
 }
 
 #[cfg(test)]

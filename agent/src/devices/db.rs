@@ -291,11 +291,12 @@ pub fn first_sighting(
 
 /// A transaction: `device.transaction`.
 pub fn on_transaction(tx: &mut Tx<'_>, id: &str, t: &Transaction) -> Result<(), StoreError> {
-    tx.emit(
-        "device.transaction",
-        json!({"device_id": id, "txn_id": t.txn_id, "txn_type": t.txn_type,
-               "amount": t.amount, "ok": t.ok, "duration_s": t.duration_s}),
-    )?;
+    let mut data = json!({"device_id": id, "txn_id": t.txn_id, "txn_type": t.txn_type,
+                          "amount": t.amount, "ok": t.ok, "duration_s": t.duration_s});
+    if let Some(p) = &t.product {
+        data["product"] = json!(p);
+    }
+    tx.emit("device.transaction", data)?;
     Ok(())
 }
 

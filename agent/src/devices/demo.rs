@@ -1,6 +1,7 @@
 //! `branchd demo`: two simulated STMs and one ID card reader on pseudo-terminals, and a
 //! script that keeps them busy (transactions, consumables used, an authorisation request
-//! about every minute, an open cash jam on STM-01, a card on the reader now and then).
+//! about every minute, an open cash jam on STM-01, a card on the reader now and then, and a
+//! customer buying the product the lobby manager showed on an STM a little later).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -81,6 +82,9 @@ pub fn prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn A
     })])
 }
 
+/// Seconds after a product is shown on an STM until the customer at it buys it.
+const SALE_AFTER_S: u64 = 15;
+
 /// One tick a second; the simulators live (and die) with this thread.
 fn run_script(stm1: &StmSim, stm2: &StmSim, reader: &IdReaderSim, stop: &AtomicBool) {
     let stms = [stm1, stm2];
@@ -93,9 +97,26 @@ fn run_script(stm1: &StmSim, stm2: &StmSim, reader: &IdReaderSim, stop: &AtomicB
     ];
     let mut t: u64 = 0;
     let mut auth_n = 0;
+    // Per STM: product cards seen on its screen, and the sales still to come (due, code).
+    let mut shown = [0usize; 2];
+    let mut sales: Vec<(u64, usize, String)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1));
         t += 1;
+        for (i, stm) in stms.iter().enumerate() {
+            let record = stm.record();
+            for card in record.shown.iter().skip(shown[i]) {
+                sales.push((t + SALE_AFTER_S, i, card.product.code.clone()));
+            }
+            shown[i] = record.shown.len();
+        }
+        sales.retain(|(due, i, code)| {
+            if *due > t {
+                return true;
+            }
+            stms[*i].sale(code, 50_000);
+            false
+        });
         if t == 8 {
             stm1.exception("CASH_JAM", "钞箱 C1 卡钞 / cash jam in cassette C1");
         }

@@ -35,7 +35,8 @@ pub const SCHEMA: Schema = Schema {
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// The ops a remote command may use (`auth_result`, `sign_in` and `sign_out` have their
-/// own routes).
+/// own routes). `show_product` is this box's extension of STM-Link (see
+/// `docs/stm-link-extensions.md`).
 pub const REMOTE_OPS: &[&str] = &[
     "get_status",
     "screenshot",
@@ -45,6 +46,7 @@ pub const REMOTE_OPS: &[&str] = &[
     "shutdown",
     "module_enable",
     "module_disable",
+    "show_product",
 ];
 
 /// One STM's live link.
@@ -184,6 +186,15 @@ impl Devices {
             return Err(SendError::BadRequest(format!(
                 "`{op}` needs `args.module`, the module's name"
             )));
+        }
+        if op == "show_product" {
+            if let Err(e) =
+                serde_json::from_value::<branchd_drivers::stm::ShowProductArgs>(args.clone())
+            {
+                return Err(SendError::BadRequest(format!(
+                    "`show_product` needs `args.product`, the product card: {e}"
+                )));
+            }
         }
         self.raw_command(device_id, op, args, actor, true).await
     }

@@ -42,6 +42,12 @@ enum Cmd {
     },
     Rebirth,
     Order(crate::orders::command::OrderCmd),
+    ProductUpsert(Box<crate::products::Product>),
+    ProductDelete(String),
+    CustomerUpsert(Box<crate::customers::CustomerRecord>),
+    CustomerDelete(String),
+    LeadPush(Box<crate::leads::NewLead>),
+    Rights(Box<crate::rights::RightsCmd>),
 }
 
 /// A command refused before anything changes.
@@ -213,6 +219,12 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
         }
         Cmd::Rebirth => {}
         Cmd::Order(c) => return crate::orders::command::apply(tx, id, c),
+        Cmd::ProductUpsert(p) => crate::products::upsert(tx, &p, id)?,
+        Cmd::ProductDelete(code) => crate::products::delete(tx, &code, id)?,
+        Cmd::CustomerUpsert(c) => crate::customers::upsert(tx, &c, id)?,
+        Cmd::CustomerDelete(c) => crate::customers::delete(tx, &c, id)?,
+        Cmd::LeadPush(l) => return crate::leads::push(tx, &l, id),
+        Cmd::Rights(r) => crate::rights::apply(tx, id, *r)?,
     }
     Ok(Ok(()))
 }
@@ -285,6 +297,20 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         k if k.starts_with("order.") => {
             Cmd::Order(crate::orders::command::parse(k, data, &cfg.orders).map_err(r)?)
         }
+        "product.upsert" => {
+            Cmd::ProductUpsert(Box::new(crate::products::command::upsert(data).map_err(r)?))
+        }
+        "product.delete" => Cmd::ProductDelete(crate::products::command::delete(data).map_err(r)?),
+        "customer.upsert" => Cmd::CustomerUpsert(Box::new(
+            crate::customers::command::upsert(data).map_err(r)?,
+        )),
+        "customer.delete" => {
+            Cmd::CustomerDelete(crate::customers::command::delete(data).map_err(r)?)
+        }
+        "lead.push" => Cmd::LeadPush(Box::new(crate::leads::parse_push(data).map_err(r)?)),
+        k @ ("rights.grant" | "rights.revoke") => Cmd::Rights(Box::new(
+            crate::rights::parse(k, data, &cfg.rights).map_err(r)?,
+        )),
         k => return Err(r(format!("unknown command kind `{k}`"))),
     };
     Ok((id, kind, cmd))

@@ -1,6 +1,7 @@
 //! `branchd hq`: a small head-office console. `watch` follows a branch's events and proves
 //! `seq` continuity (gaps and duplicates reported, non-zero exit on a gap); `send`
-//! publishes one command and waits for its `ack`.
+//! publishes one command and waits for its `ack`; `coupon` signs a coupon token and
+//! `coupon-key` makes a signing key (what head office's rights platform does).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -34,7 +35,15 @@ enum HqCommand {
         /// Stop after this many seconds.
         #[arg(long, value_name = "S")]
         timeout: Option<u64>,
+        /// Print each event's data after its seq and kind.
+        #[arg(long)]
+        data: bool,
     },
+    /// Sign a coupon and print its token (`BRC1.…`), e.g. for a QR code.
+    Coupon(CouponArgs),
+    /// Make a coupon signing key: prints the secret (keep it at head office) and the
+    /// public key (`[rights] public_key` on every box).
+    CouponKey,
     /// Send one command (a JSON file with the command envelope) and print its ack.
     Send {
         #[command(flatten)]
@@ -46,6 +55,49 @@ enum HqCommand {
         #[arg(long, value_name = "S", default_value_t = 30)]
         timeout: u64,
     },
+}
+
+#[derive(Debug, Args)]
+struct CouponArgs {
+    /// A file holding the secret key as 64 hex digits (from `branchd hq coupon-key`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "demo",
+        conflicts_with = "demo"
+    )]
+    key_file: Option<PathBuf>,
+    /// Sign with the demo's key and hash with the demo's salt (`branchd demo` accepts it).
+    #[arg(long)]
+    demo: bool,
+    /// The coupon id.
+    #[arg(long)]
+    id: String,
+    /// The customer's hash (`id_hash` of `customer.upsert`), 64 hex digits.
+    #[arg(
+        long,
+        required_unless_present = "id_number",
+        conflicts_with = "id_number"
+    )]
+    customer_hash: Option<String>,
+    /// The customer's ID number, hashed here with `--salt` (or the demo's salt).
+    #[arg(long)]
+    id_number: Option<String>,
+    /// The salt ID numbers are hashed with (`[customers] id_salt`).
+    #[arg(long)]
+    salt: Option<String>,
+    /// cash_voucher (value in fen), fee_waiver (times), rate_bonus (basis points) or gift.
+    #[arg(long)]
+    right: String,
+    /// How much.
+    #[arg(long)]
+    value: i64,
+    /// First valid day (YYYY-MM-DD; default today).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last valid day (default 30 days after the first).
+    #[arg(long)]
+    until: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +164,18 @@ pub fn run(args: HqArgs) -> anyhow::Result<ExitCode> {
             link,
             count,
             timeout,
-        } => rt.block_on(watch(link, count, timeout.map(Duration::from_secs))),
+            data,
+        } => rt.block_on(watch(link, count, timeout.map(Duration::from_secs), data)),
+        HqCommand::Coupon(args) => coupon(args),
+        HqCommand::CouponKey => {
+            let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+            out(&format!("secret: {}", hex::encode(key.to_bytes())));
+            out(&format!(
+                "public_key: {}",
+                hex::encode(key.verifying_key().to_bytes())
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
         HqCommand::Send {
             link,
             file,
@@ -172,10 +235,56 @@ fn out(line: &str) {
     let _ = o.flush();
 }
 
+/// `branchd hq coupon`: sign one coupon and print its token.
+fn coupon(a: CouponArgs) -> anyhow::Result<ExitCode> {
+    use crate::rights::token;
+    let key = if a.demo {
+        crate::rights::demo::signing_key()
+    } else {
+        let path = a.key_file.as_deref().context("--key-file or --demo")?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{}: not a secret key (64 hex digits)", path.display()))?;
+        ed25519_dalek::SigningKey::from_bytes(&bytes)
+    };
+    let cust = match (a.customer_hash, a.id_number) {
+        (Some(h), _) => h,
+        (None, Some(n)) => {
+            let salt = match (a.salt, a.demo) {
+                (Some(s), _) => s,
+                (None, true) => crate::config::Config::parse(crate::config::DEMO_CONFIG)
+                    .map_err(|_| anyhow::anyhow!("the demo config"))?
+                    .customers
+                    .id_salt
+                    .context("the demo config has no salt")?,
+                (None, false) => anyhow::bail!("--id-number needs --salt"),
+            };
+            crate::customers::id_hash(&salt, &n)
+        }
+        (None, None) => anyhow::bail!("--customer-hash or --id-number"),
+    };
+    let from = a.from.unwrap_or_else(|| chrono::Local::now().date_naive());
+    let c = token::Coupon {
+        id: a.id,
+        cust,
+        right: a.right,
+        value: a.value,
+        from,
+        until: a.until.unwrap_or(from + chrono::Duration::days(30)),
+    };
+    token::check(&c).map_err(|e| anyhow::anyhow!("the coupon: {e}"))?;
+    out(&token::sign(&key, &c));
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn watch(
     link: Link,
     count: Option<u64>,
     timeout: Option<Duration>,
+    data: bool,
 ) -> anyhow::Result<ExitCode> {
     let topics = link.topics();
     let (client, mut el) = link.connect("watch")?;
@@ -208,7 +317,12 @@ async fn watch(
                     continue;
                 };
                 let note = c.see(seq);
-                out(&format!("{seq} {}", v["kind"].as_str().unwrap_or("?")));
+                let kind = v["kind"].as_str().unwrap_or("?");
+                if data {
+                    out(&format!("{seq} {kind} {}", v["data"]));
+                } else {
+                    out(&format!("{seq} {kind}"));
+                }
                 if let Some(n) = note {
                     out(&n);
                 }

@@ -18,8 +18,8 @@ pub use link::{
 };
 pub use message::{
     AuthRequest, AuthResultArgs, Cash, Cassette, Command, CommandResult, Decision, DeviceState,
-    Event, EventBody, Heartbeat, Hello, Message, ModuleStatus, ProductCard, ShowProductArgs, Showing,
-    Status, Transaction, TxnType,
+    Event, EventBody, Heartbeat, Hello, Message, ModuleStatus, ProductCard, ShowProductArgs,
+    Showing, Status, Transaction, TxnType,
 };
 pub use sim::{Faults, StmSim, StmSimConfig};
 

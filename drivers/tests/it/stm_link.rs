@@ -96,7 +96,10 @@ async fn session_with_simulator() {
             .unwrap_or_else(|e| panic!("{op}: {e}"));
         assert_eq!((r.ok, r.error.as_deref()), (ok, error), "{op}");
         if op == ops::SCREENSHOT {
-            let b64 = r.data.as_ref().unwrap()["png_base64"].as_str().unwrap().to_owned();
+            let b64 = r.data.as_ref().unwrap()["png_base64"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             assert!(b64.len() <= 3072);
             let png = base64::engine::general_purpose::STANDARD
                 .decode(b64)
@@ -104,7 +107,11 @@ async fn session_with_simulator() {
             assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         }
         if op == ops::SHOW_PRODUCT && ok {
-            assert_eq!(r.data, Some(json!({"showing": "WM-91"})), "the screen's answer");
+            assert_eq!(
+                r.data,
+                Some(json!({"showing": "WM-91"})),
+                "the screen's answer"
+            );
         }
     }
     let shown = sim.record();
