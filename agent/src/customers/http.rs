@@ -118,7 +118,7 @@ fn select(
                 .map(|s| (s, p))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     Ok(scored.into_iter().map(|(_, p)| p).collect())
 }
 

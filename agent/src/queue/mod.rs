@@ -11,7 +11,8 @@
 //! - `http`: the routes.
 //!
 //! Other modules issue tickets through the [`Queue`] handle; an ID card swipe
-//! ([`Signal::CardSwiped`]) issues one for `[queue] swipe_service`.
+//! ([`Signal::CardSwiped`]) issues one for `[queue] swipe_service`, carrying the customer's
+//! id when head office's hashed-ID mapping knows the card ([`crate::customers::by_hash`]).
 
 mod http;
 pub mod ops;
@@ -280,17 +281,30 @@ impl Queue {
             return;
         };
         // A customer with a booked order gets the appointment's priority, and the order is
-        // linked to the ticket (the orders module follows `ticket.issued`).
-        let appointment_id = match self
+        // linked to the ticket (the orders module follows `ticket.issued`). A card head
+        // office knows by its salted hash names the customer (and so their level).
+        let hash = cfg
+            .customers
+            .id_salt
+            .as_deref()
+            .map(|salt| crate::customers::id_hash(salt, &id_number));
+        let (appointment_id, customer_id) = match self
             .core
             .store
-            .read(move |c| crate::orders::order_for_customer(c, &id_number))
+            .read(move |c| -> Result<_, crate::store::StoreError> {
+                let order = crate::orders::order_for_customer(c, &id_number)?;
+                let customer = match &hash {
+                    Some(h) => crate::customers::by_hash(c, h)?,
+                    None => None,
+                };
+                Ok((order, customer))
+            })
             .await
         {
-            Ok(id) => id,
+            Ok(found) => found,
             Err(e) => {
                 tracing::warn!(%reader, error = %e, "cannot look up the customer's orders");
-                None
+                (None, None)
             }
         };
         let source = if appointment_id.is_some() {
@@ -300,7 +314,7 @@ impl Queue {
         };
         let req = IssueRequest {
             service,
-            customer_id: None,
+            customer_id,
             customer_level: None,
             appointment_id,
             source,

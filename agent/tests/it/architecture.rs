@@ -39,7 +39,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "queue",
         &[
-            "alerts", "clock", "config", "core", "http", "orders", "signals", "store", "users",
+            "alerts",
+            "clock",
+            "config",
+            "core",
+            "customers",
+            "http",
+            "orders",
+            "signals",
+            "store",
+            "users",
             "vips",
         ],
     ),

@@ -9,6 +9,7 @@ mod crash;
 mod devices;
 mod faces;
 mod follow;
+mod marketing;
 mod mqtt;
 mod ocr;
 mod orders;
