@@ -7,19 +7,22 @@
 // Credentials can also come one role at a time: BRANCHD_LOBBY_MANAGER_USER / _PASSWORD, ...
 // CHROMIUM_PATH overrides /usr/bin/chromium. ID_CARD_IMAGE points at a photo to upload
 // (a generated test image is used otherwise). E2E_ROLES limits the roles run. E2E_EXPECT_VIP
-// names a VIP whose arrival card (with the ticket she took) must appear.
+// names a VIP whose arrival card (with the ticket she took) must appear. DEMO_LOG and HQ_LOG
+// are the demo's log and what head office received (`branchd hq watch --data`): a product
+// shown on an STM must reach the simulator, lead answers and redeemed coupons head office.
+// COUPON_VIDEO is a Y4M video of a coupon's QR code (COUPON_ID) played as the camera.
 // Prints one line per step and closes with "N passed, N failed"; exits 1 on any failure.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { deflateSync } from 'node:zlib'
 
 const ROLES = ['lobby_manager', 'supervisor', 'device_admin', 'branch_manager']
 const SCREENS = {
-  lobby_manager: ['lobby', 'vip', 'ocr', 'orders'],
+  lobby_manager: ['lobby', 'customers', 'vip', 'shelf', 'rights', 'ocr', 'orders'],
   supervisor: ['tasks', 'lobby'],
   device_admin: ['devices'],
-  branch_manager: ['stats', 'lobby', 'devices'],
+  branch_manager: ['stats', 'lobby', 'customers', 'shelf', 'devices'],
 }
 const VIEWPORTS = [
   { width: 1024, height: 768 },
@@ -139,6 +142,43 @@ async function confirmDialog(page) {
   await btn.click()
 }
 
+/** Waits until a log file has a line matching `re` (colour codes stripped). */
+async function inLog(file, re, what, timeout = 15000) {
+  if (!file) throw new Error(`no log to look for ${what} in (DEMO_LOG / HQ_LOG not set)`)
+  const deadline = Date.now() + timeout
+  for (;;) {
+    // eslint-disable-next-line no-control-regex -- the log's terminal colours
+    const text = existsSync(file) ? readFileSync(file, 'utf8').replace(/\x1b\[[0-9;]*m/g, '') : ''
+    const line = text.split('\n').find((l) => re.test(l))
+    if (line) return line
+    if (Date.now() > deadline) throw new Error(`${what} not in ${file} within ${timeout / 1000} s`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+/** Clicks the visible action-sheet item with this text. */
+async function pick(page, text) {
+  const item = page.locator('.van-action-sheet__item:visible', { hasText: text }).first()
+  await item.waitFor({ timeout: T.short }).catch(() => { throw new Error(`no choice "${text}" offered`) })
+  await item.click()
+}
+
+async function shot(page, name) {
+  for (const vp of VIEWPORTS) {
+    await page.setViewportSize(vp)
+    // from the top: the fixed header then sits where it belongs in a full-page picture
+    await page.evaluate(() => window.scrollTo(0, 0))
+    await page.waitForTimeout(300)
+    await page.screenshot({ path: join(artifacts, `${name}-${vp.width}x${vp.height}.png`), fullPage: true })
+  }
+  await page.setViewportSize(VIEWPORTS[0])
+}
+
+async function closePopup(page) {
+  await page.locator('.van-popup__close-icon:visible').first().click()
+  await page.waitForTimeout(300)
+}
+
 async function settle(page) {
   await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {})
   await page.waitForTimeout(400)
@@ -150,6 +190,7 @@ async function screenshots(page, role) {
       await page.setViewportSize(vp)
       await page.goto(`${base}/#/${screen}`, { waitUntil: 'domcontentloaded' })
       await settle(page)
+      await page.evaluate(() => window.scrollTo(0, 0))
       const file = join(artifacts, `${role}-${screen}-${vp.width}x${vp.height}.png`)
       await page.screenshot({ path: file, fullPage: true })
     }
@@ -252,6 +293,13 @@ const flows = {
         .catch(() => { throw new Error(`no arrival card for ${vip} within 60 s`) })
       await page.locator('[data-test=vip-list] .card', { hasText: vip }).locator('[data-test=vip-ticket]').first().waitFor({ timeout: 60000 })
         .catch(() => { throw new Error(`the arrival card of ${vip} shows no ticket within 60 s`) })
+      const card = page.locator('[data-test=vip-list] .card', { hasText: vip }).first()
+      await card.locator('[data-test=leads]').waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`the arrival card of ${vip} shows no lead`) })
+      await card.locator('[data-test=marks]').waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`the arrival card of ${vip} shows no marks`) })
+      await card.locator('[data-test=customer-rights]').waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`the arrival card of ${vip} shows no coupon`) })
       await page.screenshot({ path: join(artifacts, 'vip-arrival.png') })
     })
     await step(page, 'ocr: upload an ID card image and see the fields', async () => {
@@ -283,6 +331,131 @@ const flows = {
         await page.screenshot({ path: join(artifacts, 'lobby_manager-order-detail-1024x768.png'), fullPage: true })
       }
     })
+    await step(page, 'shelf: products on the shelf, filtered by type, and the sales ranking', async () => {
+      await page.click('[data-test=tab-shelf]')
+      await visible(page, '[data-test=products] [data-test=product]', 'the product cards')
+      const all = await page.locator('[data-test=product]').count()
+      expect(all >= 6, `only ${all} products on the demo shelf`)
+      await page.click('[data-test=type-filter] [data-type=wealth]')
+      await page.waitForFunction(() => {
+        const cards = [...document.querySelectorAll('[data-test=product]')]
+        return cards.length > 0 && cards.every((c) => c.dataset.type === 'wealth')
+      }, null, { timeout: T.action }).catch(() => { throw new Error('the wealth filter still shows other products') })
+      await shot(page, 'lobby_manager-shelf-wealth')
+      await page.click('[data-test=type-filter] [data-type=all]')
+      await page.waitForFunction((n) => document.querySelectorAll('[data-test=product]').length === n, all, { timeout: T.action })
+      await page.locator('.van-tab', { hasText: /销售排行|Sales ranking/ }).click()
+      await visible(page, '[data-test=ranking] li', 'the ranking')
+      const first = (await page.locator('[data-test=ranking] li .rank').first().textContent()).trim()
+      expect(first === '1', `the ranking starts at ${first}`)
+      await shot(page, 'lobby_manager-shelf-ranking')
+      await page.locator('.van-tab', { hasText: /^\s*(货架|Shelf)\s*$/ }).click()
+    })
+    await step(page, 'shelf: three products compared side by side', async () => {
+      const toggles = page.locator('[data-test=product] [data-test=compare-toggle]')
+      for (let i = 0; i < 3; i++) await toggles.nth(i).click()
+      await page.click('[data-test=compare-open]')
+      await visible(page, '[data-test=compare-table]', 'the comparison')
+      const cols = await page.locator('[data-test=compare-table] thead th[data-code]').count()
+      expect(cols === 3, `the comparison has ${cols} products, not 3`)
+      await shot(page, 'lobby_manager-shelf-compare')
+      await closePopup(page)
+    })
+    await step(page, 'shelf: "show on STM" reaches the STM simulator', async () => {
+      await page.click('[data-test=product][data-code="WM-91"] [data-test=product-open]')
+      await visible(page, '[data-test=product-detail] [data-test=product-script]', 'the product with its marketing script')
+      await page.click('[data-test=show-on-stm]')
+      const stm = page.locator('.van-action-sheet__item:visible:not(.van-action-sheet__item--disabled)').first()
+      await stm.waitFor({ timeout: T.short }).catch(() => { throw new Error('no online STM offered') })
+      const device = (await stm.locator('.van-action-sheet__name').textContent()).trim()
+      await stm.click()
+      await visible(page, '[data-test=shown-on]', `the confirmation that ${device} shows it`)
+      const line = await inLog(process.env.DEMO_LOG, new RegExp(`stm sim shows a product on its screen device=${device} product=WM-91`), `${device}'s simulator showing WM-91`)
+      console.log(`     simulator: ${line.slice(line.indexOf('stm sim')).trim()}`)
+      await shot(page, 'lobby_manager-shelf-shown')
+      await closePopup(page)
+    })
+    await step(page, 'calculator: time deposit, early withdrawal, loan schedules and the suitability warning', async () => {
+      await page.locator('.van-tab', { hasText: /计算器|Calculator/ }).click()
+      const calc = '[data-test=calculator]'
+      await page.click(`${calc} [data-test=calc-kind] [data-kind=deposit]`)
+      await page.fill(`${calc} [data-test=calc-amount] input`, '100000')
+      await page.fill(`${calc} [data-test=calc-rate] input`, '2.75')
+      await page.fill(`${calc} [data-test=calc-term] input`, '36')
+      await page.click(`${calc} [data-test=calc-early]`)
+      await page.fill(`${calc} [data-test=calc-early-days] input`, '200')
+      await page.fill(`${calc} [data-test=calc-demand-rate] input`, '0.35')
+      await page.click(`${calc} [data-test=calc-run]`)
+      await visible(page, '[data-test=calc-interest]', 'the deposit interest')
+      const interest = (await page.locator('[data-test=calc-interest]').textContent()).trim()
+      expect(interest === '¥8,250.00', `100,000 yuan for 3 years at 2.75% earns ${interest}, not ¥8,250.00`)
+      const early = await page.locator('[data-test=calc-early-result]').textContent()
+      expect(early.includes('¥194.44'), `withdrawn after 200 days at 0.35%: ${early.trim()} (want ¥194.44)`)
+      await page.click(`${calc} [data-test=calc-kind] [data-kind=loan]`)
+      await page.fill(`${calc} [data-test=calc-amount] input`, '1000000')
+      await page.fill(`${calc} [data-test=calc-rate] input`, '4.9')
+      await page.fill(`${calc} [data-test=calc-term] input`, '360')
+      await page.click(`${calc} [data-test=calc-run]`)
+      await visible(page, '[data-test=first-equal_instalments]', 'the loan schedules')
+      const ei = (await page.locator('[data-test=first-equal_instalments]').textContent()).trim()
+      const ep = (await page.locator('[data-test=first-equal_principal]').textContent()).trim()
+      expect(ei === '¥5,307.27' && ep === '¥6,861.11', `1,000,000 over 30 years at 4.9%: ${ei} / ${ep} (want ¥5,307.27 / ¥6,861.11)`)
+      await page.click('[data-test=calc-schedule-toggle]')
+      await visible(page, '[data-test=calc-schedule] tbody tr', 'the repayment schedule')
+      const rows = await page.locator('[data-test=calc-schedule] tbody tr').count()
+      expect(rows === 360, `the schedule has ${rows} months`)
+      await shot(page, 'lobby_manager-calculator-loan')
+      await page.click(`${calc} [data-test=calc-kind] [data-kind=wealth]`)
+      await page.click(`${calc} [data-test=calc-product]`)
+      await pick(page, /优选成长|Select Growth/)
+      await page.fill(`${calc} [data-test=calc-amount] input`, '50000')
+      await page.click(`${calc} [data-test=customer-picker]`)
+      await pick(page, '王芳')
+      await page.click(`${calc} [data-test=calc-run]`)
+      await visible(page, '[data-test=suitability-warning]', 'the suitability warning for an R4 fund and a C2 customer')
+      await shot(page, 'lobby_manager-calculator-suitability')
+    })
+    await step(page, 'customers: everyone identified today, searched by name, a lead answered for head office', async () => {
+      await page.click('[data-test=tab-customers]')
+      await visible(page, '[data-test=customers-list] [data-customer]', 'the customers in the branch')
+      const n = await page.locator('[data-test=customers-list] [data-customer]').count()
+      expect(n >= 2, `only ${n} customer(s) in the branch (the demo's first tickets carry two)`)
+      await page.fill('[data-test=customer-search] input', '王')
+      await page.waitForFunction(() => {
+        const names = [...document.querySelectorAll('[data-test=customers-list] [data-test=customer-name]')].map((e) => e.textContent)
+        return names.length > 0 && names.every((x) => x.includes('王'))
+      }, null, { timeout: T.action }).catch(() => { throw new Error('searching 王 still lists others') })
+      const card = '[data-test=customers-list] [data-customer="C-10001"]'
+      await visible(page, `${card} [data-test=marks]`, "王芳's birthday and maturity marks")
+      await visible(page, `${card} [data-lead="L-DEMO-01"]`, "王芳's lead on her arrival card")
+      await shot(page, 'lobby_manager-customers-search')
+      await page.click(`${card} [data-lead="L-DEMO-01"] [data-test=lead-feedback]`)
+      await pick(page, /有意向|Interested/)
+      await visible(page, `${card} [data-lead="L-DEMO-01"] [data-test=lead-outcome]`, 'the recorded outcome')
+      const line = await inLog(process.env.HQ_LOG, /lead\.feedback .*"lead_id":"L-DEMO-01".*"outcome":"interested"/, 'lead.feedback for L-DEMO-01 at head office')
+      console.log(`     head office: ${line.slice(0, 140)}`)
+      await page.fill('[data-test=customer-search] input', '')
+    })
+    await step(page, "rights: a coupon's QR read through the camera, checked and redeemed once, reaching head office", async () => {
+      const id = process.env.COUPON_ID
+      expect(id && process.env.COUPON_VIDEO, 'COUPON_VIDEO / COUPON_ID not set: run through e2e/against-demo.sh')
+      await page.click('[data-test=tab-rights]')
+      await page.click('[data-test=rights-customer] [data-test=customer-picker]')
+      await pick(page, '王芳')
+      await visible(page, '[data-test=available-rights] [data-coupon]', "王芳's coupons from head office")
+      await page.click('[data-test=scan-start]')
+      await visible(page, '[data-test=coupon-result][data-status=valid]', 'the coupon read from the camera, valid', 20000)
+      const right = (await page.locator('[data-test=coupon-right]').textContent()).trim()
+      expect(right.includes('¥50.00'), `the coupon reads "${right}" (want a ¥50.00 cash voucher)`)
+      await shot(page, 'lobby_manager-rights-checked')
+      await page.click('[data-test=coupon-redeem]')
+      await visible(page, `[data-test=redeemed-list] [data-coupon="${id}"]`, 'the redemption')
+      const line = await inLog(process.env.HQ_LOG, new RegExp(`rights\\.redeemed .*"coupon_id":"${id}"`), `rights.redeemed of ${id} at head office`)
+      console.log(`     head office: ${line.slice(0, 140)}`)
+      const hq = readFileSync(process.env.HQ_LOG, 'utf8')
+      expect(!/^gap:/m.test(hq), 'head office saw a gap in seq')
+      await shot(page, 'lobby_manager-rights-redeemed')
+    })
     await step(page, 'language: switch to English and back', async () => {
       await page.click('[data-test=tab-lobby]')
       await page.click('[data-test=lang-switch]')
@@ -293,6 +466,12 @@ const flows = {
       await page.screenshot({ path: join(artifacts, 'lobby_manager-lobby-en-1024x768.png'), fullPage: true })
       await page.setViewportSize(VIEWPORTS[1])
       await page.screenshot({ path: join(artifacts, 'lobby_manager-lobby-en-768x1024.png'), fullPage: true })
+      for (const screen of ['customers', 'vip', 'shelf', 'rights']) {
+        await page.goto(`${base}/#/${screen}`, { waitUntil: 'domcontentloaded' })
+        await settle(page)
+        await shot(page, `lobby_manager-${screen}-en`)
+      }
+      await page.goto(`${base}/#/lobby`, { waitUntil: 'domcontentloaded' })
       await page.setViewportSize(VIEWPORTS[0])
       await page.reload({ waitUntil: 'domcontentloaded' })
       await page.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: T.action })
@@ -361,6 +540,11 @@ const flows = {
       await visible(page, '[data-test=devices], .van-empty', 'the device grid')
       expect(!(await page.locator('[data-test=sign-in], [data-test=sign-out]').count()), 'the branch manager is offered sign-in/sign-out')
     })
+    await step(page, 'customers: the relationship manager sees their customers\' leads', async () => {
+      await page.click('[data-test=tab-customers]')
+      await visible(page, '[data-test=my-leads]', "the leads of the manager's own customers")
+      await visible(page, '[data-test=customers-list] [data-customer]', 'the customers in the branch')
+    })
   },
 }
 
@@ -368,11 +552,18 @@ const flows = {
 const browser = await pw.chromium.launch({
   executablePath: chromium,
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    // the tablet camera: a video of a coupon's QR code
+    ...(process.env.COUPON_VIDEO
+      ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${process.env.COUPON_VIDEO}`]
+      : []),
+  ],
 })
 try {
   for (const role of wanted) {
     const context = await browser.newContext({ viewport: VIEWPORTS[0], locale: 'zh-CN', timezoneId: 'Asia/Shanghai', hasTouch: true })
+    await context.grantPermissions(['camera'], { origin: base })
     const page = await context.newPage()
     page.on('console', (m) => {
       if (m.type() !== 'error') return

@@ -4,10 +4,10 @@ export const ROLES = ['lobby_manager', 'device_admin', 'supervisor', 'branch_man
 
 /** Screens in navigation order, per role. The first is the role's home. */
 export const ROLE_SCREENS = {
-  lobby_manager: ['lobby', 'vip', 'ocr', 'orders'],
+  lobby_manager: ['lobby', 'customers', 'vip', 'shelf', 'rights', 'ocr', 'orders'],
   supervisor: ['tasks', 'lobby'],
   device_admin: ['devices'],
-  branch_manager: ['stats', 'lobby', 'devices'],
+  branch_manager: ['stats', 'lobby', 'customers', 'shelf', 'devices'],
 }
 
 /** Screens a role may only look at. */
@@ -23,6 +23,9 @@ export const SCREEN_ICONS = {
   tasks: 'passed',
   devices: 'desktop-o',
   stats: 'bar-chart-o',
+  customers: 'friends',
+  shelf: 'gold-coin-o',
+  rights: 'coupon-o',
 }
 
 export function screensFor(role) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatDate, formatDateTime, formatDuration, formatMoney, formatNumber, formatTime, secondsSince } from '../src/utils/format.js'
+import { formatDate, formatDateTime, formatDuration, formatFen, formatMoney, formatNumber, formatRate, formatRateRange, formatTime, percentToBp, secondsSince, yuanToFen } from '../src/utils/format.js'
 
 describe('formatDateTime', () => {
   it.each([
@@ -78,4 +78,46 @@ describe('secondsSince', () => {
     expect(secondsSince('2026-11-22T01:00:05Z', now)).toBe(0)
     expect(secondsSince(null, now)).toBe(null)
   })
+})
+
+describe('money in fen and rates in basis points', () => {
+  it.each([
+    [825000, '¥8,250.00'],
+    [19444, '¥194.44'],
+    [1, '¥0.01'],
+    [0, '¥0.00'],
+    [-530727, '-¥5,307.27'],
+    [null, '—'],
+  ])('formatFen(%j) is %s', (fen, want) => expect(formatFen(fen)).toBe(want))
+
+  it.each([
+    [275, '2.75%'],
+    [5, '0.05%'],
+    [10000, '100.00%'],
+  ])('formatRate(%j) is %s', (bp, want) => expect(formatRate(bp)).toBe(want))
+
+  it('formats a range, or one figure when both ends agree', () => {
+    expect(formatRateRange(230, 280)).toBe('2.30%–2.80%')
+    expect(formatRateRange(300, 300)).toBe('3.00%')
+    expect(formatRateRange(null, 300)).toBe('3.00%')
+  })
+
+  it.each([
+    ['100000', 10000000],
+    ['8,250.5', 825050],
+    ['0.01', 1],
+    ['¥1,000.99', 100099],
+    ['1.005', null],
+    ['-5', null],
+    ['abc', null],
+    ['', null],
+  ])('yuanToFen(%j) is %j (read from the digits, no float rounding)', (text, want) => expect(yuanToFen(text)).toBe(want))
+
+  it.each([
+    ['2.75', 275],
+    ['4.9', 490],
+    ['0', 0],
+    ['3.125', null],
+    ['101', null],
+  ])('percentToBp(%j) is %j', (text, want) => expect(percentToBp(text)).toBe(want))
 })

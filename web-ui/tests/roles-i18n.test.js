@@ -9,10 +9,10 @@ import en from '../src/locales/en.json'
 
 describe('roles', () => {
   it.each([
-    ['lobby_manager', ['lobby', 'vip', 'ocr', 'orders']],
+    ['lobby_manager', ['lobby', 'customers', 'vip', 'shelf', 'rights', 'ocr', 'orders']],
     ['supervisor', ['tasks', 'lobby']],
     ['device_admin', ['devices']],
-    ['branch_manager', ['stats', 'lobby', 'devices']],
+    ['branch_manager', ['stats', 'lobby', 'customers', 'shelf', 'devices']],
     ['nobody', []],
   ])('%s sees %j', (role, screens) => expect(screensFor(role)).toEqual(screens))
 
@@ -25,6 +25,12 @@ describe('roles', () => {
   ])('%s on %s: view %s, act %s', (role, screen, view, act) => {
     expect(canView(role, screen)).toBe(view)
     expect(canAct(role, screen)).toBe(act)
+  })
+
+  it('customers\' personal data is only on the screens of the roles that serve them', () => {
+    for (const role of ['device_admin', 'supervisor']) {
+      for (const screen of ['customers', 'vip', 'shelf', 'rights']) expect(canView(role, screen)).toBe(false)
+    }
   })
 
   it('every screen of every role has a route', () => {

@@ -11,6 +11,10 @@ function fakeStores(active = true) {
     devices: mk(),
     tasks: mk(),
     orders: mk({ open: vi.fn(), current: { id: 'O7' } }),
+    customers: mk(),
+    leads: mk(),
+    rights: mk(),
+    products: mk(),
   }
 }
 
@@ -91,4 +95,23 @@ it('stops listening when unwired', () => {
   vi.advanceTimersByTime(150)
   expect(stores.queue.load).not.toHaveBeenCalled()
   unwire = () => {}
+})
+
+describe('the lobby\'s selling half', () => {
+  it('arrivals and tickets refresh the customers, leads and coupons; sales refresh the shelf', () => {
+    const n = () => ({
+      customers: stores.customers.load.mock.calls.length,
+      leads: stores.leads.load.mock.calls.length,
+      rights: stores.rights.load.mock.calls.length,
+      products: stores.products.load.mock.calls.length,
+    })
+    live.dispatch({ kind: 'customer.arrived', seq: 1, data: { customer_id: 'C-1' } })
+    live.dispatch({ kind: 'ticket.issued', seq: 2, data: { number: 'A001' } })
+    vi.advanceTimersByTime(150)
+    expect(n()).toEqual({ customers: 1, leads: 1, rights: 1, products: 0 })
+    live.dispatch({ kind: 'lead.feedback', seq: 3, data: {} })
+    live.dispatch({ kind: 'device.transaction', seq: 4, data: { product: 'WM-91' } })
+    vi.advanceTimersByTime(150)
+    expect(n()).toEqual({ customers: 1, leads: 2, rights: 1, products: 1 })
+  })
 })

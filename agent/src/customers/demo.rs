@@ -10,6 +10,8 @@ use crate::store::{Store, StoreError};
 
 /// The ID number on the demo customer 王芳's card (the standard's own example).
 pub const WANG_FANG_ID_NUMBER: &str = "11010519491231002X";
+/// The ID number head office knows Rose Leslie by (her coupons are hashed with it).
+pub const ROSE_ID_NUMBER: &str = "310105199003074218";
 /// The ID number of the card the demo reader shows now and then.
 pub const ZHANG_SAN_ID_NUMBER: &str = "321083197812162119";
 /// 王芳: takes a ticket as soon as the demo opens.
@@ -86,7 +88,7 @@ pub fn records(salt: Option<&str>, today: NaiveDate) -> Vec<CustomerRecord> {
         },
         CustomerRecord {
             customer_id: ROSE.into(),
-            id_hash: None,
+            id_hash: hash(ROSE_ID_NUMBER),
             name: "Rose Leslie".into(),
             level: Some("vip2".into()),
             risk_level: Some(3),

@@ -217,6 +217,17 @@ struct ShowBody {
 pub(super) fn routes(p: &Products) -> Vec<Route> {
     let core = p.core.clone();
     vec![
+        Route::get("/api/v1/shelf/stms", SERVING).to(p.clone(), |p, _| async move {
+            let stms: Vec<Value> = p
+                .core
+                .cfg
+                .devices
+                .iter()
+                .filter(|d| d.kind == crate::config::DeviceKind::Stm)
+                .map(|d| json!({"id": d.id, "online": p.devices.is_online(&d.id)}))
+                .collect();
+            Ok(ok_json(&json!({ "stms": stms })))
+        }),
         Route::get("/api/v1/products", SERVING).to(core.clone(), |core, req| async move {
             let q: ShelfQuery = req.query()?;
             let today = business_date(&core.cfg, core.clock.now());

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::token::{Coupon, sign};
 use super::{RightsCmd, apply};
 use crate::config::Config;
-use crate::customers::demo::{WANG_FANG_ID_NUMBER, ZHANG_SAN_ID_NUMBER};
+use crate::customers::demo::{ROSE_ID_NUMBER, WANG_FANG_ID_NUMBER, ZHANG_SAN_ID_NUMBER};
 use crate::customers::id_hash;
 use crate::store::{Store, StoreError};
 
@@ -20,7 +20,7 @@ pub fn signing_key() -> SigningKey {
 }
 
 /// The demo's coupons: two for 王芳 (a cash voucher and a fee waiver), a rate bonus for
-/// 张三. Rose Leslie has no hashed ID on the demo box, so none for her.
+/// 张三, and a gift for Rose Leslie (it shows on her arrival card).
 pub fn coupons(salt: &str, today: NaiveDate) -> Vec<Coupon> {
     let c = |id: &str, id_number: &str, right: &str, value: i64| Coupon {
         id: id.into(),
@@ -34,6 +34,7 @@ pub fn coupons(salt: &str, today: NaiveDate) -> Vec<Coupon> {
         c("CP-DEMO-01", WANG_FANG_ID_NUMBER, "cash_voucher", 2_000),
         c("CP-DEMO-02", WANG_FANG_ID_NUMBER, "fee_waiver", 1),
         c("CP-DEMO-03", ZHANG_SAN_ID_NUMBER, "rate_bonus", 20),
+        c("CP-DEMO-04", ROSE_ID_NUMBER, "gift", 1),
     ]
 }
 

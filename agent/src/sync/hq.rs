@@ -327,6 +327,7 @@ async fn watch(
                     out(&n);
                 }
             }
+            Ok(Event::Incoming(Incoming::SubAck(_))) => out("subscribed"),
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 // A reconnection: subscribe again (clean session).
                 let _ = client.try_subscribe(topics.events_filter(), QoS::AtLeastOnce);

@@ -387,6 +387,8 @@ async fn a_product_shown_on_an_stm_reaches_its_screen_and_its_sales_raise_its_ra
             .any(|d| d["id"] == "STM-01" && d["online"] == true)
     })
     .await;
+    let stms = get(&lobby, &b, "/api/v1/shelf/stms").await;
+    assert_eq!(stms, json!({"stms": [{"id": "STM-01", "online": true}]}));
     let rank = |v: &Value, code: &str| {
         v["products"]
             .as_array()

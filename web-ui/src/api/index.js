@@ -49,6 +49,22 @@ export function buildApi(c) {
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),
     // statistics
     stats: () => c.get('/api/v1/stats'),
+    // the product shelf and the calculators
+    products: (query = {}) => c.get('/api/v1/products', { query }),
+    product: (code) => c.get(`/api/v1/products/${enc(code)}`),
+    showOnStm: (code, device, ticket) =>
+      c.post(`/api/v1/products/${enc(code)}/show`, ticket ? { device, ticket } : { device }),
+    stms: () => c.get('/api/v1/shelf/stms'),
+    calc: (kind, body) => c.post(`/api/v1/calc/${enc(kind)}`, body),
+    // customers in the branch, leads, rights
+    customersPresent: (query = {}) => c.get('/api/v1/customers/present', { query }),
+    leads: (query = {}) => c.get('/api/v1/leads', { query }),
+    leadFeedback: (id, outcome, note) =>
+      c.post(`/api/v1/leads/${enc(id)}/feedback`, note ? { outcome, note } : { outcome }),
+    rights: (query = {}) => c.get('/api/v1/rights', { query }),
+    checkCoupon: (code, customerId) =>
+      c.post('/api/v1/rights/check', customerId ? { code, customer_id: customerId } : { code }),
+    redeemCoupon: (code, customerId) => c.post('/api/v1/rights/redeem', { code, customer_id: customerId }),
   }
 }
 

@@ -11,6 +11,9 @@ export const routes = [
   { path: '/ocr', name: 'ocr', component: () => import('../views/OcrView.vue'), meta: { screen: 'ocr' } },
   { path: '/orders/:id?', name: 'orders', component: () => import('../views/OrdersView.vue'), meta: { screen: 'orders' } },
   { path: '/stats', name: 'stats', component: () => import('../views/StatsView.vue'), meta: { screen: 'stats' } },
+  { path: '/customers', name: 'customers', component: () => import('../views/CustomersView.vue'), meta: { screen: 'customers' } },
+  { path: '/shelf', name: 'shelf', component: () => import('../views/ShelfView.vue'), meta: { screen: 'shelf' } },
+  { path: '/rights', name: 'rights', component: () => import('../views/RightsView.vue'), meta: { screen: 'rights' } },
   { path: '/:rest(.*)*', name: 'home', component: { render: () => null } },
 ]
 

@@ -18,6 +18,10 @@ export const KNOWN_KINDS = [
   'order.created', 'order.updated', 'order.step', 'order.cancelled', 'order.completed',
   'order.near_timeout', 'order.timeout', 'order.arrived', 'order.recalled', 'order.rated',
   'ocr.completed', 'ocr.image_deleted', 'sync.backlog',
+  'product.upserted', 'product.deleted',
+  'customer.arrived', 'customer.identified', 'customer.upserted', 'customer.deleted', 'customers.purged',
+  'lead.received', 'lead.feedback',
+  'rights.granted', 'rights.revoked', 'rights.redeemed',
 ]
 
 /** Parses one SSE message into an envelope; returns null for data that is not one. */

@@ -4,7 +4,7 @@ import { debounce } from '../utils/debounce.js'
 
 export const ALERT_KINDS = ['alert.raised', 'queue.alert', 'sync.backlog', 'auth.timeout', 'order.near_timeout', 'order.timeout']
 
-export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, orders }, { delayMs = 250 } = {}) {
+export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, orders, customers, leads, rights, products }, { delayMs = 250 } = {}) {
   const whenActive = (store, fn) => () => {
     if (store.active) fn()
   }
@@ -12,6 +12,13 @@ export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, order
   const reloadDevices = debounce(whenActive(devices, () => devices.load()), delayMs)
   const reloadTasks = debounce(whenActive(tasks, () => tasks.load()), delayMs)
   const reloadOrders = debounce(whenActive(orders, () => orders.load()), delayMs)
+  // The lobby's selling half: absent stores (older callers, tests) are simply not wired.
+  const none = { active: false, load: () => {} }
+  const [cs, ls, rs, ps] = [customers || none, leads || none, rights || none, products || none]
+  const reloadCustomers = debounce(whenActive(cs, () => cs.load()), delayMs)
+  const reloadLeads = debounce(whenActive(ls, () => ls.load()), delayMs)
+  const reloadRights = debounce(whenActive(rs, () => rs.load()), delayMs)
+  const reloadProducts = debounce(whenActive(ps, () => ps.load()), delayMs)
 
   const offs = [
     live.on(['ticket.*', 'queue.*', 'counter.*'], reloadQueue),
@@ -32,7 +39,15 @@ export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, order
       const id = env.data && (env.data.id ?? env.data.order_id)
       if (orders.current && id !== undefined && String(id) === orders.current.id) orders.open(orders.current.id)
     }),
+    live.on(['customer.*', 'customers.*', 'vip.arrived', 'vip.ticketed', 'ticket.issued', 'ticket.called', 'ticket.served', 'ticket.no_show'], reloadCustomers),
+    live.on(['lead.*', 'customer.arrived'], reloadLeads),
+    live.on(['rights.*', 'customer.arrived', 'customer.upserted'], reloadRights),
+    live.on(['product.*', 'device.transaction'], reloadProducts),
     live.on('resync', () => {
+      reloadCustomers()
+      reloadLeads()
+      reloadRights()
+      reloadProducts()
       reloadQueue()
       reloadDevices()
       reloadTasks()
@@ -43,6 +58,6 @@ export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, order
   ]
   return () => {
     offs.forEach((off) => off())
-    ;[reloadQueue, reloadDevices, reloadTasks, reloadOrders].forEach((d) => d.cancel())
+    ;[reloadQueue, reloadDevices, reloadTasks, reloadOrders, reloadCustomers, reloadLeads, reloadRights, reloadProducts].forEach((d) => d.cancel())
   }
 }

@@ -109,3 +109,47 @@ export function secondsSince(ts, now = Date.now()) {
   if (!d) return null
   return Math.max(0, Math.floor((now - d.getTime()) / 1000))
 }
+
+/** Fen (integer hundredths of a yuan) as "¥8,250.00"; "—" for nothing. */
+export function formatFen(fen) {
+  if (fen === null || fen === undefined || fen === '' || !Number.isFinite(Number(fen))) return '—'
+  const n = Math.trunc(Number(fen))
+  const abs = Math.abs(n)
+  const yuan = Math.floor(abs / 100)
+  const cents = String(abs % 100).padStart(2, '0')
+  const text = `¥${groupThousands(yuan, 0)}.${cents}`
+  return (n < 0 ? '-' : '') + text
+}
+
+/** Basis points a year as a percentage: 275 → "2.75%". */
+export function formatRate(bp) {
+  if (bp === null || bp === undefined || bp === '' || !Number.isFinite(Number(bp))) return '—'
+  return `${(Number(bp) / 100).toFixed(2)}%`
+}
+
+/** A range of basis points: "2.30%–2.80%" (one figure when both ends agree). */
+export function formatRateRange(lo, hi) {
+  if (lo === null || lo === undefined) return formatRate(hi)
+  if (hi === null || hi === undefined || Number(lo) === Number(hi)) return formatRate(lo)
+  return `${formatRate(lo)}–${formatRate(hi)}`
+}
+
+/**
+ * What staff type for an amount of yuan ("8,250.5", "100000") as integer fen, read from the
+ * digits so no floating point rounds it; null for anything that is not an amount.
+ */
+export function yuanToFen(text) {
+  const s = String(text ?? '').replace(/[,\s¥元]/g, '')
+  const m = /^(\d{1,13})(?:\.(\d{0,2}))?$/.exec(s)
+  if (!m) return null
+  return Number(m[1]) * 100 + Number((m[2] || '').padEnd(2, '0'))
+}
+
+/** Percent typed by staff ("2.75") as basis points (275); null when it is not one. */
+export function percentToBp(text) {
+  const s = String(text ?? '').replace(/[%\s]/g, '')
+  const m = /^(\d{1,3})(?:\.(\d{0,2}))?$/.exec(s)
+  if (!m) return null
+  const bp = Number(m[1]) * 100 + Number((m[2] || '').padEnd(2, '0'))
+  return bp <= 10000 ? bp : null
+}

@@ -8,6 +8,9 @@ export function errorMessage(e) {
   if (e.code === 'network') return t('errors.network')
   if (e.code === 'timeout') return t('errors.timeout')
   if (e.status === 403) return e.message || t('errors.forbidden')
+  // Codes the app knows are told in the reader's language; others as the box said them.
+  const te = i18n.global.te
+  if (e.code && te(`errorCodes.${e.code}`)) return t(`errorCodes.${e.code}`)
   return e.message || String(e)
 }
 
