@@ -320,7 +320,8 @@ pub fn is_arrival(ev: &Event) -> bool {
 }
 
 /// A customer arrived: one alert for the lobby managers and, by name, the customer's
-/// relationship manager, listing the open leads (none when there are none).
+/// relationship manager, listing the open leads (none when there are none). Like every
+/// event, it names the customer by id only (the PAD knows the name).
 pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<(), StoreError> {
     let Some(customer_id) = ev.data.get("customer_id").and_then(|v| v.as_str()) else {
         return Ok(());
@@ -329,7 +330,6 @@ pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<(), StoreError> {
     if open.is_empty() {
         return Ok(());
     }
-    let name = open[0].customer_name.clone();
     let rm = open[0].relationship_manager.clone();
     let mut notify_users = Vec::new();
     if let Some(rm) = &rm {
@@ -342,8 +342,7 @@ pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<(), StoreError> {
         .map(|l| json!({"lead_id": l.lead_id, "product": l.product, "reason": l.reason}))
         .collect();
     let message = format!(
-        "customer {} ({customer_id}) arrived with {} open lead(s)",
-        name.as_deref().unwrap_or("?"),
+        "customer {customer_id} arrived with {} open lead(s)",
         open.len()
     );
     alerts::raise(
@@ -354,7 +353,7 @@ pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<(), StoreError> {
             source: Some(customer_id),
             key: None,
             message: &message,
-            data: json!({"customer_id": customer_id, "name": name, "relationship_manager": rm,
+            data: json!({"customer_id": customer_id, "relationship_manager": rm,
                          "count": open.len(), "leads": leads,
                          "notify": {"roles": ["lobby_manager"], "users": notify_users}}),
         },
@@ -528,5 +527,9 @@ mod tests {
         assert_eq!(alert["notify"]["users"], json!(["manager"]));
         assert_eq!(alert["count"], json!(1), "the sold lead is not listed");
         assert_eq!(alert["leads"][0]["product"], json!("TD-1Y"));
+        assert!(
+            !alert.to_string().contains("王芳"),
+            "no name leaves the box: {alert}"
+        );
     }
 }
