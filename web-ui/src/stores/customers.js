@@ -27,7 +27,7 @@ export function normalizeCustomer(c) {
 export const useCustomersStore = defineStore('customers', {
   state: () => ({
     ...resourceState([]),
-    filters: { q: '', level: '', ticket: '', arrived_after: '', min_wait_s: '' },
+    filters: { q: '', level: '', ticket: '', arrived_after: '', ticket_after: '', min_wait_s: '' },
     /** Everyone in the branch today, whatever the filters (pickers, arrival cards). */
     everyone: [],
   }),
