@@ -446,6 +446,23 @@ async fn a_product_shown_on_an_stm_reaches_its_screen_and_its_sales_raise_its_ra
             "{code} on {device}"
         );
     }
+    // The op is a remote command too, checked before it is sent.
+    let r = post(
+        &admin,
+        &b,
+        "/api/v1/devices/STM-01/commands",
+        json!({"op": "show_product", "args": {}}),
+    )
+    .await;
+    assert_eq!(
+        (r.status().as_u16(), error_code(r).await),
+        (400, "invalid_command".to_string())
+    );
+    assert_eq!(
+        sim.record().shown.len(),
+        1,
+        "a bad card never reaches the STM"
+    );
     let supervisor = b.login("supervisor").await;
     let r = post(
         &supervisor,
