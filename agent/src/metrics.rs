@@ -32,6 +32,10 @@ pub struct Metrics {
     pub login_failures: Counter,
     /// Open SSE streams.
     pub sse_clients: Gauge,
+    /// Connections to head office's broker that were attempted.
+    pub mqtt_connects: Counter,
+    /// The ceiling of the head-office link's reconnection back-off, in milliseconds.
+    pub mqtt_backoff_ms: Gauge,
     /// Outbox depth, refreshed on each scrape.
     outbox_depth: Arc<AtomicI64>,
 }
@@ -120,6 +124,18 @@ impl Metrics {
             "open event streams",
             sse_clients.clone(),
         );
+        let mqtt_connects = Counter::default();
+        registry.register(
+            "branchd_mqtt_connects",
+            "connections to head office's broker attempted",
+            mqtt_connects.clone(),
+        );
+        let mqtt_backoff_ms = Gauge::default();
+        registry.register(
+            "branchd_mqtt_backoff_ms",
+            "ceiling of the head-office link's reconnection back-off",
+            mqtt_backoff_ms.clone(),
+        );
         let outbox_depth = Arc::new(AtomicI64::new(0));
         registry.register_collector(Box::new(StoreCollector {
             store,
@@ -131,6 +147,8 @@ impl Metrics {
             requests,
             login_failures,
             sse_clients,
+            mqtt_connects,
+            mqtt_backoff_ms,
             outbox_depth,
         }
     }

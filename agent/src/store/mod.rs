@@ -108,6 +108,13 @@ impl Tx<'_> {
 
     /// Record an outgoing event in the outbox, in this transaction. Returns its `seq`.
     pub fn emit(&mut self, kind: &str, data: impl Serialize) -> Result<u64, StoreError> {
+        // A kind's dot-separated parts become head-office topic levels.
+        debug_assert!(
+            kind.split('.').all(|l| !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')),
+            "event kind {kind:?} is not made of portable topic levels"
+        );
         let data = serde_json::to_value(data)?;
         let seq = self.next_seq;
         let id = ulid::Ulid::new().to_string();

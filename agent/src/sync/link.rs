@@ -40,6 +40,15 @@ pub const ACKED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const THINNING: u64 = 10;
 /// The alert key of a backlog past the high-water mark.
 pub const BACKLOG_ALERT: &str = "sync.backlog";
+/// The alert key of an event the broker keeps refusing.
+pub const REFUSED_ALERT: &str = "sync.refused";
+/// Consecutive connections lost on the same unacknowledged event before the broker is taken
+/// to refuse it (a topic its ACL denies, a packet over its size limit, a topic it reserves).
+pub const REFUSALS: u32 = 3;
+/// A connection that lasted this long made progress even if nothing was acknowledged.
+const STABLE: Duration = Duration::from_secs(60);
+/// How much of a broker's or a library's reason goes into the alert.
+const REASON_MAX: usize = 200;
 /// How long a stopping daemon waits for PUBACKs of what is in flight.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
@@ -84,6 +93,80 @@ impl Backoff {
     /// After a successful connection.
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+/// How a connection ended, for the back-off and the refusal watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// It was up and moved on: acknowledged events, had nothing in flight when lost, or
+    /// lasted [`STABLE`]. Only then does the back-off start again from its shortest wait.
+    pub progressed: bool,
+    /// The oldest event in flight when it was lost without progress.
+    pub stuck: Option<u64>,
+    /// Why it ended, as the library or the broker said.
+    pub reason: String,
+}
+
+/// What the link does about an [`Ending`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The link works; clear a refusal alert if one is open.
+    Progress {
+        /// An alert was raised and is to be cleared.
+        clear: bool,
+    },
+    /// The broker refused the same event [`REFUSALS`] times in a row: raise the alert.
+    Refused {
+        /// The event's `seq`.
+        seq: u64,
+        /// Consecutive connections lost on it.
+        attempts: u32,
+    },
+    /// Try again after the back-off.
+    Retry,
+}
+
+/// Tells a broker that refuses one event (and drops the connection each time it is sent)
+/// from an unlucky link. The event stays in the outbox; the back-off keeps growing, so a
+/// refusal never turns into a hot reconnect loop.
+#[derive(Debug, Default)]
+pub struct RefusalWatch {
+    seq: Option<u64>,
+    count: u32,
+    raised: bool,
+}
+
+impl RefusalWatch {
+    /// Whether a refusal alert is open.
+    pub fn raised(&self) -> bool {
+        self.raised
+    }
+
+    /// After each connection.
+    pub fn after(&mut self, e: &Ending) -> Verdict {
+        if e.progressed {
+            let clear = self.raised;
+            *self = RefusalWatch::default();
+            return Verdict::Progress { clear };
+        }
+        let Some(seq) = e.stuck else {
+            return Verdict::Retry;
+        };
+        if self.seq == Some(seq) {
+            self.count += 1;
+        } else {
+            self.seq = Some(seq);
+            self.count = 1;
+        }
+        if self.count >= REFUSALS && !self.raised {
+            self.raised = true;
+            return Verdict::Refused {
+                seq,
+                attempts: self.count,
+            };
+        }
+        Verdict::Retry
     }
 }
 
@@ -180,29 +263,47 @@ enum Tag {
 /// Why a connection ended.
 enum End {
     Cancelled,
-    Lost { connected: bool },
+    Lost(Ending),
 }
 
 /// The link task: connect, serve, back off, again — until the daemon stops.
 pub async fn run(sync: Sync, mqtt: Mqtt) {
     let topics = Topics::new(&mqtt.prefix);
     let mut backoff = Backoff::new();
+    let mut watch = RefusalWatch::default();
+    let mut probe = false;
     loop {
         if sync.core.cancel.is_cancelled() {
             return;
         }
-        let connected = match attempt(&sync, &mqtt, &topics).await {
+        sync.core.metrics.mqtt_connects.inc();
+        let ending = match attempt(&sync, &mqtt, &topics, probe, watch.raised()).await {
             Ok(End::Cancelled) => return,
-            Ok(End::Lost { connected }) => connected,
+            Ok(End::Lost(ending)) => ending,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "mqtt: cannot set up the connection");
-                false
+                Ending {
+                    progressed: false,
+                    stuck: None,
+                    reason: format!("{e:#}"),
+                }
             }
         };
         sync.set_connected(false);
-        if connected {
+        if ending.progressed {
             backoff.reset();
         }
+        // Lost with events in flight and none acknowledged: the next connection sends one
+        // event at a time until the broker acknowledges one, so a refusal is pinned on the
+        // event that causes it, not on an earlier one whose PUBACK the reset swallowed.
+        probe = !ending.progressed && ending.stuck.is_some();
+        if let Err(e) = refusal(&sync, &topics, &ending, watch.after(&ending)).await {
+            tracing::warn!(error = %format!("{e:#}"), "mqtt: refusal alert");
+        }
+        sync.core
+            .metrics
+            .mqtt_backoff_ms
+            .set(backoff.ceiling().as_millis() as i64);
         let wait = backoff.next_wait();
         tracing::info!(
             wait_ms = wait.as_millis() as u64,
@@ -211,6 +312,67 @@ pub async fn run(sync: Sync, mqtt: Mqtt) {
         tokio::select! {
             _ = sync.core.cancel.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Raise or clear the `sync.refused` alert as the watch decided.
+async fn refusal(
+    sync: &Sync,
+    topics: &Topics,
+    ending: &Ending,
+    verdict: Verdict,
+) -> anyhow::Result<()> {
+    match verdict {
+        Verdict::Retry | Verdict::Progress { clear: false } => Ok(()),
+        Verdict::Progress { clear: true } => {
+            tracing::info!("mqtt: the broker takes events again");
+            sync.core
+                .store
+                .write(|tx| alerts::clear(tx, REFUSED_ALERT))
+                .await?;
+            Ok(())
+        }
+        Verdict::Refused { seq, attempts } => {
+            let kind = sync
+                .core
+                .store
+                .read(move |c| store::unacked_after(c, seq.saturating_sub(1), 1))
+                .await?
+                .into_iter()
+                .find(|e| e.seq == seq)
+                .map(|e| e.kind)
+                .unwrap_or_default();
+            let topic = topics.event(&kind);
+            let reason: String = ending.reason.chars().take(REASON_MAX).collect();
+            tracing::error!(
+                seq, %topic, %reason, attempts,
+                "mqtt: the broker refuses an event; it stays in the outbox and is retried with back-off"
+            );
+            sync.core
+                .store
+                .write(move |tx| {
+                    let message = format!("head office's broker refuses event {seq} on {topic}");
+                    alerts::raise(
+                        tx,
+                        &NewAlert {
+                            kind: REFUSED_ALERT,
+                            level: Level::Critical,
+                            source: Some("sync"),
+                            key: Some(REFUSED_ALERT),
+                            message: &message,
+                            data: json!({
+                                "seq": seq,
+                                "kind": kind,
+                                "topic": topic,
+                                "reason": reason,
+                                "attempts": attempts,
+                            }),
+                        },
+                    )
+                })
+                .await?;
+            Ok(())
         }
     }
 }
@@ -277,7 +439,13 @@ async fn poll(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Result<Event, 
 }
 
 /// One connection, from CONNECT to its loss (or the daemon stopping).
-async fn attempt(sync: &Sync, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<End> {
+async fn attempt(
+    sync: &Sync,
+    mqtt: &Mqtt,
+    topics: &Topics,
+    probe: bool,
+    refused: bool,
+) -> anyhow::Result<End> {
     let session = sync
         .core
         .store
@@ -296,6 +464,10 @@ async fn attempt(sync: &Sync, mqtt: &Mqtt, topics: &Topics) -> anyhow::Result<En
         client,
         session,
         connected: false,
+        connected_at: None,
+        acked_any: false,
+        probe,
+        refused,
         order: VecDeque::new(),
         by_pkid: HashMap::new(),
         in_window: 0,
@@ -318,6 +490,14 @@ struct Conn {
     client: AsyncClient,
     session: u64,
     connected: bool,
+    /// When the CONNACK came.
+    connected_at: Option<tokio::time::Instant>,
+    /// Whether the broker acknowledged an event on this connection.
+    acked_any: bool,
+    /// One event in flight until the first is acknowledged (after a loss without progress).
+    probe: bool,
+    /// A `sync.refused` alert is open: the first acknowledged event clears it.
+    refused: bool,
     /// QoS 1 publishes requested, waiting for their packet id (in request order).
     order: VecDeque<Tag>,
     /// QoS 1 publishes sent, waiting for their PUBACK.
@@ -407,7 +587,11 @@ impl Conn {
         if !self.connected {
             return Ok(());
         }
-        let window = self.mqtt.max_inflight as usize;
+        let window = if self.probe && !self.acked_any {
+            1
+        } else {
+            self.mqtt.max_inflight as usize
+        };
         loop {
             let head = *committed.borrow();
             if self.in_window >= window || self.cursor >= head {
@@ -453,6 +637,7 @@ impl Conn {
                     .await
                     .context("persisting the session counter")?;
                 self.connected = true;
+                self.connected_at = Some(tokio::time::Instant::now());
                 self.sync.set_connected(true);
                 tracing::info!(
                     session = n,
@@ -467,6 +652,7 @@ impl Conn {
             Event::Incoming(Incoming::PubAck(ack)) => match self.by_pkid.remove(&ack.pkid) {
                 Some(Tag::Event(seq)) => {
                     self.in_window = self.in_window.saturating_sub(1);
+                    self.acked_any = true;
                     self.acked.push(seq);
                 }
                 Some(Tag::Other) | None => {}
@@ -536,12 +722,18 @@ impl Conn {
             return Ok(());
         }
         let seqs = std::mem::take(&mut self.acked);
+        let clear = std::mem::take(&mut self.refused);
         self.sync
             .core
             .store
             .write(move |tx| {
                 let at = rfc3339(tx.now());
-                mark_acked(tx.conn(), &seqs, &at)
+                mark_acked(tx.conn(), &seqs, &at)?;
+                if clear {
+                    tracing::info!("mqtt: the broker takes events again");
+                    alerts::clear(tx, REFUSED_ALERT)?;
+                }
+                Ok::<_, StoreError>(())
             })
             .await
             .context("marking events acknowledged")?;
@@ -549,17 +741,44 @@ impl Conn {
     }
 
     async fn lost(&mut self, e: Option<anyhow::Error>) -> End {
-        match e {
+        let reason = match e {
             Some(e) => {
-                tracing::warn!(error = %format!("{e:#}"), session = self.session, "mqtt: link lost")
+                let reason = format!("{e:#}");
+                tracing::warn!(error = %reason, session = self.session, "mqtt: link lost");
+                reason
             }
-            None => tracing::warn!(session = self.session, "mqtt: link lost"),
-        }
+            None => {
+                tracing::warn!(session = self.session, "mqtt: link lost");
+                "the connection closed".to_string()
+            }
+        };
         if let Err(e) = self.flush_acks().await {
             tracing::warn!(error = %format!("{e:#}"), "mqtt: cannot mark acknowledged events; they will be re-sent");
         }
-        End::Lost {
-            connected: self.connected,
+        End::Lost(self.ending(reason))
+    }
+
+    /// How this connection ended: see [`Ending`].
+    fn ending(&self, reason: String) -> Ending {
+        let in_flight = self
+            .by_pkid
+            .values()
+            .chain(self.order.iter())
+            .filter_map(|t| match t {
+                Tag::Event(seq) => Some(*seq),
+                Tag::Other => None,
+            })
+            .min();
+        let lasted = self.connected_at.is_some_and(|at| at.elapsed() >= STABLE);
+        let progressed = self.connected && (self.acked_any || in_flight.is_none() || lasted);
+        Ending {
+            progressed,
+            stuck: if progressed || !self.connected {
+                None
+            } else {
+                in_flight
+            },
+            reason,
         }
     }
 
@@ -690,6 +909,53 @@ mod tests {
         assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_secs(1));
+    }
+
+    fn lost(stuck: u64) -> Ending {
+        Ending {
+            progressed: false,
+            stuck: Some(stuck),
+            reason: "connection reset by peer".into(),
+        }
+    }
+
+    #[test]
+    fn an_event_lost_three_connections_running_is_refused_once_and_cleared_by_progress() {
+        let mut w = RefusalWatch::default();
+        assert_eq!(w.after(&lost(7)), Verdict::Retry);
+        assert_eq!(w.after(&lost(7)), Verdict::Retry);
+        assert_eq!(
+            w.after(&lost(7)),
+            Verdict::Refused {
+                seq: 7,
+                attempts: 3
+            }
+        );
+        // Raised once, however long the refusal lasts.
+        assert_eq!(w.after(&lost(7)), Verdict::Retry);
+        let up = Ending {
+            progressed: true,
+            stuck: None,
+            reason: String::new(),
+        };
+        assert_eq!(w.after(&up), Verdict::Progress { clear: true });
+        assert_eq!(w.after(&up), Verdict::Progress { clear: false });
+    }
+
+    #[test]
+    fn losses_on_different_events_or_with_the_broker_down_are_not_a_refusal() {
+        let mut w = RefusalWatch::default();
+        for seq in [1, 2, 3, 4] {
+            assert_eq!(w.after(&lost(seq)), Verdict::Retry);
+        }
+        let down = Ending {
+            progressed: false,
+            stuck: None,
+            reason: "connection refused".into(),
+        };
+        for _ in 0..5 {
+            assert_eq!(w.after(&down), Verdict::Retry);
+        }
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //!   marked acknowledged only on their PUBACK), telemetry, and the downlink.
 //! - [`commands`] handles `<p>/cmd`: each command exactly once, answered with an `ack` event.
 //! - [`hq`] is a small head-office console (`branchd hq watch|send`) for operators and tests.
+//! - [`ingest`] is a reference head-office consumer (`branchd hq ingest`): every branch's
+//!   events into PostgreSQL, idempotent by (branch, seq), with gaps and states tracked.
 
 pub mod commands;
 pub mod hq;
+pub mod ingest;
 pub mod link;
 pub mod tls;
 
@@ -82,9 +85,11 @@ impl Topics {
         format!("{}/state", self.prefix)
     }
 
-    /// One event kind.
+    /// One event kind: its dots become topic levels (`ticket.issued` →
+    /// `<p>/events/ticket/issued`), as some brokers (NATS) reserve `.` in topics and head
+    /// office subscribes to whole families (`bank/+/events/ticket/#`).
     pub fn event(&self, kind: &str) -> String {
-        format!("{}/events/{kind}", self.prefix)
+        format!("{}/events/{}", self.prefix, kind.replace('.', "/"))
     }
 
     /// Every event (a subscription filter).
@@ -101,6 +106,17 @@ impl Topics {
     pub fn cmd(&self) -> String {
         format!("{}/cmd", self.prefix)
     }
+}
+
+/// Whether every level of `topic` uses only letters, digits, `_` and `-` (the contract's
+/// portable topic alphabet: no `.`, space, `+`, `#` or `$`).
+pub fn portable_topic(topic: &str) -> bool {
+    topic.split('/').all(|level| {
+        !level.is_empty()
+            && level
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 /// The head-office link's handle.
@@ -160,4 +176,26 @@ impl Sync {
 /// Demo set-up: nothing to simulate (`branchd demo --mqtt URL` fills `[mqtt] url`).
 pub fn demo_prepare(_doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<dyn Any + Send>>> {
     Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_kind_becomes_topic_levels_every_broker_accepts() {
+        let t = Topics::new("bank/NJ0101");
+        assert_eq!(t.event("ticket.issued"), "bank/NJ0101/events/ticket/issued");
+        assert_eq!(t.event("ack"), "bank/NJ0101/events/ack");
+        assert_eq!(
+            t.event("order.step.started"),
+            "bank/NJ0101/events/order/step/started"
+        );
+        for topic in [t.event("ticket.issued"), t.state(), t.telemetry(), t.cmd()] {
+            assert!(portable_topic(&topic), "{topic}");
+        }
+        assert!(!portable_topic("bank/NJ0101/events/ticket.issued"));
+        assert!(!portable_topic("bank//events"));
+        assert!(!portable_topic("bank/$SYS/x"));
+    }
 }

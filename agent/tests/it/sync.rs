@@ -326,7 +326,7 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
         vip.model_id.as_deref(),
         Some("face_reidentification_retail_0095")
     );
-    let upstream = seen.on("/events/vip.upserted");
+    let upstream = seen.on("/events/vip/upserted");
     assert!(
         upstream.iter().all(|e| !e.to_string().contains("0.25")),
         "no embedding upstream"
@@ -522,7 +522,7 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
         .await
         .unwrap();
     seen.wait_for("STM-01 online", 15, |s| {
-        !s.on("/events/device.online").is_empty()
+        !s.on("/events/device/online").is_empty()
     })
     .await;
 
@@ -612,11 +612,120 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
     assert_eq!(actors, ["hq:d-1", "hq:d-2"]);
     assert!(audited[0].1.contains("\"ok\":true"), "{}", audited[0].1);
     seen.wait_for("device.command events upstream", 10, |s| {
-        s.on("/events/device.command").len() >= 2
+        s.on("/events/device/command").len() >= 2
     })
     .await;
-    let upstream = seen.on("/events/device.command");
+    let upstream = seen.on("/events/device/command");
     assert_eq!(upstream[0]["data"]["by"], "hq:d-1");
     assert_eq!(upstream[0]["data"]["op"], "pause");
     assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+/// The open `sync.refused` alert's data, if one is open.
+async fn refused_alert(b: &crate::common::TestBox) -> Option<Value> {
+    b.core()
+        .store
+        .read(|c| -> Result<Option<String>, StoreError> {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT data FROM alerts WHERE key = 'sync.refused' AND cleared_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+        .unwrap()
+        .map(|d| serde_json::from_str(&d).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_refuses_an_event_gets_back_off_and_an_alert_and_loses_nothing() {
+    use crate::common::{TestBox, wait_until};
+    let dir = tempfile::tempdir().unwrap();
+    // Mosquitto drops a client that sends a packet over its limit, as a broker does with a
+    // topic or a size it refuses.
+    let mut broker = Broker::start(dir.path(), "max_packet_size 16384\n");
+    let (seen, _hq) = subscriber(broker.port, None);
+    seen.subscribed().await;
+    let big = "x".repeat(64 * 1024);
+    let b = TestBox::start_prepared(&mqtt_table(broker.port), move |store| {
+        store
+            .write_blocking(move |tx| -> Result<(), StoreError> {
+                tx.emit("test.small", json!({"i": 1}))?;
+                tx.emit("test.big", json!({"pad": big}))?;
+                tx.emit("test.small", json!({"i": 2}))?;
+                Ok(())
+            })
+            .unwrap();
+    })
+    .await;
+    let metrics = &b.core().metrics;
+
+    wait_until("the sync.refused alert", 30, || async {
+        refused_alert(&b).await.is_some()
+    })
+    .await;
+    let alert = refused_alert(&b).await.unwrap();
+    assert_eq!(
+        alert["topic"],
+        json!(format!("bank/{BRANCH}/events/test/big"))
+    );
+    assert_eq!(alert["kind"], json!("test.big"));
+    assert_eq!(alert["seq"], json!(2));
+    assert_eq!(alert["attempts"], json!(3));
+    assert!(!alert["reason"].as_str().unwrap().is_empty(), "{alert}");
+    // No hot loop: the back-off kept growing across the refused connections instead of
+    // starting again from one second after each of them.
+    wait_until("the back-off to grow", 10, || async {
+        metrics.mqtt_backoff_ms.get() >= 4000
+    })
+    .await;
+    // Nothing is lost or skipped: the refused event and everything after it wait.
+    let delivered: std::collections::BTreeSet<u64> = seen.events().into_iter().collect();
+    assert_eq!(
+        delivered,
+        [1].into(),
+        "only the event before the refused one (at least once)"
+    );
+    assert!(
+        seen.on("/events/test/small")
+            .iter()
+            .all(|e| e["seq"] == json!(1)),
+        "nothing after the refused event went out of order"
+    );
+    let depth = b
+        .core()
+        .store
+        .read(branchd::store::outbox_depth)
+        .await
+        .unwrap();
+    assert!(
+        depth >= 2,
+        "the refused event and its successor stay in the outbox: {depth}"
+    );
+
+    // Head office raises the limit: everything arrives in order and the alert clears.
+    broker.stop();
+    let conf = dir.path().join("mosquitto.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("max_packet_size 16384", "max_packet_size 1048576"),
+    )
+    .unwrap();
+    broker.restart();
+    let last = *b.core().store.committed().borrow();
+    seen.wait_for("every event after the refusal", 40, |s| {
+        s.events().iter().any(|seq| *seq >= last)
+    })
+    .await;
+    let upto: Vec<u64> = seen.events().into_iter().filter(|s| *s <= last).collect();
+    check_complete(&upto, last);
+    wait_until("the alert cleared", 10, || async {
+        refused_alert(&b).await.is_none()
+    })
+    .await;
+    assert!(metrics.mqtt_connects.get() >= 4);
+    b.stop().await;
 }
