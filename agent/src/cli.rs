@@ -48,6 +48,18 @@ enum Command {
         /// Head-office MQTT broker, e.g. mqtt://127.0.0.1:1883.
         #[arg(long, value_name = "URL")]
         mqtt: Option<String>,
+        /// The branch id (default the demo config's); head office tells boxes apart by it.
+        #[arg(long, value_name = "ID")]
+        branch: Option<String>,
+        /// No entrance camera and no face recognition (lighter; for many demo boxes).
+        #[arg(long)]
+        no_camera: bool,
+        /// A customer takes a ticket every this many seconds (default 20).
+        #[arg(long, value_name = "SECONDS", value_parser = crate::demo::parse_every)]
+        customer_every: Option<std::time::Duration>,
+        /// Stop issuing tickets after this many customers (default: never).
+        #[arg(long, value_name = "N")]
+        customers: Option<u64>,
     },
     /// Manage staff accounts.
     User {
@@ -214,6 +226,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             listen,
             mqtt,
+            branch,
+            no_camera,
+            customer_every,
+            customers,
         } => {
             if let Some(url) = &mqtt {
                 if let Err(e) = crate::config::parse_mqtt_url(url) {
@@ -226,6 +242,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 listen,
                 mqtt,
+                branch,
+                camera: !no_camera,
+                customer_every: customer_every.unwrap_or(crate::demo::CUSTOMER_EVERY),
+                customers,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -25,6 +25,25 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     /// Head-office broker, if any.
     pub mqtt: Option<String>,
+    /// The branch id, instead of the demo config's.
+    pub branch: Option<String>,
+    /// Whether the entrance camera plays (and faces are recognised).
+    pub camera: bool,
+    /// How often a customer takes a ticket.
+    pub customer_every: Duration,
+    /// How many customers take a ticket in all (`None`: no end).
+    pub customers: Option<u64>,
+}
+
+/// `--customer-every SECONDS`: a positive number of seconds, at least 0.01.
+pub fn parse_every(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.01 {
+        return Err(format!("`{s}`: at least 0.01 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// The demo staff: (user name, role, password).
@@ -40,6 +59,12 @@ pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<toml_edit::DocumentMut>
     let mut doc: toml_edit::DocumentMut = DEMO_CONFIG.parse().context("the demo config")?;
     doc["branch"]["data_dir"] = toml_edit::value(opts.data_dir.display().to_string());
     doc["http"]["listen"] = toml_edit::value(opts.listen.to_string());
+    if let Some(id) = &opts.branch {
+        doc["branch"]["id"] = toml_edit::value(id.as_str());
+    }
+    if !opts.camera {
+        doc["faces"]["enabled"] = toml_edit::value(false);
+    }
     if let Some(url) = &opts.mqtt {
         let mut t = toml_edit::Table::new();
         t["url"] = toml_edit::value(url.as_str());
@@ -67,6 +92,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let mut doc = demo_config(&opts)?;
     // Simulators first: their pseudo-terminal paths go into the config's devices.
     let _simulators = crate::modules::demo_prepare(&mut doc)?;
+    if !opts.camera {
+        doc.remove("cameras");
+    }
     let cfg = Config::parse(&doc.to_string()).map_err(|p| {
         anyhow::anyhow!(crate::config::ConfigError::Invalid(p)).context("the demo config")
     })?;
@@ -99,7 +127,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let running = app::start(cfg).await?;
     let (core, q) = (running.core.clone(), running.modules.queue.clone());
-    core.spawn(customers_arrive(core.clone(), q.clone(), CUSTOMER_EVERY));
+    core.spawn(customers_arrive(
+        core.clone(),
+        q.clone(),
+        opts.customer_every,
+        opts.customers,
+    ));
     core.spawn(vips_take_tickets(core.clone(), q, VIP_TICKET_AFTER));
     println!("branchd demo is running: http://{}/", running.addr);
     println!("logins (user / password):");
@@ -119,8 +152,9 @@ pub const CUSTOMER_EVERY: Duration = Duration::from_secs(20);
 /// The demo's lobby: one customer per service and one more are waiting at the start, then
 /// one takes a ticket at the kiosk every `every`, for a random service; about one in six is
 /// a VIP. Customers head office described to the branch take theirs with their customer id
-/// (the first two at once, then one every few tickets). Stops when the daemon stops.
-pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
+/// (the first two at once, then one every few tickets). Stops when the daemon stops, or
+/// after `limit` customers.
+pub async fn customers_arrive(core: Core, queue: Queue, every: Duration, limit: Option<u64>) {
     use rand::Rng as _;
     let services: Vec<String> = core.cfg.services.iter().map(|s| s.code.clone()).collect();
     if services.is_empty() {
@@ -135,8 +169,14 @@ pub async fn customers_arrive(core: Core, queue: Queue, every: Duration) {
             () = core.cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        if limit.is_some_and(|l| u64::from(n) >= l) {
+            return;
+        }
         // The first customers: one for each service, so every queue has someone waiting.
         for i in 0..if first { services.len() + 1 } else { 1 } {
+            if limit.is_some_and(|l| u64::from(n) >= l) {
+                break;
+            }
             let (service, level) = {
                 let mut rng = rand::thread_rng();
                 let pick = if first && i < services.len() {

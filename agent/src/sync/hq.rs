@@ -44,6 +44,9 @@ enum HqCommand {
     /// Make a coupon signing key: prints the secret (keep it at head office) and the
     /// public key (`[rights] public_key` on every box).
     CouponKey,
+    /// Write every branch's events and states into PostgreSQL, idempotently by
+    /// (branch, seq), tracking each branch's gap-free seq, gaps and state.
+    Ingest(super::ingest::IngestArgs),
     /// Send one command (a JSON file with the command envelope) and print its ack.
     Send {
         #[command(flatten)]
@@ -100,17 +103,12 @@ struct CouponArgs {
     until: Option<chrono::NaiveDate>,
 }
 
+/// How head office's tools reach the broker.
 #[derive(Debug, Args)]
-struct Link {
+pub struct BrokerArgs {
     /// Broker, mqtt://host[:port] or mqtts://host[:port].
     #[arg(long)]
     url: String,
-    /// The branch id.
-    #[arg(long)]
-    branch: String,
-    /// Topic prefix (default bank/<branch>).
-    #[arg(long)]
-    prefix: Option<String>,
     /// CA bundle (PEM) to verify an mqtts:// broker.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
@@ -120,6 +118,53 @@ struct Link {
     /// Client key (PEM) for mutual TLS.
     #[arg(long, value_name = "FILE", requires = "cert")]
     key: Option<PathBuf>,
+    /// User name.
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// A file holding the password (its first line).
+    #[arg(long, value_name = "FILE", requires = "username")]
+    password_file: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    /// Connection options for `client_id` (keep-alive 30 s, packets up to 16 MiB).
+    pub async fn options(&self, client_id: &str) -> anyhow::Result<MqttOptions> {
+        let (tls, host, port) =
+            crate::config::parse_mqtt_url(&self.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+        let mut o = MqttOptions::new(client_id, host, port);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(16 << 20, 16 << 20);
+        if let (Some(user), Some(file)) = (&self.username, &self.password_file) {
+            let text = tokio::fs::read_to_string(file)
+                .await
+                .with_context(|| format!("cannot read --password-file {}", file.display()))?;
+            let password = text.lines().next().unwrap_or_default().to_string();
+            o.set_credentials(user.clone(), password);
+        }
+        if tls {
+            let cfg = super::tls::client_config(
+                self.ca_file.as_deref(),
+                self.cert.as_deref(),
+                self.key.as_deref(),
+            )?;
+            o.set_transport(Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(cfg),
+            ));
+        }
+        Ok(o)
+    }
+}
+
+#[derive(Debug, Args)]
+struct Link {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// The branch id.
+    #[arg(long)]
+    branch: String,
+    /// Topic prefix (default bank/<branch>).
+    #[arg(long)]
+    prefix: Option<String>,
 }
 
 impl Link {
@@ -132,24 +177,9 @@ impl Link {
         )
     }
 
-    fn connect(&self, role: &str) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
-        let (tls, host, port) =
-            crate::config::parse_mqtt_url(&self.url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+    async fn connect(&self, role: &str) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
         let id = format!("hq-{role}-{}", ulid::Ulid::new());
-        let mut o = MqttOptions::new(id, host, port);
-        o.set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(16 << 20, 16 << 20);
-        if tls {
-            let cfg = super::tls::client_config(
-                self.ca_file.as_deref(),
-                self.cert.as_deref(),
-                self.key.as_deref(),
-            )?;
-            o.set_transport(Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(cfg),
-            ));
-        }
-        Ok(AsyncClient::new(o, 64))
+        Ok(AsyncClient::new(self.broker.options(&id).await?, 64))
     }
 }
 
@@ -166,6 +196,10 @@ pub fn run(args: HqArgs) -> anyhow::Result<ExitCode> {
             timeout,
             data,
         } => rt.block_on(watch(link, count, timeout.map(Duration::from_secs), data)),
+        HqCommand::Ingest(args) => {
+            drop(rt);
+            super::ingest::run(args)
+        }
         HqCommand::Coupon(args) => coupon(args),
         HqCommand::CouponKey => {
             let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
@@ -287,7 +321,7 @@ async fn watch(
     data: bool,
 ) -> anyhow::Result<ExitCode> {
     let topics = link.topics();
-    let (client, mut el) = link.connect("watch")?;
+    let (client, mut el) = link.connect("watch").await?;
     client
         .subscribe(topics.events_filter(), QoS::AtLeastOnce)
         .await?;
@@ -369,7 +403,7 @@ async fn send(link: Link, file: PathBuf, timeout: Duration) -> anyhow::Result<Ex
         .with_context(|| format!("{}: the command has no string `id`", file.display()))?
         .to_string();
     let topics = link.topics();
-    let (client, mut el) = link.connect("send")?;
+    let (client, mut el) = link.connect("send").await?;
     client
         .subscribe(topics.event("ack"), QoS::AtLeastOnce)
         .await?;

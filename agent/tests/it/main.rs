@@ -3,11 +3,14 @@
 
 mod api;
 mod architecture;
+mod broker_acl;
 mod cli;
 mod common;
 mod crash;
 mod devices;
 mod faces;
+mod fleet;
+mod fleet_harness;
 mod follow;
 mod marketing;
 mod mqtt;
