@@ -4,6 +4,9 @@
 //! weekday a week before (so a holiday does not teach the model a false dip), closed days
 //! ahead are forecast as zero, a make-up working day as an ordinary weekday of its week,
 //! and the month-end peak the model leaves in its residuals is added back on month ends.
+//! The intervals are calibrated on the history itself: fitted without its last four weeks,
+//! the model's errors there say how much wider the intervals must be to hold 80% of the
+//! outcomes (they are never narrowed).
 
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
@@ -164,6 +167,15 @@ pub fn daily(y: &[f64], first: NaiveDate, horizon: usize, cal: &StatsConfig) -> 
 /// MSTL + AutoETS with the month-end residual added back; None when the history is too
 /// short or the fit fails.
 fn mstl(x: &[f64], first: NaiveDate, horizon: usize) -> Option<Vec<Day>> {
+    fit_mstl(x, first, horizon, true)
+}
+
+/// MSTL + AutoETS without the interval calibration.
+fn mstl_raw(x: &[f64], first: NaiveDate, horizon: usize) -> Option<Vec<Day>> {
+    fit_mstl(x, first, horizon, false)
+}
+
+fn fit_mstl(x: &[f64], first: NaiveDate, horizon: usize, calibrate: bool) -> Option<Vec<Day>> {
     if x.len() < MIN_MSTL_DAYS || horizon == 0 {
         return None;
     }
@@ -190,18 +202,25 @@ fn mstl(x: &[f64], first: NaiveDate, horizon: usize) -> Option<Vec<Day>> {
     } else {
         0.0
     };
+    let widen = if calibrate {
+        calibration(x, first)
+    } else {
+        1.0
+    };
+    let around = |p: f64, b: f64| p + (b - p) * widen;
     let start = first + Duration::days(x.len() as i64);
     let days = (0..horizon)
         .map(|h| {
             let d = start + Duration::days(h as i64);
             let b = if is_month_end(d) { bump } else { 0.0 };
+            let p = p80.point[h];
             Day {
                 date: d,
-                point: p80.point[h] + b,
-                lo80: i80.lower[h] + b,
-                hi80: i80.upper[h] + b,
-                lo95: i95.lower[h] + b,
-                hi95: i95.upper[h] + b,
+                point: p + b,
+                lo80: around(p, i80.lower[h]) + b,
+                hi80: around(p, i80.upper[h]) + b,
+                lo95: around(p, i95.lower[h]) + b,
+                hi95: around(p, i95.upper[h]) + b,
                 closed: false,
             }
         })
@@ -209,6 +228,37 @@ fn mstl(x: &[f64], first: NaiveDate, horizon: usize) -> Option<Vec<Day>> {
     days.iter()
         .all(|d| d.point.is_finite() && d.lo95.is_finite() && d.hi95.is_finite())
         .then_some(days)
+}
+
+/// Days held out of the history to calibrate the intervals.
+const HOLDOUT: usize = 28;
+
+/// How much wider the intervals must be to hold 80% of the outcomes: the model is fitted
+/// without the last four weeks of history, and the 80th percentile of the errors there,
+/// relative to the interval's half-width at each horizon, is the factor (never below 1:
+/// intervals are only ever widened).
+fn calibration(x: &[f64], first: NaiveDate) -> f64 {
+    if x.len() < MIN_MSTL_DAYS + HOLDOUT {
+        return 1.0;
+    }
+    let cut = x.len() - HOLDOUT;
+    let Some(days) = mstl_raw(&x[..cut], first, HOLDOUT) else {
+        return 1.0;
+    };
+    let mut r: Vec<f64> = days
+        .iter()
+        .zip(&x[cut..])
+        .filter_map(|(d, y)| {
+            let half = (d.hi80 - d.lo80) / 2.0;
+            (half > 0.0).then(|| (y - d.point).abs() / half)
+        })
+        .collect();
+    if r.is_empty() {
+        return 1.0;
+    }
+    r.sort_by(f64::total_cmp);
+    let q = r[((r.len() as f64 * 0.8).ceil() as usize).clamp(1, r.len()) - 1];
+    q.max(1.0)
 }
 
 /// Seasonal naive (a week ago) with intervals from the spread of week-on-week changes;
