@@ -28,7 +28,8 @@ use crate::store::{Event, StoreError, Tx};
 
 /// The migrations of the roll-up tables.
 pub const STEPS: &[&str] = &[
-    // 1: daily roll-ups, hourly arrivals, clearing cycles, open exceptions, forecasts.
+    // 1: daily roll-ups, hourly arrivals, clearing cycles, open exceptions, the closed days
+    //    and the forecasts; the roll-up consumer's position, from now.
     "CREATE TABLE stats_tickets (
          day TEXT NOT NULL,
          service TEXT NOT NULL,
@@ -129,7 +130,10 @@ pub const STEPS: &[&str] = &[
          overdue INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (day, step, staff)
      ) STRICT;
-     CREATE TABLE stats_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+     CREATE TABLE stats_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+     -- The roll-ups count every event committed from their creation on.
+     INSERT INTO followers(name, seq)
+         SELECT 'stats.rollup', CAST(value AS INTEGER) FROM meta WHERE key = 'event_seq';",
 ];
 
 /// The durable consumer that keeps the roll-ups.
