@@ -105,7 +105,11 @@ export function statsForecast(horizon = 7) {
       { device_id: 'STM-01', item: 'debit_card', model: 'mstl_ets', history_days: 120, days: series(horizon, 9, start), remaining: 120, days_left: 12, runs_out_on: iso(Date.now() + 12 * DAY), reorder: false },
       { device_id: 'STM-01', item: 'ukey', model: 'seasonal_naive', history_days: 20, days: series(horizon, 3, start), remaining: 8, days_left: 2, runs_out_on: iso(Date.now() + 2 * DAY), reorder: true },
     ],
-    cash: [{ device_id: 'STM-01', model: 'mstl_ets', history_days: 120, days: series(horizon, 41000, start), on_hand: 200000, days_until_empty: 4, empty_on: iso(Date.now() + 4 * DAY), replenish: false }],
+    cash: [{ device_id: 'STM-01', model: 'mstl_ets', history_days: 120, days: series(horizon, 41000, start), on_hand: 200000, days_until_empty: 4, empty_on: iso(Date.now() + 4 * DAY), replenish: true,
+      cassettes: [
+        { cassette: 'C1', denom: 100, count: 1800, model: 'mstl_ets', days_until_empty: null, empty_on: null },
+        { cassette: 'C2', denom: 50, count: 400, model: 'mstl_ets', days_until_empty: 1, empty_on: iso(Date.now() + DAY) },
+      ] }],
     calendar: { closed_days: [], working_days: [] },
   }
 }

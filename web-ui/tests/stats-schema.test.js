@@ -73,6 +73,7 @@ describe('statistics: one schema for the PAD and the box', () => {
     expect(f.tickets[0]).toMatchObject({ model: 'mstl_ets', history_days: 120 })
     expect(f.tickets[0].days).toHaveLength(30)
     expect(f.vouchers[1]).toMatchObject({ reorder: true, days_left: 2 })
+    expect(f.cash[0].cassettes[1]).toMatchObject({ cassette: 'C2', days_until_empty: 1 })
     const st = normalizeStaffing(statsStaffing(2))
     expect(st.hours[0]).toMatchObject({ hour: 9, planned: 3 })
     expect(normalizePeriod({}).steps.by_step).toEqual([])

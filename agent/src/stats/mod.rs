@@ -394,7 +394,7 @@ pub fn hourly_profile(
 /// The forecasts of the `horizon` days from `today`: ticket volume per service (with its
 /// hourly profile), STM transactions per type, voucher use per STM and kind (days left,
 /// runs-out date, reorder hint) and cash net out per STM (days until empty, replenishment
-/// hint).
+/// hint, each cassette's days until it empties).
 pub fn forecasts(
     c: &Connection,
     cfg: &Config,
@@ -487,6 +487,43 @@ pub fn forecasts(
         };
         *on_hand.entry(d.to_string()).or_default() += denom * count;
     }
+    // Each cassette: its notes' net out against the notes in it now.
+    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for k in devices::db::cassettes(c)? {
+        let (Some(d), Some(id), Some(denom), Some(count)) = (
+            k["device_id"].as_str(),
+            k["id"].as_str(),
+            k["denom"].as_f64(),
+            k["count"].as_f64(),
+        ) else {
+            continue;
+        };
+        counts.insert(format!("{d}\u{1f}{id}"), (denom, count));
+    }
+    let mut cassettes: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (k, (first, y)) in series(
+        c,
+        "SELECT device_id || char(31) || cassette, day, notes_out - notes_in \
+         FROM stats_cash_cassettes WHERE day BETWEEN ?1 AND ?2",
+        from,
+        to,
+    )? {
+        let f = fc(first, &y);
+        let (device, id) = k.split_once('\u{1f}').unwrap_or((k.as_str(), ""));
+        let now = counts.get(&k).copied();
+        let days = now.and_then(|(_, n)| forecast::days_left(n, &f.days));
+        cassettes
+            .entry(device.to_string())
+            .or_default()
+            .push(json!({
+                "cassette": id,
+                "denom": now.map(|(d, _)| d),
+                "count": now.map(|(_, n)| n),
+                "model": f.model,
+                "days_until_empty": days,
+                "empty_on": days.map(|d| (today + Duration::days(d as i64)).to_string()),
+            }));
+    }
     let mut cash = Vec::new();
     for (k, (first, y)) in series(
         c,
@@ -502,7 +539,16 @@ pub fn forecasts(
         v["on_hand"] = json!(hand);
         v["days_until_empty"] = json!(days);
         v["empty_on"] = json!(days.map(|d| (today + Duration::days(d as i64)).to_string()));
-        v["replenish"] = json!(days.is_some_and(|d| d < REPLENISH_DAYS));
+        let ks = cassettes.remove(&k).unwrap_or_default();
+        let first_empty = ks
+            .iter()
+            .filter_map(|x| x["days_until_empty"].as_u64())
+            .min();
+        v["replenish"] = json!(
+            days.is_some_and(|d| d < REPLENISH_DAYS)
+                || first_empty.is_some_and(|d| (d as usize) < REPLENISH_DAYS)
+        );
+        v["cassettes"] = json!(ks);
         cash.push(v);
     }
     Ok(json!({

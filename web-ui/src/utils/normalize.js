@@ -281,7 +281,14 @@ export function normalizeForecast(body) {
     tickets: arr(o.tickets).map(forecastSeries),
     transactions: arr(o.transactions).map(forecastSeries),
     vouchers: arr(o.vouchers).map((v) => ({ ...forecastSeries(v), remaining: num(v.remaining), days_left: num(v.days_left), runs_out_on: v.runs_out_on ?? null, reorder: v.reorder === true })),
-    cash: arr(o.cash).map((c) => ({ ...forecastSeries(c), on_hand: num(c.on_hand), days_until_empty: num(c.days_until_empty), empty_on: c.empty_on ?? null, replenish: c.replenish === true })),
+    cash: arr(o.cash).map((c) => ({
+      ...forecastSeries(c),
+      on_hand: num(c.on_hand),
+      days_until_empty: num(c.days_until_empty),
+      empty_on: c.empty_on ?? null,
+      replenish: c.replenish === true,
+      cassettes: arr(c.cassettes).map((k) => ({ cassette: k.cassette ?? '', denom: num(k.denom), count: num(k.count), days_until_empty: num(k.days_until_empty), empty_on: k.empty_on ?? null })),
+    })),
     calendar: { closed_days: arr(cal.closed_days), working_days: arr(cal.working_days) },
   }
 }
