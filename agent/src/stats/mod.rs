@@ -116,8 +116,11 @@ async fn close_days(core: Core) {
     }
 }
 
-/// Close the business day before the one of `now` unless done: `stats.daily` with its
-/// aggregates, roll-ups past `keep_days` pruned, forecasts recomputed (`forecast.updated`).
+/// Days a box catches up on when it was down: `stats.daily` for at most this many.
+pub const MAX_CLOSE_BACK: i64 = 31;
+
+/// Close the business days up to the one before `now` not closed yet (the last
+/// [`MAX_CLOSE_BACK`] at most): `stats.daily` with each day's aggregates, roll-ups past `keep_days` pruned, forecasts recomputed (`forecast.updated`).
 /// Returns whether it was closed now. On a box's first start nothing is closed: the days
 /// before it were not counted.
 pub fn close_day(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -133,8 +136,16 @@ pub fn close_day(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<bo
     if done.as_str() >= day.to_string().as_str() {
         return Ok(false);
     }
-    let daily = daily_aggregates(tx.conn(), cfg, day)?;
-    tx.emit("stats.daily", daily)?;
+    // Every day not closed yet (the box may have been down), at most the last month.
+    let after = NaiveDate::parse_from_str(&done, "%Y-%m-%d")
+        .unwrap_or(day - Duration::days(1))
+        .max(day - Duration::days(MAX_CLOSE_BACK));
+    let mut d = after + Duration::days(1);
+    while d <= day {
+        let daily = daily_aggregates(tx.conn(), cfg, d)?;
+        tx.emit("stats.daily", daily)?;
+        d += Duration::days(1);
+    }
     rollup::prune(tx.conn(), cfg, today)?;
     rollup::meta_set(tx.conn(), "closed_day", &day.to_string())?;
     let f = forecasts(tx.conn(), cfg, today, 30)?;

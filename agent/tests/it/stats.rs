@@ -571,7 +571,19 @@ async fn closing_a_business_day_sends_its_aggregates_and_the_forecasts_once() {
     );
     let updated = crate::common::event_data(&b, "forecast.updated").await;
     assert_eq!(updated.len(), 1);
+    // Down for three days: each missed day is closed when it comes back.
+    assert!(close(now + chrono::Duration::days(4)).await);
+    let days: Vec<Value> = crate::common::event_data(&b, "stats.daily")
+        .await
+        .iter()
+        .map(|d| serde_json::from_str::<Value>(d).unwrap()["day"].clone())
+        .collect();
+    let want: Vec<Value> = (0..4)
+        .map(|i| json!(business_day(&cfg, now + chrono::Duration::days(i))))
+        .collect();
+    assert_eq!(days, want);
     let u: Value = serde_json::from_str(&updated[0]).unwrap();
+    assert_eq!(u["horizon_days"], 30);
     assert_eq!(u["series"]["tickets"], 2, "one forecast per service: {u}");
     b.stop().await;
 }
