@@ -89,6 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::vision::cli::VipCommand,
     },
+    /// Past figures for the statistics and forecasts.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Validate a config file and say exactly what is wrong.
     CheckConfig {
         /// The config file (TOML).
@@ -109,6 +114,20 @@ enum UserCommand {
         /// Read the password from standard input (required: never on the command line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        target: DataTarget,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HistoryCommand {
+    /// Load past daily ticket volumes from a previous queue system (CSV with a header:
+    /// date, service, issued, and optionally served, no_show, avg_wait_s, avg_service_s).
+    /// Every row is checked first; one bad row and nothing is loaded.
+    Import {
+        /// The CSV file.
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
         #[command(flatten)]
         target: DataTarget,
     },
@@ -274,6 +293,48 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(code) => Ok(code),
         },
+        Command::History {
+            command: HistoryCommand::Import { file, target },
+        } => {
+            // With a config, service codes are checked against its services.
+            let (data_dir, services) = match (target.data_dir, target.config) {
+                (Some(d), _) => (d, None),
+                (None, Some(c)) => match load_config(&c) {
+                    Ok(cfg) => (
+                        cfg.branch.data_dir,
+                        Some(cfg.services.iter().map(|s| s.code.clone()).collect()),
+                    ),
+                    Err(code) => return Ok(code),
+                },
+                (None, None) => unreachable!("clap requires one of them"),
+            };
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let store = open_data_dir(&data_dir)?;
+            let name = file
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let r = crate::stats::import_file(&store, &text, &name, services);
+            store.close();
+            match r {
+                Ok(n) => {
+                    println!("imported {n} day(s) of figures from {}", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(crate::stats::import::ImportError::Rows(bad)) => {
+                    for b in &bad {
+                        report(&format!("{}: {b}", file.display()));
+                    }
+                    report(&format!(
+                        "error: {} bad row(s) in {}; nothing was imported",
+                        bad.len(),
+                        file.display()
+                    ));
+                    Ok(ExitCode::from(EX_USAGE))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::User {
             command:
                 UserCommand::Add {

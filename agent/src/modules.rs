@@ -17,6 +17,7 @@ use crate::orders::Orders;
 use crate::products::Products;
 use crate::queue::Queue;
 use crate::rights::Rights;
+use crate::stats::Stats;
 use crate::store::Schema;
 use crate::sync::Sync;
 use crate::vision::Vision;
@@ -78,6 +79,8 @@ pub struct Modules {
     pub leads: Leads,
     /// Rights and coupons.
     pub rights: Rights,
+    /// Roll-ups, statistics of any period, forecasts and the staffing plan.
+    pub stats: Stats,
 }
 
 impl Modules {
@@ -94,6 +97,7 @@ impl Modules {
             customers: Customers::new(core),
             leads: Leads::new(core),
             rights: Rights::new(core),
+            stats: Stats::new(core),
             devices,
         }
     }
@@ -109,6 +113,7 @@ impl Modules {
         self.products.start();
         self.customers.start();
         self.leads.start();
+        self.stats.start();
     }
 
     /// Every route of the daemon: the system and login routes, the event stream, the
@@ -118,7 +123,7 @@ impl Modules {
         routes.extend(auth.routes());
         routes.extend(http::sse::routes(core));
         routes.extend(alerts::routes(core));
-        routes.extend(stats::routes(core));
+        routes.extend(self.stats.routes());
         routes.extend(self.queue.routes());
         routes.extend(self.devices.routes());
         routes.extend(self.orders.routes());
@@ -168,6 +173,7 @@ pub fn demo_seed(store: &crate::store::Store, cfg: &crate::config::Config) -> an
     customers::demo::seed(store, cfg, today)?;
     leads::demo::seed(store, now)?;
     rights::demo::seed(store, cfg, today)?;
+    stats::demo::seed(store, cfg, today, 120)?;
     Ok(())
 }
 

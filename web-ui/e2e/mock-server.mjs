@@ -7,6 +7,7 @@ import { readFileSync, existsSync, statSync } from 'node:fs'
 import { extname, join, normalize } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { deflateSync } from 'node:zlib'
+import { statsForecast, statsPeriod, statsStaffing, statsToday } from './stats-fixture.mjs'
 
 const args = process.argv.slice(2)
 const port = Number(args[args.indexOf('--port') + 1] || process.env.PORT || 8099)
@@ -84,30 +85,6 @@ const orders = [
       { key: 'execute', name: 'execute', state: 'pending', sla_s: 1200 },
     ] },
 ]
-const stats = {
-  date: new Date().toISOString().slice(0, 10),
-  tickets: { by_service: [
-    { service: 'personal', name: '个人业务', issued: 86, served: 71, avg_wait_s: 512, max_wait_s: 1480 },
-    { service: 'corporate', name: '对公业务', issued: 23, served: 18, avg_wait_s: 690, max_wait_s: 1320 },
-    { service: 'vip', name: '贵宾业务', issued: 9, served: 8, avg_wait_s: 140, max_wait_s: 300 },
-  ] },
-  transactions: { by_type: [
-    { txn_type: 'withdrawal', count: 64, amount: 181000 }, { txn_type: 'deposit', count: 41, amount: 52300 },
-    { txn_type: 'transfer', count: 28, amount: 930000 }, { txn_type: 'issue_card', count: 12 },
-    { txn_type: 'open_account', count: 7 }, { txn_type: 'wealth_purchase', count: 5, amount: 1500000 }, { txn_type: 'statement', count: 19 },
-  ] },
-  consumables: { items: [
-    { item: 'debit_card', device_id: 'STM-01', remaining: 120, daily_use: 14, days_left: 8.6 },
-    { item: 'ukey', device_id: 'STM-01', remaining: 8, daily_use: 4, days_left: 2 },
-    { item: 'receipt_paper_pct', device_id: 'STM-02', remaining: 12, daily_use: 6, days_left: 2 },
-    { item: 'deposit_cert', device_id: 'STM-01', remaining: 48, daily_use: 3 },
-  ] },
-  cash: { cassettes: [
-    { device_id: 'STM-01', id: 'C1', denom: 100, count: 1800, deposited: 30000, dispensed: 120000 },
-    { device_id: 'STM-01', id: 'C2', denom: 50, count: 400, deposited: 22300, dispensed: 61000 },
-    { device_id: 'STM-02', id: 'C1', denom: 100, count: 2400, deposited: 0, dispensed: 0 },
-  ] },
-}
 // A small PNG thumbnail (grey screen, blue title bar) standing in for an STM screen.
 const PNG = makePng(96, 64).toString('base64')
 function makePng(w, h) {
@@ -383,7 +360,10 @@ async function api(req, res, url) {
     const o = orders.find((x) => x.id === decodeURIComponent(m[1]))
     return o ? send(res, 200, o) : fail(res, 404, 'no_such_order', '没有这个订单')
   }
-  if (path === '/api/v1/stats') return send(res, 200, stats)
+  if (path === '/api/v1/stats') return send(res, 200, statsToday())
+  if (path === '/api/v1/stats/period') return send(res, 200, statsPeriod(Number(url.searchParams.get('days')) || 30, url.searchParams.get('by') || 'day'))
+  if (path === '/api/v1/stats/forecast') return send(res, 200, statsForecast(Number(url.searchParams.get('horizon')) || 7))
+  if (path === '/api/v1/stats/staffing') return send(res, 200, statsStaffing(Number(url.searchParams.get('days')) || 7))
   // test hooks
   if (path === '/api/v1/_mock/vip' && method === 'POST') {
     const a = { id: `va-${Date.now()}`, customer_id: 'C2002', name: '吴先生', level: 'platinum', tags: ['理财产品本周到期'], relationship_manager: { name: '钱经理', phone: '139****1234' }, confidence: 0.9, camera: 'entrance', ts: now() }

@@ -6,7 +6,7 @@
 //! `docs/configuration.md` and `systemd/branchd.example.toml`. Each section is read by its
 //! own file: [`branch`] (branch, http, mqtt, log, daemon, models), [`devices`] (devices,
 //! stm, id_reader, cameras), [`queue`] (services, counters, queue), [`orders`], [`faces`],
-//! [`ocr`], [`marketing`] (customers, rights).
+//! [`ocr`], [`marketing`] (customers, rights), [`stats`].
 
 pub mod branch;
 pub mod devices;
@@ -16,6 +16,7 @@ pub mod ocr;
 pub mod orders;
 pub mod queue;
 mod reader;
+pub mod stats;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use devices::{
 pub use ocr::Ocr;
 pub use queue::{Counter, QueueConfig, Service};
 pub use reader::{Diagnostics, Problem, Section};
+pub use stats::{DayKind, StatsConfig};
 
 /// Exit code for bad usage and bad config (sysexits EX_USAGE).
 pub const EX_USAGE: u8 = 64;
@@ -76,6 +78,8 @@ pub struct Config {
     pub customers: marketing::CustomersConfig,
     /// `[rights]`: the key head office signs coupons with.
     pub rights: marketing::RightsConfig,
+    /// `[stats]`: how long roll-ups are kept; the branch's calendar.
+    pub stats: StatsConfig,
 }
 
 /// Why a config could not be used.
@@ -197,6 +201,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let faces = faces::read(root);
     let customers = marketing::read_customers(root);
     let rights = marketing::read_rights(root);
+    let stats = stats::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -216,6 +221,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         faces: faces?,
         customers: customers?,
         rights: rights?,
+        stats: stats?,
     })
 }
 

@@ -180,6 +180,7 @@ pub fn issue(
         "position": me.position,
         "estimated_wait_s": me.estimated_wait_s,
         "source": req.source.as_str(),
+        "at": rfc3339(now),
     });
     for (k, v) in [
         ("customer_id", &req.customer_id),
@@ -264,7 +265,7 @@ fn served(tx: &mut Tx<'_>, t: &Ticket, now: DateTime<Utc>) -> Result<TicketView,
         "ticket.served",
         json!({"number": t.number, "service": t.service, "counter": t.counter,
                "service_s": service_s.round() as u64,
-               "waited_s": policy::waited_s(t.issued_at, called)}),
+               "waited_s": policy::waited_s(t.issued_at, called), "at": rfc3339(now)}),
     )?;
     let mut t = t.clone();
     t.state = TicketState::Served;
@@ -306,7 +307,8 @@ pub fn call_next(
     tx.emit(
         "ticket.called",
         json!({"number": next.number, "service": next.service, "counter": counter,
-               "priority": next.priority, "waited_s": waited, "call_text": text}),
+               "priority": next.priority, "waited_s": waited, "call_text": text,
+               "at": rfc3339(now)}),
     )?;
     let mut t = next;
     t.state = TicketState::Called;
@@ -350,7 +352,7 @@ pub fn recall(
         tx.emit(
             "ticket.no_show",
             json!({"number": t.number, "service": t.service, "counter": counter,
-                   "recalls": t.recalls}),
+                   "recalls": t.recalls, "at": rfc3339(now)}),
         )?;
         t.state = TicketState::NoShow;
         return Ok(view(&t, now, None));
@@ -395,7 +397,7 @@ pub fn skip(
             "ticket.skipped"
         },
         json!({"number": t.number, "service": t.service, "counter": t.counter,
-               "recalls": t.recalls}),
+               "recalls": t.recalls, "at": rfc3339(now)}),
     )?;
     t.state = state;
     Ok(view(&t, now, None))

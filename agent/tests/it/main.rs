@@ -18,4 +18,5 @@ mod ocr;
 mod orders;
 mod queue;
 mod sse;
+mod stats;
 mod sync;

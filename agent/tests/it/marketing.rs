@@ -57,13 +57,13 @@ fn wang() -> Value {
            "risk_level": "C2", "relationship_manager": "branch_manager"})
 }
 
-fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
-        .date_naive()
+/// The box's business date: what its "this week" and a coupon's validity are counted from
+/// (the branch's date, turning at `[queue] reset_hour`, not at midnight).
+fn today(b: &TestBox) -> NaiveDate {
+    branchd::clock::business_date(&b.core().cfg, b.core().clock.now())
 }
 
-fn coupon(id: &str, id_number: &str) -> String {
+fn coupon(b: &TestBox, id: &str, id_number: &str) -> String {
     sign(
         &hq_key(),
         &Coupon {
@@ -71,8 +71,8 @@ fn coupon(id: &str, id_number: &str) -> String {
             cust: id_hash(SALT, id_number),
             right: "cash_voucher".into(),
             value: 2_000,
-            from: today() - chrono::Duration::days(2),
-            until: today() + chrono::Duration::days(2),
+            from: today(b) - chrono::Duration::days(2),
+            until: today(b) + chrono::Duration::days(2),
         },
     )
 }
@@ -133,14 +133,14 @@ async fn head_office_commands_fill_the_shelf_and_bad_ones_name_their_problems() 
         cmd(
             "r-1",
             "rights.grant",
-            json!({"token": coupon("CP-1", WANG_ID)}),
+            json!({"token": coupon(&b, "CP-1", WANG_ID)}),
         ),
         cmd(
             "r-2",
             "rights.grant",
             json!({"token": sign(&SigningKey::from_bytes(&[1; 32]),
             &Coupon { id: "CP-X".into(), cust: id_hash(SALT, WANG_ID), right: "gift".into(), value: 1,
-                      from: today(), until: today() })}),
+                      from: today(&b), until: today(&b) })}),
         ),
         cmd("r-3", "rights.revoke", json!({"ids": ["CP-9"]})),
         cmd("p-3", "product.delete", json!({"code": "NOPE"})),
@@ -238,7 +238,7 @@ async fn coupons_redeemed_with_head_office_down_reach_it_gap_free_once_it_is_bac
     // Head office goes away; the lobby carries on.
     broker.stop();
     let lobby = b.login("lobby_manager").await;
-    let first = coupon("CP-1", WANG_ID);
+    let first = coupon(&b, "CP-1", WANG_ID);
     let r = post(
         &lobby,
         &b,
@@ -270,7 +270,7 @@ async fn coupons_redeemed_with_head_office_down_reach_it_gap_free_once_it_is_bac
         &lobby,
         &b,
         "/api/v1/rights/redeem",
-        json!({"code": coupon("CP-2", WANG_ID), "customer_id": "C-2"}),
+        json!({"code": coupon(&b, "CP-2", WANG_ID), "customer_id": "C-2"}),
     )
     .await;
     assert_eq!(
@@ -281,7 +281,7 @@ async fn coupons_redeemed_with_head_office_down_reach_it_gap_free_once_it_is_bac
         &lobby,
         &b,
         "/api/v1/rights/redeem",
-        json!({"code": coupon("CP-3", "321083197812162119"), "customer_id": "C-2"}),
+        json!({"code": coupon(&b, "CP-3", "321083197812162119"), "customer_id": "C-2"}),
     )
     .await;
     assert_eq!(r.status(), 200);
@@ -505,7 +505,7 @@ async fn customers_identified_by_card_and_ticket_show_with_their_leads_to_the_se
     // 张三's card is on the demo reader; head office knows him by its hash only.
     command(&b, "c-1", "customer.upsert", json!({"customer_id": "C-3", "name": "张三", "level": "normal",
         "id_hash": id_hash(SALT, &CardText::sample().id_number), "relationship_manager": "branch_manager",
-        "birthday": today().format("%m-%d").to_string()})).await;
+        "birthday": today(&b).format("%m-%d").to_string()})).await;
     command(&b, "c-2", "customer.upsert", wang()).await;
     command(
         &b,

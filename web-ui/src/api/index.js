@@ -49,6 +49,9 @@ export function buildApi(c) {
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),
     // statistics
     stats: () => c.get('/api/v1/stats'),
+    statsPeriod: (query) => c.get('/api/v1/stats/period', { query }),
+    statsForecast: (horizon) => c.get('/api/v1/stats/forecast', { query: { horizon } }),
+    statsStaffing: (days) => c.get('/api/v1/stats/staffing', { query: { days } }),
     // the product shelf and the calculators
     products: (query = {}) => c.get('/api/v1/products', { query }),
     product: (code) => c.get(`/api/v1/products/${enc(code)}`),

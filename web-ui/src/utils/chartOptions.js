@@ -108,3 +108,79 @@ export function cashOption(cassettes, { t, locale }) {
     ],
   }
 }
+
+const PALETTE = [BLUE, GREEN, ORANGE, '#7b5cc4', '#1aa3a3', RED, '#8a6d3b']
+
+/** Buckets in order and one series per key (service, STM, ...), 0 where a bucket lacks it. */
+export function pivot(rows, keyOf, valueOf) {
+  const buckets = [...new Set(rows.map((r) => r.bucket))].sort()
+  const keys = [...new Set(rows.map(keyOf))].sort()
+  const at = new Map(rows.map((r) => [`${r.bucket}\u001f${keyOf(r)}`, valueOf(r)]))
+  return { buckets, keys, values: keys.map((k) => buckets.map((b) => at.get(`${b}\u001f${k}`) ?? 0)) }
+}
+
+/** A series over buckets: one line per key. */
+export function seriesOption(rows, { keyOf, valueOf, label, yName, type = 'line', stack = false }) {
+  const p = pivot(rows, keyOf, valueOf)
+  return {
+    ...base,
+    xAxis: { type: 'category', data: p.buckets, axisLabel: { fontSize: 12 } },
+    yAxis: { type: 'value', name: yName, minInterval: 1 },
+    series: p.keys.map((k, i) => ({
+      name: label(k),
+      type,
+      stack: stack ? 'all' : undefined,
+      data: p.values[i],
+      itemStyle: { color: PALETTE[i % PALETTE.length] },
+      barMaxWidth: 28,
+      showSymbol: p.buckets.length < 40,
+    })),
+  }
+}
+
+/** A forecast: the point line with its 80% and 95% bands. */
+export function forecastOption(f, { t }) {
+  const dates = f.days.map((d) => d.date.slice(5))
+  const band = (lo, hi, name, color) => [
+    { name, type: 'line', stack: name, data: f.days.map((d) => d[lo]), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color }, tooltip: { show: false } },
+    { name, type: 'line', stack: name, data: f.days.map((d) => +(d[hi] - d[lo]).toFixed(1)), lineStyle: { opacity: 0 }, symbol: 'none', itemStyle: { color }, areaStyle: { color, opacity: 1 } },
+  ]
+  return {
+    ...base,
+    tooltip: {
+      trigger: 'axis',
+      formatter: (ps) => {
+        const d = f.days[ps[0].dataIndex]
+        return [`<b>${d.date}</b>`, d.closed ? t('forecast.closed') : null,
+          `${t('forecast.point')}: ${formatNumber(d.point, 1)}`,
+          `80%: ${formatNumber(d.lo80, 1)} – ${formatNumber(d.hi80, 1)}`,
+          `95%: ${formatNumber(d.lo95, 1)} – ${formatNumber(d.hi95, 1)}`].filter(Boolean).join('<br/>')
+      },
+    },
+    legend: { ...base.legend, data: [t('forecast.point'), t('forecast.band80'), t('forecast.band95')] },
+    xAxis: { type: 'category', data: dates, boundaryGap: false, axisLabel: { fontSize: 12 } },
+    yAxis: { type: 'value', min: 0 },
+    series: [
+      ...band('lo95', 'hi95', t('forecast.band95'), 'rgba(31, 78, 150, 0.14)'),
+      ...band('lo80', 'hi80', t('forecast.band80'), 'rgba(31, 78, 150, 0.30)'),
+      { name: t('forecast.point'), type: 'line', data: f.days.map((d) => d.point), itemStyle: { color: BLUE }, lineStyle: { width: 3 }, symbolSize: 6 },
+    ],
+  }
+}
+
+/** Counters needed (bars) beside counters planned (line) for each hour of one day. */
+export function staffingOption(hours, { t }) {
+  return {
+    ...base,
+    xAxis: { type: 'category', data: hours.map((h) => `${String(h.hour).padStart(2, '0')}:00`), axisLabel: { fontSize: 12 } },
+    yAxis: [
+      { type: 'value', name: t('staffing.counters'), minInterval: 1 },
+      { type: 'value', name: t('staffing.arrivals'), splitLine: { show: false } },
+    ],
+    series: [
+      { name: t('staffing.needed'), type: 'bar', data: hours.map((h) => ({ value: h.needed, itemStyle: { color: h.needed > h.planned ? RED : GREEN } })), barMaxWidth: 26 },
+      { name: t('staffing.planned'), type: 'line', step: 'middle', data: hours.map((h) => h.planned), itemStyle: { color: BLUE }, lineStyle: { width: 3 } },
+      { name: t('staffing.arrivals'), type: 'line', yAxisIndex: 1, data: hours.map((h) => h.arrivals), itemStyle: { color: ORANGE }, lineStyle: { type: 'dashed' } },
+    ],
+  }
+}

@@ -210,24 +210,107 @@ export function normalizeStats(body) {
     count: num(t.count) ?? 0,
     amount: num(t.amount),
   }))
-  const consumables = arr(obj(o.consumables).items ?? o.consumables_forecast ?? (Array.isArray(o.consumables) ? o.consumables : null)).map((c) => ({
-    item: c.item ?? c.name ?? '',
+  const consumables = arr(obj(o.consumables).items).map((c) => ({
+    item: c.item ?? '',
     device_id: c.device_id ?? null,
-    remaining: num(c.remaining ?? c.count),
-    used_today: num(c.used_today ?? c.used),
-    daily_use: num(c.daily_use ?? c.per_day),
+    remaining: num(c.remaining),
+    used_today: num(c.used_today),
+    daily_use: num(c.daily_use),
     days_left: num(c.days_left),
-    runs_out_on: c.runs_out_on ?? c.runs_out ?? null,
+    runs_out_on: c.runs_out_on ?? null,
   }))
-  const cassettes = arr(obj(o.cash).cassettes ?? o.cash_by_cassette).map((c) => ({
+  // The fields of the `StatsToday` schema (agent/src/stats/openapi.json), shared with the box.
+  const cassettes = arr(obj(o.cash).cassettes).map((c) => ({
     device_id: c.device_id ?? null,
-    id: c.id ?? c.cassette ?? '',
+    id: c.id ?? '',
     denom: num(c.denom),
     count: num(c.count),
-    cash_in: num(c.deposited ?? c.cash_in ?? c.in),
-    cash_out: num(c.dispensed ?? c.cash_out ?? c.out),
+    cash_in: num(c.cash_in),
+    cash_out: num(c.cash_out),
   }))
   return { date: o.date ?? null, byService, txns, consumables, cassettes }
+}
+
+/** `GET /api/v1/stats/period` (schema `StatsPeriod`): every list present, numbers or null. */
+export function normalizePeriod(body) {
+  const o = obj(body)
+  const part = (k, lists) => {
+    const p = obj(o[k])
+    return Object.fromEntries(lists.map((l) => [l, arr(p[l]).map((x) => obj(x))]))
+  }
+  return {
+    from: o.from ?? null,
+    to: o.to ?? null,
+    by: o.by ?? 'day',
+    tickets: part('tickets', ['by_service', 'series']),
+    arrivals: part('arrivals', ['series']),
+    counters: part('counters', ['by_counter']),
+    transactions: part('transactions', ['by_type', 'series']),
+    vouchers: part('vouchers', ['by_kind', 'series']),
+    cash: part('cash', ['by_device', 'series', 'cassettes', 'cycles']),
+    exceptions: part('exceptions', ['by_kind']),
+    steps: part('steps', ['by_step']),
+  }
+}
+
+function forecastSeries(s) {
+  const x = obj(s)
+  return {
+    ...x,
+    model: x.model ?? 'none',
+    history_days: num(x.history_days) ?? 0,
+    days: arr(x.days).map((d) => ({
+      date: d.date ?? '',
+      point: num(d.point) ?? 0,
+      lo80: num(d.lo80) ?? 0,
+      hi80: num(d.hi80) ?? 0,
+      lo95: num(d.lo95) ?? 0,
+      hi95: num(d.hi95) ?? 0,
+      closed: d.closed === true,
+    })),
+  }
+}
+
+/** `GET /api/v1/stats/forecast` (schema `StatsForecast`). */
+export function normalizeForecast(body) {
+  const o = obj(body)
+  const cal = obj(o.calendar)
+  return {
+    from: o.from ?? null,
+    horizon_days: num(o.horizon_days) ?? 0,
+    tickets: arr(o.tickets).map(forecastSeries),
+    transactions: arr(o.transactions).map(forecastSeries),
+    vouchers: arr(o.vouchers).map((v) => ({ ...forecastSeries(v), remaining: num(v.remaining), days_left: num(v.days_left), runs_out_on: v.runs_out_on ?? null, reorder: v.reorder === true })),
+    cash: arr(o.cash).map((c) => ({
+      ...forecastSeries(c),
+      on_hand: num(c.on_hand),
+      days_until_empty: num(c.days_until_empty),
+      empty_on: c.empty_on ?? null,
+      replenish: c.replenish === true,
+      cassettes: arr(c.cassettes).map((k) => ({ cassette: k.cassette ?? '', denom: num(k.denom), count: num(k.count), days_until_empty: num(k.days_until_empty), empty_on: k.empty_on ?? null })),
+    })),
+    calendar: { closed_days: arr(cal.closed_days), working_days: arr(cal.working_days) },
+  }
+}
+
+/** `GET /api/v1/stats/staffing` (schema `StatsStaffing`). */
+export function normalizeStaffing(body) {
+  const o = obj(body)
+  return {
+    from: o.from ?? null,
+    served_within: num(o.served_within) ?? 0.9,
+    hours: arr(o.hours).map((h) => ({
+      date: h.date ?? '',
+      hour: num(h.hour) ?? 0,
+      service: h.service ?? '',
+      arrivals: num(h.arrivals) ?? 0,
+      service_s: num(h.service_s),
+      service_s_measured: h.service_s_measured === true,
+      target_wait_s: num(h.target_wait_s),
+      needed: num(h.needed) ?? 0,
+      planned: num(h.planned) ?? 0,
+    })),
+  }
 }
 
 const ID_KEYS = ['name', 'gender', 'nation', 'birth_date', 'address', 'id_number']
