@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Build the Debian packages of branchd and check them with lintian.
+#
+#   branchd_<ver>_<arch>.deb         the daemon (cargo-deb, metadata in agent/Cargo.toml):
+#                                    stripped binary, unit, sysusers, tmpfiles, udev rules,
+#                                    modules-load list, the example config as the conffile
+#                                    /etc/branchd/branchd.toml, maintainer scripts in
+#                                    scripts/deb/maintainer-scripts; Depends from the
+#                                    shared libraries the binary links (dpkg-shlibdeps)
+#   branchd-models_<ver>_<arch>.deb  the model files and the ONNX Runtime library of
+#                                    models/manifest.toml for that arch, checked against
+#                                    their sha256, in /var/lib/branchd/models (the default
+#                                    [models] dir); Depends from what the library links
+#
+# <ver> is the workspace version plus "+git<commits on HEAD>.g<short commit>" (and
+# ".dirty" with uncommitted changes) and the Debian revision "-1", so each commit's
+# packages upgrade the previous ones. Packages land in $BRANCHD_CACHE/deb; the paths built are printed on stdout, one
+# per line.
+#
+# Usage: scripts/deb/build.sh [--arch amd64|arm64|all] [--out DIR] [--no-lintian]
+#   amd64  builds the release binary with cargo (CARGO_TARGET_DIR as set)
+#   arm64  packages the binary of the aarch64 cross-build (scripts/arm/check.sh, in
+#          $BRANCHD_CACHE/target-aarch64); fails with the reason when it is not there
+#
+# Needs: cargo-deb (./dev installs it), dpkg-dev, lintian, python3; the model files from
+# models/fetch.py in $BRANCHD_MODELS (./dev fetches them).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+BRANCHD_CACHE="${BRANCHD_CACHE:-$HOME/.cache/branchd}"
+BRANCHD_MODELS="${BRANCHD_MODELS:-$BRANCHD_CACHE/models}"
+out="$BRANCHD_CACHE/deb"
+arches=(amd64)
+lintian=1
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --arch)
+            case "${2:-}" in
+                amd64|arm64) arches=("$2") ;;
+                all) arches=(amd64 arm64) ;;
+                *) echo "build.sh: --arch amd64|arm64|all" >&2; exit 64 ;;
+            esac
+            shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --no-lintian) lintian=0; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build.sh: unknown argument: $1" >&2; exit 64 ;;
+    esac
+done
+
+log() { printf 'deb: %s\n' "$*" >&2; }
+die() { printf 'deb: error: %s\n' "$*" >&2; exit 1; }
+
+for tool in cargo-deb dpkg-deb dpkg-shlibdeps python3; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+[[ $lintian -eq 0 ]] || command -v lintian >/dev/null || die "missing tool: lintian"
+
+version() {
+    local base count sha dirty=""
+    base="$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["workspace"]["package"]["version"])' "$repo/Cargo.toml")"
+    if count="$(git -C "$repo" rev-list --count HEAD 2>/dev/null)"; then
+        sha="$(git -C "$repo" rev-parse --short=10 HEAD)"
+        git -C "$repo" diff --quiet HEAD -- 2>/dev/null || dirty=".dirty"
+        echo "$base+git$count.g$sha$dirty-1"
+    else
+        echo "$base-1"
+    fi
+}
+
+ver="$(version)"
+# File dates in the models package: the commit's, so a rebuild of a commit gives the
+# same files. (Only for dpkg-deb: in cargo's environment it would rebuild the C code of
+# several crates at every commit.)
+epoch="$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)"
+mkdir -p "$out"
+log "version $ver"
+
+# --- branchd ------------------------------------------------------------------------
+# The changelog cargo-deb puts in /usr/share/doc/branchd, for this version.
+changelog_for() { # package, distribution file
+    local date
+    date="$(git -C "$repo" log -1 --format=%aD 2>/dev/null || date -R)"
+    cat >"$2" <<EOF
+$1 ($ver) stable; urgency=medium
+
+  * Built from commit $(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown).
+
+ -- branchd maintainers <branchd@example.invalid>  $date
+EOF
+}
+
+build_branchd() { # debian arch
+    local arch="$1" deb="$out/branchd_${ver}_$1.deb" args=()
+    case "$arch" in
+        amd64) ;;
+        arm64)
+            local bin="$BRANCHD_CACHE/target-aarch64/aarch64-unknown-linux-gnu/release/branchd"
+            [[ -x "$bin" ]] || die "no aarch64 binary at $bin: run ./dev arm (the cross-build) first"
+            # cargo-deb's $auto reads the libraries of installed arm64 packages, which the
+            # sysroot is not; deb_depends_arm64 computes Depends from the sysroot instead.
+            die "arm64: Depends for the cross-built binary cannot be computed yet (see docs/deployment.md)"
+            ;;
+    esac
+    changelog_for branchd "$repo/target-deb-changelog"
+    trap 'rm -f "$repo/target-deb-changelog"' RETURN
+    log "cargo deb ($arch)"
+    # The release profile keeps line tables for backtraces; the package ships a stripped
+    # binary.
+    (cd "$repo" && cargo deb -p branchd --strip --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
+        || die "cargo deb failed"
+    echo "$deb"
+}
+
+# --- branchd-models -----------------------------------------------------------------
+build_models() { # debian arch
+    local arch="$1" march stage deb="$out/branchd-models_${ver}_$1.deb"
+    case "$arch" in amd64) march=x86_64 ;; arm64) march=aarch64 ;; esac
+    stage="$(mktemp -d)"
+    trap 'rm -rf "$stage"' RETURN
+    local dir="$stage/root/var/lib/branchd/models"
+    mkdir -p "$dir" "$stage/root/DEBIAN" "$stage/root/usr/share/doc/branchd-models" \
+        "$stage/root/usr/share/lintian/overrides"
+    # Copy each file the manifest lists for this arch, checking size and sha256 again.
+    python3 - "$repo/models/manifest.toml" "$BRANCHD_MODELS" "$dir" "$march" \
+        "$stage/root/usr/share/doc/branchd-models/copyright" <<'PY' || die "model files for $arch"
+import hashlib, shutil, sys, tomllib
+from pathlib import Path
+manifest, src, dest, arch, copyright = sys.argv[1:]
+entries = tomllib.load(open(manifest, "rb"))["models"]
+lines = ["Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/",
+         "Upstream-Name: branchd-models", "Comment: the files of models/manifest.toml, each",
+         " checked against its sha256 there.", ""]
+for e in entries:
+    if e.get("arch", arch) != arch:
+        continue
+    f = Path(src) / e["file"]
+    if not f.is_file():
+        sys.exit(f"missing {f}: run models/fetch.py --arch all")
+    h = hashlib.sha256(f.read_bytes()).hexdigest()
+    if h != e["sha256"] or f.stat().st_size != e["bytes"]:
+        sys.exit(f"{f}: sha256 {h}, the manifest says {e['sha256']}")
+    t = Path(dest) / e["file"]
+    t.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(f, t)
+    t.chmod(0o644)
+    lines += [f"Files: var/lib/branchd/models/{e['file']}",
+              f"Copyright: the authors of {e['name']} ({e['version']})",
+              f"License: {e['licence']}", ""]
+lines += ["Files: *", "Copyright: branchd maintainers", "License: Apache-2.0", ""]
+open(copyright, "w").write("\n".join(lines))
+PY
+    changelog_for branchd-models "$stage/changelog"
+    gzip -9n <"$stage/changelog" >"$stage/root/usr/share/doc/branchd-models/changelog.Debian.gz"
+    install -m 0644 "$here/lintian-overrides/branchd-models" "$stage/root/usr/share/lintian/overrides/branchd-models"
+
+    # Depends of the ONNX Runtime library: dpkg-shlibdeps needs a debian/control to run.
+    local lib depends
+    lib="$(find "$dir" -name 'libonnxruntime.so*' | head -n1)"
+    [[ -n "$lib" ]] || die "no ONNX Runtime library for $march in the manifest"
+    mkdir -p "$stage/debian"
+    : >"$stage/debian/control"
+    depends="$(cd "$stage" && DEB_HOST_ARCH="$arch" dpkg-shlibdeps -O "$lib" 2>/dev/null \
+        | sed -n 's/^shlibs:Depends=//p')" || true
+    [[ -n "$depends" ]] || die "dpkg-shlibdeps found no Depends for $lib ($arch)"
+
+    local size
+    size="$(du -sk --apparent-size "$stage/root" | cut -f1)"
+    cat >"$stage/root/DEBIAN/control" <<EOF
+Package: branchd-models
+Version: $ver
+Architecture: $arch
+Maintainer: branchd maintainers <branchd@example.invalid>
+Installed-Size: $size
+Depends: $depends
+Enhances: branchd
+Section: misc
+Priority: optional
+Homepage: https://example.invalid/branchd
+Description: models and ONNX Runtime for branchd
+ The OCR models (PP-OCRv4 detection and recognition, direction classifier),
+ the face detector and embedder, and the ONNX Runtime library that the branchd
+ daemon loads: exactly the files of its model manifest, each checked against
+ its sha256, in /var/lib/branchd/models, where the daemon looks by default.
+ For boxes that get their software only from the bank's package mirror.
+EOF
+    (cd "$stage/root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z \
+        | xargs -0 md5sum >DEBIAN/md5sums)
+    SOURCE_DATE_EPOCH="$epoch" dpkg-deb --root-owner-group -Zxz --build "$stage/root" "$deb" >/dev/null \
+        || die "dpkg-deb failed for branchd-models"
+    echo "$deb"
+}
+
+built=()
+for arch in "${arches[@]}"; do
+    built+=("$(build_branchd "$arch")")
+    built+=("$(build_models "$arch")")
+done
+
+if [[ $lintian -eq 1 ]]; then
+    for deb in "${built[@]}"; do
+        log "lintian $(basename "$deb")"
+        # Errors and warnings fail the build; each override in scripts/deb/lintian-overrides
+        # says why it is there.
+        lintian --fail-on error,warning --tag-display-limit 0 "$deb" >&2 \
+            || die "lintian found problems in $(basename "$deb")"
+    done
+fi
+printf '%s\n' "${built[@]}"
