@@ -17,10 +17,14 @@
 # packages upgrade the previous ones. Packages land in $BRANCHD_CACHE/deb; the paths built are printed on stdout, one
 # per line.
 #
-# Usage: scripts/deb/build.sh [--arch amd64|arm64|all] [--out DIR] [--no-lintian]
+# Usage: scripts/deb/build.sh [--arch amd64|arm64|all] [--out DIR] [--no-lintian] [--fast]
+#   --fast  quicker compression (larger files, the same contents): for the checks
 #   amd64  builds the release binary with cargo (CARGO_TARGET_DIR as set)
-#   arm64  packages the binary of the aarch64 cross-build (scripts/arm/check.sh, in
-#          $BRANCHD_CACHE/target-aarch64); fails with the reason when it is not there
+#   arm64  not built yet: it would package the aarch64 cross-build's binary
+#          ($BRANCHD_CACHE/target-aarch64, scripts/arm/check.sh), but its Depends must
+#          come from the arm64 libraries' package metadata (shlibs/symbols), which the
+#          sysroot (unpacked with dpkg-deb, not installed) does not keep, and cargo-deb's
+#          $auto reads only installed packages; it stops with that reason
 #
 # Needs: cargo-deb (./dev installs it), dpkg-dev, lintian, python3; the model files from
 # models/fetch.py in $BRANCHD_MODELS (./dev fetches them).
@@ -33,6 +37,7 @@ BRANCHD_MODELS="${BRANCHD_MODELS:-$BRANCHD_CACHE/models}"
 out="$BRANCHD_CACHE/deb"
 arches=(amd64)
 lintian=1
+fast=0
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -45,6 +50,7 @@ while [[ $# -gt 0 ]]; do
             shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --no-lintian) lintian=0; shift ;;
+        --fast) fast=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown argument: $1" >&2; exit 64 ;;
     esac
@@ -97,11 +103,7 @@ build_branchd() { # debian arch
     case "$arch" in
         amd64) ;;
         arm64)
-            local bin="$BRANCHD_CACHE/target-aarch64/aarch64-unknown-linux-gnu/release/branchd"
-            [[ -x "$bin" ]] || die "no aarch64 binary at $bin: run ./dev arm (the cross-build) first"
-            # cargo-deb's $auto reads the libraries of installed arm64 packages, which the
-            # sysroot is not; deb_depends_arm64 computes Depends from the sysroot instead.
-            die "arm64: Depends for the cross-built binary cannot be computed yet (see docs/deployment.md)"
+            die "arm64 packages are not built yet: Depends of the cross-built binary would need the arm64 libraries' shlibs/symbols, which the sysroot does not keep"
             ;;
     esac
     changelog_for branchd "$repo/target-deb-changelog"
@@ -109,6 +111,7 @@ build_branchd() { # debian arch
     log "cargo deb ($arch)"
     # The release profile keeps line tables for backtraces; the package ships a stripped
     # binary.
+    [[ $fast -eq 0 ]] || args+=(--fast)
     (cd "$repo" && cargo deb -p branchd --strip --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
         || die "cargo deb failed"
     echo "$deb"
@@ -188,7 +191,9 @@ Description: models and ONNX Runtime for branchd
 EOF
     (cd "$stage/root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z \
         | xargs -0 md5sum >DEBIAN/md5sums)
-    SOURCE_DATE_EPOCH="$epoch" dpkg-deb --root-owner-group -Zxz --build "$stage/root" "$deb" >/dev/null \
+    local compress=(-Zxz)
+    [[ $fast -eq 0 ]] || compress=(-Zgzip -z1)
+    SOURCE_DATE_EPOCH="$epoch" dpkg-deb --root-owner-group "${compress[@]}" --build "$stage/root" "$deb" >/dev/null \
         || die "dpkg-deb failed for branchd-models"
     echo "$deb"
 }
