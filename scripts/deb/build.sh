@@ -18,7 +18,8 @@
 # per line.
 #
 # Usage: scripts/deb/build.sh [--arch amd64|arm64|all] [--out DIR] [--no-lintian] [--fast]
-#   --fast  quicker compression (larger files, the same contents): for the checks
+#   --fast  quicker compression (larger files, the same contents) and only this version's
+#           packages kept in the output directory: for the checks
 #   amd64  builds the release binary with cargo (CARGO_TARGET_DIR as set)
 #   arm64  not built yet: it would package the aarch64 cross-build's binary
 #          ($BRANCHD_CACHE/target-aarch64, scripts/arm/check.sh), but its Depends must
@@ -198,6 +199,9 @@ EOF
     echo "$deb"
 }
 
+if [[ $fast -eq 1 ]]; then
+    find "$out" -maxdepth 1 -name 'branchd*.deb' ! -name "*_${ver}_*" -delete
+fi
 built=()
 for arch in "${arches[@]}"; do
     built+=("$(build_branchd "$arch")")
