@@ -36,7 +36,8 @@ deb_depends_names() {
 
 # deb_root NAME PACKAGE... : a Debian 12 root with these packages (and their
 # dependencies), cached in $BRANCHD_CACHE/deb-root/NAME-<key of the list and mirror>;
-# prints its path. Made once with debootstrap (minbase), apt's downloads dropped.
+# prints its path. Made once with debootstrap (minbase), apt's downloads dropped; a new
+# one replaces the roots of the same NAME.
 deb_root() {
     local name="$1"; shift
     local mirror key dir
@@ -59,6 +60,9 @@ deb_root() {
     rm -rf "$dir"
     mv "$dir.tmp" "$dir"
     touch "$dir/.branchd-root-ok"
+    # Roots of the same name for other package lists are not used any more.
+    find "$(dirname "$dir")" -maxdepth 1 -name "$name-*" ! -name "$(basename "$dir")*" \
+        -exec rm -rf {} +
     echo "$dir"
 }
 
