@@ -21,11 +21,11 @@
 #   --fast  quicker compression (larger files, the same contents) and only this version's
 #           packages kept in the output directory: for the checks
 #   amd64  builds the release binary with cargo (CARGO_TARGET_DIR as set)
-#   arm64  not built yet: it would package the aarch64 cross-build's binary
-#          ($BRANCHD_CACHE/target-aarch64, scripts/arm/check.sh), but its Depends must
-#          come from the arm64 libraries' package metadata (shlibs/symbols), which the
-#          sysroot (unpacked with dpkg-deb, not installed) does not keep, and cargo-deb's
-#          $auto reads only installed packages; it stops with that reason
+#   arm64  packages the binary of the aarch64 cross-build (scripts/arm/check.sh, in
+#          $BRANCHD_CACHE/target-aarch64) and the aarch64 ONNX Runtime. Depends come from
+#          the sysroot's arm64 packages: their shlibs/symbols files and file lists make a
+#          dpkg database of its own (cached in $BRANCHD_CACHE/deb-arm64-admin), which
+#          dpkg-shlibdeps reads instead of this machine's
 #
 # Needs: cargo-deb (./dev installs it), dpkg-dev, lintian, python3; the model files from
 # models/fetch.py in $BRANCHD_MODELS (./dev fetches them).
@@ -85,6 +85,57 @@ epoch="$(git -C "$repo" log -1 --format=%ct 2>/dev/null || date +%s)"
 mkdir -p "$out"
 log "version $ver"
 
+# --- arm64 Depends -------------------------------------------------------------------
+# The aarch64 sysroot (scripts/arm/sysroot.sh) holds the arm64 packages' files, unpacked,
+# not installed, so this machine's dpkg knows nothing of them. A dpkg database of their
+# own (status, file lists under the sysroot's path, shlibs and symbols files) lets
+# dpkg-shlibdeps find each library's package and minimal version. Prints the directory
+# of a dpkg-shlibdeps wrapper that uses it (cargo-deb runs dpkg-shlibdeps from PATH).
+shlibdeps_for_arm64() {
+    local sysroot="${BRANCHD_SYSROOT:-$BRANCHD_CACHE/sysroot-aarch64}" debs="$BRANCHD_CACHE/debs-arm64"
+    local adm="$BRANCHD_CACHE/deb-arm64-admin" stamp
+    [[ -f "$sysroot/.branchd-sysroot-stamp" && -f "$sysroot/.branchd-packages" ]] \
+        || die "no aarch64 sysroot at $sysroot: run ./dev arm first"
+    stamp="$(cat "$sysroot/.branchd-sysroot-stamp")"
+    if [[ "$(cat "$adm/.stamp" 2>/dev/null)" != "$stamp" ]]; then
+        log "a dpkg database of the arm64 sysroot's packages (once per sysroot)"
+        rm -rf "$adm"
+        mkdir -p "$adm/db/info" "$adm/db/updates" "$adm/bin"
+        : >"$adm/db/status"
+        # The multiarch layout: "pkg:arm64.list" for Multi-Arch: same packages.
+        echo 1 >"$adm/db/info/format"
+        local name version deb ctl pkgfile a f
+        ctl="$(mktemp -d)"
+        while read -r name version; do
+            deb=""
+            for a in arm64 all; do
+                if [[ -f "$debs/${name}_${version//:/%3a}_$a.deb" ]]; then
+                    deb="$debs/${name}_${version//:/%3a}_$a.deb"
+                    break
+                fi
+            done
+            [[ -n "$deb" ]] || die "arm64 package not in $debs: $name $version"
+            pkgfile="$name"
+            [[ "$(dpkg-deb -f "$deb" Multi-Arch)" == same ]] && pkgfile="$name:arm64"
+            { dpkg-deb -f "$deb"; echo "Status: install ok installed"; echo; } >>"$adm/db/status"
+            # Files as they lie in the sysroot, which is merged-/usr like the box.
+            dpkg-deb --fsys-tarfile "$deb" | tar -t | sed 's|^\./|/|; s|/$||' | grep -v '^/\?$' \
+                | sed -E "s#^/(lib|bin|sbin)/#/usr/\1/#; s#^#$sysroot#" >"$adm/db/info/$pkgfile.list"
+            rm -rf "${ctl:?}"/*
+            dpkg-deb -e "$deb" "$ctl"
+            for f in shlibs symbols; do
+                if [[ -f "$ctl/$f" ]]; then cp "$ctl/$f" "$adm/db/info/$pkgfile.$f"; fi
+            done
+        done <"$sysroot/.branchd-packages"
+        rm -rf "$ctl"
+        printf '#!/bin/sh\nexec /usr/bin/dpkg-shlibdeps --admindir="%s" -l"%s" "$@"\n' \
+            "$adm/db" "$sysroot/usr/lib/aarch64-linux-gnu" >"$adm/bin/dpkg-shlibdeps"
+        chmod 755 "$adm/bin/dpkg-shlibdeps"
+        echo "$stamp" >"$adm/.stamp"
+    fi
+    echo "$adm/bin"
+}
+
 # --- branchd ------------------------------------------------------------------------
 # The changelog cargo-deb puts in /usr/share/doc/branchd, for this version.
 changelog_for() { # package, distribution file
@@ -104,7 +155,10 @@ build_branchd() { # debian arch
     case "$arch" in
         amd64) ;;
         arm64)
-            die "arm64 packages are not built yet: Depends of the cross-built binary would need the arm64 libraries' shlibs/symbols, which the sysroot does not keep"
+            local bin="$BRANCHD_CACHE/target-aarch64/aarch64-unknown-linux-gnu/release/branchd"
+            [[ -x "$bin" ]] || die "no aarch64 binary at $bin: run ./dev arm (the cross-build) first"
+            shlibdeps_for_arm64 >/dev/null
+            args+=(--target aarch64-unknown-linux-gnu --no-build)
             ;;
     esac
     changelog_for branchd "$repo/target-deb-changelog"
@@ -113,8 +167,15 @@ build_branchd() { # debian arch
     # The release profile keeps line tables for backtraces; the package ships a stripped
     # binary.
     [[ $fast -eq 0 ]] || args+=(--fast)
-    (cd "$repo" && cargo deb -p branchd --strip --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
+    local env=()
+    if [[ "$arch" == arm64 ]]; then
+        env=(PATH="$(shlibdeps_for_arm64):$PATH" CARGO_TARGET_DIR="$BRANCHD_CACHE/target-aarch64")
+    fi
+    (cd "$repo" && env "${env[@]}" cargo deb -p branchd --strip --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
         || die "cargo deb failed"
+    # cargo-deb only warns when dpkg-shlibdeps fails; a package without them is no good.
+    dpkg-deb -f "$deb" Depends | grep -q 'libc6' \
+        || die "no library Depends in $(basename "$deb"): dpkg-shlibdeps failed (see above)"
     echo "$deb"
 }
 
@@ -166,7 +227,9 @@ PY
     [[ -n "$lib" ]] || die "no ONNX Runtime library for $march in the manifest"
     mkdir -p "$stage/debian"
     : >"$stage/debian/control"
-    depends="$(cd "$stage" && DEB_HOST_ARCH="$arch" dpkg-shlibdeps -O "$lib" 2>/dev/null \
+    local shlibdeps=dpkg-shlibdeps
+    [[ "$arch" == amd64 ]] || shlibdeps="$(shlibdeps_for_arm64)/dpkg-shlibdeps"
+    depends="$(cd "$stage" && DEB_HOST_ARCH="$arch" "$shlibdeps" -O "$lib" 2>/dev/null \
         | sed -n 's/^shlibs:Depends=//p')" || true
     [[ -n "$depends" ]] || die "dpkg-shlibdeps found no Depends for $lib ($arch)"
 
