@@ -34,6 +34,7 @@ done
 
 started=$SECONDS
 mapfile -t debs < <("$here/build.sh" --arch amd64 --no-lintian --fast --out "$BRANCHD_CACHE/deb-check")
+[[ ${#debs[@]} -eq 2 && -f "${debs[0]}" ]] || deb_die "building the packages failed (see above)"
 deb="${debs[0]}"
 ver="$(dpkg-deb -f "$deb" Version)"
 mapfile -t names < <(deb_depends_names "$(dpkg-deb -f "$deb" Depends)")

@@ -12,8 +12,8 @@
 #   upgrade    to this build, after adding a user (which creates the database) and editing
 #              the config: the database is the same file with the same bytes and the user
 #              is still there, the edited config is kept
-#   remove     keeps the database and the config; purge deletes both; purging the models
-#              package leaves no /var/lib/branchd
+#   remove     keeps the database and the config; purge deletes both (and a TLS key put
+#              beside the config); purging the models package leaves no /var/lib/branchd
 #
 # Usage: scripts/deb/check.sh [--keep]   (--keep: leave the overlay's upper dir for a look)
 # Needs root (chroot, mounts), debootstrap, and what scripts/deb/build.sh needs.
@@ -31,6 +31,7 @@ keep=0
 
 started=$SECONDS
 mapfile -t debs < <("$here/build.sh" --arch amd64 --fast --out "$BRANCHD_CACHE/deb-check")
+[[ ${#debs[@]} -eq 2 && -f "${debs[0]}" ]] || deb_die "building the packages failed (see above)"
 deb="${debs[0]}"
 models="${debs[1]}"
 built_s=$((SECONDS - started))
@@ -72,7 +73,6 @@ check() { # name, command...: records ok/FAIL with the command's output on failu
         failures=$((failures + 1))
     fi
 }
-expect_eq() { [[ "$1" == "$2" ]] || { echo "expected '$2', got '$1'"; return 1; }; }
 
 tests_started=$SECONDS
 ver="$(dpkg-deb -f "$deb" Version)"
@@ -82,9 +82,9 @@ check "install $ver~prev" in_root dpkg -i /tmp/pkgs/prev.deb
 check "the branchd system user, in dialout video lp" \
     bash -c "id=\$(chroot '$r' id -nG branchd) && for g in branchd dialout video lp; do [[ \" \$id \" == *\" \$g \"* ]] || { echo \"groups: \$id\"; exit 1; }; done"
 check "/etc/branchd root:branchd 0750, config 0640" \
-    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd /etc/branchd/branchd.toml | tr '\n' ' ') == 'root:branchd 750 root:branchd 640 ' ]] || chroot '$r' stat -c '%n %U:%G %a' /etc/branchd /etc/branchd/branchd.toml"
+    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd /etc/branchd/branchd.toml | tr '\n' ' ') == 'root:branchd 750 root:branchd 640 ' ]] || { chroot '$r' stat -c '%n %U:%G %a' /etc/branchd /etc/branchd/branchd.toml; exit 1; }"
 check "/var/lib/branchd branchd:branchd 0750" \
-    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /var/lib/branchd) == 'branchd:branchd 750' ]] || chroot '$r' stat -c '%U:%G %a' /var/lib/branchd"
+    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /var/lib/branchd) == 'branchd:branchd 750' ]] || { chroot '$r' stat -c '%U:%G %a' /var/lib/branchd; exit 1; }"
 check "unit enabled (multi-user.target.wants)" test -L "$r/etc/systemd/system/multi-user.target.wants/branchd.service"
 check "branchd --version" bash -c "out=\$(chroot '$r' branchd --version) && echo \"\$out\" && [[ \"\$out\" == 'branchd '* ]]"
 check "check-config of the shipped config" in_root branchd check-config /etc/branchd/branchd.toml
@@ -92,7 +92,7 @@ check "the shipped config is the packaged example (start skipped)" \
     in_root cmp /etc/branchd/branchd.toml /usr/share/branchd/branchd.example.toml
 check "systemd-analyze verify branchd.service" \
     bash -c "out=\$(chroot '$r' env SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no /usr/lib/systemd/system/branchd.service 2>&1); rc=\$?; echo \"\$out\"; [[ \$rc -eq 0 && -z \"\$out\" ]]"
-check "binary stripped" bash -c "file -L '$r/usr/bin/branchd' | grep -q ', stripped' || file -L '$r/usr/bin/branchd'"
+check "binary stripped" bash -c "f=\$(file -L '$r/usr/bin/branchd'); echo \"\$f\"; [[ \$f == *', stripped'* ]]"
 
 # --- models package ---------------------------------------------------------------------
 check "install branchd-models" in_root dpkg -i /tmp/pkgs/models.deb
@@ -114,7 +114,7 @@ db_before="$(sha256sum "$r/var/lib/branchd/branchd.db" 2>/dev/null | cut -d' ' -
 inode_before="$(stat -c %i "$r/var/lib/branchd/branchd.db" 2>/dev/null || true)"
 echo '# edited on this box' >>"$r/etc/branchd/branchd.toml"
 check "upgrade to $ver" in_root dpkg -i /tmp/pkgs/new.deb
-check "installed version is $ver" bash -c "v=\$(chroot '$r' dpkg-query -W -f='\${Version}' branchd); [[ \"\$v\" == '$ver' ]] || echo \"\$v\""
+check "installed version is $ver" bash -c "v=\$(chroot '$r' dpkg-query -W -f='\${Version}' branchd); echo \"\$v\"; [[ \"\$v\" == '$ver' ]]"
 check "database kept (same file, same bytes)" bash -c \
     "[[ -n '$db_before' && \$(sha256sum '$r/var/lib/branchd/branchd.db' | cut -d' ' -f1) == '$db_before' && \$(stat -c %i '$r/var/lib/branchd/branchd.db') == '$inode_before' ]]"
 check "the user is still in the database (adding amy again: already exists)" bash -c \
@@ -128,9 +128,11 @@ check "after remove: database and config still there" \
     test -f "$r/var/lib/branchd/branchd.db" -a -f "$r/etc/branchd/branchd.toml"
 check "after remove: unit masked (not started by anything)" \
     bash -c "[[ \$(readlink '$r/etc/systemd/system/branchd.service') == /dev/null ]]"
+# What an administrator adds beside the config: purge deletes it too.
+mkdir -p "$r/etc/branchd/tls" && echo key >"$r/etc/branchd/tls/pad.key"
 check "purge branchd" in_root dpkg --purge branchd
 check "after purge: no database, no /etc/branchd, no unit links" bash -c \
-    "! ls -d '$r/var/lib/branchd/branchd.db'* '$r/etc/branchd' '$r/etc/systemd/system/branchd.service' '$r/etc/systemd/system/multi-user.target.wants/branchd.service' 2>/dev/null"
+    "for p in '$r/var/lib/branchd/branchd.db' '$r/etc/branchd' '$r/etc/systemd/system/branchd.service' '$r/etc/systemd/system/multi-user.target.wants/branchd.service'; do if [[ -e \$p || -L \$p ]]; then echo \"still there: \$p\"; exit 1; fi; done"
 check "after purge: model files of branchd-models untouched" \
     bash -c "while read -r f; do [[ -f '$r/'\$f ]] || { echo \"gone: \$f\"; exit 1; }; done <'$work/model-files'"
 check "purge branchd-models: no /var/lib/branchd left" bash -c \
