@@ -35,12 +35,21 @@ pub struct Http {
     pub session_idle: Duration,
     /// A session ends this long after login, whatever happens.
     pub session_max: Duration,
-    /// Failed logins (per user name, and per client address) before a lockout.
+    /// Failed logins of one user name from one client before a lockout (four times as many
+    /// from one client over all names).
     pub login_max_failures: u32,
     /// How long a lockout lasts.
     pub login_lockout: Duration,
+    /// Password checks (argon2, 19 MiB each) running at once; more logins answer 503.
+    pub login_concurrency: usize,
     /// Largest accepted JSON body.
     pub max_json_bytes: u64,
+    /// A TLS handshake, and each request's head, must arrive within this.
+    pub header_timeout: Duration,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address at most.
+    pub max_connections_per_client: usize,
 }
 
 /// TLS files.
@@ -200,9 +209,15 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
     );
     let login_max_failures = s.opt_int("login_max_failures", 1..=100).unwrap_or(5) as u32;
     let login_lockout = secs(s, "login_lockout_s", 300, 86_400);
+    let login_concurrency = s.opt_int("login_concurrency", 1..=16).unwrap_or(2) as usize;
     let max_json_bytes = s
         .opt_int("max_json_bytes", 1024..=16 * 1024 * 1024)
         .unwrap_or(64 * 1024) as u64;
+    let header_timeout = secs(s, "header_timeout_s", 10, 300);
+    let max_connections = s.opt_int("max_connections", 16..=16_384).unwrap_or(512) as usize;
+    let max_connections_per_client = s
+        .opt_int("max_connections_per_client", 4..=16_384)
+        .unwrap_or(64) as usize;
     Some(Http {
         listen: listen?,
         tls,
@@ -210,7 +225,11 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
         session_max,
         login_max_failures,
         login_lockout,
+        login_concurrency,
         max_json_bytes,
+        header_timeout,
+        max_connections,
+        max_connections_per_client,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the daemon through its public interfaces: HTTP, the CLI, the
 //! database after a crash.
 
+mod abuse;
 mod api;
 mod architecture;
 mod cli;
@@ -15,4 +16,5 @@ mod ocr;
 mod orders;
 mod queue;
 mod sse;
+mod storage;
 mod sync;

@@ -1,0 +1,206 @@
+//! The box on a data dir that fills up or turns read-only. These tests mount a small tmpfs
+//! and so need root; without it they say why (SKIPPED) and check nothing.
+
+#![allow(clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use branchd::app;
+use branchd::config::Config;
+
+use branchd::users::{self, Role};
+use serde_json::json;
+
+use crate::common::{PASSWORD, config_text, error_code};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None`, after printing why, when this process cannot mount one.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let root = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .map(|u| u.split_whitespace().nth(1) == Some("0"))
+            })
+            .unwrap_or(false);
+        if !root {
+            eprintln!("SKIPPED: mounting a tmpfs data dir needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, how: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
+/// Fill the file system under `dir` with one file; returns it.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xA5u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    while f.write_all(&chunk[..512]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+async fn health(base: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+const LOBBY: &str = r#"
+[[services]]
+code = "personal"
+prefix = "A"
+name = "个人业务"
+name_en = "Personal banking"
+target_wait_min = 15
+
+[[counters]]
+id = "1"
+services = ["personal"]
+"#;
+
+#[tokio::test]
+async fn a_full_data_dir_refuses_writes_with_507_and_recovers_by_itself() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let cfg = Config::parse(&config_text(fs.path(), LOBBY)).unwrap();
+    let db = cfg.db_path();
+    tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || {
+            let store = app::open_store(&db).unwrap();
+            let hash = users::hash_password(PASSWORD);
+            store
+                .write_blocking(move |tx| {
+                    users::insert_user(tx, "lobby_manager", Role::LobbyManager, &hash)
+                })
+                .unwrap();
+            store.close();
+        }
+    })
+    .await
+    .unwrap();
+    let running = app::start(cfg).await.expect("start");
+    let base = format!("http://{}", running.addr);
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = c
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "lobby_manager", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let issue = || {
+        c.post(format!("{base}/api/v1/tickets"))
+            .json(&json!({"service": "personal"}))
+            .send()
+    };
+    assert_eq!(issue().await.unwrap().status(), 201);
+    assert_eq!(health(&base).await.0, 200);
+
+    // Give back the WAL's spare room, then fill the disk.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let filler = fill(fs.path());
+    let r = issue().await.unwrap();
+    assert_eq!(r.status(), 507);
+    assert_eq!(error_code(r).await, "storage_full");
+    let (status, body) = health(&base).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["storage"], "unwritable");
+
+    // Space returns: writes and health come back without a restart, and what was
+    // committed before is whole.
+    std::fs::remove_file(filler).unwrap();
+    let r = issue().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let t: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(t["number"], "A002", "{t}");
+    let (status, body) = health(&base).await;
+    assert_eq!(status, 200, "{body}");
+    let check: String = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_is_refused_at_start_with_a_clear_message() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    // A box that ran once, then finds its data dir read-only.
+    let cfg = Config::parse(&config_text(fs.path(), "")).unwrap();
+    let running = app::start(cfg.clone()).await.expect("start");
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+    fs.remount("ro");
+
+    let err = app::start(cfg).await.expect_err("a read-only data dir");
+    assert!(err.is::<app::DataDirUnwritable>(), "{err:#}");
+
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("branchd.toml");
+    std::fs::write(&conf, config_text(fs.path(), "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_branchd"))
+        .args(["run", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(73), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("takes no writes") && err.contains("Read-only file system"),
+        "{err}"
+    );
+    fs.remount("rw");
+}
