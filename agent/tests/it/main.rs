@@ -14,6 +14,7 @@ mod marketing;
 mod mqtt;
 mod ocr;
 mod orders;
+mod privacy;
 mod queue;
 mod sse;
 mod storage;
