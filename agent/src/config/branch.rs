@@ -86,6 +86,11 @@ pub struct Mqtt {
     pub client_key: Option<PathBuf>,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
+    /// Head-office commands older than this (by their envelope's `ts`) are refused.
+    pub command_max_age: Duration,
+    /// Device commands (`device.command`) older than this are refused: a `shutdown`
+    /// queued through an outage must not run on reconnect.
+    pub device_command_max_age: Duration,
     /// Telemetry period.
     pub telemetry_interval: Duration,
     /// Outbox depth past which telemetry is thinned and `sync.backlog` raised.
@@ -309,6 +314,8 @@ pub(super) fn read_mqtt(s: &mut Section<'_, '_>, branch_id: &str) -> Option<Mqtt
         );
     }
     let keep_alive = secs(s, "keep_alive_s", 30, 3600);
+    let command_max_age = secs(s, "command_max_age_s", 7 * 86_400, 90 * 86_400);
+    let device_command_max_age = secs(s, "device_command_max_age_s", 300, 86_400);
     let telemetry_interval = secs(s, "telemetry_interval_s", 30, 86_400);
     let outbox_high_water = s
         .opt_int("outbox_high_water", 1..=i64::MAX)
@@ -333,6 +340,8 @@ pub(super) fn read_mqtt(s: &mut Section<'_, '_>, branch_id: &str) -> Option<Mqtt
         client_cert,
         client_key,
         keep_alive,
+        command_max_age,
+        device_command_max_age,
         telemetry_interval,
         outbox_high_water,
         max_inflight,

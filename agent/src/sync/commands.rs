@@ -63,6 +63,15 @@ struct Refusal {
 pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> {
     let core = &sync.core;
     let mut parsed = parse(payload, &core.cfg);
+    if let Ok((id, kind, _)) = &parsed {
+        if let Err(reason) = fresh(payload, kind, core.clock.now(), &core.cfg) {
+            parsed = Err(Refusal {
+                id: Some(id.clone()),
+                kind: kind.clone(),
+                reason,
+            });
+        }
+    }
     if let Ok((
         id,
         _,
@@ -227,6 +236,52 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
         Cmd::Rights(r) => crate::rights::apply(tx, id, *r)?,
     }
     Ok(Ok(()))
+}
+
+/// Commands older than this are refused when the box has no `[mqtt]` table (commands
+/// then come only from tests and tools).
+const COMMAND_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+/// The same for device commands.
+const DEVICE_COMMAND_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether a command is young enough to run, by its envelope's `ts` (required): older
+/// than `[mqtt] command_max_age_s`, or for `device.command` `device_command_max_age_s`,
+/// it is refused, so a command queued by the broker through a long outage does not run
+/// on reconnect. A redelivery of a command already handled still gets its recorded
+/// answer.
+fn fresh(
+    payload: &[u8],
+    kind: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    cfg: &Config,
+) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        ts: Option<String>,
+    }
+    let ts = serde_json::from_slice::<Stamp>(payload)
+        .ok()
+        .and_then(|s| s.ts)
+        .ok_or("`ts` is required: a command's age is checked before it runs")?;
+    let at = crate::clock::parse(&ts).ok_or_else(|| {
+        let shown: String = ts.chars().take(40).collect();
+        format!("`ts` `{shown}` is not an RFC 3339 time")
+    })?;
+    let max = match (kind, &cfg.mqtt) {
+        ("device.command", Some(m)) => m.device_command_max_age,
+        ("device.command", None) => DEVICE_COMMAND_MAX_AGE,
+        (_, Some(m)) => m.command_max_age,
+        (_, None) => COMMAND_MAX_AGE,
+    };
+    let age = (now - at).to_std().unwrap_or_default();
+    if age > max {
+        return Err(format!(
+            "the command is {} s old; `{kind}` commands older than {} s are not run",
+            age.as_secs(),
+            max.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal> {
@@ -409,6 +464,54 @@ mod tests {
              [[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人\"\n",
         )
         .expect("config")
+    }
+
+    #[test]
+    fn commands_past_their_maximum_age_are_refused() {
+        let cfg = cfg();
+        let now = crate::clock::parse("2026-12-06T12:00:00Z").unwrap();
+        let env = |kind: &str, ts: Value| {
+            let mut e = json!({"v":1,"id":"c","kind":kind,"data":{}});
+            if !ts.is_null() {
+                e["ts"] = ts;
+            }
+            e.to_string()
+        };
+        // (kind, ts, refusal containing; "" = runs)
+        let cases = [
+            ("rebirth", json!("2026-12-06T11:59:00Z"), ""),
+            ("rebirth", json!("2026-11-30T12:00:00Z"), ""),
+            (
+                "rebirth",
+                json!("2026-11-29T11:59:59Z"),
+                "older than 604800 s",
+            ),
+            ("rebirth", json!("2026-12-06T20:00:00+08:00"), ""),
+            ("device.command", json!("2026-12-06T11:56:00Z"), ""),
+            (
+                "device.command",
+                json!("2026-12-06T11:54:59Z"),
+                "`device.command` commands older than 300 s",
+            ),
+            (
+                "device.command",
+                json!("2026-12-03T12:00:00Z"),
+                "is 259200 s old",
+            ),
+            ("rebirth", json!("yesterday"), "not an RFC 3339 time"),
+            ("rebirth", Value::Null, "`ts` is required"),
+            ("rebirth", json!(7), "`ts` is required"),
+        ];
+        for (kind, ts, want) in cases {
+            let got = fresh(env(kind, ts.clone()).as_bytes(), kind, now, &cfg);
+            match want {
+                "" => assert_eq!(got, Ok(()), "{kind} {ts}"),
+                want => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(want)),
+                    "{kind} {ts}: {got:?} lacks `{want}`"
+                ),
+            }
+        }
     }
 
     #[test]

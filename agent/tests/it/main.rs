@@ -5,6 +5,7 @@ mod abuse;
 mod api;
 mod architecture;
 mod cli;
+mod commands;
 mod common;
 mod crash;
 mod devices;
