@@ -82,6 +82,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let core = Core::new(cfg, store);
     let modules = Modules::new(&core);
     modules.start();
+    crate::storage::start(&core);
     let auth = Auth::new(&core);
     let router = Arc::new(Router::new(
         &core,

@@ -122,6 +122,13 @@ pub struct Log {
 pub struct Daemon {
     /// Time given to tasks to finish after SIGTERM before the daemon exits anyway.
     pub shutdown_grace: Duration,
+    /// Free space in the data dir below which `storage.low` is raised (bytes).
+    pub min_free: u64,
+    /// Space held in `data_dir/reserve` and given back when the disk fills, so that the
+    /// alert saying so, and sign-outs, can still be written (bytes).
+    pub reserve: u64,
+    /// How often free space is looked at.
+    pub storage_check: Duration,
 }
 
 /// `[models]`
@@ -373,11 +380,22 @@ pub(super) fn read_log(root: &mut Section<'_, '_>) -> Option<Log> {
 }
 
 pub(super) fn read_daemon(root: &mut Section<'_, '_>) -> Option<Daemon> {
+    const MIB: u64 = 1 << 20;
     let mut d = Daemon {
         shutdown_grace: Duration::from_secs(10),
+        min_free: 512 * MIB,
+        reserve: 32 * MIB,
+        storage_check: Duration::from_secs(30),
     };
     if let Some(mut s) = root.opt_table("daemon") {
         d.shutdown_grace = secs(&mut s, "shutdown_grace_s", 10, 600);
+        if let Some(v) = s.opt_int("min_free_mb", 1..=1 << 20) {
+            d.min_free = v as u64 * MIB;
+        }
+        if let Some(v) = s.opt_int("reserve_mb", 0..=4096) {
+            d.reserve = v as u64 * MIB;
+        }
+        d.storage_check = secs(&mut s, "storage_check_s", 30, 3600);
         s.finish();
     }
     Some(d)

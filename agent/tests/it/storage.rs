@@ -13,7 +13,7 @@ use branchd::config::Config;
 use branchd::users::{self, Role};
 use serde_json::json;
 
-use crate::common::{PASSWORD, config_text, error_code};
+use crate::common::{PASSWORD, config_text, error_code, wait_until};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
 struct Tmpfs {
@@ -203,4 +203,60 @@ async fn a_read_only_data_dir_is_refused_at_start_with_a_clear_message() {
         "{err}"
     );
     fs.remount("rw");
+}
+
+#[tokio::test]
+async fn a_filling_disk_raises_storage_alerts_with_the_reserve_and_clears_them_when_space_returns()
+{
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let extra = "[daemon]\nmin_free_mb = 6\nreserve_mb = 2\nstorage_check_s = 1\n";
+    let cfg = Config::parse(&config_text(fs.path(), extra)).unwrap();
+    let running = app::start(cfg).await.expect("start");
+    let store = running.core.store.clone();
+    let reserve = fs.path().join("reserve");
+    wait_until("the reserve is taken", 20, || {
+        let reserve = reserve.clone();
+        async move { reserve.metadata().is_ok_and(|m| m.len() == 2 << 20) }
+    })
+    .await;
+    let open_alerts = || {
+        let store = store.clone();
+        async move {
+            store
+                .read(|c| {
+                    let mut st = c.prepare(
+                        "SELECT kind FROM alerts WHERE cleared_at IS NULL AND kind LIKE 'storage.%' \
+                         ORDER BY kind",
+                    )?;
+                    let kinds = st.query_map([], |r| r.get::<_, String>(0))?;
+                    Ok::<_, branchd::store::StoreError>(kinds.collect::<Result<Vec<_>, _>>()?)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert!(open_alerts().await.is_empty());
+
+    // Full: the reserve is given back, and the alert saying so is committed.
+    let filler = fill(fs.path());
+    wait_until("storage.full raised", 20, || async {
+        open_alerts().await.contains(&"storage.full".to_string())
+    })
+    .await;
+    assert!(!reserve.exists(), "the reserve was given back");
+
+    // Space returns: the alerts clear and the reserve is taken again, without a restart.
+    std::fs::remove_file(filler).unwrap();
+    wait_until("storage alerts cleared", 20, || async {
+        open_alerts().await.is_empty()
+    })
+    .await;
+    wait_until("the reserve is taken again", 20, || {
+        let reserve = reserve.clone();
+        async move { reserve.exists() }
+    })
+    .await;
+    assert!(running.shutdown(Duration::from_secs(5)).await);
 }
