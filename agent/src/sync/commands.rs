@@ -284,6 +284,15 @@ fn fresh(
     Ok(())
 }
 
+/// At most 64 characters of a string head office sent, to echo in a refusal (the
+/// refusal is an event, and events stay small).
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal> {
     let refuse = |id: Option<String>, kind: &str, reason: String| Refusal {
         id,
@@ -306,8 +315,14 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         }
     };
     let kind = match env.get("kind") {
-        Some(Value::String(k)) => k.clone(),
-        _ => return Err(refuse(Some(id), "", "`kind` must be a string".into())),
+        Some(Value::String(k)) if k.len() <= 64 => k.clone(),
+        _ => {
+            return Err(refuse(
+                Some(id),
+                "",
+                "`kind` must be a string of at most 64 characters".into(),
+            ));
+        }
     };
     let r = |reason: String| refuse(Some(id.clone()), &kind, reason);
     if env.get("v") != Some(&json!(1)) {
@@ -315,7 +330,7 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
     }
     for key in env.keys() {
         if !["v", "id", "ts", "kind", "data"].contains(&key.as_str()) {
-            return Err(r(format!("unknown envelope key `{key}`")));
+            return Err(r(format!("unknown envelope key `{}`", cut(key))));
         }
     }
     let empty = Map::new();
@@ -571,6 +586,27 @@ mod tests {
                 "no device `STM-99`",
             ),
         ];
+        let long = "k".repeat(100_000);
+        let long_cases = [
+            (
+                json!({"v":1,"id":"a","kind":long}),
+                "`kind` must be a string of at most 64 characters",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"rebirth",long.as_str():1}),
+                "unknown envelope key `kkkk",
+            ),
+        ];
+        for (payload, want) in long_cases {
+            let got = parse(payload.to_string().as_bytes(), &cfg).expect_err("refused");
+            assert!(got.reason.contains(want), "{}", got.reason);
+            assert!(
+                got.reason.len() < 200,
+                "echoed whole: {} bytes",
+                got.reason.len()
+            );
+            assert!(got.kind.len() <= 64);
+        }
         for (payload, want) in cases {
             let got = parse(payload.to_string().as_bytes(), &cfg).expect_err("refused");
             assert!(
