@@ -84,7 +84,19 @@ pub enum StoreError {
     /// Opening or migrating the database failed.
     #[error("{0}")]
     Open(String),
+    /// An event's data is larger than [`MAX_EVENT_BYTES`]; the transaction is rolled back.
+    #[error("event `{kind}` is {bytes} bytes; at most {MAX_EVENT_BYTES} are sent")]
+    EventTooLarge {
+        /// The event's kind.
+        kind: String,
+        /// Its encoded size.
+        bytes: usize,
+    },
 }
+
+/// The largest event data [`Tx::emit`] records: events go to every PAD and to head
+/// office, and one too large to publish would hold up the outbox behind it.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 impl StoreError {
     /// SQLite could not write for want of space (`SQLITE_FULL`, or an I/O error with
@@ -123,11 +135,18 @@ impl Tx<'_> {
     /// Record an outgoing event in the outbox, in this transaction. Returns its `seq`.
     pub fn emit(&mut self, kind: &str, data: impl Serialize) -> Result<u64, StoreError> {
         let data = serde_json::to_value(data)?;
+        let text = data.to_string();
+        if text.len() > MAX_EVENT_BYTES {
+            return Err(StoreError::EventTooLarge {
+                kind: kind.to_string(),
+                bytes: text.len(),
+            });
+        }
         let seq = self.next_seq;
         let id = ulid::Ulid::new().to_string();
         self.txn.execute(
             "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![seq as i64, id, rfc3339(self.now), kind, data.to_string()],
+            params![seq as i64, id, rfc3339(self.now), kind, text],
         )?;
         self.next_seq += 1;
         self.events.push(Event {
