@@ -11,6 +11,7 @@ use branchd::app;
 use branchd::config::Config;
 
 use branchd::users::{self, Role};
+use branchd_drivers::stm::TxnType;
 use serde_json::json;
 
 use crate::common::{PASSWORD, config_text, error_code, wait_until};
@@ -258,5 +259,65 @@ async fn a_filling_disk_raises_storage_alerts_with_the_reserve_and_clears_them_w
         async move { reserve.exists() }
     })
     .await;
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+/// The transactions of `STM-01` stored under `event_id`.
+async fn stored(store: &branchd::store::Store, event_id: &str) -> i64 {
+    let id = event_id.to_string();
+    store
+        .read(move |c| {
+            c.query_row(
+                "SELECT count(*) FROM device_events WHERE device_id = 'STM-01' AND event_id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .map_err(branchd::store::StoreError::from)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_full_disk_an_stm_event_is_not_acknowledged_and_arrives_once_when_space_returns() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let links = tempfile::tempdir().unwrap();
+    let (sim, link) = crate::devices::stm_sim(&links, "STM-01", 7);
+    let extra = format!(
+        "{}\n[daemon]\nreserve_mb = 0\n",
+        crate::devices::stm_table("STM-01", &link)
+    );
+    let cfg = Config::parse(&config_text(fs.path(), &extra)).unwrap();
+    let db = cfg.db_path();
+    let running = app::start(cfg).await.expect("start");
+    let store = running.core.store.clone();
+    let acked = |id: &str| sim.record().acked_events.contains(&id.to_string());
+
+    let before = sim.simple_transaction(TxnType::Deposit, 100);
+    wait_until("a deposit acknowledged", 20, || async { acked(&before) }).await;
+    assert_eq!(stored(&store, &before).await, 1);
+
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let filler = fill(fs.path());
+    let during = sim.simple_transaction(TxnType::Deposit, 200);
+    // The device retransmits for a while; nothing it sent is acknowledged or half-stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!acked(&during), "acknowledged while it could not be stored");
+    assert_eq!(stored(&store, &during).await, 0);
+
+    std::fs::remove_file(filler).unwrap();
+    wait_until(
+        "the deposit acknowledged once space returned",
+        60,
+        || async { acked(&during) },
+    )
+    .await;
+    assert_eq!(stored(&store, &during).await, 1, "stored exactly once");
+    assert_eq!(stored(&store, &before).await, 1);
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
