@@ -13,6 +13,7 @@ pub mod error;
 pub mod openapi;
 pub mod route;
 pub mod sse;
+pub mod visibility;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

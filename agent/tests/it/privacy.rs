@@ -1,9 +1,14 @@
-//! Personal data the box must not keep: VIP photos that cannot become embeddings.
+//! Personal data the box must not keep (VIP photos that cannot become embeddings) and
+//! must not show to roles that do not serve customers (alerts and the event stream).
 
 use branchd::store::StoreError;
 use branchd::vips::{self, Vip};
 
-use crate::common::{TestBox, event_data, wait_until};
+use branchd::alerts::{self, Level, NewAlert};
+use serde_json::json;
+
+use crate::common::{TestBox, error_code, event_data, wait_until};
+use crate::sse::Reader;
 
 fn vip_with_photo(store: &branchd::store::Store) {
     let v = Vip {
@@ -68,4 +73,103 @@ async fn a_vip_photo_is_dropped_when_it_can_never_be_enrolled() {
         assert!(failed[0].contains(reason), "{config}: {}", failed[0]);
         b.stop().await;
     }
+}
+
+fn raise(store: &branchd::store::Store, kind: &'static str, data: serde_json::Value) -> i64 {
+    store
+        .write_blocking(move |tx| {
+            alerts::raise(
+                tx,
+                &NewAlert {
+                    kind,
+                    level: Level::Info,
+                    source: None,
+                    key: None,
+                    message: kind,
+                    data,
+                },
+            )
+        })
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn vip_alerts_and_customer_events_reach_only_the_roles_that_serve_customers() {
+    let b = TestBox::start().await;
+    let store = b.core().store.clone();
+    let (vip, device) = tokio::task::spawn_blocking(move || {
+        let vip = raise(
+            &store,
+            "vip.arrived",
+            json!({"customer_id": "C100", "name": "王芳", "level": "gold"}),
+        );
+        let device = raise(&store, "device.offline", json!({"device": "STM-01"}));
+        (vip, device)
+    })
+    .await
+    .unwrap();
+    let kinds_for = |user: &'static str| {
+        let b = &b;
+        async move {
+            let c = b.login(user).await;
+            let list: Vec<serde_json::Value> = c
+                .get(b.url("/api/v1/alerts"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut kinds: Vec<String> = list
+                .iter()
+                .map(|a| a["kind"].as_str().unwrap().to_string())
+                .collect();
+            kinds.sort();
+            (c, kinds)
+        }
+    };
+    // (user, alert kinds listed)
+    let cases: [(&str, &[&str]); 4] = [
+        ("lobby_manager", &["device.offline", "vip.arrived"]),
+        ("branch_manager", &["device.offline", "vip.arrived"]),
+        ("device_admin", &["device.offline"]),
+        ("supervisor", &["device.offline"]),
+    ];
+    for (user, want) in cases {
+        let (c, kinds) = kinds_for(user).await;
+        assert_eq!(kinds, want, "{user}");
+        if !want.contains(&"vip.arrived") {
+            let r = c
+                .post(b.url(&format!("/api/v1/alerts/{vip}/ack")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "{user} acks an alert it cannot see");
+            assert_eq!(error_code(r).await, "alert_not_found");
+        }
+        // The stream from the start: the device alert comes, the VIP's does not.
+        let r = c
+            .get(b.url("/api/v1/events?last_event_id=0"))
+            .send()
+            .await
+            .unwrap();
+        let mut stream = Reader::new(r);
+        let mut seen = Vec::new();
+        loop {
+            let ev = stream.next().await;
+            let alert_kind = ev.data["data"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let done = ev.data["data"]["id"] == json!(device);
+            seen.push(format!("{} {alert_kind}", ev.kind));
+            if done {
+                break;
+            }
+        }
+        let saw_vip = seen.iter().any(|s| s.contains("vip."));
+        assert_eq!(saw_vip, want.contains(&"vip.arrived"), "{user}: {seen:?}");
+    }
+    b.stop().await;
 }
