@@ -227,16 +227,30 @@ impl From<AckError> for ApiError {
     }
 }
 
-/// `GET /api/v1/alerts` and `POST /api/v1/alerts/{id}/ack`, for every member of staff.
+/// `GET /api/v1/alerts` and `POST /api/v1/alerts/{id}/ack`, for every member of staff;
+/// each sees, and may acknowledge, the alerts of kinds its role may see
+/// ([`crate::http::visibility`]).
 pub fn routes(core: &Core) -> Vec<Route> {
+    use crate::http::visibility::may_see;
     vec![
-        Route::get("/api/v1/alerts", Access::Staff).to(core.clone(), |core, _| async move {
-            Ok(ok_json(&core.store.read(|c| list(c, 200)).await?))
+        Route::get("/api/v1/alerts", Access::Staff).to(core.clone(), |core, req| async move {
+            let role = req.who()?.user.role;
+            let all = core.store.read(|c| list(c, 200)).await?;
+            let mine: Vec<Alert> = all.into_iter().filter(|a| may_see(role, &a.kind)).collect();
+            Ok(ok_json(&mine))
         }),
         Route::post("/api/v1/alerts/{id}/ack", Access::Staff).to(
             core.clone(),
             |core, req| async move {
                 let id: i64 = req.parse("id")?;
+                let role = req.who()?.user.role;
+                let alert = core.store.read(move |c| get(c, id)).await?;
+                if alert.is_some_and(|a| !may_see(role, &a.kind)) {
+                    return Err(ApiError::not_found(
+                        "alert_not_found",
+                        format!("no alert {id}"),
+                    ));
+                }
                 let by = req.username()?;
                 Ok(ok_json(
                     &core.store.write(move |tx| ack(tx, id, &by)).await?,

@@ -1,5 +1,6 @@
 //! The command line: parse, validate, dispatch. Exit codes: 0 success, 64 bad usage or
-//! bad config (the message names the key), 1 runtime failure.
+//! bad config (the message names the key), 73 a data dir that takes no writes, 1 runtime
+//! failure.
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ fn open_data_dir(data_dir: &std::path::Path) -> anyhow::Result<Store> {
 }
 
 pub use crate::config::EX_USAGE;
+
+/// Exit code of `branchd run` on a data dir that takes no writes (sysexits EX_CANTCREAT).
+pub const EX_CANTCREAT: u8 = 73;
 
 /// branchd — the edge daemon of a smart bank branch.
 #[derive(Debug, Parser)]
@@ -238,8 +242,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             crate::logging::init(&cfg.log.level, cfg.log.format);
-            runtime()?.block_on(crate::app::run(cfg))?;
-            Ok(ExitCode::SUCCESS)
+            match runtime()?.block_on(crate::app::run(cfg)) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) if e.is::<crate::app::DataDirUnwritable>() => {
+                    report(&format!("error: {e:#}"));
+                    Ok(ExitCode::from(EX_CANTCREAT))
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Demo {
             data_dir,

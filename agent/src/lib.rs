@@ -29,6 +29,7 @@ pub mod queue;
 pub mod rights;
 pub mod signals;
 pub mod stats;
+pub mod storage;
 pub mod store;
 pub mod sync;
 pub mod users;

@@ -30,6 +30,14 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     /// Failed logins.
     pub login_failures: Counter,
+    /// Logins answered 503 because every password check slot was busy.
+    pub login_busy: Counter,
+    /// Open HTTP connections.
+    pub http_connections: Gauge,
+    /// Connections closed at once because a connection cap was reached.
+    pub http_connections_refused: Counter,
+    /// Connections closed because they sent no request, or no TLS handshake, in time.
+    pub http_connections_timed_out: Counter,
     /// Open SSE streams.
     pub sse_clients: Gauge,
     /// Connections to head office's broker that were attempted.
@@ -118,6 +126,30 @@ impl Metrics {
             "failed logins",
             login_failures.clone(),
         );
+        let login_busy = Counter::default();
+        registry.register(
+            "branchd_login_busy",
+            "logins refused because every password check slot was busy",
+            login_busy.clone(),
+        );
+        let http_connections = Gauge::default();
+        registry.register(
+            "branchd_http_connections",
+            "open HTTP connections",
+            http_connections.clone(),
+        );
+        let http_connections_refused = Counter::default();
+        registry.register(
+            "branchd_http_connections_refused",
+            "connections closed at once because a connection cap was reached",
+            http_connections_refused.clone(),
+        );
+        let http_connections_timed_out = Counter::default();
+        registry.register(
+            "branchd_http_connections_timed_out",
+            "connections closed for sending no request or TLS handshake in time",
+            http_connections_timed_out.clone(),
+        );
         let sse_clients = Gauge::default();
         registry.register(
             "branchd_sse_clients",
@@ -146,6 +178,10 @@ impl Metrics {
             registry,
             requests,
             login_failures,
+            login_busy,
+            http_connections,
+            http_connections_refused,
+            http_connections_timed_out,
             sse_clients,
             mqtt_connects,
             mqtt_backoff_ms,
@@ -153,12 +189,21 @@ impl Metrics {
         }
     }
 
-    /// Count one answered request.
+    /// Count one answered request. Labels come from fixed sets (a client can send any
+    /// method name, and every distinct label would be kept for good).
     pub fn count_request(&self, method: &str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
-                status: format!("{}xx", status / 100),
+                method: method_label(method).to_string(),
+                status: match status {
+                    100..=199 => "1xx",
+                    200..=299 => "2xx",
+                    300..=399 => "3xx",
+                    400..=499 => "4xx",
+                    500..=599 => "5xx",
+                    _ => "other",
+                }
+                .to_string(),
             })
             .inc();
     }
@@ -174,5 +219,46 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The request counter's method label: the methods of HTTP's own registry that a client
+/// may send, and `other` for anything else.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_labels_come_from_a_fixed_set() {
+        let cases = [
+            ("GET", 200, "GET", "2xx"),
+            ("DELETE", 404, "DELETE", "4xx"),
+            ("BREW", 405, "other", "4xx"),
+            ("get", 200, "other", "2xx"),
+            ("POST", 999, "POST", "other"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("m.db"), &[]).unwrap();
+        let m = Metrics::new(store.clone());
+        for (method, status, _, _) in cases {
+            m.count_request(method, status);
+        }
+        let text = m.render();
+        for (_, _, method, status) in cases {
+            let line = format!("method=\"{method}\",status=\"{status}\"");
+            assert!(text.contains(&line), "{line} missing in {text}");
+        }
+        assert!(
+            !text.contains("BREW") && !text.contains("\"get\""),
+            "{text}"
+        );
+        store.close();
     }
 }

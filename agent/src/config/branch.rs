@@ -35,12 +35,21 @@ pub struct Http {
     pub session_idle: Duration,
     /// A session ends this long after login, whatever happens.
     pub session_max: Duration,
-    /// Failed logins (per user name, and per client address) before a lockout.
+    /// Failed logins of one user name from one client before a lockout (four times as many
+    /// from one client over all names).
     pub login_max_failures: u32,
     /// How long a lockout lasts.
     pub login_lockout: Duration,
+    /// Password checks (argon2, 19 MiB each) running at once; more logins answer 503.
+    pub login_concurrency: usize,
     /// Largest accepted JSON body.
     pub max_json_bytes: u64,
+    /// A TLS handshake, and each request's head, must arrive within this.
+    pub header_timeout: Duration,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one client address at most.
+    pub max_connections_per_client: usize,
 }
 
 /// TLS files.
@@ -77,6 +86,11 @@ pub struct Mqtt {
     pub client_key: Option<PathBuf>,
     /// MQTT keep-alive.
     pub keep_alive: Duration,
+    /// Head-office commands older than this (by their envelope's `ts`) are refused.
+    pub command_max_age: Duration,
+    /// Device commands (`device.command`) older than this are refused: a `shutdown`
+    /// queued through an outage must not run on reconnect.
+    pub device_command_max_age: Duration,
     /// Telemetry period.
     pub telemetry_interval: Duration,
     /// Outbox depth past which telemetry is thinned and `sync.backlog` raised.
@@ -108,6 +122,13 @@ pub struct Log {
 pub struct Daemon {
     /// Time given to tasks to finish after SIGTERM before the daemon exits anyway.
     pub shutdown_grace: Duration,
+    /// Free space in the data dir below which `storage.low` is raised (bytes).
+    pub min_free: u64,
+    /// Space held in `data_dir/reserve` and given back when the disk fills, so that the
+    /// alert saying so, and sign-outs, can still be written (bytes).
+    pub reserve: u64,
+    /// How often free space is looked at.
+    pub storage_check: Duration,
 }
 
 /// `[models]`
@@ -200,9 +221,15 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
     );
     let login_max_failures = s.opt_int("login_max_failures", 1..=100).unwrap_or(5) as u32;
     let login_lockout = secs(s, "login_lockout_s", 300, 86_400);
+    let login_concurrency = s.opt_int("login_concurrency", 1..=16).unwrap_or(2) as usize;
     let max_json_bytes = s
         .opt_int("max_json_bytes", 1024..=16 * 1024 * 1024)
         .unwrap_or(64 * 1024) as u64;
+    let header_timeout = secs(s, "header_timeout_s", 10, 300);
+    let max_connections = s.opt_int("max_connections", 16..=16_384).unwrap_or(512) as usize;
+    let max_connections_per_client = s
+        .opt_int("max_connections_per_client", 4..=16_384)
+        .unwrap_or(64) as usize;
     Some(Http {
         listen: listen?,
         tls,
@@ -210,7 +237,11 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
         session_max,
         login_max_failures,
         login_lockout,
+        login_concurrency,
         max_json_bytes,
+        header_timeout,
+        max_connections,
+        max_connections_per_client,
     })
 }
 
@@ -290,6 +321,8 @@ pub(super) fn read_mqtt(s: &mut Section<'_, '_>, branch_id: &str) -> Option<Mqtt
         );
     }
     let keep_alive = secs(s, "keep_alive_s", 30, 3600);
+    let command_max_age = secs(s, "command_max_age_s", 7 * 86_400, 90 * 86_400);
+    let device_command_max_age = secs(s, "device_command_max_age_s", 300, 86_400);
     let telemetry_interval = secs(s, "telemetry_interval_s", 30, 86_400);
     let outbox_high_water = s
         .opt_int("outbox_high_water", 1..=i64::MAX)
@@ -314,6 +347,8 @@ pub(super) fn read_mqtt(s: &mut Section<'_, '_>, branch_id: &str) -> Option<Mqtt
         client_cert,
         client_key,
         keep_alive,
+        command_max_age,
+        device_command_max_age,
         telemetry_interval,
         outbox_high_water,
         max_inflight,
@@ -345,11 +380,22 @@ pub(super) fn read_log(root: &mut Section<'_, '_>) -> Option<Log> {
 }
 
 pub(super) fn read_daemon(root: &mut Section<'_, '_>) -> Option<Daemon> {
+    const MIB: u64 = 1 << 20;
     let mut d = Daemon {
         shutdown_grace: Duration::from_secs(10),
+        min_free: 512 * MIB,
+        reserve: 32 * MIB,
+        storage_check: Duration::from_secs(30),
     };
     if let Some(mut s) = root.opt_table("daemon") {
         d.shutdown_grace = secs(&mut s, "shutdown_grace_s", 10, 600);
+        if let Some(v) = s.opt_int("min_free_mb", 1..=1 << 20) {
+            d.min_free = v as u64 * MIB;
+        }
+        if let Some(v) = s.opt_int("reserve_mb", 0..=4096) {
+            d.reserve = v as u64 * MIB;
+        }
+        d.storage_check = secs(&mut s, "storage_check_s", 30, 3600);
         s.finish();
     }
     Some(d)

@@ -114,7 +114,52 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&src).map_err(ConfigError::Invalid)
+        let cfg = Config::parse(&src).map_err(ConfigError::Invalid)?;
+        let problems = cfg.check_files();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(cfg)
+    }
+
+    /// Problems with the files the config names (TLS certificate and key, the broker's CA,
+    /// the client certificate and key, the broker password): each must be a file this
+    /// process can read. [`Config::load`] checks them, so a daemon never binds a port only
+    /// to fail on a file later.
+    pub fn check_files(&self) -> Vec<Problem> {
+        let mut files: Vec<(&str, &Path)> = Vec::new();
+        if let Some(tls) = &self.http.tls {
+            files.push(("http.tls_cert", &tls.cert));
+            files.push(("http.tls_key", &tls.key));
+        }
+        if let Some(m) = &self.mqtt {
+            let named = [
+                ("mqtt.password_file", &m.password_file),
+                ("mqtt.ca_file", &m.ca_file),
+                ("mqtt.client_cert", &m.client_cert),
+                ("mqtt.client_key", &m.client_key),
+            ];
+            files.extend(
+                named
+                    .into_iter()
+                    .filter_map(|(k, p)| Some((k, p.as_deref()?))),
+            );
+        }
+        files
+            .into_iter()
+            .filter_map(|(key, path)| {
+                let message = match std::fs::File::open(path).and_then(|f| f.metadata()) {
+                    Ok(m) if m.is_file() => return None,
+                    Ok(_) => format!("{} is not a file", path.display()),
+                    Err(e) => format!("cannot read {}: {e}", path.display()),
+                };
+                Some(Problem {
+                    key: key.to_string(),
+                    line: None,
+                    message,
+                })
+            })
+            .collect()
     }
 
     /// Parse and validate config text, reporting every problem found.

@@ -73,6 +73,57 @@ fn the_shipped_configs_are_valid() {
     assert!(cfg.http.tls.is_some() && cfg.mqtt.is_some());
 }
 
+#[test]
+fn files_the_config_names_must_be_readable_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("present.pem");
+    std::fs::write(&file, "x").unwrap();
+    let cfg_path = dir.path().join("branchd.toml");
+    let write = |http: &str, mqtt: &str| {
+        let text = format!(
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n\
+             [http]\nlisten = \"0.0.0.0:1\"\n{http}\n{mqtt}"
+        );
+        std::fs::write(&cfg_path, text).unwrap();
+    };
+    let present = file.display();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.display();
+    let a_dir = dir.path().display();
+    // (http lines, mqtt lines, keys named)
+    let cases: Vec<(String, String, Vec<&str>)> = vec![
+        (
+            format!("tls_cert = \"{present}\"\ntls_key = \"{present}\""),
+            format!(
+                "[mqtt]\nurl = \"mqtts://h\"\npassword_file = \"{present}\"\nca_file = \"{present}\""
+            ),
+            vec![],
+        ),
+        (
+            format!("tls_cert = \"{missing}\"\ntls_key = \"{a_dir}\""),
+            String::new(),
+            vec!["http.tls_cert", "http.tls_key"],
+        ),
+        (
+            String::new(),
+            format!(
+                "[mqtt]\nurl = \"mqtts://h\"\npassword_file = \"{missing}\"\nca_file = \"{present}\"\n\
+                 client_cert = \"{present}\"\nclient_key = \"{missing}\""
+            ),
+            vec!["mqtt.password_file", "mqtt.client_key"],
+        ),
+    ];
+    for (http, mqtt, keys) in cases {
+        write(&http, &mqtt);
+        let named: Vec<String> = match Config::load(&cfg_path) {
+            Ok(_) => vec![],
+            Err(ConfigError::Invalid(problems)) => problems.into_iter().map(|p| p.key).collect(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(named, keys, "{http} {mqtt}");
+    }
+}
+
 /// Each case: text appended to (or replacing part of) a minimal config, the key that must
 /// be named, a fragment of the message, and the line the problem must be reported on.
 #[test]

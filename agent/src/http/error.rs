@@ -110,6 +110,14 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::Closed => {
                 ApiError::unavailable("shutting_down", "the box is shutting down")
             }
+            e if e.is_disk_full() => {
+                tracing::error!(error = %e, "data dir full: a write was refused");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the box's storage is full; nothing was changed",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod openapi;
 pub mod route;
 pub mod sse;
+pub mod visibility;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Buf, Filter, Reply as _};
@@ -42,14 +42,26 @@ pub fn system_routes(core: &Core) -> Vec<Route> {
         Route::get("/healthz", Access::Public).to(core.clone(), |core, _| async move {
             let db_ok = core
                 .store
-                .read(|c| {
-                    c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .write(|tx| {
+                    tx.conn()
+                        .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                         .map_err(crate::store::StoreError::from)
                 })
                 .await
                 .is_ok();
+            let dir = core.cfg.branch.data_dir.clone();
+            let storage = tokio::task::spawn_blocking(move || crate::store::probe_dir(&dir))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+            if let Err(e) = &storage {
+                tracing::warn!(error = %e, "data dir takes no writes");
+            }
+            let storage_ok = storage.is_ok();
+            let db_ok = db_ok && storage_ok;
             let body = json!({
                 "status": if db_ok { "ok" } else { "degraded" },
+                "storage": if storage_ok { "ok" } else { "unwritable" },
                 "version": crate::VERSION,
                 "branch": core.cfg.branch.id,
                 "uptime_s": core.started.elapsed().as_secs(),
@@ -274,11 +286,13 @@ where
     Ok(out.freeze())
 }
 
-/// Inserts the peer address into each request, then hands it to warp.
+/// Inserts the peer address into each request, notes that a request arrived, then hands
+/// it to warp.
 #[derive(Clone)]
 struct WithPeer<S> {
     inner: S,
     peer: SocketAddr,
+    first_request: Arc<tokio::sync::Notify>,
 }
 
 impl<S, B> tower_service::Service<http::Request<B>> for WithPeer<S>
@@ -298,6 +312,7 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         req.extensions_mut().insert(PeerAddr(self.peer));
+        self.first_request.notify_one();
         self.inner.call(req)
     }
 }
@@ -339,22 +354,96 @@ pub fn tls_acceptor(tls: &crate::config::Tls) -> anyhow::Result<tokio_rustls::Tl
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accept connections until `cancel`, then let open requests finish (SSE streams end on
-/// the same token).
+/// Open connections, in total and per client address, against `[http]`'s caps.
+#[derive(Debug)]
+struct Admission {
+    max_total: usize,
+    max_per_client: usize,
+    /// Open connections per client (a std `Mutex`: held for a map update, never across an
+    /// `.await`); the total is the sum.
+    open: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+struct Slot {
+    admission: Arc<Admission>,
+    client: std::net::IpAddr,
+}
+
+impl Admission {
+    fn admit(self: &Arc<Self>, client: std::net::IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().expect("admission lock");
+        let (total, per_client) = &mut *open;
+        let mine = per_client.entry(client).or_insert(0);
+        if *total >= self.max_total || *mine >= self.max_per_client {
+            if *mine == 0 {
+                per_client.remove(&client);
+            }
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot {
+            admission: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.admission.open.lock().expect("admission lock");
+        let (total, per_client) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Accept connections until the core is cancelled, then let open requests finish (SSE
+/// streams end on the same token).
+///
+/// A connection beyond `[http] max_connections`, or beyond `max_connections_per_client`
+/// from one address, is closed at once. A TLS handshake must finish, and the first
+/// request's head arrive, within `header_timeout_s`; hyper's own header-read timeout then
+/// closes a keep-alive connection that starts no further request in that time.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     routes: warp::filters::BoxedFilter<(Response,)>,
-    cancel: CancellationToken,
+    core: Core,
 ) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
 
+    let http = &core.cfg.http;
+    let timeout = http.header_timeout;
+    let admission = Arc::new(Admission {
+        max_total: http.max_connections,
+        max_per_client: http.max_connections_per_client,
+        open: Default::default(),
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(timeout))
+        .keep_alive_timeout(timeout)
+        .max_concurrent_streams(64);
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
+            _ = core.cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -365,34 +454,94 @@ pub async fn serve(
                 }
             },
         };
-        let svc = TowerToHyperService::new(WithPeer {
-            inner: warp::service(routes.clone()),
+        let Some(slot) = admission.admit(peer.ip()) else {
+            core.metrics.http_connections_refused.inc();
+            tracing::debug!(%peer, "connection cap reached; closed");
+            continue;
+        };
+        let conn = Connection {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            routes: routes.clone(),
+            core: core.clone(),
             peer,
-        });
-        let watcher = graceful.watcher();
+            timeout,
+        };
         let tls = tls.clone();
+        let core = core.clone();
         tokio::spawn(async move {
-            let builder = Builder::new(TokioExecutor::new());
-            let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        let conn = builder.serve_connection(TokioIo::new(s), svc);
-                        watcher.watch(conn.into_owned()).await
+            let _slot = slot;
+            core.metrics.http_connections.inc();
+            match tls {
+                Some(acceptor) => {
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => conn.serve(s).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
+                        Err(_) => {
+                            core.metrics.http_connections_timed_out.inc();
+                            tracing::debug!(%peer, "no tls handshake in time; closed");
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "tls handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    watcher.watch(conn.into_owned()).await
                 }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                None => conn.serve(stream).await,
             }
+            core.metrics.http_connections.dec();
         });
     }
     graceful.shutdown().await;
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    routes: warp::filters::BoxedFilter<(Response,)>,
+    core: Core,
+    peer: SocketAddr,
+    timeout: std::time::Duration,
+}
+
+impl Connection {
+    /// Serve HTTP on `io` until the client closes, or until no first request has arrived
+    /// within the timeout (hyper's version detection waits for bytes with no limit).
+    async fn serve<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            builder,
+            watcher,
+            routes,
+            core,
+            peer,
+            timeout,
+        } = self;
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let svc = hyper_util::service::TowerToHyperService::new(WithPeer {
+            inner: warp::service(routes),
+            peer,
+            first_request: first_request.clone(),
+        });
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+        let conn = watcher.watch(conn.into_owned());
+        let deadline = async {
+            if tokio::time::timeout(timeout, first_request.notified())
+                .await
+                .is_ok()
+            {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            () = deadline => {
+                core.metrics.http_connections_timed_out.inc();
+                tracing::debug!(%peer, "no request in time; closed");
+            }
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub fn routes(core: &Core) -> Vec<Route> {
             let last = from_header
                 .or(from_query)
                 .unwrap_or_else(|| *core.store.committed().borrow());
+            let role = req.who()?.user.role;
             core.metrics.sse_clients.inc();
             let state = (
                 core.store.follow(last),
@@ -58,16 +59,22 @@ pub fn routes(core: &Core) -> Vec<Route> {
                 core.cfg.branch.id.clone(),
                 ClientGauge(core.clone()),
             );
-            let stream = futures_util::stream::unfold(state, |(mut f, cancel, branch, gauge)| async move {
-                let ev = tokio::select! {
-                    _ = cancel.cancelled() => return None,
-                    ev = f.next() => match ev {
-                        Ok(ev) => ev,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "event stream backfill failed; closing it");
-                            return None;
-                        }
-                    },
+            let stream = futures_util::stream::unfold(state, move |(mut f, cancel, branch, gauge)| async move {
+                // Events this role may not see are skipped (see `visibility`).
+                let ev = loop {
+                    let ev = tokio::select! {
+                        _ = cancel.cancelled() => return None,
+                        ev = f.next() => match ev {
+                            Ok(ev) => ev,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event stream backfill failed; closing it");
+                                return None;
+                            }
+                        },
+                    };
+                    if super::visibility::may_see_event(role, &ev.kind, &ev.data) {
+                        break ev;
+                    }
                 };
                 let sse = to_sse(&ev, &branch);
                 Some((Ok::<_, Infallible>(sse), (f, cancel, branch, gauge)))

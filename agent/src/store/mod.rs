@@ -84,6 +84,32 @@ pub enum StoreError {
     /// Opening or migrating the database failed.
     #[error("{0}")]
     Open(String),
+    /// An event's data is larger than [`MAX_EVENT_BYTES`]; the transaction is rolled back.
+    #[error("event `{kind}` is {bytes} bytes; at most {MAX_EVENT_BYTES} are sent")]
+    EventTooLarge {
+        /// The event's kind.
+        kind: String,
+        /// Its encoded size.
+        bytes: usize,
+    },
+}
+
+/// The largest event data [`Tx::emit`] records: events go to every PAD and to head
+/// office, and one too large to publish would hold up the outbox behind it.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+impl StoreError {
+    /// SQLite could not write for want of space (`SQLITE_FULL`, or an I/O error with
+    /// `ENOSPC` underneath): the transaction was rolled back and nothing committed is
+    /// damaged.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => {
+                matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A write transaction handed to [`Store::write`] closures.
@@ -116,11 +142,18 @@ impl Tx<'_> {
             "event kind {kind:?} is not made of portable topic levels"
         );
         let data = serde_json::to_value(data)?;
+        let text = data.to_string();
+        if text.len() > MAX_EVENT_BYTES {
+            return Err(StoreError::EventTooLarge {
+                kind: kind.to_string(),
+                bytes: text.len(),
+            });
+        }
         let seq = self.next_seq;
         let id = ulid::Ulid::new().to_string();
         self.txn.execute(
             "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![seq as i64, id, rfc3339(self.now), kind, data.to_string()],
+            params![seq as i64, id, rfc3339(self.now), kind, text],
         )?;
         self.next_seq += 1;
         self.events.push(Event {
@@ -240,6 +273,43 @@ impl std::fmt::Debug for Store {
 const BUS_CAPACITY: usize = 4096;
 const MAX_IDLE_READERS: usize = 4;
 
+/// Write, sync and remove a small file in `dir`: the real write `/healthz`, the watchdog
+/// and start-up use to tell a data dir that takes writes from one that is read-only or
+/// full (a `SELECT` answers on both).
+pub fn probe_dir(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(".write-probe");
+    let result = (|| {
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Make the database and its WAL files readable and writable by the owner only (SQLite
+/// gives files it creates later the database file's mode).
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let file = Path::new(&name);
+        match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(e) => {
+                return Err(StoreError::Open(format!(
+                    "cannot make {} owner-only: {e}",
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -265,7 +335,11 @@ impl Store {
         }
         // Durability of every commit on the event path: fsync on each transaction.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted rows (personal data past its retention) are overwritten, not left in
+        // free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         configure(&conn)?;
+        owner_only(path)?;
         migrate(&mut conn, &[&[CORE], schemas].concat())
             .map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
         let last_seq: u64 = conn

@@ -236,3 +236,70 @@ async fn a_durable_consumer_handles_each_event_once_across_a_flood_and_a_restart
     task.await.unwrap();
     store.close();
 }
+
+#[tokio::test]
+async fn an_event_too_large_to_send_rolls_its_transaction_back() {
+    let (_d, store) = temp_store();
+    let big = "x".repeat(MAX_EVENT_BYTES);
+    let err = store
+        .write(move |tx| -> Result<(), StoreError> {
+            tx.conn().execute(
+                "INSERT INTO audit(ts, action) VALUES ('t', 'with a big event')",
+                [],
+            )?;
+            tx.emit("test.big", serde_json::json!({ "blob": big }))?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::EventTooLarge { kind, .. } if kind == "test.big"),
+        "{err}"
+    );
+    let (audits, events): (i64, i64) = store
+        .read(|c| {
+            Ok::<_, StoreError>((
+                c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?,
+                c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((audits, events), (0, 0), "nothing of the transaction stays");
+    // Just under the bound is recorded.
+    let fits = "x".repeat(MAX_EVENT_BYTES - 64);
+    store
+        .write(move |tx| tx.emit("test.fits", serde_json::json!({ "blob": fits })))
+        .await
+        .unwrap();
+    store.close();
+}
+
+#[test]
+fn the_database_is_owner_only_and_deletes_securely() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    // A database left readable by others is made owner-only when opened.
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&path, &[]).unwrap();
+    store
+        .write_blocking(|tx| tx.emit("test.one", serde_json::json!({})))
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("t.db{suffix}"));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let secure: i64 = store
+        .write_blocking(|tx| {
+            Ok::<_, StoreError>(
+                tx.conn()
+                    .query_row("PRAGMA secure_delete", [], |r| r.get(0))?,
+            )
+        })
+        .unwrap();
+    assert_eq!(secure, 1);
+    store.close();
+}

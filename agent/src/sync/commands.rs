@@ -63,6 +63,15 @@ struct Refusal {
 pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> {
     let core = &sync.core;
     let mut parsed = parse(payload, &core.cfg);
+    if let Ok((id, kind, _)) = &parsed {
+        if let Err(reason) = fresh(payload, kind, core.clock.now(), &core.cfg) {
+            parsed = Err(Refusal {
+                id: Some(id.clone()),
+                kind: kind.clone(),
+                reason,
+            });
+        }
+    }
     if let Ok((
         id,
         _,
@@ -229,6 +238,61 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
     Ok(Ok(()))
 }
 
+/// Commands older than this are refused when the box has no `[mqtt]` table (commands
+/// then come only from tests and tools).
+const COMMAND_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+/// The same for device commands.
+const DEVICE_COMMAND_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether a command is young enough to run, by its envelope's `ts` (required): older
+/// than `[mqtt] command_max_age_s`, or for `device.command` `device_command_max_age_s`,
+/// it is refused, so a command queued by the broker through a long outage does not run
+/// on reconnect. A redelivery of a command already handled still gets its recorded
+/// answer.
+fn fresh(
+    payload: &[u8],
+    kind: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    cfg: &Config,
+) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        ts: Option<String>,
+    }
+    let ts = serde_json::from_slice::<Stamp>(payload)
+        .ok()
+        .and_then(|s| s.ts)
+        .ok_or("`ts` is required: a command's age is checked before it runs")?;
+    let at = crate::clock::parse(&ts).ok_or_else(|| {
+        let shown: String = ts.chars().take(40).collect();
+        format!("`ts` `{shown}` is not an RFC 3339 time")
+    })?;
+    let max = match (kind, &cfg.mqtt) {
+        ("device.command", Some(m)) => m.device_command_max_age,
+        ("device.command", None) => DEVICE_COMMAND_MAX_AGE,
+        (_, Some(m)) => m.command_max_age,
+        (_, None) => COMMAND_MAX_AGE,
+    };
+    let age = (now - at).to_std().unwrap_or_default();
+    if age > max {
+        return Err(format!(
+            "the command is {} s old; `{kind}` commands older than {} s are not run",
+            age.as_secs(),
+            max.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+/// At most 64 characters of a string head office sent, to echo in a refusal (the
+/// refusal is an event, and events stay small).
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal> {
     let refuse = |id: Option<String>, kind: &str, reason: String| Refusal {
         id,
@@ -251,8 +315,14 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         }
     };
     let kind = match env.get("kind") {
-        Some(Value::String(k)) => k.clone(),
-        _ => return Err(refuse(Some(id), "", "`kind` must be a string".into())),
+        Some(Value::String(k)) if k.len() <= 64 => k.clone(),
+        _ => {
+            return Err(refuse(
+                Some(id),
+                "",
+                "`kind` must be a string of at most 64 characters".into(),
+            ));
+        }
     };
     let r = |reason: String| refuse(Some(id.clone()), &kind, reason);
     if env.get("v") != Some(&json!(1)) {
@@ -260,7 +330,7 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
     }
     for key in env.keys() {
         if !["v", "id", "ts", "kind", "data"].contains(&key.as_str()) {
-            return Err(r(format!("unknown envelope key `{key}`")));
+            return Err(r(format!("unknown envelope key `{}`", cut(key))));
         }
     }
     let empty = Map::new();
@@ -412,6 +482,54 @@ mod tests {
     }
 
     #[test]
+    fn commands_past_their_maximum_age_are_refused() {
+        let cfg = cfg();
+        let now = crate::clock::parse("2026-12-06T12:00:00Z").unwrap();
+        let env = |kind: &str, ts: Value| {
+            let mut e = json!({"v":1,"id":"c","kind":kind,"data":{}});
+            if !ts.is_null() {
+                e["ts"] = ts;
+            }
+            e.to_string()
+        };
+        // (kind, ts, refusal containing; "" = runs)
+        let cases = [
+            ("rebirth", json!("2026-12-06T11:59:00Z"), ""),
+            ("rebirth", json!("2026-11-30T12:00:00Z"), ""),
+            (
+                "rebirth",
+                json!("2026-11-29T11:59:59Z"),
+                "older than 604800 s",
+            ),
+            ("rebirth", json!("2026-12-06T20:00:00+08:00"), ""),
+            ("device.command", json!("2026-12-06T11:56:00Z"), ""),
+            (
+                "device.command",
+                json!("2026-12-06T11:54:59Z"),
+                "`device.command` commands older than 300 s",
+            ),
+            (
+                "device.command",
+                json!("2026-12-03T12:00:00Z"),
+                "is 259200 s old",
+            ),
+            ("rebirth", json!("yesterday"), "not an RFC 3339 time"),
+            ("rebirth", Value::Null, "`ts` is required"),
+            ("rebirth", json!(7), "`ts` is required"),
+        ];
+        for (kind, ts, want) in cases {
+            let got = fresh(env(kind, ts.clone()).as_bytes(), kind, now, &cfg);
+            match want {
+                "" => assert_eq!(got, Ok(()), "{kind} {ts}"),
+                want => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(want)),
+                    "{kind} {ts}: {got:?} lacks `{want}`"
+                ),
+            }
+        }
+    }
+
+    #[test]
     fn refusals_name_the_problem() {
         let cfg = cfg();
         let emb: Vec<f32> = vec![0.5; 128];
@@ -468,6 +586,27 @@ mod tests {
                 "no device `STM-99`",
             ),
         ];
+        let long = "k".repeat(100_000);
+        let long_cases = [
+            (
+                json!({"v":1,"id":"a","kind":long}),
+                "`kind` must be a string of at most 64 characters",
+            ),
+            (
+                json!({"v":1,"id":"a","kind":"rebirth",long.as_str():1}),
+                "unknown envelope key `kkkk",
+            ),
+        ];
+        for (payload, want) in long_cases {
+            let got = parse(payload.to_string().as_bytes(), &cfg).expect_err("refused");
+            assert!(got.reason.contains(want), "{}", got.reason);
+            assert!(
+                got.reason.len() < 200,
+                "echoed whole: {} bytes",
+                got.reason.len()
+            );
+            assert!(got.kind.len() <= 64);
+        }
         for (payload, want) in cases {
             let got = parse(payload.to_string().as_bytes(), &cfg).expect_err("refused");
             assert!(

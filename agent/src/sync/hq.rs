@@ -51,7 +51,8 @@ enum HqCommand {
     Send {
         #[command(flatten)]
         link: Link,
-        /// The command, e.g. `{"v":1,"id":"c-1","kind":"rebirth","data":{}}`.
+        /// The command, e.g. `{"v":1,"id":"c-1","ts":"2026-11-22T09:15:02Z","kind":"rebirth","data":{}}`
+        /// (the box refuses a command without `ts`, or older than its maximum age).
         #[arg(value_name = "FILE.json")]
         file: PathBuf,
         /// Give up waiting for the ack after this many seconds.

@@ -29,10 +29,14 @@ use tokio::sync::mpsc;
 
 use super::Sync;
 use super::Topics;
+
 use crate::alerts::{self, Level, NewAlert};
 use crate::clock::rfc3339;
 use crate::config::Mqtt;
 use crate::store::{self, StoreError};
+
+/// The largest MQTT packet accepted from the broker (a command).
+pub const MAX_COMMAND_BYTES: usize = 8 << 20;
 
 /// Acknowledged events are kept this long (SSE clients resume from them), then pruned.
 pub const ACKED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -393,7 +397,8 @@ async fn options(
         .set_manual_acks(true)
         .set_inflight(mqtt.max_inflight.saturating_add(16))
         .set_request_channel_capacity(mqtt.max_inflight as usize + 64)
-        .set_max_packet_size(16 << 20, 16 << 20)
+        // A command carries at most a 5 MiB photo (6.7 MiB in base64): 8 MiB is enough.
+        .set_max_packet_size(MAX_COMMAND_BYTES, 16 << 20)
         .set_last_will(LastWill::new(
             topics.state(),
             json!({"online": false, "session": session}).to_string(),

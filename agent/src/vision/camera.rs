@@ -526,6 +526,49 @@ pub fn enrol_pending(store: &Store, engine: &mut FaceEngine) -> Result<usize, St
     Ok(n)
 }
 
+/// Drop every pending photo, telling head office `reason` (`vip.enrolment_failed`).
+pub fn refuse_pending(store: &Store, reason: &str) -> Result<usize, StoreError> {
+    let pending = store.read_blocking(crate::vips::photos_pending)?;
+    let n = pending.len();
+    for (customer_id, _) in pending {
+        let reason = reason.to_string();
+        store.write_blocking(move |tx| crate::vips::photo_refused(tx, &customer_id, &reason))?;
+    }
+    Ok(n)
+}
+
+/// With recognition disabled no photo is ever enrolled: drop those pending now and those
+/// head office sends later, as they arrive.
+pub fn refuse_all_photos(vision: &Vision) {
+    let core = vision.core.clone();
+    let mut events = core.store.follow(*core.store.committed().borrow());
+    const REASON: &str = "face recognition is disabled on this box";
+    vision.core.tracker.spawn(async move {
+        let mut pending = true;
+        loop {
+            if pending {
+                pending = false;
+                let store = core.store.clone();
+                match tokio::task::spawn_blocking(move || refuse_pending(&store, REASON)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(StoreError::Closed)) => break,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot drop pending VIP photos"),
+                    Err(e) => tracing::warn!(error = %e, "cannot drop pending VIP photos"),
+                }
+            }
+            tokio::select! {
+                _ = core.cancel.cancelled() => break,
+                ev = events.next() => match ev {
+                    Ok(ev) => pending |= ev.kind == "vip.upserted"
+                        && ev.data["photo_pending"] == json!(true),
+                    Err(StoreError::Closed) => break,
+                    Err(_) => pending = true,
+                },
+            }
+        }
+    });
+}
+
 /// Start the enrolment task: enrol pending photos at start and whenever head office sends
 /// one; tell the camera workers when the gallery changes. It follows the store, so no VIP
 /// change is missed however busy the box is.
@@ -589,8 +632,12 @@ fn enrol_with(vision: &Vision, engine: &Mutex<Option<FaceEngine>>) -> Result<usi
         match FaceEngine::load(&core.cfg.models.dir, &names, cfg.threads) {
             Ok(e) => *g = Some(e),
             Err(e) => {
-                // the photos stay until the models can be loaded
+                // A photo is personal data kept only to be enrolled: without the models
+                // it is dropped at once, and head office is told why so it can send it
+                // again once the box has its models.
                 tracing::error!(error = %e, "cannot enrol VIP photos: face models unavailable");
+                refuse_pending(&core.store, &format!("face models unavailable: {e}"))
+                    .map_err(|e| e.to_string())?;
                 return Err(e.to_string());
             }
         }

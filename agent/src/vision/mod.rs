@@ -127,6 +127,7 @@ impl Vision {
             if !core.cfg.cameras.is_empty() {
                 tracing::info!("face recognition is disabled ([faces] enabled = false)");
             }
+            camera::refuse_all_photos(self);
             return;
         }
         camera::start_enrolment(self);

@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["clock", "config", "core", "metrics", "store", "users"],
     ),
     ("alerts", &["clock", "core", "http", "store"]),
+    ("storage", &["alerts", "core", "store"]),
     // domain modules: only the edges a module really needs
     ("vips", &["clock", "command", "config", "store", "users"]),
     (

@@ -1,10 +1,12 @@
 //! Integration tests of the daemon through its public interfaces: HTTP, the CLI, the
 //! database after a crash.
 
+mod abuse;
 mod api;
 mod architecture;
 mod broker_acl;
 mod cli;
+mod commands;
 mod common;
 mod crash;
 mod devices;
@@ -16,7 +18,9 @@ mod marketing;
 mod mqtt;
 mod ocr;
 mod orders;
+mod privacy;
 mod queue;
 mod sse;
 mod stats;
+mod storage;
 mod sync;

@@ -33,7 +33,7 @@ fn marketing_tables() -> String {
 }
 
 fn cmd(id: &str, kind: &str, data: Value) -> Vec<u8> {
-    json!({"v": 1, "id": id, "ts": "2026-11-23T09:00:00+08:00", "kind": kind, "data": data})
+    json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": kind, "data": data})
         .to_string()
         .into_bytes()
 }

@@ -50,7 +50,7 @@ async fn hq_send(dir: &Path, port: u16, cmd: Value) -> Value {
 }
 
 fn cmd(id: &str, kind: &str, data: Value) -> Value {
-    json!({"v": 1, "id": id, "ts": "2026-11-23T01:00:00.000Z", "kind": kind, "data": data})
+    json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": kind, "data": data})
 }
 
 async fn post(c: &reqwest::Client, b: &TestBox, path: &str, body: Value) -> reqwest::Response {

@@ -206,7 +206,7 @@ async fn every_event_arrives_in_order_across_broker_restart_and_daemon_sigkill()
 }
 
 fn cmd(id: &str, kind: &str, data: Value) -> String {
-    json!({"v": 1, "id": id, "ts": "2026-01-01T00:00:00.000Z", "kind": kind, "data": data})
+    json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": kind, "data": data})
         .to_string()
 }
 

@@ -44,6 +44,13 @@ struct InFlight {
     retransmits: u32,
 }
 
+/// At most this many NAKs are sent per [`NAK_WINDOW`]; the rest of a babbling peer's bad
+/// frames are dropped unanswered (a reliable sender retransmits on its own timeout anyway),
+/// so a flood of garbage cannot turn into a flood of writes.
+pub(crate) const MAX_NAKS: u32 = 10;
+/// The window [`MAX_NAKS`] counts in.
+pub(crate) const NAK_WINDOW: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub(crate) struct Engine {
     timing: Timing,
@@ -57,6 +64,8 @@ pub(crate) struct Engine {
     /// Delivered packets whose ACK waits for the owner: (receipt, seq).
     awaiting: Vec<(u64, u8)>,
     next_receipt: u64,
+    /// NAKs sent in the current window, and when it began.
+    naks: (u32, Option<Instant>),
 }
 
 impl Engine {
@@ -71,6 +80,7 @@ impl Engine {
             defer_acks: false,
             awaiting: Vec::new(),
             next_receipt: 0,
+            naks: (0, None),
         }
     }
 
@@ -188,7 +198,7 @@ impl Engine {
         for result in self.decoder.feed(bytes) {
             match result {
                 Ok(packet) => self.on_packet(packet, now, out, happened),
-                Err(e) => self.reject_frame(&e, out, happened),
+                Err(e) => self.reject_frame(&e, now, out, happened),
             }
         }
     }
@@ -196,11 +206,38 @@ impl Engine {
     fn reject_frame(
         &mut self,
         e: &FrameError,
+        now: Instant,
         out: &mut Vec<Vec<u8>>,
         happened: &mut Vec<Happening>,
     ) {
-        send_nak(e.seq().unwrap_or(0), e.nak_reason(), out);
+        self.nak(e.seq().unwrap_or(0), e.nak_reason(), now, out, happened);
         happened.push(Happening::Rejected(e.to_string()));
+    }
+
+    /// Send a NAK unless [`MAX_NAKS`] have gone out in this [`NAK_WINDOW`].
+    fn nak(
+        &mut self,
+        seq: u8,
+        reason: super::codec::NakReason,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+        happened: &mut Vec<Happening>,
+    ) {
+        let (sent, since) = &mut self.naks;
+        if since.is_none_or(|t| now.saturating_duration_since(t) >= NAK_WINDOW) {
+            *sent = 0;
+            *since = Some(now);
+        }
+        if *sent < MAX_NAKS {
+            *sent += 1;
+            send_nak(seq, reason, out);
+        } else if *sent == MAX_NAKS {
+            *sent += 1;
+            happened.push(Happening::Rejected(format!(
+                "more than {MAX_NAKS} bad frames within {} s: the rest go unanswered",
+                NAK_WINDOW.as_secs()
+            )));
+        }
     }
 
     fn on_packet(
@@ -213,7 +250,7 @@ impl Engine {
         let msg = match Message::from_packet(&packet) {
             Ok(msg) => msg,
             Err(e @ PayloadError { .. }) => {
-                send_nak(packet.seq, e.nak_reason(), out);
+                self.nak(packet.seq, e.nak_reason(), now, out, happened);
                 happened.push(Happening::Rejected(e.to_string()));
                 return;
             }
@@ -317,6 +354,43 @@ fn send_nak(seq: u8, reason: super::codec::NakReason, out: &mut Vec<Vec<u8>>) {
 mod tests {
     use super::*;
     use crate::stm::message::{DeviceState, Heartbeat};
+
+    #[test]
+    fn a_babbling_peer_gets_a_bounded_number_of_naks_per_second() {
+        let mut e = deferring();
+        let t0 = Instant::now();
+        let (mut out, mut happened) = (Vec::new(), Vec::new());
+        let mut garbage = Vec::new();
+        for seq in 0..200u8 {
+            // A frame whose CRC is wrong, and a frame whose payload is not JSON.
+            let mut bad = wire(seq, PacketType::Event, EVENT);
+            let n = bad.len();
+            bad[n / 2] ^= 0x55;
+            garbage.extend(bad);
+            garbage.extend(wire(seq, PacketType::Event, "not json"));
+        }
+        e.on_bytes(&garbage, t0, &mut out, &mut happened);
+        assert_eq!(out.len() as u32, MAX_NAKS, "NAKs within one window");
+        // The next window answers again.
+        out.clear();
+        e.on_bytes(&garbage, t0 + NAK_WINDOW, &mut out, &mut happened);
+        assert_eq!(out.len() as u32, MAX_NAKS);
+        // Good packets are still acknowledged in a flooded window.
+        out.clear();
+        let mut e = Engine::new(Timing {
+            ack_timeout: Duration::from_millis(500),
+            max_retransmits: 3,
+        });
+        e.on_bytes(&garbage, t0, &mut out, &mut happened);
+        out.clear();
+        e.on_bytes(
+            &wire(9, PacketType::Heartbeat, HB),
+            t0,
+            &mut out,
+            &mut happened,
+        );
+        assert_eq!(acks(&mut out), [9]);
+    }
 
     #[test]
     fn heartbeats_are_never_retransmitted_nor_sent_over_a_packet_in_flight() {

@@ -4,8 +4,10 @@
 //! `serialport` is a blocking API, and the runtime must never block on a serial port. Each
 //! open port therefore gets two small dedicated threads: a *reader* that blocks in `read`
 //! with a short timeout (so it notices a closed link within [`LinkOptions::read_timeout`])
-//! and forwards chunks over a bounded channel, and a *writer* that drains an unbounded
-//! channel of frames. Both end when the session drops its channel ends; the task joins them
+//! and forwards chunks over a bounded channel, and a *writer* that drains a bounded
+//! channel of frames ([`WRITE_QUEUE`]; a frame that finds it full is dropped, which the
+//! protocol absorbs: a lost ACK or NAK costs the peer a retransmit, a lost packet of ours
+//! is retransmitted on our ACK timeout). Both end when the session drops its channel ends; the task joins them
 //! (off the runtime) before reconnecting or returning. This is portable to every port
 //! `serialport` supports (including USB-CDC quirks) and costs two threads per device, of
 //! which a branch has a handful; `AsyncFd` would save the threads but ties the link to raw
@@ -30,6 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, Happening, Timing};
 use super::message::{Command, CommandResult, Event, Heartbeat, Hello, Message, Status};
+
+/// Frames waiting for the writer thread, at most: a port that cannot keep up (or a
+/// babbling device answered frame by frame) cannot grow memory without bound.
+pub const WRITE_QUEUE: usize = 64;
 
 /// Link parameters. [`Default`] gives the values of the specification.
 #[derive(Debug, Clone)]
@@ -351,7 +357,7 @@ pub(crate) enum Input {
 /// One open port: chunks in, frames out, and the threads behind them.
 pub(crate) struct Conn {
     pub rx: mpsc::Receiver<Input>,
-    pub tx: mpsc::UnboundedSender<Vec<u8>>,
+    pub tx: mpsc::Sender<Vec<u8>>,
     pub threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -404,7 +410,7 @@ impl Connector for SerialConnector {
         .map_err(io::Error::other)??;
         let writer = port.try_clone_native().map_err(io::Error::from)?;
         let (in_tx, rx) = mpsc::channel(64);
-        let (tx, out_rx) = mpsc::unbounded_channel();
+        let (tx, out_rx) = mpsc::channel(WRITE_QUEUE);
         let err_tx = in_tx.clone();
         let reader = std::thread::Builder::new()
             .name("stm-link-read".into())
@@ -450,7 +456,7 @@ fn read_loop(mut port: impl Read, tx: mpsc::Sender<Input>) {
 
 fn write_loop(
     mut port: impl Write,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut frames: mpsc::Receiver<Vec<u8>>,
     errors: mpsc::Sender<Input>,
 ) {
     while let Some(frame) = frames.blocking_recv() {
@@ -602,11 +608,7 @@ impl<C: Connector> Runner<C> {
         }
     }
 
-    async fn session(
-        &mut self,
-        mut rx: mpsc::Receiver<Input>,
-        tx: &mpsc::UnboundedSender<Vec<u8>>,
-    ) -> End {
+    async fn session(&mut self, mut rx: mpsc::Receiver<Input>, tx: &mpsc::Sender<Vec<u8>>) -> End {
         let mut out = Vec::new();
         let mut happened = Vec::new();
         loop {
@@ -647,7 +649,9 @@ impl<C: Connector> Runner<C> {
                 }
             }
             for frame in out.drain(..) {
-                let _ = tx.send(frame);
+                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(frame) {
+                    tracing::debug!("stm writer queue full; frame dropped");
+                }
             }
             let mut gave_up = false;
             for h in std::mem::take(&mut happened) {
@@ -777,7 +781,7 @@ mod tests {
 
     struct Peer {
         to_box: mpsc::Sender<Input>,
-        from_box: mpsc::UnboundedReceiver<Vec<u8>>,
+        from_box: mpsc::Receiver<Vec<u8>>,
     }
 
     impl Peer {
@@ -825,7 +829,7 @@ mod tests {
                 return Err(io::ErrorKind::NotFound.into());
             }
             let (to_box, rx) = mpsc::channel(16);
-            let (tx, from_box) = mpsc::unbounded_channel();
+            let (tx, from_box) = mpsc::channel(WRITE_QUEUE);
             self.peers.send(Peer { to_box, from_box }).unwrap();
             Ok(Conn {
                 rx,
@@ -959,6 +963,42 @@ mod tests {
         assert!(matches!(h.next().await, LinkEvent::Down(_)));
         let log = h.log.lock().unwrap().clone();
         assert_eq!((log[5] - log[4]).as_millis(), 1000, "{log:?}");
+        h.cancel.cancel();
+        h.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_port_that_cannot_keep_up_holds_a_bounded_queue_and_the_link_goes_on() {
+        let mut h = start(&[true]);
+        let mut peer = h.peers.recv().await.unwrap();
+        assert_eq!(h.next().await, LinkEvent::Connected);
+        // A thousand packets that each want an ACK, and nobody writing the ACKs out.
+        const FLOOD: usize = 1000;
+        let to_box = peer.to_box.clone();
+        let babble = tokio::spawn(async move {
+            for i in 0..FLOOD {
+                let wire = Packet::new(i as u8, PacketType::Heartbeat, HB.as_bytes().to_vec())
+                    .encode()
+                    .unwrap();
+                to_box.send(Input::Bytes(wire)).await.unwrap();
+            }
+        });
+        let mut heartbeats = 0;
+        while heartbeats < FLOOD {
+            if let LinkEvent::Heartbeat(_) = h.next().await {
+                heartbeats += 1;
+            }
+        }
+        babble.await.unwrap();
+        let mut queued = 0;
+        while peer.from_box.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert!(queued <= WRITE_QUEUE, "{queued} frames queued for the port");
+        // The writer caught up: the next packet is answered.
+        peer.send(7, PacketType::Heartbeat, HB).await;
+        let ack = peer.recv().await;
+        assert_eq!((ack.seq, ack.kind), (7, PacketType::Ack));
         h.cancel.cancel();
         h.task.await.unwrap();
     }

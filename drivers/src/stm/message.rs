@@ -435,6 +435,36 @@ pub enum Message {
     Ack,
 }
 
+/// The deepest nesting of arrays and objects a payload may have: the specification's
+/// messages need four; a device's own `detail` objects get some room beyond that.
+pub const MAX_JSON_DEPTH: usize = 16;
+
+/// The deepest nesting of `[` and `{` in JSON text, outside strings (a scan, no parse).
+fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// A payload that is not the JSON its packet type requires (NAK reason `json`).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {kind:?} payload: {source}")]
@@ -491,13 +521,20 @@ impl Message {
         Ok(packet)
     }
 
-    /// Parses a packet's payload according to its type.
+    /// Parses a packet's payload according to its type. A payload nested deeper than
+    /// [`MAX_JSON_DEPTH`] is refused before it is parsed (its size is bounded by the
+    /// frame: [`super::codec::MAX_PAYLOAD`]).
     pub fn from_packet(packet: &Packet) -> Result<Message, PayloadError> {
         let p = &packet.payload[..];
         let err = |source| PayloadError {
             kind: packet.kind,
             source,
         };
+        if json_depth(p) > MAX_JSON_DEPTH {
+            return Err(err(<serde_json::Error as serde::de::Error>::custom(
+                format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
+            )));
+        }
         Ok(match packet.kind {
             PacketType::Hello => Message::Hello(serde_json::from_slice(p).map_err(err)?),
             PacketType::Heartbeat => Message::Heartbeat(serde_json::from_slice(p).map_err(err)?),
@@ -508,5 +545,41 @@ impl Message {
             PacketType::Nak => Message::Nak(serde_json::from_slice(p).map_err(err)?),
             PacketType::Ack => Message::Ack,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_nested_too_deep_are_refused_before_parsing() {
+        let nested = |depth: usize| {
+            format!(
+                "{{\"event_id\":\"E1\",\"kind\":\"exception\",\"ts\":\"2026-11-22T09:00:00+08:00\",\
+                 \"detail\":{}1{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        // (depth of the payload, whether the depth check refuses it)
+        let cases = [
+            (2, false),
+            (MAX_JSON_DEPTH, false),
+            (MAX_JSON_DEPTH + 1, true),
+            (5000, true),
+        ];
+        for (depth, refused) in cases {
+            let packet = Packet::new(1, PacketType::Event, nested(depth).into_bytes());
+            assert_eq!(json_depth(&packet.payload), depth);
+            let got = Message::from_packet(&packet);
+            let by_depth = got
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.to_string().contains("nested deeper"));
+            assert_eq!(by_depth, refused, "depth {depth}: {got:?}");
+        }
+        // Brackets inside strings do not count.
+        assert_eq!(json_depth(br#"{"a":"[[[[{{{\"]]]"}"#), 1);
     }
 }
