@@ -27,9 +27,14 @@ fn ms(d: Duration) -> String {
 
 fn request(i: usize) -> IssueRequest {
     IssueRequest {
-        service: if i % 3 == 0 { "corporate" } else { "personal" }.into(),
+        service: if i.is_multiple_of(3) {
+            "corporate"
+        } else {
+            "personal"
+        }
+        .into(),
         customer_id: None,
-        customer_level: (i % 10 == 0).then(|| "vip1".to_string()),
+        customer_level: i.is_multiple_of(10).then(|| "vip1".to_string()),
         appointment_id: None,
         source: Source::Pad,
     }

@@ -260,11 +260,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             customer_every,
             customers,
         } => {
-            if let Some(url) = &mqtt {
-                if let Err(e) = crate::config::parse_mqtt_url(url) {
-                    report(&format!("error: --mqtt: {e}"));
-                    return Ok(ExitCode::from(EX_USAGE));
-                }
+            if let Some(url) = &mqtt
+                && let Err(e) = crate::config::parse_mqtt_url(url)
+            {
+                report(&format!("error: --mqtt: {e}"));
+                return Ok(ExitCode::from(EX_USAGE));
             }
             crate::logging::init("info", LogFormat::Text);
             runtime()?.block_on(crate::demo::run(crate::demo::DemoOptions {

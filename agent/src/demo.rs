@@ -107,10 +107,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let r = ensure_demo_users(&store).and_then(|()| {
             crate::modules::demo_seed(&store, &cfg2).context("the demo's products and customers")
         });
-        if r.is_ok() {
-            if let Err(e) = crate::vision::demo::enrol(&store, &cfg2) {
-                tracing::warn!(error = %format!("{e:#}"), "demo: the VIP could not be enrolled");
-            }
+        if r.is_ok()
+            && let Err(e) = crate::vision::demo::enrol(&store, &cfg2)
+        {
+            tracing::warn!(error = %format!("{e:#}"), "demo: the VIP could not be enrolled");
         }
         store.close();
         r

@@ -140,13 +140,13 @@ pub struct Models {
 
 pub(super) fn read_branch(s: &mut Section<'_, '_>) -> Option<Branch> {
     let id = s.req_str("id");
-    if let Some(id) = &id {
-        if !id.chars().all(is_id_char) || id.len() > 32 {
-            s.problem(
-                "id",
-                "must be 1–32 letters, digits, '-' or '_' (it is part of MQTT topics)",
-            );
-        }
+    if let Some(id) = &id
+        && (!id.chars().all(is_id_char) || id.len() > 32)
+    {
+        s.problem(
+            "id",
+            "must be 1–32 letters, digits, '-' or '_' (it is part of MQTT topics)",
+        );
     }
     let name = s.req_str("name");
     let bank_name = s.opt_str("bank_name").unwrap_or_else(|| "银行".into());

@@ -222,12 +222,11 @@ pub(super) fn read_cameras(root: &mut Section<'_, '_>) -> Option<Vec<Camera>> {
         }
         let source = s.req_str("source");
         let looped = s.opt_bool("loop").unwrap_or(false);
-        if looped {
-            if let Some(src) = &source {
-                if SourceKind::of(src).is_live() {
-                    s.problem("loop", "only a video file or an image folder can loop");
-                }
-            }
+        if looped
+            && let Some(src) = &source
+            && SourceKind::of(src).is_live()
+        {
+            s.problem("loop", "only a video file or an image folder can loop");
         }
         s.finish();
         match (id, source) {

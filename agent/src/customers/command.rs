@@ -72,10 +72,10 @@ pub fn upsert(data: &Map<String, Value>) -> Result<CustomerRecord, String> {
     let mut f = Fields::new(data);
     let customer_id = f.id("customer_id");
     let id_hash = f.opt_string("id_hash", 64);
-    if let Some(h) = &id_hash {
-        if !is_hash(h) {
-            f.problem("`id_hash` must be 64 lower-case hex digits (HMAC-SHA256 of the ID number)");
-        }
+    if let Some(h) = &id_hash
+        && !is_hash(h)
+    {
+        f.problem("`id_hash` must be 64 lower-case hex digits (HMAC-SHA256 of the ID number)");
     }
     let name = f.string("name", 100);
     let level = f.opt_string("level", 32);

@@ -177,11 +177,11 @@ pub fn profile(c: &Connection, customer_id: &str) -> Result<Option<Profile>, Sto
         )
         .optional()?;
     if let Some(mut p) = rec {
-        if p.level.is_none() || p.relationship_manager.is_none() {
-            if let Some(v) = vips::get(c, customer_id)? {
-                p.level = p.level.or(Some(v.level));
-                p.relationship_manager = p.relationship_manager.or(v.relationship_manager);
-            }
+        if (p.level.is_none() || p.relationship_manager.is_none())
+            && let Some(v) = vips::get(c, customer_id)?
+        {
+            p.level = p.level.or(Some(v.level));
+            p.relationship_manager = p.relationship_manager.or(v.relationship_manager);
         }
         return Ok(Some(p));
     }
@@ -233,15 +233,15 @@ pub fn marks(p: &Profile, today: NaiveDate, maturity_days: u32) -> Vec<Mark> {
         for year in [monday.year(), sunday.year()] {
             let date = NaiveDate::from_ymd_opt(year, m, d)
                 .or_else(|| NaiveDate::from_ymd_opt(year, m, d - 1));
-            if let Some(date) = date.filter(|x| (monday..=sunday).contains(x)) {
-                if !out.iter().any(|x: &Mark| x.date == date) {
-                    out.push(Mark {
-                        kind: "birthday",
-                        date,
-                        days: (date - today).num_days(),
-                        product: None,
-                    });
-                }
+            if let Some(date) = date.filter(|x| (monday..=sunday).contains(x))
+                && !out.iter().any(|x: &Mark| x.date == date)
+            {
+                out.push(Mark {
+                    kind: "birthday",
+                    date,
+                    days: (date - today).num_days(),
+                    product: None,
+                });
             }
         }
     }

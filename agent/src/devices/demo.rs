@@ -120,7 +120,7 @@ fn run_script(stm1: &StmSim, stm2: &StmSim, reader: &IdReaderSim, stop: &AtomicB
         if t == 8 {
             stm1.exception("CASH_JAM", "钞箱 C1 卡钞 / cash jam in cassette C1");
         }
-        if t % 17 == 0 {
+        if t.is_multiple_of(17) {
             let stm = stms[(t / 17) as usize % 2];
             let (kind, amount) = kinds[(t / 17) as usize % kinds.len()];
             stm.simple_transaction(kind, amount);

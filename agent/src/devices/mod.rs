@@ -187,14 +187,13 @@ impl Devices {
                 "`{op}` needs `args.module`, the module's name"
             )));
         }
-        if op == "show_product" {
-            if let Err(e) =
+        if op == "show_product"
+            && let Err(e) =
                 serde_json::from_value::<branchd_drivers::stm::ShowProductArgs>(args.clone())
-            {
-                return Err(SendError::BadRequest(format!(
-                    "`show_product` needs `args.product`, the product card: {e}"
-                )));
-            }
+        {
+            return Err(SendError::BadRequest(format!(
+                "`show_product` needs `args.product`, the product card: {e}"
+            )));
         }
         self.raw_command(device_id, op, args, actor, true).await
     }

@@ -134,11 +134,11 @@ impl Reply for ApiError {
         let body = serde_json::json!({ "error": error });
         let mut resp =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = secs.to_string().parse() {
-                resp.headers_mut()
-                    .insert(warp::http::header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = secs.to_string().parse()
+        {
+            resp.headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, v);
         }
         resp
     }

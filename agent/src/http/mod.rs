@@ -193,10 +193,11 @@ impl Router {
                     "this route does not take that method",
                 ));
             }
-            if head.method == Method::GET && !head.path.starts_with("/api/") {
-                if let Some(page) = assets::serve(&head.path) {
-                    return Ok(page);
-                }
+            if head.method == Method::GET
+                && !head.path.starts_with("/api/")
+                && let Some(page) = assets::serve(&head.path)
+            {
+                return Ok(page);
             }
             return Err(ApiError::not_found("not_found", "no such route"));
         };

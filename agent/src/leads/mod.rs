@@ -332,10 +332,10 @@ pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<(), StoreError> {
     }
     let rm = open[0].relationship_manager.clone();
     let mut notify_users = Vec::new();
-    if let Some(rm) = &rm {
-        if users::is_active(tx.conn(), rm)? {
-            notify_users.push(rm.clone());
-        }
+    if let Some(rm) = &rm
+        && users::is_active(tx.conn(), rm)?
+    {
+        notify_users.push(rm.clone());
     }
     let leads: Vec<Value> = open
         .iter()

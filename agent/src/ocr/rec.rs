@@ -113,19 +113,19 @@ impl Dictionary {
             while end < best.len() && best[end].0 == class {
                 end += 1;
             }
-            if class != 0 {
-                if let Some(s) = self.symbols.get(class) {
-                    out.text.push_str(s);
-                    sum += p;
-                    n += 1;
-                    let mut one = s.chars();
-                    match (one.next(), one.next()) {
-                        (Some(c), None) => {
-                            let rows = &probs[t * classes..end * classes];
-                            out.readings.push(self.top_readings(rows, classes, c, p, k));
-                        }
-                        _ => out.readings.extend(s.chars().map(|c| vec![(c, p)])),
+            if class != 0
+                && let Some(s) = self.symbols.get(class)
+            {
+                out.text.push_str(s);
+                sum += p;
+                n += 1;
+                let mut one = s.chars();
+                match (one.next(), one.next()) {
+                    (Some(c), None) => {
+                        let rows = &probs[t * classes..end * classes];
+                        out.readings.push(self.top_readings(rows, classes, c, p, k));
                     }
+                    _ => out.readings.extend(s.chars().map(|c| vec![(c, p)])),
                 }
             }
             t = end;

@@ -44,12 +44,13 @@ pub fn parse(
             let fields = f.opt_object("fields", 100);
             let steps = steps(&mut f, cfg);
             let template = business_type.as_deref().and_then(|b| cfg.template(b));
-            if !data.contains_key("steps") && template.is_none() {
-                if let Some(b) = &business_type {
-                    f.problem(format!(
-                        "`business_type`: no step template for `{b}` in this branch; give `steps`"
-                    ));
-                }
+            if !data.contains_key("steps")
+                && template.is_none()
+                && let Some(b) = &business_type
+            {
+                f.problem(format!(
+                    "`business_type`: no step template for `{b}` in this branch; give `steps`"
+                ));
             }
             f.finish()?;
             let business_type = business_type.unwrap_or_default();
@@ -159,21 +160,20 @@ fn customer(f: &mut Fields<'_>, required: bool) -> Option<Customer> {
         some => text(some, "customer.name", 100, &mut p),
     };
     let phone = text(get("phone"), "customer.phone", 32, &mut p);
-    if let Some(ph) = &phone {
-        if !ph
+    if let Some(ph) = &phone
+        && !ph
             .chars()
             .all(|c| c.is_ascii_digit() || c == '+' || c == '-' || c == ' ')
-        {
-            p.push("`customer.phone` must be digits, '+', '-' or spaces".into());
-        }
+    {
+        p.push("`customer.phone` must be digits, '+', '-' or spaces".into());
     }
     let id_number = text(get("id_number"), "customer.id_number", 18, &mut p);
-    if let Some(n) = &id_number {
-        if let Err(e) = branchd_drivers::checks::validate_citizen_id(n) {
-            p.push(format!(
-                "`customer.id_number` is not a valid ID number: {e}"
-            ));
-        }
+    if let Some(n) = &id_number
+        && let Err(e) = branchd_drivers::checks::validate_citizen_id(n)
+    {
+        p.push(format!(
+            "`customer.id_number` is not a valid ID number: {e}"
+        ));
     }
     let ok = p.is_empty();
     f.problems(p);

@@ -61,10 +61,10 @@ pub async fn run(store: Store, clock: Clock, cancel: CancellationToken) {
                 },
             }
         };
-        if let Some(due) = due {
-            if let Err(e) = fire(&store, &clock, due).await {
-                tracing::warn!(error = %e, "order timers: cannot apply a timer level");
-            }
+        if let Some(due) = due
+            && let Err(e) = fire(&store, &clock, due).await
+        {
+            tracing::warn!(error = %e, "order timers: cannot apply a timer level");
         }
     }
 }

@@ -76,10 +76,10 @@ pub fn upsert(data: &Map<String, Value>) -> Result<Product, String> {
     let script_en = f.opt_string("script_en", 600);
     let valid_from = f.opt_date("valid_from");
     let valid_to = f.opt_date("valid_to");
-    if let (Some(a), Some(b)) = (valid_from, valid_to) {
-        if a > b {
-            f.problem("`valid_from` is after `valid_to`");
-        }
+    if let (Some(a), Some(b)) = (valid_from, valid_to)
+        && a > b
+    {
+        f.problem("`valid_from` is after `valid_to`");
     }
     let hq_sales = f.opt_int("sales", 0, 1_000_000_000).unwrap_or(0) as u64;
     // What each type needs, and what it cannot have.
@@ -112,10 +112,10 @@ pub fn upsert(data: &Map<String, Value>) -> Result<Product, String> {
             f.problem("`demand_rate_bp` does not apply to a loan product");
         }
     }
-    if let (Some(a), Some(b)) = (return_min_bp, return_max_bp) {
-        if a > b {
-            f.problem("`return_min_bp` is above `return_max_bp`");
-        }
+    if let (Some(a), Some(b)) = (return_min_bp, return_max_bp)
+        && a > b
+    {
+        f.problem("`return_min_bp` is above `return_max_bp`");
     }
     if return_min_bp.is_some() != return_max_bp.is_some() {
         f.problem("give both `return_min_bp` and `return_max_bp` (equal for a single figure)");

@@ -298,11 +298,10 @@ pub(super) fn routes(p: &Products) -> Vec<Route> {
                     format!("`{}` is not on sale today", prod.code),
                 ));
             }
-            if let Some(t) = &body.ticket {
-                if t.is_empty() || t.len() > 16 {
+            if let Some(t) = &body.ticket
+                && (t.is_empty() || t.len() > 16) {
                     return Err(ApiError::bad_request("invalid_ticket", "`ticket` must be 1–16 characters"));
                 }
-            }
             let args = branchd_drivers::stm::ShowProductArgs {
                 product: prod.card(),
                 ticket: body.ticket.clone(),

@@ -102,12 +102,12 @@ pub(super) fn is_open(cfg: &Config, s: &Service, now: DateTime<Utc>) -> Result<(
 }
 
 fn check_id(what: &str, v: &Option<String>) -> Result<(), QueueError> {
-    if let Some(v) = v {
-        if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) {
-            return Err(QueueError::Invalid(format!(
-                "{what} must be 1 to 64 printable characters"
-            )));
-        }
+    if let Some(v) = v
+        && (v.is_empty() || v.len() > 64 || v.chars().any(char::is_control))
+    {
+        return Err(QueueError::Invalid(format!(
+            "{what} must be 1 to 64 printable characters"
+        )));
     }
     Ok(())
 }
@@ -503,12 +503,12 @@ pub fn move_to(
             len: list.len(),
         });
     }
-    if let Some(r) = reason {
-        if r.chars().count() > 200 {
-            return Err(QueueError::Invalid(
-                "reason must be at most 200 characters".into(),
-            ));
-        }
+    if let Some(r) = reason
+        && r.chars().count() > 200
+    {
+        return Err(QueueError::Invalid(
+            "reason must be at most 200 characters".into(),
+        ));
     }
     let from = list
         .iter()

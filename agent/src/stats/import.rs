@@ -136,13 +136,13 @@ pub fn parse(text: &str, services: Option<&[String]>) -> Result<Vec<Row>, Vec<Ba
         let service = get(1).to_string();
         if service.is_empty() {
             problems.push("the service is empty".to_string());
-        } else if let Some(list) = services {
-            if !list.contains(&service) {
-                problems.push(format!(
-                    "unknown service `{service}` (configured: {})",
-                    list.join(", ")
-                ));
-            }
+        } else if let Some(list) = services
+            && !list.contains(&service)
+        {
+            problems.push(format!(
+                "unknown service `{service}` (configured: {})",
+                list.join(", ")
+            ));
         }
         let mut count = |k: usize, required: bool| -> Option<i64> {
             let v = get(k);
@@ -168,18 +168,19 @@ pub fn parse(text: &str, services: Option<&[String]>) -> Result<Vec<Row>, Vec<Ba
         let no_show = count(4, false);
         let avg_wait_s = count(5, false);
         let avg_service_s = count(6, false);
-        if let (Some(i), Some(s)) = (issued, served) {
-            if s + no_show.unwrap_or(0) > i {
-                problems.push(format!(
-                    "served and no_show ({}) exceed issued ({i})",
-                    s + no_show.unwrap_or(0)
-                ));
-            }
+        if let (Some(i), Some(s)) = (issued, served)
+            && s + no_show.unwrap_or(0) > i
+        {
+            problems.push(format!(
+                "served and no_show ({}) exceed issued ({i})",
+                s + no_show.unwrap_or(0)
+            ));
         }
-        if let Some(d) = date {
-            if !service.is_empty() && !seen.insert((d, service.clone())) {
-                problems.push(format!("{d} {service} appears twice in the file"));
-            }
+        if let Some(d) = date
+            && !service.is_empty()
+            && !seen.insert((d, service.clone()))
+        {
+            problems.push(format!("{d} {service} appears twice in the file"));
         }
         if problems.is_empty() {
             rows.push(Row {

@@ -350,10 +350,10 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
             let device = f.string("device", 64);
             let op = f.string("op", 32);
             let args = f.opt_object("args", 100);
-            if let Some(d) = &device {
-                if !cfg.devices.iter().any(|x| &x.id == d) {
-                    f.problem(format!("`device`: no device `{d}` in this branch"));
-                }
+            if let Some(d) = &device
+                && !cfg.devices.iter().any(|x| &x.id == d)
+            {
+                f.problem(format!("`device`: no device `{d}` in this branch"));
             }
             f.finish().map_err(r)?;
             Cmd::DeviceCommand {

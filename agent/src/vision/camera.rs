@@ -271,11 +271,11 @@ fn clear_offline(store: &Store, camera: &str) {
 
 /// A source for logs and alerts: the password of a URL is hidden.
 pub fn redact(source: &str) -> String {
-    if let Some((scheme, rest)) = source.split_once("://") {
-        if let Some((cred, host)) = rest.split_once('@') {
-            let user = cred.split(':').next().unwrap_or("");
-            return format!("{scheme}://{user}:***@{host}");
-        }
+    if let Some((scheme, rest)) = source.split_once("://")
+        && let Some((cred, host)) = rest.split_once('@')
+    {
+        let user = cred.split(':').next().unwrap_or("");
+        return format!("{scheme}://{user}:***@{host}");
     }
     source.to_string()
 }
@@ -584,10 +584,10 @@ pub fn start_enrolment(vision: &Vision) {
                 pending = false;
                 let (v, e) = (v2.clone(), engine.clone());
                 let r = tokio::task::spawn_blocking(move || enrol_with(&v, &e)).await;
-                if let Ok(Ok(n)) = r {
-                    if n > 0 {
-                        v2.gallery_changed();
-                    }
+                if let Ok(Ok(n)) = r
+                    && n > 0
+                {
+                    v2.gallery_changed();
                 }
             }
             tokio::select! {

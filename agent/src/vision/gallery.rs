@@ -155,10 +155,10 @@ pub fn recognised(
         message.push_str(&format!("; relationship manager: {rm}"));
     }
     let mut users = Vec::new();
-    if let Some(rm) = &rm {
-        if users::is_active(tx.conn(), rm)? {
-            users.push(rm.clone());
-        }
+    if let Some(rm) = &rm
+        && users::is_active(tx.conn(), rm)?
+    {
+        users.push(rm.clone());
     }
     alerts::raise(
         tx,

@@ -122,10 +122,10 @@ async fn a_flood_past_the_bus_links_every_ticket_to_its_order_and_its_vip_arriva
             let every = FLOOD / os.len();
             let mut next = os.iter().enumerate();
             for i in 0..FLOOD {
-                if i % every == 0 {
-                    if let Some((k, id)) = next.next() {
-                        issued(tx, &format!("A{k:03}"), json!({"appointment_id": id}))?;
-                    }
+                if i % every == 0
+                    && let Some((k, id)) = next.next()
+                {
+                    issued(tx, &format!("A{k:03}"), json!({"appointment_id": id}))?;
                 }
                 if i == FLOOD - 7 {
                     issued(tx, "V001", json!({"customer_id": "C-VIP"}))?;

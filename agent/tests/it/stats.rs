@@ -364,10 +364,10 @@ fn check(doc: &Value, schema: &Value, v: &Value, path: &str, errs: &mut Vec<Stri
         errs.push(format!("{path}: {v} is not {}", schema["type"]));
         return;
     }
-    if let Some(e) = schema["enum"].as_array() {
-        if !e.contains(v) {
-            errs.push(format!("{path}: {v} not in {e:?}"));
-        }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(v)
+    {
+        errs.push(format!("{path}: {v} not in {e:?}"));
     }
     for r in schema["required"].as_array().into_iter().flatten() {
         let k = r.as_str().unwrap();

@@ -267,12 +267,12 @@ impl Engine {
             }
             Message::Nak(nak) => {
                 happened.push(Happening::NakReceived(nak));
-                if let Some(f) = self.in_flight.as_mut().filter(|f| f.seq == packet.seq) {
-                    if f.retransmits < self.timing.max_retransmits {
-                        f.retransmits += 1;
-                        f.sent_at = now;
-                        out.push(f.wire.clone());
-                    }
+                if let Some(f) = self.in_flight.as_mut().filter(|f| f.seq == packet.seq)
+                    && f.retransmits < self.timing.max_retransmits
+                {
+                    f.retransmits += 1;
+                    f.sent_at = now;
+                    out.push(f.wire.clone());
                 }
             }
             msg => {

@@ -694,10 +694,10 @@ impl<C: Connector> Runner<C> {
     }
 
     fn fail_unacked(&mut self, token: u64, error: CommandError) {
-        if let Some(cmd_id) = self.unacked.remove(&token) {
-            if let Some(reply) = self.pending.remove(&cmd_id) {
-                let _ = reply.send(Err(error));
-            }
+        if let Some(cmd_id) = self.unacked.remove(&token)
+            && let Some(reply) = self.pending.remove(&cmd_id)
+        {
+            let _ = reply.send(Err(error));
         }
     }
 

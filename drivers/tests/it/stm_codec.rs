@@ -240,7 +240,7 @@ fn noise_never_yields_a_corrupted_packet() {
             let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             let p = Packet::new(i, PacketType::Event, payload);
             let mut wire = p.encode().unwrap();
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 let at = (rng.next() as usize) % (wire.len() - 1);
                 wire[at] ^= 1 << (rng.next() % 8);
                 stream.push(0);

@@ -34,10 +34,10 @@ pub(super) fn id_front(rows: &[Row]) -> BTreeMap<String, Field> {
             out.insert("name".into(), field(v, f.conf));
         }
     }
-    if let Some(f) = get("gender") {
-        if let Some(g) = f.text.chars().find(|c| *c == '男' || *c == '女') {
-            out.insert("gender".into(), field(g.to_string(), f.conf));
-        }
+    if let Some(f) = get("gender")
+        && let Some(g) = f.text.chars().find(|c| *c == '男' || *c == '女')
+    {
+        out.insert("gender".into(), field(g.to_string(), f.conf));
     }
     if let Some(f) = get("nation") {
         let v = cjk_only(&f.text);
@@ -46,10 +46,10 @@ pub(super) fn id_front(rows: &[Row]) -> BTreeMap<String, Field> {
             out.insert("nation".into(), field(v, f.conf));
         }
     }
-    if let Some(f) = get("birth_date") {
-        if let Some(d) = parse_date(&f.text) {
-            out.insert("birth_date".into(), field(d, f.conf));
-        }
+    if let Some(f) = get("birth_date")
+        && let Some(d) = parse_date(&f.text)
+    {
+        out.insert("birth_date".into(), field(d, f.conf));
     }
     if let Some(f) = get("address") {
         let v = fix_address(&cjk_punct(strip_leading_punct(&f.text)));
@@ -82,10 +82,10 @@ pub(super) fn id_front(rows: &[Row]) -> BTreeMap<String, Field> {
 
 /// Gender and birth date checked against a valid ID number.
 pub(super) fn cross_check(out: &mut BTreeMap<String, Field>, id: &str) {
-    if let Some(birth) = checks::citizen_id_birth_date(id) {
-        if let Some(f) = out.get_mut("birth_date") {
-            f.valid = Some(f.value == birth.format("%Y-%m-%d").to_string());
-        }
+    if let Some(birth) = checks::citizen_id_birth_date(id)
+        && let Some(f) = out.get_mut("birth_date")
+    {
+        f.valid = Some(f.value == birth.format("%Y-%m-%d").to_string());
     }
     let male = id
         .chars()
@@ -109,13 +109,13 @@ pub(super) fn id_back(rows: &[Row]) -> BTreeMap<String, Field> {
             out.insert("issuing_authority".into(), field(v, f.conf));
         }
     }
-    if let Some(f) = found.iter().find(|f| f.key == "validity") {
-        if let Some((from, to)) = parse_period(&f.text) {
-            if let Some(from) = from {
-                out.insert("valid_from".into(), field(from, f.conf));
-            }
-            out.insert("valid_to".into(), field(to, f.conf));
+    if let Some(f) = found.iter().find(|f| f.key == "validity")
+        && let Some((from, to)) = parse_period(&f.text)
+    {
+        if let Some(from) = from {
+            out.insert("valid_from".into(), field(from, f.conf));
         }
+        out.insert("valid_to".into(), field(to, f.conf));
     }
     out
 }
@@ -149,19 +149,19 @@ pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
             out.insert("registered_capital".into(), field(v, f.conf));
         }
     }
-    if let Some(f) = get("established") {
-        if let Some(d) = parse_date(&f.text) {
-            out.insert("established".into(), field(d, f.conf));
-        }
+    if let Some(f) = get("established")
+        && let Some(d) = parse_date(&f.text)
+    {
+        out.insert("established".into(), field(d, f.conf));
     }
-    if let Some(f) = get("term") {
-        if let Some((from, to)) = parse_period(&f.text) {
-            let v = match from {
-                Some(from) => format!("{from}至{to}"),
-                None => to,
-            };
-            out.insert("term".into(), field(v, f.conf));
-        }
+    if let Some(f) = get("term")
+        && let Some((from, to)) = parse_period(&f.text)
+    {
+        let v = match from {
+            Some(from) => format!("{from}至{to}"),
+            None => to,
+        };
+        out.insert("term".into(), field(v, f.conf));
     }
     if let Some(code) = credit_code_field(rows) {
         out.insert("credit_code".into(), code);
@@ -184,13 +184,11 @@ pub(super) fn credit_code_field(rows: &[Row]) -> Option<Field> {
                 runs.push((slots, p.conf));
             }
         }
-        if labelled {
-            if let Some(next) = rows.get(i + 1) {
-                for p in &next.pieces {
-                    let slots = credit_slots(p);
-                    if slots.len() >= 18 {
-                        runs.insert(0, (slots, p.conf));
-                    }
+        if labelled && let Some(next) = rows.get(i + 1) {
+            for p in &next.pieces {
+                let slots = credit_slots(p);
+                if slots.len() >= 18 {
+                    runs.insert(0, (slots, p.conf));
                 }
             }
         }
