@@ -14,6 +14,10 @@
 #              is still there, the edited config is kept
 #   remove     keeps the database and the config; purge deletes both (and a TLS key put
 #              beside the config); purging the models package leaves no /var/lib/branchd
+#   arm64      where the aarch64 cross-build and its sysroot are there (./dev test runs
+#              ./dev arm's check first): both arm64 packages built and lintian-clean, their
+#              Depends from the linked libraries, the packaged binary's `--version` and
+#              `check-config` of the shipped config under qemu-user; skipped otherwise
 #
 # Usage: scripts/deb/check.sh [--keep]   (--keep: leave the overlay's upper dir for a look)
 # Needs root (chroot, mounts), debootstrap, and what scripts/deb/build.sh needs.
@@ -139,13 +143,40 @@ check "purge branchd-models: no /var/lib/branchd left" bash -c \
     "chroot '$r' dpkg --purge branchd-models && [[ ! -e '$r/var/lib/branchd' ]]"
 tests_s=$((SECONDS - tests_started))
 
+# --- arm64, where the aarch64 cross-build is there (./dev test runs it first) -----------
+arm_bin="$BRANCHD_CACHE/target-aarch64/aarch64-unknown-linux-gnu/release/branchd"
+sysroot="${BRANCHD_SYSROOT:-$BRANCHD_CACHE/sysroot-aarch64}"
+arm_started=$SECONDS
+if [[ -x "$arm_bin" && -f "$sysroot/.branchd-sysroot-stamp" ]] && command -v qemu-aarch64-static >/dev/null; then
+    arm_out="$BRANCHD_CACHE/deb-check/arm64"
+    if mapfile -t arm_debs < <("$here/build.sh" --arch arm64 --fast --out "$arm_out") \
+        && [[ ${#arm_debs[@]} -eq 2 ]]; then
+        results+=("ok    arm64: both packages built, lintian clean")
+        mkdir -p "$work/arm64"
+        dpkg-deb -x "${arm_debs[0]}" "$work/arm64"
+        arm_run() { qemu-aarch64-static -L "$sysroot" "$work/arm64/usr/bin/branchd" "$@"; }
+        check "arm64: Depends from the linked libraries" bash -c \
+            "d=\$(dpkg-deb -f '${arm_debs[0]}' Depends); echo \"\$d\"; [[ \$d == *libc6* && \$d == *libopencv-core406* ]]"
+        check "arm64: packaged binary (qemu-user) --version" arm_run --version
+        check "arm64: packaged binary, check-config of the shipped config" \
+            arm_run check-config "$work/arm64/etc/branchd/branchd.toml"
+    else
+        results+=("FAIL  arm64: building the packages")
+        failures=$((failures + 1))
+    fi
+else
+    results+=("skip  arm64: no aarch64 cross-build or sysroot yet (./dev arm)")
+fi
+arm_s=$((SECONDS - arm_started))
+
 printf '\nDebian packages in a Debian 12 chroot (%s)\n' "$(basename "$root")"
 printf '  %s\n' "$(basename "$deb")" "$(basename "$models")"
 printf '%s\n' "${results[@]}"
-printf 'time: build %d s, root %d s, chroot checks %d s, total %d s\n' \
-    "$built_s" "$root_s" "$tests_s" $((SECONDS - started))
+printf 'time: build %d s, root %d s, chroot checks %d s, arm64 %d s, total %d s\n' \
+    "$built_s" "$root_s" "$tests_s" "$arm_s" $((SECONDS - started))
 if [[ $failures -gt 0 ]]; then
     echo "deb check: $failures failed"
     exit 1
 fi
-echo "deb check: ${#results[@]} passed, 0 failed"
+passed="$(printf '%s\n' "${results[@]}" | grep -c '^ok')"
+echo "deb check: $passed passed, 0 failed"
