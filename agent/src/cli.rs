@@ -207,8 +207,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             crate::logging::init(&cfg.log.level, cfg.log.format);
-            runtime()?.block_on(crate::app::run(cfg))?;
-            Ok(ExitCode::SUCCESS)
+            match runtime()?.block_on(crate::app::run(cfg))? {
+                crate::app::Ended::Stopped => Ok(ExitCode::SUCCESS),
+                crate::app::Ended::Restart => {
+                    Ok(ExitCode::from(crate::updates::config::EX_RESTART))
+                }
+            }
         }
         Command::Demo {
             data_dir,

@@ -31,6 +31,7 @@ pub mod signals;
 pub mod stats;
 pub mod store;
 pub mod sync;
+pub mod updates;
 pub mod users;
 pub mod vips;
 pub mod vision;

@@ -19,10 +19,11 @@ use crate::queue::Queue;
 use crate::rights::Rights;
 use crate::store::Schema;
 use crate::sync::Sync;
+use crate::updates::Updates;
 use crate::vision::Vision;
 use crate::{
     alerts, customers, devices, http, leads, ocr, orders, products, queue, rights, stats, sync,
-    vips, vision,
+    updates, vips, vision,
 };
 
 /// Every module's schema, in migration order (after the store's own).
@@ -39,6 +40,7 @@ pub const SCHEMAS: &[Schema] = &[
     customers::SCHEMA,
     leads::SCHEMA,
     rights::SCHEMA,
+    updates::SCHEMA,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -78,6 +80,8 @@ pub struct Modules {
     pub leads: Leads,
     /// Rights and coupons.
     pub rights: Rights,
+    /// Updates from head office (model files).
+    pub updates: Updates,
 }
 
 impl Modules {
@@ -85,6 +89,7 @@ impl Modules {
     pub fn new(core: &Core) -> Modules {
         let devices = Devices::new(core);
         Modules {
+            updates: Updates::new(core),
             queue: Queue::new(core),
             orders: Orders::new(core),
             ocr: Ocr::new(core, &devices),
@@ -109,6 +114,7 @@ impl Modules {
         self.products.start();
         self.customers.start();
         self.leads.start();
+        self.updates.start();
     }
 
     /// Every route of the daemon: the system and login routes, the event stream, the

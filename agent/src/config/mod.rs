@@ -6,7 +6,7 @@
 //! `docs/configuration.md` and `systemd/branchd.example.toml`. Each section is read by its
 //! own file: [`branch`] (branch, http, mqtt, log, daemon, models), [`devices`] (devices,
 //! stm, id_reader, cameras), [`queue`] (services, counters, queue), [`orders`], [`faces`],
-//! [`ocr`], [`marketing`] (customers, rights).
+//! [`ocr`], [`marketing`] (customers, rights), [`updates`].
 
 pub mod branch;
 pub mod devices;
@@ -16,6 +16,7 @@ pub mod ocr;
 pub mod orders;
 pub mod queue;
 mod reader;
+pub mod updates;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,11 @@ pub struct Config {
     pub customers: marketing::CustomersConfig,
     /// `[rights]`: the key head office signs coupons with.
     pub rights: marketing::RightsConfig,
+    /// `[updates]`: where model files from head office may come from.
+    pub updates: updates::UpdatesConfig,
+    /// The file this config was read from (`None`: parsed from text, e.g. the demo's);
+    /// `config.update` edits it.
+    pub source: Option<PathBuf>,
 }
 
 /// Why a config could not be used.
@@ -110,7 +116,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&src).map_err(ConfigError::Invalid)
+        let mut cfg = Config::parse(&src).map_err(ConfigError::Invalid)?;
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
     }
 
     /// Parse and validate config text, reporting every problem found.
@@ -197,6 +205,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let faces = faces::read(root);
     let customers = marketing::read_customers(root);
     let rights = marketing::read_rights(root);
+    let updates = updates::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -216,6 +225,8 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         faces: faces?,
         customers: customers?,
         rights: rights?,
+        updates: updates?,
+        source: None,
     })
 }
 

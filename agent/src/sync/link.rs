@@ -161,6 +161,7 @@ pub fn telemetry(
         "outbox_depth": depth,
         "uptime_s": uptime.as_secs(),
         "rss_bytes": rss_bytes(),
+        "software": crate::updates::software::telemetry(c)?,
     });
     if full {
         v["snapshot"] = json!(true);
