@@ -32,6 +32,11 @@ pub struct Metrics {
     pub login_failures: Counter,
     /// Open SSE streams.
     pub sse_clients: Gauge,
+    /// Connections made to head office's broker (a config change is healthy only once the
+    /// link came back).
+    pub mqtt_connects: Counter,
+    /// 1 while the head-office link is up.
+    pub mqtt_up: Gauge,
     /// Outbox depth, refreshed on each scrape.
     outbox_depth: Arc<AtomicI64>,
 }
@@ -120,6 +125,18 @@ impl Metrics {
             "open event streams",
             sse_clients.clone(),
         );
+        let mqtt_connects = Counter::default();
+        registry.register(
+            "branchd_mqtt_connects",
+            "connections made to head office's broker",
+            mqtt_connects.clone(),
+        );
+        let mqtt_up = Gauge::default();
+        registry.register(
+            "branchd_mqtt_up",
+            "1 while the head-office link is up",
+            mqtt_up.clone(),
+        );
         let outbox_depth = Arc::new(AtomicI64::new(0));
         registry.register_collector(Box::new(StoreCollector {
             store,
@@ -131,6 +148,8 @@ impl Metrics {
             requests,
             login_failures,
             sse_clients,
+            mqtt_connects,
+            mqtt_up,
             outbox_depth,
         }
     }

@@ -12,8 +12,9 @@
 //! Until the change is confirmed, `<file>.pending` records it. It is rolled back (the
 //! previous file restored, `config.rolled_back` with the reason) when the daemon cannot
 //! start with it, when it starts a second time without having confirmed it (a crash
-//! loop), or when its database does not answer at the end of `[updates] config_grace_s`;
-//! otherwise it is confirmed then (`config.confirmed`).
+//! loop), or when at the end of `[updates] config_grace_s` its database does not answer or,
+//! with `[mqtt]`, the head-office link neither is up nor came up; otherwise it is confirmed
+//! then (`config.confirmed`).
 
 use std::path::{Path, PathBuf};
 
@@ -488,11 +489,12 @@ pub async fn watch(core: Core) {
     }
     loop {
         if let Some(p) = pending(&path) {
+            let connects = core.metrics.mqtt_connects.get();
             tokio::select! {
                 _ = core.cancel.cancelled() => return,
                 _ = tokio::time::sleep(core.cfg.updates.config_grace) => {}
             }
-            if !confirm_or_roll_back(&core, &path, p).await {
+            if !confirm_or_roll_back(&core, &path, p, connects).await {
                 return;
             }
         }
@@ -511,10 +513,12 @@ pub async fn watch(core: Core) {
     }
 }
 
-/// Confirm `p` when the database answers; otherwise put the previous file back and
-/// restart. False when the daemon is restarting.
-async fn confirm_or_roll_back(core: &Core, path: &Path, p: Pending) -> bool {
-    let healthy = core
+/// Confirm `p` when the daemon is healthy: its database answers and, with `[mqtt]`, the
+/// head-office link is up or came up during the grace period (`connects` is the count of
+/// connections when it began). Otherwise put the previous file back and restart. False when
+/// the daemon is restarting.
+async fn confirm_or_roll_back(core: &Core, path: &Path, p: Pending, connects: u64) -> bool {
+    let db = core
         .store
         .write(|tx| -> Result<(), StoreError> {
             tx.conn().query_row("SELECT 1", [], |_| Ok(()))?;
@@ -522,8 +526,18 @@ async fn confirm_or_roll_back(core: &Core, path: &Path, p: Pending) -> bool {
         })
         .await
         .is_ok();
-    if !healthy {
-        let _ = roll_back(path, "the database did not answer within the grace period");
+    let m = &core.metrics;
+    let link = core.cfg.mqtt.is_none() || m.mqtt_up.get() == 1 || m.mqtt_connects.get() > connects;
+    let unhealthy = match (db, link) {
+        (false, _) => Some("the database did not answer within the grace period"),
+        (true, false) => Some("the head-office link did not come up within the grace period"),
+        (true, true) => None,
+    };
+    if let Some(reason) = unhealthy {
+        tracing::error!(%reason, "rolling the config change back");
+        if let Err(e) = roll_back(path, reason) {
+            tracing::error!(error = %format!("{e:#}"), "cannot roll the config change back");
+        }
         core.restart.cancel();
         return false;
     }

@@ -268,3 +268,39 @@ async fn a_change_not_confirmed_before_the_next_start_is_rolled_back() {
     .await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_after_which_head_office_is_unreachable_is_rolled_back() {
+    let (b, path) = box_with_config(GRACE_S).await;
+    let before = std::fs::read_to_string(&path).unwrap();
+    // a broker nobody runs: the link never comes up with it
+    let dead = format!("mqtt://127.0.0.1:{}", crate::common::free_port());
+    let ack = send(&b, "c-mqtt", json!({"mqtt.url": dead})).await;
+    assert!(ack.ok, "{:?}", ack.error);
+    let b = restart(b).await;
+    assert_eq!(
+        b.core().cfg.mqtt.as_ref().map(|m| m.url.as_str()),
+        Some(dead.as_str())
+    );
+    wait_until("the unhealthy change asks for a restart", 60, || async {
+        b.core().restart.is_cancelled()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        before,
+        "the previous file is back"
+    );
+    let b = restart(b).await;
+    assert!(b.core().cfg.mqtt.is_none());
+    let rolled = wait_event(&b, "config.rolled_back").await;
+    assert_eq!(rolled["command"], "c-mqtt");
+    assert!(
+        rolled["reason"]
+            .as_str()
+            .unwrap()
+            .contains("head-office link did not come up"),
+        "{rolled}"
+    );
+    b.stop().await;
+}
