@@ -9,6 +9,7 @@
 #
 # Checks:
 #   branchd.service   systemd-analyze verify (on a copy with ExecStart= swapped)
+#   branchd-update.*  systemd-analyze verify (the script in place of its installed path)
 #   branchd.sysusers  systemd-sysusers into a scratch root
 #   branchd.tmpfiles  systemd-tmpfiles --create into the same scratch root
 #   99-branchd.rules  udev's rules parser (udevadm test), only when run as root
@@ -46,6 +47,16 @@ fi
 SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$unit" >"$tmp/unit.out" 2>&1 \
     || echo "systemd-analyze verify exited with $?" >>"$tmp/unit.out"
 report "branchd.service (systemd-analyze verify)" "$tmp/unit.out"
+
+# --- the software-update units (the script in place of its installed path) -----
+script="$(realpath "$here/../scripts/branchd-update")"
+sed "s|^ExecStart=/usr/lib/branchd/branchd-update$|ExecStart=$script|" \
+    "$here/branchd-update.service" >"$tmp/unit/branchd-update.service"
+cp "$here/branchd-update.path" "$tmp/unit/"
+SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$tmp/unit/branchd-update.service" \
+    "$tmp/unit/branchd-update.path" >"$tmp/update.out" 2>&1 \
+    || echo "systemd-analyze verify exited with $?" >>"$tmp/update.out"
+report "branchd-update.service, .path (systemd-analyze verify)" "$tmp/update.out"
 
 # --- sysusers and tmpfiles, applied to a scratch root ------------------------
 root="$tmp/root"

@@ -80,6 +80,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let core = Core::new(cfg, store);
+    // the model files head office replaced are in use before any engine can load
+    crate::updates::restore_models(&core).await;
     let modules = Modules::new(&core);
     modules.start();
     crate::storage::start(&core);
@@ -197,9 +199,49 @@ pub fn notify_systemd(core: &Core) {
     });
 }
 
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Told to stop (SIGTERM/SIGINT).
+    Stopped,
+    /// A config change needs a restart: systemd starts the daemon again.
+    Restart,
+}
+
+/// Start with a config head office changed and has not confirmed yet, rolling the change
+/// back when the daemon cannot start with it, or when it already started once with it
+/// without confirming it (a crash loop); any other config starts as it is.
+pub async fn start_guarded(cfg: Config) -> anyhow::Result<Running> {
+    use crate::updates::config as change;
+    let Some(path) = cfg.source.clone() else {
+        return start(cfg).await;
+    };
+    let Some(pending) = change::pending(&path) else {
+        return start(cfg).await;
+    };
+    if pending.starts >= 1 {
+        let prev = change::roll_back(
+            &path,
+            "the daemon restarted before the change was confirmed",
+        )?;
+        return start(prev).await;
+    }
+    change::count_start(&path, pending)
+        .with_context(|| format!("cannot update the pending change of {}", path.display()))?;
+    match start(cfg).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let reason = format!("the daemon could not start with it: {e:#}");
+            tracing::error!(%reason, "rolling the config change back");
+            let prev = change::roll_back(&path, &reason)?;
+            start(prev).await
+        }
+    }
+}
+
 /// The production daemon: wait out the back-off after unclean stops, start, notify
-/// systemd, run until SIGTERM/SIGINT, drain.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+/// systemd, run until SIGTERM/SIGINT or until a config change needs a restart, drain.
+pub async fn run(cfg: Config) -> anyhow::Result<Ended> {
     let grace = cfg.daemon.shutdown_grace;
     let marker = RunMarker::begin(&cfg.branch.data_dir);
     if let Some(wait) = marker.backoff() {
@@ -224,13 +266,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         );
         tokio::time::sleep(wait).await;
     }
-    let running = start(cfg).await?;
+    let running = start_guarded(cfg).await?;
     notify_systemd(&running.core);
-    shutdown_signal().await;
+    let ended = tokio::select! {
+        _ = shutdown_signal() => Ended::Stopped,
+        _ = running.core.restart.cancelled() => {
+            tracing::info!("restarting to apply a config change");
+            Ended::Restart
+        }
+    };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     running.shutdown(grace).await;
     marker.clean();
-    Ok(())
+    Ok(ended)
 }
 
 /// Time a start may take after its back-off (systemd's start timeout is extended by the

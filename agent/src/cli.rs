@@ -243,7 +243,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::logging::init(&cfg.log.level, cfg.log.format);
             match runtime()?.block_on(crate::app::run(cfg)) {
-                Ok(()) => Ok(ExitCode::SUCCESS),
+                Ok(crate::app::Ended::Stopped) => Ok(ExitCode::SUCCESS),
+                Ok(crate::app::Ended::Restart) => {
+                    Ok(ExitCode::from(crate::updates::config::EX_RESTART))
+                }
                 Err(e) if e.is::<crate::app::DataDirUnwritable>() => {
                     report(&format!("error: {e:#}"));
                     Ok(ExitCode::from(EX_CANTCREAT))

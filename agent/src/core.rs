@@ -1,12 +1,12 @@
 //! The narrow core every module is built on: the validated config, the store, the clock,
-//! the task tracker and its cancellation token, the metrics and the in-process signals.
+//! the active model files, the task tracker and its cancellation token, the metrics and the in-process signals.
 //!
 //! Nothing here knows a domain module. Each module keeps its own state behind its own
 //! handle and gets a [`Core`] (and the handles of the few modules it really needs) when the
 //! daemon is composed in `app.rs`.
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
@@ -16,20 +16,30 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::models::ModelSet;
 use crate::signals::Signal;
 use crate::store::Store;
 
 /// What every module shares.
 #[derive(Debug)]
 pub struct CoreInner {
-    /// The validated configuration.
+    /// The validated configuration the daemon started with.
     pub cfg: Arc<Config>,
+    /// The configuration as head office last changed it live (`config.update`); the code
+    /// that applies a key live reads [`Core::config`], everything else `cfg`.
+    live: RwLock<Arc<Config>>,
+    /// Cancelled when a config change needs a restart: the daemon drains and exits for
+    /// systemd to start it again.
+    pub restart: CancellationToken,
     /// The database.
     pub store: Store,
     /// Domain time and timers.
     pub clock: Clock,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Which file each model is loaded from (the shipped ones, or head office's
+    /// replacements); inference engines reload between two inferences when it changes.
+    pub models: ModelSet,
     /// When the daemon started.
     pub started: Instant,
     /// Cancelled once, when the daemon stops.
@@ -57,7 +67,10 @@ impl Core {
     pub fn new(cfg: Config, store: Store) -> Core {
         Core(Arc::new(CoreInner {
             metrics: Metrics::new(store.clone()),
+            models: ModelSet::shipped(&cfg.models.dir),
+            live: RwLock::new(Arc::new(cfg.clone())),
             cfg: Arc::new(cfg),
+            restart: CancellationToken::new(),
             store,
             clock: Clock::new(),
             started: Instant::now(),
@@ -65,6 +78,16 @@ impl Core {
             tracker: TaskTracker::new(),
             signals: broadcast::channel(256).0,
         }))
+    }
+
+    /// The configuration now: the start-up one with the keys head office changed live.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Apply a validated configuration live (only keys that allow it differ from `cfg`).
+    pub fn set_config(&self, cfg: Config) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
     }
 
     /// Spawn a long-lived task on the tracker (it must end when [`CoreInner::cancel`] is

@@ -40,8 +40,11 @@ pub struct Metrics {
     pub http_connections_timed_out: Counter,
     /// Open SSE streams.
     pub sse_clients: Gauge,
-    /// Connections to head office's broker that were attempted.
+    /// Connections made to head office's broker (a config change is healthy only once the
+    /// link came back).
     pub mqtt_connects: Counter,
+    /// 1 while the head-office link is up.
+    pub mqtt_up: Gauge,
     /// The ceiling of the head-office link's reconnection back-off, in milliseconds.
     pub mqtt_backoff_ms: Gauge,
     /// Outbox depth, refreshed on each scrape.
@@ -159,8 +162,14 @@ impl Metrics {
         let mqtt_connects = Counter::default();
         registry.register(
             "branchd_mqtt_connects",
-            "connections to head office's broker attempted",
+            "connections made to head office's broker",
             mqtt_connects.clone(),
+        );
+        let mqtt_up = Gauge::default();
+        registry.register(
+            "branchd_mqtt_up",
+            "1 while the head-office link is up",
+            mqtt_up.clone(),
         );
         let mqtt_backoff_ms = Gauge::default();
         registry.register(
@@ -184,6 +193,7 @@ impl Metrics {
             http_connections_timed_out,
             sse_clients,
             mqtt_connects,
+            mqtt_up,
             mqtt_backoff_ms,
             outbox_depth,
         }

@@ -20,10 +20,11 @@ use crate::rights::Rights;
 use crate::stats::Stats;
 use crate::store::Schema;
 use crate::sync::Sync;
+use crate::updates::Updates;
 use crate::vision::Vision;
 use crate::{
     alerts, customers, devices, http, leads, ocr, orders, products, queue, rights, stats, sync,
-    vips, vision,
+    updates, vips, vision,
 };
 
 /// Every module's schema, in migration order (after the store's own).
@@ -40,6 +41,7 @@ pub const SCHEMAS: &[Schema] = &[
     customers::SCHEMA,
     leads::SCHEMA,
     rights::SCHEMA,
+    updates::SCHEMA,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
@@ -81,6 +83,8 @@ pub struct Modules {
     pub rights: Rights,
     /// Roll-ups, statistics of any period, forecasts and the staffing plan.
     pub stats: Stats,
+    /// Updates from head office (model files).
+    pub updates: Updates,
 }
 
 impl Modules {
@@ -88,6 +92,7 @@ impl Modules {
     pub fn new(core: &Core) -> Modules {
         let devices = Devices::new(core);
         Modules {
+            updates: Updates::new(core),
             queue: Queue::new(core),
             orders: Orders::new(core),
             ocr: Ocr::new(core, &devices),
@@ -114,6 +119,7 @@ impl Modules {
         self.customers.start();
         self.leads.start();
         self.stats.start();
+        self.updates.start();
     }
 
     /// Every route of the daemon: the system and login routes, the event stream, the

@@ -85,8 +85,8 @@ ver="$(dpkg-deb -f "$deb" Version)"
 check "install $ver~prev" in_root dpkg -i /tmp/pkgs/prev.deb
 check "the branchd system user, in dialout video lp" \
     bash -c "id=\$(chroot '$r' id -nG branchd) && for g in branchd dialout video lp; do [[ \" \$id \" == *\" \$g \"* ]] || { echo \"groups: \$id\"; exit 1; }; done"
-check "/etc/branchd root:branchd 0750, config 0640" \
-    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd /etc/branchd/branchd.toml | tr '\n' ' ') == 'root:branchd 750 root:branchd 640 ' ]] || { chroot '$r' stat -c '%n %U:%G %a' /etc/branchd /etc/branchd/branchd.toml; exit 1; }"
+check "/etc/branchd root:branchd 0770, config 0660 (config.update rewrites it)" \
+    bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd /etc/branchd/branchd.toml | tr '\n' ' ') == 'root:branchd 770 root:branchd 660 ' ]] || { chroot '$r' stat -c '%n %U:%G %a' /etc/branchd /etc/branchd/branchd.toml; exit 1; }"
 check "/var/lib/branchd branchd:branchd 0750" \
     bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /var/lib/branchd) == 'branchd:branchd 750' ]] || { chroot '$r' stat -c '%U:%G %a' /var/lib/branchd; exit 1; }"
 check "unit enabled (multi-user.target.wants)" test -L "$r/etc/systemd/system/multi-user.target.wants/branchd.service"
@@ -124,7 +124,7 @@ check "database kept (same file, same bytes)" bash -c \
 check "the user is still in the database (adding amy again: already exists)" bash -c \
     "out=\$(printf 'another-pw-123\n' | chroot '$r' runuser -u branchd -- branchd user add amy --role supervisor --password-stdin --config /etc/branchd/branchd.toml 2>&1); rc=\$?; echo \"\$out\"; [[ \$rc -ne 0 && \"\$out\" == *'already exists'* ]]"
 check "edited config kept" grep -qx '# edited on this box' "$r/etc/branchd/branchd.toml"
-check "config still root:branchd 0640" bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd/branchd.toml) == 'root:branchd 640' ]]"
+check "config still root:branchd 0660" bash -c "[[ \$(chroot '$r' stat -c '%U:%G %a' /etc/branchd/branchd.toml) == 'root:branchd 660' ]]"
 
 # --- remove keeps data, purge removes it ---------------------------------------------
 check "remove branchd" in_root dpkg --remove branchd

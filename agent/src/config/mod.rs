@@ -6,7 +6,7 @@
 //! `docs/configuration.md` and `systemd/branchd.example.toml`. Each section is read by its
 //! own file: [`branch`] (branch, http, mqtt, log, daemon, models), [`devices`] (devices,
 //! stm, id_reader, cameras), [`queue`] (services, counters, queue), [`orders`], [`faces`],
-//! [`ocr`], [`marketing`] (customers, rights), [`stats`].
+//! [`ocr`], [`marketing`] (customers, rights), [`stats`], [`updates`].
 
 pub mod branch;
 pub mod devices;
@@ -17,6 +17,7 @@ pub mod orders;
 pub mod queue;
 mod reader;
 pub mod stats;
+pub mod updates;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,11 @@ pub struct Config {
     pub rights: marketing::RightsConfig,
     /// `[stats]`: how long roll-ups are kept; the branch's calendar.
     pub stats: StatsConfig,
+    /// `[updates]`: where model files from head office may come from.
+    pub updates: updates::UpdatesConfig,
+    /// The file this config was read from (`None`: parsed from text, e.g. the demo's);
+    /// `config.update` edits it.
+    pub source: Option<PathBuf>,
 }
 
 /// Why a config could not be used.
@@ -114,7 +120,8 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let cfg = Config::parse(&src).map_err(ConfigError::Invalid)?;
+        let mut cfg = Config::parse(&src).map_err(ConfigError::Invalid)?;
+        cfg.source = Some(path.to_path_buf());
         let problems = cfg.check_files();
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -247,6 +254,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let customers = marketing::read_customers(root);
     let rights = marketing::read_rights(root);
     let stats = stats::read(root);
+    let updates = updates::read(root);
     Some(Config {
         branch: branch?,
         http: http?,
@@ -267,6 +275,8 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         customers: customers?,
         rights: rights?,
         stats: stats?,
+        updates: updates?,
+        source: None,
     })
 }
 

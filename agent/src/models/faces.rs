@@ -195,8 +195,14 @@ pub fn embedder_spec(text: &str, name: &str) -> Result<EmbedderSpec, ModelError>
 /// Read a face model's bytes, refusing a file whose SHA-256 differs from the manifest,
 /// and make sure ONNX Runtime is loaded.
 pub fn load_checked(dir: &Path, entry: &ModelEntry) -> Result<Vec<u8>, ModelError> {
-    let bytes = models::read_verified(dir, entry)?;
-    models::init_runtime(dir, &models::manifest()?)?;
+    load_from(&models::ModelSet::shipped(dir), entry)
+}
+
+/// Like [`load_checked`], from the file `set` names for the entry (a replacement is checked
+/// against its own hash).
+pub fn load_from(set: &models::ModelSet, entry: &ModelEntry) -> Result<Vec<u8>, ModelError> {
+    let bytes = set.read_verified(entry)?;
+    models::init_runtime(set.dir(), &models::manifest()?)?;
     Ok(bytes)
 }
 

@@ -5,8 +5,9 @@
 
 pub mod faces;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use sha2::{Digest, Sha256};
 
@@ -131,6 +132,116 @@ pub fn read_verified(dir: &Path, e: &ModelEntry) -> Result<Vec<u8>, ModelError> 
     Ok(bytes)
 }
 
+/// A file head office sent to replace a manifest entry (`model.update`): where it is and
+/// the SHA-256 it was verified and self-tested with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The file (on the data disk).
+    pub path: PathBuf,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+#[derive(Debug, Default)]
+struct Active {
+    generation: u64,
+    replaced: BTreeMap<String, Replacement>,
+}
+
+/// Which file each model is loaded from: the shipped file of the manifest in the models
+/// directory, or a replacement head office sent. Engines remember the [`generation`] they
+/// were loaded at and reload between two inferences when it changes, so a model is swapped
+/// without an inference ever seeing half of it.
+///
+/// [`generation`]: ModelSet::generation
+#[derive(Debug, Clone)]
+pub struct ModelSet {
+    dir: PathBuf,
+    active: Arc<RwLock<Active>>,
+}
+
+impl ModelSet {
+    /// The shipped models of `dir`, nothing replaced.
+    pub fn shipped(dir: &Path) -> ModelSet {
+        ModelSet {
+            dir: dir.to_path_buf(),
+            active: Arc::default(),
+        }
+    }
+
+    /// The models directory (the shipped files and the ONNX Runtime library).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Changes whenever a model is replaced or restored.
+    pub fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Active> {
+        self.active.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The replacement of manifest entry `name`, if any.
+    pub fn replacement(&self, name: &str) -> Option<Replacement> {
+        self.read().replaced.get(name).cloned()
+    }
+
+    /// Replace entry `name` (`None`: back to the shipped file); engines reload before their
+    /// next inference.
+    pub fn set(&self, name: &str, r: Option<Replacement>) {
+        let mut a = self.active.write().unwrap_or_else(|p| p.into_inner());
+        match r {
+            Some(r) => a.replaced.insert(name.to_string(), r),
+            None => a.replaced.remove(name),
+        };
+        a.generation += 1;
+    }
+
+    /// A detached copy with `name` replaced by `r`: what a self-test loads, without
+    /// touching the live set.
+    pub fn candidate(&self, name: &str, r: Option<Replacement>) -> ModelSet {
+        let a = self.read();
+        let mut replaced = a.replaced.clone();
+        match r {
+            Some(r) => replaced.insert(name.to_string(), r),
+            None => replaced.remove(name),
+        };
+        ModelSet {
+            dir: self.dir.clone(),
+            active: Arc::new(RwLock::new(Active {
+                generation: a.generation,
+                replaced,
+            })),
+        }
+    }
+
+    /// The entry as it is loaded now: the replacement's file and hash, or the manifest's.
+    pub fn resolve(&self, e: &ModelEntry) -> (PathBuf, ModelEntry) {
+        match self.replacement(&e.name) {
+            Some(r) => {
+                let mut e = e.clone();
+                e.sha256 = r.sha256;
+                let dir = r.path.parent().map(Path::to_path_buf).unwrap_or_default();
+                e.file = r
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (dir, e)
+            }
+            None => (self.dir.clone(), e.clone()),
+        }
+    }
+
+    /// Read the file entry `e` is loaded from, checking its SHA-256.
+    pub fn read_verified(&self, e: &ModelEntry) -> Result<Vec<u8>, ModelError> {
+        let (dir, e) = self.resolve(e);
+        read_verified(&dir, &e)
+    }
+}
+
 /// An ONNX Runtime session for a verified model: full graph optimisation, `threads` for
 /// each operator, one operator at a time (the caller's pool gives the parallelism).
 pub fn session(bytes: &[u8], threads: usize) -> Result<ort::session::Session, ModelError> {
@@ -193,6 +304,37 @@ mod tests {
         assert!(msg.contains(&det.sha256), "{msg}");
         assert!(msg.contains(&sha256_hex(b"not the model")), "{msg}");
         assert!(matches!(err, ModelError::Hash { .. }));
+    }
+
+    #[test]
+    fn a_replacement_is_read_with_its_own_hash_and_bumps_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest().unwrap();
+        let det = entry(&m, "ocr_det").unwrap();
+        let set = ModelSet::shipped(dir.path());
+        let g0 = set.generation();
+        let new = dir.path().join("new-det.onnx");
+        std::fs::write(&new, b"new det").unwrap();
+        let r = Replacement {
+            path: new.clone(),
+            sha256: sha256_hex(b"new det"),
+        };
+        let candidate = set.candidate("ocr_det", Some(r.clone()));
+        assert_eq!(candidate.read_verified(&det).unwrap(), b"new det");
+        assert!(
+            set.read_verified(&det).is_err(),
+            "the live set still names the shipped file"
+        );
+        set.set("ocr_det", Some(r));
+        assert_ne!(set.generation(), g0);
+        assert_eq!(set.read_verified(&det).unwrap(), b"new det");
+        std::fs::write(&new, b"tampered").unwrap();
+        assert!(matches!(
+            set.read_verified(&det),
+            Err(ModelError::Hash { .. })
+        ));
+        set.set("ocr_det", None);
+        assert_eq!(set.resolve(&det).1, det);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ort::value::Tensor;
 use super::det::{self, DetParams, Quad};
 use super::rec::{self, Decoded, Dictionary, Readings};
 use crate::image::{self, ImageError};
-use crate::models::{self, ModelError};
+use crate::models::{self, ModelError, ModelSet};
 
 /// One recognised line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -93,12 +93,18 @@ impl Engine {
     /// Load ONNX Runtime and the three models from `dir`, refusing any file whose SHA-256
     /// differs from the manifest. `threads`: intra-op threads per model.
     pub fn load(dir: &Path, threads: usize) -> Result<Engine, ModelError> {
+        Engine::load_from(&ModelSet::shipped(dir), threads)
+    }
+
+    /// Load the three models from the files `set` names for them (a replacement sent by
+    /// head office is checked against its own hash).
+    pub fn load_from(set: &ModelSet, threads: usize) -> Result<Engine, ModelError> {
         let entries = models::manifest()?;
         // check every model before loading the runtime, so a bad file is named first
-        let det_b = models::read_verified(dir, &models::entry(&entries, "ocr_det")?)?;
-        let cls_b = models::read_verified(dir, &models::entry(&entries, "ocr_cls")?)?;
-        let rec_b = models::read_verified(dir, &models::entry(&entries, "ocr_rec")?)?;
-        models::init_runtime(dir, &entries)?;
+        let det_b = set.read_verified(&models::entry(&entries, "ocr_det")?)?;
+        let cls_b = set.read_verified(&models::entry(&entries, "ocr_cls")?)?;
+        let rec_b = set.read_verified(&models::entry(&entries, "ocr_rec")?)?;
+        models::init_runtime(set.dir(), &entries)?;
         let det = models::session(&det_b, threads)?;
         let cls = models::session(&cls_b, threads)?;
         let rec = models::session(&rec_b, threads)?;

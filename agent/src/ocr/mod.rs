@@ -130,6 +130,31 @@ pub fn recognise(
     })
 }
 
+/// The ID card photo a replacement OCR model must read before it is used, and what it
+/// must read there (`models/selftest`).
+const SELFTEST_CARD: &[u8] = include_bytes!("../../../models/selftest/id-card.jpg");
+const SELFTEST_TRUTH: &str = include_str!("../../../models/selftest/id-card.json");
+
+/// Load the OCR models as `models` names them and read the bundled ID card photo: `Err`
+/// with the reason unless every field of the card comes out exactly. Runs on the caller's
+/// thread (a worker, never the async runtime).
+pub fn selftest(models: &crate::models::ModelSet, threads: usize) -> Result<(), String> {
+    let truth: BTreeMap<String, String> =
+        serde_json::from_str(SELFTEST_TRUTH).map_err(|e| format!("self-test truth: {e}"))?;
+    let mut engine = Engine::load_from(models, threads).map_err(|e| e.to_string())?;
+    let r = recognise(&mut engine, SELFTEST_CARD, Requested::IdCard)
+        .map_err(|e| format!("the self-test card was not read: {e}"))?;
+    for (key, want) in &truth {
+        let got = r.fields.get(key).map(|f| f.value.as_str());
+        if got != Some(want.as_str()) {
+            return Err(format!(
+                "the self-test card's `{key}` was read as {got:?}, not {want:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The OCR module's handle: the worker pool, and the ID card readers' recent chips (to
 /// check a photo of the card against).
 #[derive(Debug, Clone)]
@@ -148,7 +173,7 @@ impl Ocr {
             core: core.clone(),
             devices: devices.clone(),
             pool: Arc::new(pool::Pool::start(
-                cfg.models.dir.clone(),
+                core.models.clone(),
                 cfg.ocr.workers,
                 cfg.ocr.queue,
                 cfg.ocr.threads,
@@ -163,6 +188,11 @@ impl Ocr {
         kind: Requested,
     ) -> Result<tokio::sync::oneshot::Receiver<pool::Reply>, pool::SubmitError> {
         self.pool.submit(bytes, kind)
+    }
+
+    /// The model generation the workers' engine was last loaded at, if any was.
+    pub fn loaded_generation(&self) -> Option<u64> {
+        self.pool.loaded_generation()
     }
 
     /// `POST /api/v1/ocr`.

@@ -2,7 +2,7 @@
 //! runtime), each with its own engine loaded on its first job, fed by a bounded queue.
 //! A full queue is refused at once; a job that panics is answered and its worker goes on.
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::engine::{Engine, OcrError};
 use super::fields::Requested;
 use super::{OcrResult, recognise};
+use crate::models::ModelSet;
 
 /// Why a job was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +39,8 @@ struct Job {
 pub struct Pool {
     tx: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The model generation the last engine was loaded at (`u64::MAX`: none yet).
+    loaded: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Job {
@@ -50,17 +53,19 @@ impl std::fmt::Debug for Job {
 
 impl Pool {
     /// Start `workers` threads sharing a queue of `queue` waiting jobs. Models are loaded
-    /// from `dir` by each worker on its first job.
-    pub fn start(dir: PathBuf, workers: usize, queue: usize, threads: usize) -> Pool {
+    /// from the files `models` names by each worker on its first job, and again before the
+    /// next job whenever a model was replaced.
+    pub fn start(models: ModelSet, workers: usize, queue: usize, threads: usize) -> Pool {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
+        let loaded = Arc::new(AtomicU64::new(u64::MAX));
         let handles = (0..workers.max(1))
             .filter_map(|i| {
                 let rx = Arc::clone(&rx);
-                let dir = dir.clone();
+                let (models, loaded) = (models.clone(), loaded.clone());
                 std::thread::Builder::new()
                     .name(format!("ocr-{i}"))
-                    .spawn(move || worker(&rx, &dir, threads))
+                    .spawn(move || worker(&rx, &models, &loaded, threads))
                     .map_err(|e| tracing::error!(error = %e, "cannot start an OCR worker"))
                     .ok()
             })
@@ -68,7 +73,13 @@ impl Pool {
         Pool {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(handles),
+            loaded,
         }
+    }
+
+    /// The model generation the most recently loaded engine was built at, if any.
+    pub fn loaded_generation(&self) -> Option<u64> {
+        Some(self.loaded.load(Ordering::Relaxed)).filter(|g| *g != u64::MAX)
     }
 
     /// Queue a job; refused at once when the queue is full.
@@ -97,8 +108,9 @@ impl Pool {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, dir: &std::path::Path, threads: usize) {
-    let mut engine: Option<Engine> = None;
+fn worker(rx: &Mutex<Receiver<Job>>, models: &ModelSet, loaded: &AtomicU64, threads: usize) {
+    // The engine and the model generation it was loaded at.
+    let mut engine: Option<(Engine, u64)> = None;
     loop {
         let job = {
             let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
@@ -107,9 +119,24 @@ fn worker(rx: &Mutex<Receiver<Job>>, dir: &std::path::Path, threads: usize) {
                 Err(_) => return,
             }
         };
-        if engine.is_none() {
-            match Engine::load(dir, threads) {
-                Ok(e) => engine = Some(e),
+        // Between two jobs: load the models, or reload them when one was replaced. A
+        // replacement that fails to load keeps the engine this worker has.
+        let generation = models.generation();
+        if engine.as_ref().is_none_or(|(_, g)| *g != generation) {
+            match Engine::load_from(models, threads) {
+                Ok(e) => {
+                    if engine.is_some() {
+                        tracing::info!(generation, "OCR models reloaded");
+                    }
+                    engine = Some((e, generation));
+                    loaded.store(generation, Ordering::Relaxed);
+                }
+                Err(e) if engine.is_some() => {
+                    tracing::error!(error = %e, "OCR models not reloaded; keeping the loaded ones");
+                    if let Some((_, g)) = engine.as_mut() {
+                        *g = generation;
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "OCR models not loaded");
                     let _ = job.reply.send(Err(e.into()));
@@ -117,7 +144,9 @@ fn worker(rx: &Mutex<Receiver<Job>>, dir: &std::path::Path, threads: usize) {
                 }
             }
         }
-        let Some(eng) = engine.as_mut() else { continue };
+        let Some((eng, _)) = engine.as_mut() else {
+            continue;
+        };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             recognise(eng, &job.bytes, job.kind)
         }));

@@ -147,7 +147,7 @@ impl Queue {
     /// Issue a ticket (any module may): one transaction with `ticket.issued`, then the
     /// paper ticket; a ticket that cannot be printed is still issued, with `printed: false`.
     pub async fn issue(&self, req: IssueRequest) -> Result<Issued, QueueError> {
-        let (store, cfg) = (&self.core.store, self.core.cfg.clone());
+        let (store, cfg) = (&self.core.store, self.core.config());
         let now = self.now();
         let mut issued = store
             .write(move |tx| ops::issue(tx, &cfg, now, &req))
@@ -155,9 +155,9 @@ impl Queue {
         self.inner.changed.notify_one();
         if let Some(p) = self.printer() {
             let result = p
-                .print(paper(&self.core.cfg, &issued).render(p.encoding))
+                .print(paper(&self.core.config(), &issued).render(p.encoding))
                 .await;
-            let cfg = self.core.cfg.clone();
+            let cfg = self.core.config();
             let number = issued.number.clone();
             let printed = result.is_ok();
             let reason = result.err();
@@ -175,7 +175,7 @@ impl Queue {
     /// changing nothing, while the printer cannot print.
     pub async fn reprint(&self, number: &str) -> Result<TicketView, QueueError> {
         let p = self.printer().ok_or(QueueError::NoPrinter)?;
-        let cfg = self.core.cfg.clone();
+        let cfg = self.core.config();
         let now = self.now();
         let n = number.to_string();
         let (snapshot, ticket) = self
@@ -206,10 +206,10 @@ impl Queue {
             why: Vec::new(),
             day: ticket.day.clone(),
         };
-        p.print(paper(&self.core.cfg, &issued).render(p.encoding))
+        p.print(paper(&self.core.config(), &issued).render(p.encoding))
             .await
             .map_err(QueueError::PrinterUnavailable)?;
-        let cfg = self.core.cfg.clone();
+        let cfg = self.core.config();
         let n = ticket.number.clone();
         self.core
             .store
@@ -226,7 +226,7 @@ impl Queue {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>, &Config, DateTime<Utc>) -> Result<R, QueueError> + Send + 'static,
     {
-        let cfg = self.core.cfg.clone();
+        let cfg = self.core.config();
         let now = self.now();
         let r = self.core.store.write(move |tx| f(tx, &cfg, now)).await?;
         self.inner.changed.notify_one();
@@ -235,7 +235,7 @@ impl Queue {
 
     /// The queue now, in call order.
     pub async fn snapshot(&self) -> Result<QueueView, QueueError> {
-        let cfg = self.core.cfg.clone();
+        let cfg = self.core.config();
         let now = self.now();
         self.core
             .store

@@ -109,8 +109,9 @@ pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<us
 /// The alert timer: sleeps until the next threshold (or a queue change), raises what is due.
 pub async fn run(queue: Queue) {
     let core = queue.core.clone();
-    let cfg = core.cfg.clone();
     loop {
+        // the service targets as head office last set them (`config.update` applies them live)
+        let cfg = core.config();
         let now = queue.now();
         let c2 = cfg.clone();
         let next = core

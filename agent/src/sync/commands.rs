@@ -28,7 +28,7 @@ pub struct Outcome {
 }
 
 /// A validated command.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Cmd {
     VipUpsert(Box<crate::vips::Vip>),
     VipDelete(String),
@@ -48,6 +48,20 @@ enum Cmd {
     CustomerDelete(String),
     LeadPush(Box<crate::leads::NewLead>),
     Rights(Box<crate::rights::RightsCmd>),
+    Update(Box<crate::updates::UpdateCmd>),
+    /// `config.update` with `set`: edits of the config file.
+    ConfigEdit {
+        edits: Vec<crate::updates::config::Edit>,
+        /// The edited file, validated and written, filled in by [`handle`] before the
+        /// command is recorded.
+        prepared: Option<Result<Box<crate::updates::config::Prepared>, String>>,
+    },
+    /// `software.update`: the request for the privileged one-shot unit.
+    SoftwareUpdate {
+        version: String,
+        /// Whether the request file was written, filled in by [`handle`].
+        written: Option<Result<(), String>>,
+    },
 }
 
 /// A command refused before anything changes.
@@ -114,7 +128,67 @@ pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> 
             });
         }
     }
-    core.store.write(move |tx| apply(tx, parsed)).await
+    if let Ok((id, _, Cmd::ConfigEdit { edits, prepared })) = &mut parsed {
+        // Validated against the file and written only the first time.
+        if !seen(core, id).await? {
+            let (source, edits, cmd) = (core.cfg.source.clone(), edits.clone(), id.clone());
+            let r = tokio::task::spawn_blocking(move || {
+                let p = crate::updates::config::prepare(source.as_deref(), &edits)?;
+                crate::updates::config::write(&p, &cmd)
+                    .map_err(|e| format!("cannot write {}: {e}", p.path.display()))?;
+                Ok::<_, String>(Box::new(p))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            *prepared = Some(r);
+        }
+    }
+    if let Ok((id, _, Cmd::SoftwareUpdate { version, written })) = &mut parsed {
+        if !seen(core, id).await? {
+            let (cfg, v, cmd) = (core.cfg.clone(), version.clone(), id.clone());
+            *written = Some(
+                tokio::task::spawn_blocking(move || {
+                    crate::updates::software::write_request(&cfg, &cmd, &v)
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+            );
+        }
+    }
+    let applied = match &parsed {
+        Ok((
+            _,
+            _,
+            Cmd::ConfigEdit {
+                prepared: Some(Ok(p)),
+                ..
+            },
+        )) => Some((**p).clone()),
+        _ => None,
+    };
+    let outcome = core.store.write(move |tx| apply(tx, parsed)).await?;
+    if let Some(p) = applied {
+        if outcome.ok && !outcome.duplicate {
+            crate::updates::config::apply(core, p);
+        }
+    }
+    Ok(outcome)
+}
+
+/// Whether command `id` was handled before.
+async fn seen(core: &crate::core::Core, id: &str) -> Result<bool, StoreError> {
+    let key = id.to_string();
+    core.store
+        .read(move |c| {
+            Ok::<_, StoreError>(
+                c.query_row("SELECT 1 FROM sync_commands WHERE id = ?1", [&key], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some(),
+            )
+        })
+        .await
 }
 
 fn apply(
@@ -146,7 +220,7 @@ fn apply(
     }
     let (result, rebirth) = match parsed {
         Ok((id, _, cmd)) => {
-            let rebirth = cmd == Cmd::Rebirth;
+            let rebirth = matches!(cmd, Cmd::Rebirth);
             (execute(tx, &id, cmd)?, rebirth)
         }
         Err(r) => (Err(r.reason), false),
@@ -234,6 +308,21 @@ fn execute(tx: &mut Tx<'_>, id: &str, cmd: Cmd) -> Result<Result<(), String>, St
         Cmd::CustomerDelete(c) => crate::customers::delete(tx, &c, id)?,
         Cmd::LeadPush(l) => return crate::leads::push(tx, &l, id),
         Cmd::Rights(r) => crate::rights::apply(tx, id, *r)?,
+        Cmd::Update(u) => return crate::updates::request(tx, id, *u),
+        Cmd::ConfigEdit { prepared, .. } => {
+            let p = match prepared {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return Ok(Err(e)),
+                None => return Ok(Err("the change was not prepared".into())),
+            };
+            crate::updates::config::record(tx, id, &p)?;
+        }
+        Cmd::SoftwareUpdate { version, written } => {
+            match written.unwrap_or_else(|| Err("the request was not written".into())) {
+                Ok(()) => crate::updates::software::record(tx, id, &version)?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
     }
     Ok(Ok(()))
 }
@@ -344,7 +433,15 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
             crate::vips::command::upsert(data, &cfg.faces).map_err(r)?,
         )),
         "vip.delete" => Cmd::VipDelete(crate::vips::command::delete(data).map_err(r)?),
+        "config.update" if data.contains_key("set") => Cmd::ConfigEdit {
+            edits: crate::updates::config::parse(data).map_err(r)?,
+            prepared: None,
+        },
         "config.update" => Cmd::ConfigUpdate(config_update(data, cfg).map_err(r)?),
+        "software.update" => Cmd::SoftwareUpdate {
+            version: crate::updates::software::parse(data).map_err(r)?,
+            written: None,
+        },
         "device.command" => {
             let mut f = Fields::new(data);
             let device = f.string("device", 64);
@@ -381,6 +478,9 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         k @ ("rights.grant" | "rights.revoke") => Cmd::Rights(Box::new(
             crate::rights::parse(k, data, &cfg.rights).map_err(r)?,
         )),
+        k @ ("model.update" | "model.rollback") => {
+            Cmd::Update(Box::new(crate::updates::parse(k, data, cfg).map_err(r)?))
+        }
         k => return Err(r(format!("unknown command kind `{k}`"))),
     };
     Ok((id, kind, cmd))

@@ -248,6 +248,7 @@ pub fn telemetry(
         "outbox_depth": depth,
         "uptime_s": uptime.as_secs(),
         "rss_bytes": rss_bytes(),
+        "software": crate::updates::software::telemetry(c)?,
     });
     if full {
         v["snapshot"] = json!(true);
@@ -280,7 +281,6 @@ pub async fn run(sync: Sync, mqtt: Mqtt) {
         if sync.core.cancel.is_cancelled() {
             return;
         }
-        sync.core.metrics.mqtt_connects.inc();
         let ending = match attempt(&sync, &mqtt, &topics, probe, watch.raised()).await {
             Ok(End::Cancelled) => return,
             Ok(End::Lost(ending)) => ending,

@@ -170,6 +170,10 @@ impl Sync {
 
     fn set_connected(&self, up: bool) {
         self.inner.connected.store(up, Ordering::Relaxed);
+        self.core.metrics.mqtt_up.set(i64::from(up));
+        if up {
+            self.core.metrics.mqtt_connects.inc();
+        }
     }
 }
 

@@ -377,7 +377,8 @@ pub fn inference_loop(vision: &Vision, cam: &Camera, slot: &Slot, cancel: &Cance
         detector: cfg.detector.clone(),
         embedder: cfg.embedder.clone(),
     };
-    let mut engine = match FaceEngine::load(&core.cfg.models.dir, &names, cfg.threads) {
+    let mut engine_gen = core.models.generation();
+    let mut engine = match FaceEngine::load_from(&core.models, &names, cfg.threads) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(camera = %cam.id, error = %e, "face models unavailable; recognition off");
@@ -407,6 +408,21 @@ pub fn inference_loop(vision: &Vision, cam: &Camera, slot: &Slot, cancel: &Cance
         let Some(Captured { frame, read_at }) = slot.take(Duration::from_millis(200)) else {
             continue;
         };
+        // Between two frames: a replaced model is loaded before the next inference; one
+        // that fails to load leaves the engine as it is.
+        let models_now = core.models.generation();
+        if models_now != engine_gen {
+            engine_gen = models_now;
+            match FaceEngine::load_from(&core.models, &names, cfg.threads) {
+                Ok(e) => {
+                    tracing::info!(camera = %cam.id, generation = models_now, "face models reloaded");
+                    engine = e;
+                }
+                Err(e) => {
+                    tracing::error!(camera = %cam.id, error = %e, "face models not reloaded; keeping the loaded ones")
+                }
+            }
+        }
         let gen_now = vision.gallery_gen();
         if gen_now != gen_seen {
             let (mid, dim) = (cfg.model_id.clone(), cfg.dim);
@@ -577,7 +593,7 @@ pub fn start_enrolment(vision: &Vision) {
     let v2 = vision.clone();
     let mut events = core.store.follow(*core.store.committed().borrow());
     vision.core.tracker.spawn(async move {
-        let engine: Arc<Mutex<Option<FaceEngine>>> = Arc::new(Mutex::new(None));
+        let engine: Arc<LoadedEngine> = Arc::new(Mutex::new(None));
         let mut pending = true;
         loop {
             if pending {
@@ -613,7 +629,10 @@ pub fn start_enrolment(vision: &Vision) {
     });
 }
 
-fn enrol_with(vision: &Vision, engine: &Mutex<Option<FaceEngine>>) -> Result<usize, String> {
+/// The enrolment engine and the model generation it was loaded at.
+type LoadedEngine = Mutex<Option<(FaceEngine, u64)>>;
+
+fn enrol_with(vision: &Vision, engine: &LoadedEngine) -> Result<usize, String> {
     let core = &vision.core;
     let has_pending = core
         .store
@@ -623,14 +642,15 @@ fn enrol_with(vision: &Vision, engine: &Mutex<Option<FaceEngine>>) -> Result<usi
         return Ok(0);
     }
     let mut g = engine.lock().unwrap_or_else(|e| e.into_inner());
-    if g.is_none() {
+    let generation = core.models.generation();
+    if g.as_ref().is_none_or(|(_, at)| *at != generation) {
         let cfg = &core.cfg.faces;
         let names = ModelNames {
             detector: cfg.detector.clone(),
             embedder: cfg.embedder.clone(),
         };
-        match FaceEngine::load(&core.cfg.models.dir, &names, cfg.threads) {
-            Ok(e) => *g = Some(e),
+        match FaceEngine::load_from(&core.models, &names, cfg.threads) {
+            Ok(e) => *g = Some((e, generation)),
             Err(e) => {
                 // A photo is personal data kept only to be enrolled: without the models
                 // it is dropped at once, and head office is told why so it can send it
@@ -642,7 +662,7 @@ fn enrol_with(vision: &Vision, engine: &Mutex<Option<FaceEngine>>) -> Result<usi
             }
         }
     }
-    let Some(e) = g.as_mut() else {
+    let Some((e, _)) = g.as_mut() else {
         return Ok(0);
     };
     enrol_pending(&core.store, e).map_err(|e| e.to_string())

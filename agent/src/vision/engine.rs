@@ -13,7 +13,7 @@ use super::align;
 use super::detect::{self, Face, StrideOutput};
 use crate::image::{self, ImageError};
 use crate::models::faces::{self as models, DetectorSpec, EmbedderSpec};
-use crate::models::{ModelError, session};
+use crate::models::{ModelError, ModelSet, session};
 
 /// Faces an enrolment photo may show besides the customer's: detections scoring under this
 /// (partial faces at the edge, people far behind) are not counted.
@@ -93,8 +93,13 @@ pub struct Detector {
 impl Detector {
     /// Load the detector `name` from `dir`, refusing a file whose SHA-256 differs.
     pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Detector, ModelError> {
+        Detector::load_from(&ModelSet::shipped(dir), name, threads)
+    }
+
+    /// Load the detector `name` from the file `set` names for it.
+    pub fn load_from(set: &ModelSet, name: &str, threads: usize) -> Result<Detector, ModelError> {
         let spec = models::detector_spec(crate::models::MANIFEST, name)?;
-        let bytes = models::load_checked(dir, &spec.entry)?;
+        let bytes = models::load_from(set, &spec.entry)?;
         Ok(Detector {
             session: session(&bytes, threads)?,
             spec,
@@ -180,8 +185,13 @@ pub struct Embedder {
 impl Embedder {
     /// Load the embedder `name` from `dir`, refusing a file whose SHA-256 differs.
     pub fn load(dir: &Path, name: &str, threads: usize) -> Result<Embedder, ModelError> {
+        Embedder::load_from(&ModelSet::shipped(dir), name, threads)
+    }
+
+    /// Load the embedder `name` from the file `set` names for it.
+    pub fn load_from(set: &ModelSet, name: &str, threads: usize) -> Result<Embedder, ModelError> {
         let spec = models::embedder_spec(crate::models::MANIFEST, name)?;
-        let bytes = models::load_checked(dir, &spec.entry)?;
+        let bytes = models::load_from(set, &spec.entry)?;
         Ok(Embedder {
             session: session(&bytes, threads)?,
             spec,
@@ -255,9 +265,18 @@ pub struct FaceEngine {
 impl FaceEngine {
     /// Load both models (both hashes are checked before the runtime loads either).
     pub fn load(dir: &Path, names: &ModelNames, threads: usize) -> Result<FaceEngine, ModelError> {
+        FaceEngine::load_from(&ModelSet::shipped(dir), names, threads)
+    }
+
+    /// Load both models from the files `set` names for them.
+    pub fn load_from(
+        set: &ModelSet,
+        names: &ModelNames,
+        threads: usize,
+    ) -> Result<FaceEngine, ModelError> {
         Ok(FaceEngine {
-            detector: Detector::load(dir, &names.detector, threads)?,
-            embedder: Embedder::load(dir, &names.embedder, threads)?,
+            detector: Detector::load_from(set, &names.detector, threads)?,
+            embedder: Embedder::load_from(set, &names.embedder, threads)?,
         })
     }
 

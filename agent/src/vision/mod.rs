@@ -72,6 +72,33 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/vip/arrivals":{"get":{
   "seen_at":{"type":"string","format":"date-time","description":"when the camera read the frame that confirmed the arrival"},
   "ticket":{"type":"string","nullable":true,"description":"the ticket the customer took afterwards"}}}}}"##;
 
+/// The photo a replacement face detector must find a face in before it is used
+/// (`models/selftest`: a public-domain portrait).
+const SELFTEST_FACE: &[u8] = include_bytes!("../../../models/selftest/face.jpg");
+
+/// Load the face detector `detector` as `models` names it and run it on the bundled
+/// portrait: the number of faces found scoring at least [`engine::ENROL_MIN_SCORE`], or
+/// `Err` with the reason when there is none. Runs on the caller's thread (a worker).
+pub fn selftest(
+    models: &crate::models::ModelSet,
+    detector: &str,
+    threads: usize,
+) -> Result<usize, String> {
+    let mut d =
+        engine::Detector::load_from(models, detector, threads).map_err(|e| e.to_string())?;
+    let (faces, _) = d
+        .detect_bytes(SELFTEST_FACE)
+        .map_err(|e| format!("the self-test photo was not read: {e}"))?;
+    match faces
+        .iter()
+        .filter(|f| f.score >= engine::ENROL_MIN_SCORE)
+        .count()
+    {
+        0 => Err("no face found in the self-test photo".into()),
+        n => Ok(n),
+    }
+}
+
 /// The vision module's handle.
 #[derive(Debug, Clone)]
 pub struct Vision {

@@ -21,7 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("logging", &["config"]),
     ("store", &["clock"]),
     ("metrics", &["store"]),
-    ("core", &["clock", "config", "metrics", "signals", "store"]),
+    (
+        "core",
+        &["clock", "config", "metrics", "models", "signals", "store"],
+    ),
     ("users", &["clock", "store"]),
     (
         "http",
@@ -132,7 +135,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "queue",
             "rights",
             "store",
+            "updates",
             "vips",
+        ],
+    ),
+    (
+        "updates",
+        &[
+            "clock", "command", "config", "core", "models", "ocr", "store", "users", "vision",
         ],
     ),
     (

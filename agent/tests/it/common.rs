@@ -89,6 +89,26 @@ impl TestBox {
         }
     }
 
+    /// A box over a daemon the test started itself, keeping `dir` until it is dropped.
+    pub fn from_running(running: Running, dir: tempfile::TempDir) -> TestBox {
+        TestBox {
+            base: format!("http://{}", running.addr),
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    /// Stop the daemon and hand back its directory (for a test that starts it again).
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            assert!(
+                r.shutdown(Duration::from_secs(5)).await,
+                "tasks did not drain"
+            );
+        }
+        self._dir
+    }
+
     pub fn core(&self) -> &branchd::core::Core {
         &self.running.as_ref().expect("running").core
     }
