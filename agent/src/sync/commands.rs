@@ -77,14 +77,14 @@ struct Refusal {
 pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> {
     let core = &sync.core;
     let mut parsed = parse(payload, &core.cfg);
-    if let Ok((id, kind, _)) = &parsed {
-        if let Err(reason) = fresh(payload, kind, core.clock.now(), &core.cfg) {
-            parsed = Err(Refusal {
-                id: Some(id.clone()),
-                kind: kind.clone(),
-                reason,
-            });
-        }
+    if let Ok((id, kind, _)) = &parsed
+        && let Err(reason) = fresh(payload, kind, core.clock.now(), &core.cfg)
+    {
+        parsed = Err(Refusal {
+            id: Some(id.clone()),
+            kind: kind.clone(),
+            reason,
+        });
     }
     if let Ok((
         id,
@@ -143,17 +143,17 @@ pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> 
             *prepared = Some(r);
         }
     }
-    if let Ok((id, _, Cmd::SoftwareUpdate { version, written })) = &mut parsed {
-        if !seen(core, id).await? {
-            let (cfg, v, cmd) = (core.cfg.clone(), version.clone(), id.clone());
-            *written = Some(
-                tokio::task::spawn_blocking(move || {
-                    crate::updates::software::write_request(&cfg, &cmd, &v)
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string())),
-            );
-        }
+    if let Ok((id, _, Cmd::SoftwareUpdate { version, written })) = &mut parsed
+        && !seen(core, id).await?
+    {
+        let (cfg, v, cmd) = (core.cfg.clone(), version.clone(), id.clone());
+        *written = Some(
+            tokio::task::spawn_blocking(move || {
+                crate::updates::software::write_request(&cfg, &cmd, &v)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string())),
+        );
     }
     let applied = match &parsed {
         Ok((
@@ -167,10 +167,11 @@ pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> 
         _ => None,
     };
     let outcome = core.store.write(move |tx| apply(tx, parsed)).await?;
-    if let Some(p) = applied {
-        if outcome.ok && !outcome.duplicate {
-            crate::updates::config::apply(core, p);
-        }
+    if let Some(p) = applied
+        && outcome.ok
+        && !outcome.duplicate
+    {
+        crate::updates::config::apply(core, p);
     }
     Ok(outcome)
 }

@@ -72,11 +72,11 @@ pub fn parse(data: &Map<String, Value>) -> Result<Vec<Edit>, String> {
             for (key, v) in set {
                 match key_path(key) {
                     Ok(path) => {
-                        if !v.is_null() {
-                            if let Err(e) = toml_value(v) {
-                                problems.push(format!("`{key}`: {e}"));
-                                continue;
-                            }
+                        if !v.is_null()
+                            && let Err(e) = toml_value(v)
+                        {
+                            problems.push(format!("`{key}`: {e}"));
+                            continue;
                         }
                         edits.push(Edit {
                             key: key.clone(),

@@ -126,18 +126,18 @@ pub fn parse(kind: &str, data: &Map<String, Value>, cfg: &Config) -> Result<Upda
     let cmd = match kind {
         "model.update" => {
             let sha256 = f.string("sha256", 64).map(|s| s.to_ascii_lowercase());
-            if let Some(h) = &sha256 {
-                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    f.problem("`sha256` must be 64 hex digits");
-                }
+            if let Some(h) = &sha256
+                && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                f.problem("`sha256` must be 64 hex digits");
             }
             let max = cfg.updates.max_model_bytes;
             let size = f.int("size", 1, max as i64).map(|n| n as u64);
             let url = f.string("url", 2048);
-            if let Some(u) = &url {
-                if let Err(e) = check_url(u, &cfg.updates.allowed_hosts) {
-                    f.problem(format!("`url`: {e}"));
-                }
+            if let Some(u) = &url
+                && let Err(e) = check_url(u, &cfg.updates.allowed_hosts)
+            {
+                f.problem(format!("`url`: {e}"));
             }
             f.finish()?;
             UpdateCmd::Model(ModelUpdate {

@@ -471,10 +471,10 @@ async fn prune(dir: &Path, keep: &[Option<PathBuf>]) {
     };
     while let Ok(Some(e)) = rd.next_entry().await {
         let p = e.path();
-        if !keep.iter().flatten().any(|k| *k == p) {
-            if let Err(err) = tokio::fs::remove_file(&p).await {
-                tracing::warn!(file = %p.display(), error = %err, "cannot remove an old model file");
-            }
+        if !keep.iter().flatten().any(|k| *k == p)
+            && let Err(err) = tokio::fs::remove_file(&p).await
+        {
+            tracing::warn!(file = %p.display(), error = %err, "cannot remove an old model file");
         }
     }
 }

@@ -94,10 +94,10 @@ pub fn is_version(v: &str) -> bool {
 pub fn parse(data: &Map<String, Value>) -> Result<String, String> {
     let mut f = Fields::new(data);
     let version = f.string("version", 64);
-    if let Some(v) = &version {
-        if !is_version(v) {
-            f.problem(format!("`version`: `{v}` is not a Debian package version"));
-        }
+    if let Some(v) = &version
+        && !is_version(v)
+    {
+        f.problem(format!("`version`: `{v}` is not a Debian package version"));
     }
     f.finish()?;
     Ok(version.unwrap_or_default())
