@@ -215,6 +215,9 @@ pub fn notify_systemd(core: &Core) {
 /// systemd, run until SIGTERM/SIGINT, drain.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let grace = cfg.daemon.shutdown_grace;
+    // Watch for SIGTERM/SIGINT from the first moment: one that comes while the daemon is
+    // still starting stops it cleanly once started, instead of killing it mid-start.
+    let stop = tokio::spawn(shutdown_signal());
     let marker = RunMarker::begin(&cfg.branch.data_dir);
     if let Some(wait) = marker.backoff() {
         tracing::error!(
@@ -240,7 +243,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let running = start(cfg).await?;
     notify_systemd(&running.core);
-    shutdown_signal().await;
+    let _ = stop.await;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     running.shutdown(grace).await;
     marker.clean();
