@@ -243,6 +243,9 @@ pub async fn start_guarded(cfg: Config) -> anyhow::Result<Running> {
 /// systemd, run until SIGTERM/SIGINT or until a config change needs a restart, drain.
 pub async fn run(cfg: Config) -> anyhow::Result<Ended> {
     let grace = cfg.daemon.shutdown_grace;
+    // Watch for SIGTERM/SIGINT from the first moment: one that comes while the daemon is
+    // still starting stops it cleanly once started, instead of killing it mid-start.
+    let stop = tokio::spawn(shutdown_signal());
     let marker = RunMarker::begin(&cfg.branch.data_dir);
     if let Some(wait) = marker.backoff() {
         tracing::error!(
@@ -269,7 +272,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Ended> {
     let running = start_guarded(cfg).await?;
     notify_systemd(&running.core);
     let ended = tokio::select! {
-        _ = shutdown_signal() => Ended::Stopped,
+        _ = stop => Ended::Stopped,
         _ = running.core.restart.cancelled() => {
             tracing::info!("restarting to apply a config change");
             Ended::Restart

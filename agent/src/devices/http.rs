@@ -20,6 +20,8 @@ impl From<SendError> for ApiError {
             SendError::Timeout(..) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "device_timeout", msg)
             }
+            SendError::OpenExceptions { open, .. } => ApiError::conflict("open_exceptions", msg)
+                .with_details(json!({ "exceptions": open })),
             SendError::Store(e) => e.into(),
         }
     }
@@ -127,34 +129,10 @@ async fn sign(d: &Devices, id: String, sign_in: bool, by: String) -> Reply {
             format!("no STM `{id}` in this branch"),
         ));
     }
-    if !sign_in {
-        let i = id.clone();
-        let open = d
-            .core
-            .store
-            .read(move |c| db::open_exceptions(c, &i))
-            .await?;
-        if !open.is_empty() {
-            let codes: Vec<&str> = open.iter().map(|e| e.code.as_str()).collect();
-            return Err(ApiError::conflict(
-                "open_exceptions",
-                format!(
-                    "{id} has {} open exception(s) ({}); record how each was handled first",
-                    open.len(),
-                    codes.join(", ")
-                ),
-            )
-            .with_details(json!({ "exceptions": open })));
-        }
-    }
+    // The open-exception rule and the record of the new state are `send_command`'s, so
+    // they hold for head office's and remote commands too.
     let op = if sign_in { "sign_in" } else { "sign_out" };
     let result = d.send_command(&id, op, json!({}), &by).await?;
-    if result.ok {
-        d.core
-            .store
-            .write(move |tx| db::on_signed(tx, &id, sign_in, &by))
-            .await?;
-    }
     Ok(ok_json(&result))
 }
 

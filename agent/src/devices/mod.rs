@@ -147,6 +147,19 @@ pub enum SendError {
     /// No RESULT in time.
     #[error("{0} did not answer within {1:?}")]
     Timeout(String, Duration),
+    /// `sign_out` while exceptions are open: each must be recorded as handled first,
+    /// whoever asks (the PAD, a remote command, head office).
+    #[error(
+        "{device} has {} open exception(s) ({}); record how each was handled first",
+        .open.len(),
+        .open.iter().map(|e| e.code.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    OpenExceptions {
+        /// The device.
+        device: String,
+        /// Its open exceptions.
+        open: Vec<db::OpenException>,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -161,7 +174,9 @@ impl Devices {
     /// audit trail and announced as `device.command`. `Ok` carries the device's RESULT, which
     /// may say `ok: false`.
     ///
-    /// The head-office link calls this for its `device.command` kind.
+    /// The head-office link calls this for its `device.command` kind, and the PAD for
+    /// sign-in, sign-out and remote ops: the same rules hold for every caller (no
+    /// `sign_out` over open exceptions; a successful sign-in or sign-out is recorded).
     pub async fn send_command(
         &self,
         device_id: &str,
@@ -195,7 +210,29 @@ impl Devices {
                 "`show_product` needs `args.product`, the product card: {e}"
             )));
         }
-        self.raw_command(device_id, op, args, actor, true).await
+        if op == "sign_out" {
+            let id = device_id.to_string();
+            let open = self
+                .core
+                .store
+                .read(move |c| db::open_exceptions(c, &id))
+                .await?;
+            if !open.is_empty() {
+                return Err(SendError::OpenExceptions {
+                    device: device_id.to_string(),
+                    open,
+                });
+            }
+        }
+        let result = self.raw_command(device_id, op, args, actor, true).await?;
+        if result.ok && matches!(op, "sign_in" | "sign_out") {
+            let (id, by, signed_in) = (device_id.to_string(), actor.to_string(), op == "sign_in");
+            self.core
+                .store
+                .write(move |tx| db::on_signed(tx, &id, signed_in, &by))
+                .await?;
+        }
+        Ok(result)
     }
 
     /// Send any op (including `auth_result`); `record` says whether to record it as a remote

@@ -111,7 +111,12 @@ pub async fn handle(sync: &Sync, payload: &[u8]) -> Result<Outcome, StoreError> 
                 )
             })
             .await?;
-        if !seen {
+        if !seen && began_sending(core, id).await? {
+            *result = Some(Err(format!(
+                "the box stopped while sending this command to {device}; it is not sent \
+                 again (check the device)"
+            )));
+        } else if !seen {
             let actor = format!("hq:{id}");
             let sent = sync
                 .devices
@@ -192,6 +197,27 @@ async fn seen(core: &crate::core::Core, id: &str) -> Result<bool, StoreError> {
         .await
 }
 
+/// The mark of a device command being sent: committed before the device sees it, removed
+/// with the command's record.
+fn sending_key(id: &str) -> String {
+    format!("sync.sending.{id}")
+}
+
+/// Mark the device command `id` as being sent; true when a previous run had marked it and
+/// stopped before recording its answer (then it must not be sent twice).
+async fn began_sending(core: &crate::core::Core, id: &str) -> Result<bool, StoreError> {
+    let key = sending_key(id);
+    core.store
+        .write(move |tx| {
+            let before = crate::store::meta_get(tx.conn(), &key)?.is_some();
+            if !before {
+                crate::store::meta_set(tx.conn(), &key, &rfc3339(tx.now()))?;
+            }
+            Ok(before)
+        })
+        .await
+}
+
 fn apply(
     tx: &mut Tx<'_>,
     parsed: Result<(String, String, Cmd), Refusal>,
@@ -235,6 +261,8 @@ fn apply(
             "INSERT INTO sync_commands(id, kind, received_at, ok, error) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![id, kind, rfc3339(tx.now()), ok as i64, error],
         )?;
+        tx.conn()
+            .execute("DELETE FROM meta WHERE key = ?1", [sending_key(id)])?;
     }
     emit_ack(tx, id.as_deref(), ok, error.as_deref())?;
     Ok(Outcome {

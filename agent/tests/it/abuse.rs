@@ -284,3 +284,50 @@ async fn made_up_methods_add_no_metric_labels() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_that_never_finishes_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(st.status.success(), "{st:?}");
+    let b = TestBox::start_with(&format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\nheader_timeout_s = 1",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let addr = b.running.as_ref().unwrap().addr;
+    // (what the client sends, then goes quiet)
+    let cases: [(&str, &[u8]); 2] = [
+        ("nothing", b""),
+        // The first bytes of a TLS record header for a ClientHello, and no more.
+        ("half a ClientHello", &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]),
+    ];
+    for (what, bytes) in cases {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        assert!(
+            closed_by_server(&mut s, Duration::from_secs(20)).await,
+            "{what}: still open"
+        );
+    }
+    let text = b.core().metrics.render();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("branchd_http_connections_timed_out_total ") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    b.stop().await;
+}

@@ -152,7 +152,8 @@ async fn each_branch_is_confined_to_its_own_prefix_and_anonymous_clients_are_ref
             .any(|(t, v)| *t == state && v["online"] == json!(true))
     })
     .await;
-    let cmd = json!({"v":1,"id":"acl-1","ts":"2026-12-06T09:00:00Z","kind":"rebirth","data":{}});
+    let now = || chrono::Utc::now().to_rfc3339();
+    let cmd = json!({"v":1,"id":"acl-1","ts":now(),"kind":"rebirth","data":{}});
     hq.publish(
         format!("bank/{BRANCH}/cmd"),
         QoS::AtLeastOnce,
@@ -171,7 +172,7 @@ async fn each_branch_is_confined_to_its_own_prefix_and_anonymous_clients_are_ref
     .await;
 
     // Another branch forges an event under T001's prefix: head office never gets it.
-    let forged = json!({"v":1,"seq":999999,"id":"forged","ts":"2026-12-06T09:00:00Z",
+    let forged = json!({"v":1,"seq":999999,"id":"forged","ts":now(),
                         "branch":BRANCH,"kind":"ticket.issued","data":{}});
     t2.publish(
         format!("bank/{BRANCH}/events/ticket/issued"),
@@ -182,7 +183,7 @@ async fn each_branch_is_confined_to_its_own_prefix_and_anonymous_clients_are_ref
     .await
     .unwrap();
     // And a message head office sends T001 after that, as a marker that delivery went on.
-    let cmd2 = json!({"v":1,"id":"acl-2","ts":"2026-12-06T09:00:01Z","kind":"rebirth","data":{}});
+    let cmd2 = json!({"v":1,"id":"acl-2","ts":now(),"kind":"rebirth","data":{}});
     hq.publish(
         format!("bank/{BRANCH}/cmd"),
         QoS::AtLeastOnce,

@@ -59,7 +59,7 @@ async fn restart(b: TestBox) -> TestBox {
 }
 
 async fn send(b: &TestBox, id: &str, set: Value) -> branchd::sync::commands::Outcome {
-    let payload = json!({"v": 1, "id": id, "kind": "config.update", "data": {"set": set}});
+    let payload = json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": "config.update", "data": {"set": set}});
     branchd::sync::commands::handle(&b.modules().sync, payload.to_string().as_bytes())
         .await
         .unwrap()

@@ -131,6 +131,28 @@ async fn sign_in_status_and_sign_out_refused_until_the_exception_is_resolved() {
         !sim.record().ops().contains(&"sign_out"),
         "refused before the device"
     );
+    // The same rule holds for head office's sign-out and for a remote command.
+    let hq = json!({"v": 1, "id": "hq-1", "ts": chrono::Utc::now().to_rfc3339(),
+                    "kind": "device.command", "data": {"device": "STM-01", "op": "sign_out"}});
+    let out = branchd::sync::commands::handle(&b.modules().sync, hq.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert!(!out.ok);
+    let why = out.error.unwrap_or_default();
+    assert!(why.contains("open exception(s) (CASH_JAM)"), "{why}");
+    let r = post(
+        &admin,
+        &b,
+        "/api/v1/devices/STM-01/commands",
+        json!({"op": "sign_out"}),
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "open_exceptions");
+    assert!(
+        !sim.record().ops().contains(&"sign_out"),
+        "no path reached the device"
+    );
 
     let resolve = format!("/api/v1/devices/STM-01/exceptions/{exc_id}/resolve");
     let r = post(&admin, &b, &resolve, json!({"note": ""})).await;

@@ -582,6 +582,15 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     let meta = std::fs::metadata(&file).expect("kept image on disk");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        dir_mode & 0o777,
+        0o700,
+        "the kept images' directory is owner-only"
+    );
     assert_eq!(std::fs::read(&file).unwrap(), photo);
     let events = event_data(&b, "ocr.completed").await;
     let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();

@@ -170,7 +170,7 @@ fn the_one_shot_script_installs_rolls_back_or_reports_why_not() {
 }
 
 async fn send(b: &TestBox, id: &str, data: Value) -> branchd::sync::commands::Outcome {
-    let payload = json!({"v": 1, "id": id, "kind": "software.update", "data": data});
+    let payload = json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": "software.update", "data": data});
     branchd::sync::commands::handle(&b.modules().sync, payload.to_string().as_bytes())
         .await
         .unwrap()

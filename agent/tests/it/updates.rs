@@ -255,7 +255,7 @@ async fn setup() -> Setup {
 
 /// Hand head office's command to the daemon as the link does; the `ack`.
 async fn send(b: &TestBox, id: &str, kind: &str, data: Value) -> branchd::sync::commands::Outcome {
-    let payload = json!({"v": 1, "id": id, "kind": kind, "data": data}).to_string();
+    let payload = json!({"v": 1, "id": id, "ts": chrono::Utc::now().to_rfc3339(), "kind": kind, "data": data}).to_string();
     branchd::sync::commands::handle(&b.modules().sync, payload.as_bytes())
         .await
         .unwrap()
