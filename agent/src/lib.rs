@@ -32,6 +32,7 @@ pub mod stats;
 pub mod storage;
 pub mod store;
 pub mod sync;
+pub mod tls;
 pub mod updates;
 pub mod users;
 pub mod vips;

@@ -143,7 +143,7 @@ impl BrokerArgs {
             o.set_credentials(user.clone(), password);
         }
         if tls {
-            let cfg = super::tls::client_config(
+            let cfg = crate::tls::client_config(
                 self.ca_file.as_deref(),
                 self.cert.as_deref(),
                 self.key.as_deref(),

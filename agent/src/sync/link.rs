@@ -423,7 +423,7 @@ async fn options(
             mqtt.client_key.clone(),
         );
         let cfg = tokio::task::spawn_blocking(move || {
-            super::tls::client_config(ca.as_deref(), cert.as_deref(), key.as_deref())
+            crate::tls::client_config(ca.as_deref(), cert.as_deref(), key.as_deref())
         })
         .await??;
         o.set_transport(Transport::tls_with_config(

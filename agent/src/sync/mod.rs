@@ -12,7 +12,6 @@ pub mod commands;
 pub mod hq;
 pub mod ingest;
 pub mod link;
-pub mod tls;
 
 use std::any::Any;
 use std::sync::Arc;

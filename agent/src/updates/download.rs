@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::watch;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{self, ClientConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::updates::UpdatesConfig;
@@ -48,30 +48,7 @@ pub enum FetchError {
 /// An HTTPS client that trusts the artifact server's CA (or the system roots) and nothing
 /// else: no plain HTTP, no redirect to another scheme.
 pub fn client(cfg: &UpdatesConfig) -> anyhow::Result<reqwest::Client> {
-    let mut roots = RootCertStore::empty();
-    match &cfg.ca_file {
-        Some(path) => {
-            let pem =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.with_context(|| format!("{}: bad PEM", path.display()))?;
-                roots
-                    .add(cert)
-                    .with_context(|| format!("{}: bad CA certificate", path.display()))?;
-            }
-            if roots.is_empty() {
-                anyhow::bail!("{}: no certificate in it", path.display());
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                anyhow::bail!("no system CA certificates found; set [updates] ca_file");
-            }
-        }
-    }
+    let roots = crate::tls::roots(cfg.ca_file.as_deref(), "[updates] ca_file")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -15,6 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("models", &[]),
     ("image", &[]),
     ("signals", &[]),
+    ("tls", &[]),
     ("config", &["models"]),
     ("clock", &["config"]),
     ("command", &["clock", "config"]),
@@ -135,6 +136,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "queue",
             "rights",
             "store",
+            "tls",
             "updates",
             "vips",
         ],
@@ -142,7 +144,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "updates",
         &[
-            "clock", "command", "config", "core", "models", "ocr", "store", "users", "vision",
+            "clock", "command", "config", "core", "models", "ocr", "store", "tls", "users",
+            "vision",
         ],
     ),
     (

@@ -474,7 +474,7 @@ async fn mutual_tls_link_delivers_events() {
             p("server.key")
         ),
     );
-    let tls = branchd::sync::tls::client_config(
+    let tls = branchd::tls::client_config(
         Some(&pki.join("ca.pem")),
         Some(&pki.join("client.pem")),
         Some(&pki.join("client.key")),

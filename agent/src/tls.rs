@@ -1,5 +1,6 @@
-//! TLS for the MQTT link: rustls with the `ring` provider (it cross-compiles cleanly), the
-//! broker verified against `ca_file` or the system roots, optional client certificates.
+//! TLS clients: rustls with the `ring` provider (it cross-compiles cleanly), the server
+//! verified against a configured CA file or the system roots. The head-office link adds
+//! optional client certificates; the artifact server of model updates uses the roots alone.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,12 +8,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-/// A rustls client configuration for the broker.
-pub fn client_config(
-    ca_file: Option<&Path>,
-    client_cert: Option<&Path>,
-    client_key: Option<&Path>,
-) -> anyhow::Result<Arc<ClientConfig>> {
+/// The roots a server must chain to: the certificates of `ca_file`, or the system's when
+/// there is none. `setting` names the config key in the error when neither gives any.
+pub fn roots(ca_file: Option<&Path>, setting: &str) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -29,15 +27,24 @@ pub fn client_config(
             }
         }
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
+            for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                anyhow::bail!("no system CA certificates found; set [mqtt] ca_file");
+                anyhow::bail!("no system CA certificates found; set {setting}");
             }
         }
     }
+    Ok(roots)
+}
+
+/// A rustls client configuration for the head-office broker.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    client_cert: Option<&Path>,
+    client_key: Option<&Path>,
+) -> anyhow::Result<Arc<ClientConfig>> {
+    let roots = roots(ca_file, "[mqtt] ca_file")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
