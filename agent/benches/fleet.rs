@@ -14,7 +14,7 @@ mod fleet_harness;
 
 use std::time::{Duration, Instant};
 
-use fleet_harness::{Daemon, Ingest, NatsCluster, Pg, wait_complete};
+use fleet_harness::{Daemon, Ingest, NatsCluster, Pg, ingest_logs, sharded_ingests, wait_complete};
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -48,25 +48,8 @@ async fn run(name: &str, n: usize, every: f64, customers: u64, chaos: bool) -> R
     let dir = tempfile::tempdir().unwrap();
     let mut nats = NatsCluster::start(dir.path());
     let pg = Pg::fresh("fleet_bench").await;
-    let mut ingests: Vec<Ingest> = [0usize, 2]
-        .iter()
-        .enumerate()
-        .map(|(k, node)| {
-            Ingest::start(
-                dir.path(),
-                &k.to_string(),
-                &nats.url(*node),
-                &pg.conninfo(),
-                &[
-                    "--shard",
-                    &format!("{k}/2"),
-                    "--client-id",
-                    &format!("ingest-{k}"),
-                ],
-            )
-        })
-        .collect();
-    while !pg.ingest_ready().await {
+    let mut ingests = sharded_ingests(dir.path(), &nats, &pg.conninfo());
+    while !ingests.iter().all(Ingest::subscribed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let started = Instant::now();
@@ -105,28 +88,17 @@ async fn run(name: &str, n: usize, every: f64, customers: u64, chaos: bool) -> R
     if n == 1 {
         usage.extend(boxes[0].usage());
     }
-    let logs = || {
-        ingests
-            .iter()
-            .map(Ingest::log)
-            .collect::<Vec<_>>()
-            .join("\n--\n")
-    };
+    let logs = || ingest_logs(&ingests);
     let upto = wait_complete(&boxes, &pg, customers as i64, 600, &logs).await;
     let wall = started.elapsed().as_secs_f64();
     let branches: Vec<String> = boxes.iter().map(|d| d.branch.clone()).collect();
-    let c = pg.client().await;
-    let open_gaps: i64 = c
-        .query_one("SELECT count(*) FROM hq_gaps WHERE filled_at IS NULL", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let rejected = pg.scalar("SELECT count(*) FROM hq_rejected").await;
+    let (open_gaps, rejected) = pg.open_gaps_and_rejected().await;
     assert_eq!(
         (open_gaps, rejected),
         (0, 0),
         "open gaps, rejected messages"
     );
+    let c = pg.client().await;
     let r = c
         .query_one(
             "SELECT count(*), \

@@ -624,6 +624,10 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
                         client.subscribe(&events_filter, QoS::AtLeastOnce).await?;
                         client.subscribe(&states_filter, QoS::AtLeastOnce).await?;
                     }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        // From here on the broker keeps this session's messages.
+                        println!("ingest: subscribed");
+                    }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
                         take(&a, &mut batch, p);
                         if batch.len() >= BATCH {

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::fleet_harness::{Daemon, Ingest, NatsCluster, Pg, wait_complete};
+use crate::fleet_harness::{
+    Daemon, Ingest, NatsCluster, Pg, ingest_logs, sharded_ingests, wait_complete,
+};
 use crate::mqtt::Broker;
 
 /// Tickets each box issues in the test's compressed day.
@@ -49,15 +51,9 @@ async fn state(pg: &Pg, branch: &str) -> (Option<bool>, Option<i64>) {
 
 async fn no_rejects_no_open_gaps(pg: &Pg) {
     assert_eq!(
-        pg.scalar("SELECT count(*) FROM hq_rejected").await,
-        0,
-        "rejected messages"
-    );
-    assert_eq!(
-        pg.scalar("SELECT count(*) FROM hq_gaps WHERE filled_at IS NULL")
-            .await,
-        0,
-        "gaps still open"
+        pg.open_gaps_and_rejected().await,
+        (0, 0),
+        "gaps still open, messages rejected"
     );
 }
 
@@ -69,8 +65,11 @@ async fn through_mosquitto_two_ingests_share_the_load_and_a_killed_box_loses_not
     let pg = Pg::fresh("fleet_mosquitto").await;
     let share = |id: &'static str| ["--share", "hq", "--client-id", id];
     let mut a = Ingest::start(dir.path(), "a", &url, &pg.conninfo(), &share("ingest-a"));
-    wait_for("the ingest's tables", 30, async || pg.ingest_ready().await).await;
     let mut b = Ingest::start(dir.path(), "b", &url, &pg.conninfo(), &share("ingest-b"));
+    wait_for("both ingests subscribed", 30, async || {
+        a.subscribed() && b.subscribed()
+    })
+    .await;
     let mut boxes: Vec<Daemon> = (1..=3)
         .map(|i| Daemon::start(dir.path(), &format!("T10{i}"), &url, EVERY, CUSTOMERS))
         .collect();
@@ -123,22 +122,11 @@ async fn through_a_nats_cluster_sharded_ingests_and_a_killed_node_lose_nothing()
     let dir = tempfile::tempdir().unwrap();
     let mut nats = NatsCluster::start(dir.path());
     let pg = Pg::fresh("fleet_nats").await;
-    let mut ingests: Vec<Ingest> = [0usize, 2]
-        .iter()
-        .enumerate()
-        .map(|(k, node)| {
-            let shard = format!("{k}/2");
-            let id = format!("ingest-{k}");
-            Ingest::start(
-                dir.path(),
-                &k.to_string(),
-                &nats.url(*node),
-                &pg.conninfo(),
-                &["--shard", &shard, "--client-id", &id],
-            )
-        })
-        .collect();
-    wait_for("the ingest's tables", 30, async || pg.ingest_ready().await).await;
+    let mut ingests = sharded_ingests(dir.path(), &nats, &pg.conninfo());
+    wait_for("both ingests subscribed", 30, async || {
+        ingests.iter().all(Ingest::subscribed)
+    })
+    .await;
     let boxes: Vec<Daemon> = (0..3)
         .map(|i| {
             Daemon::start(
@@ -157,13 +145,7 @@ async fn through_a_nats_cluster_sharded_ingests_and_a_killed_node_lose_nothing()
     tokio::time::sleep(Duration::from_secs(2)).await;
     nats.restart(1);
 
-    let logs = || {
-        ingests
-            .iter()
-            .map(Ingest::log)
-            .collect::<Vec<_>>()
-            .join("\n--\n")
-    };
+    let logs = || ingest_logs(&ingests);
     let upto = wait_complete(&boxes, &pg, CUSTOMERS as i64, 180, &logs).await;
     assert!(upto.iter().all(|u| *u > CUSTOMERS as i64), "{upto:?}");
     no_rejects_no_open_gaps(&pg).await;

@@ -264,15 +264,6 @@ impl Pg {
         c
     }
 
-    /// Whether the ingest has created its tables.
-    pub async fn ingest_ready(&self) -> bool {
-        let c = self.client().await;
-        c.query_one("SELECT to_regclass('hq_events') IS NOT NULL", &[])
-            .await
-            .map(|r| r.get::<_, bool>(0))
-            .unwrap_or(false)
-    }
-
     /// (events stored, highest seq, highest gap-free seq recorded) of one branch.
     pub async fn stored(&self, branch: &str) -> (i64, i64, i64) {
         let c = self.client().await;
@@ -301,6 +292,15 @@ impl Pg {
             .unwrap()
             .get(0);
         below == upto && n >= upto && last >= upto
+    }
+
+    /// (gaps still open, messages rejected) at head office.
+    pub async fn open_gaps_and_rejected(&self) -> (i64, i64) {
+        (
+            self.scalar("SELECT count(*) FROM hq_gaps WHERE filled_at IS NULL")
+                .await,
+            self.scalar("SELECT count(*) FROM hq_rejected").await,
+        )
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
@@ -374,6 +374,15 @@ impl Ingest {
         log_tail(&self.log, 40)
     }
 
+    /// Whether the broker has confirmed its subscriptions (its tables exist by then): only
+    /// from then on does the broker keep the events this instance is to store.
+    pub fn subscribed(&self) -> bool {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "ingest: subscribed")
+    }
+
     pub fn alive(&mut self) -> bool {
         self.child
             .as_mut()
@@ -399,6 +408,34 @@ impl Ingest {
             .unwrap_or_default()
             .to_string()
     }
+}
+
+/// Two ingests sharing the branches by `--shard K/2`, on broker nodes 0 and 2 (NATS has no
+/// shared subscriptions).
+pub fn sharded_ingests(dir: &Path, nats: &NatsCluster, db: &str) -> Vec<Ingest> {
+    [0usize, 2]
+        .iter()
+        .enumerate()
+        .map(|(k, node)| {
+            let (shard, id) = (format!("{k}/2"), format!("ingest-{k}"));
+            Ingest::start(
+                dir,
+                &k.to_string(),
+                &nats.url(*node),
+                db,
+                &["--shard", &shard, "--client-id", &id],
+            )
+        })
+        .collect()
+}
+
+/// The ends of every ingest's log, for assertion messages.
+pub fn ingest_logs(ingests: &[Ingest]) -> String {
+    ingests
+        .iter()
+        .map(Ingest::log)
+        .collect::<Vec<_>>()
+        .join("\n--\n")
 }
 
 impl Drop for Ingest {
