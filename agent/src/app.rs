@@ -85,6 +85,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let modules = Modules::new(&core);
     modules.start();
     crate::storage::start(&core);
+    crate::retention::start(&core, crate::modules::RETENTION);
     let auth = Auth::new(&core);
     let router = Arc::new(Router::new(
         &core,

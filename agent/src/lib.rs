@@ -26,6 +26,7 @@ pub mod ocr;
 pub mod orders;
 pub mod products;
 pub mod queue;
+pub mod retention;
 pub mod rights;
 pub mod signals;
 pub mod stats;

@@ -47,6 +47,9 @@ pub struct Metrics {
     pub mqtt_up: Gauge,
     /// The ceiling of the head-office link's reconnection back-off, in milliseconds.
     pub mqtt_backoff_ms: Gauge,
+    /// Days until the data disk reaches `min_free` at the last day's growth (-1: not
+    /// growing, or not measured yet).
+    pub storage_headroom_days: Gauge,
     /// Outbox depth, refreshed on each scrape.
     outbox_depth: Arc<AtomicI64>,
 }
@@ -177,6 +180,13 @@ impl Metrics {
             "ceiling of the head-office link's reconnection back-off",
             mqtt_backoff_ms.clone(),
         );
+        let storage_headroom_days = Gauge::default();
+        storage_headroom_days.set(-1);
+        registry.register(
+            "branchd_storage_headroom_days",
+            "days until the data disk reaches min_free at the last day's growth (-1: not growing or not measured yet)",
+            storage_headroom_days.clone(),
+        );
         let outbox_depth = Arc::new(AtomicI64::new(0));
         registry.register_collector(Box::new(StoreCollector {
             store,
@@ -195,6 +205,7 @@ impl Metrics {
             mqtt_connects,
             mqtt_up,
             mqtt_backoff_ms,
+            storage_headroom_days,
             outbox_depth,
         }
     }

@@ -16,6 +16,7 @@ use crate::ocr::Ocr;
 use crate::orders::Orders;
 use crate::products::Products;
 use crate::queue::Queue;
+use crate::retention::{Bounded, Rule};
 use crate::rights::Rights;
 use crate::stats::Stats;
 use crate::store::Schema;
@@ -23,8 +24,8 @@ use crate::sync::Sync;
 use crate::updates::Updates;
 use crate::vision::Vision;
 use crate::{
-    alerts, customers, devices, http, leads, ocr, orders, products, queue, rights, stats, sync,
-    updates, vips, vision,
+    alerts, customers, devices, http, leads, ocr, orders, products, queue, retention, rights,
+    stats, sync, updates, vips, vision,
 };
 
 /// Every module's schema, in migration order (after the store's own).
@@ -42,6 +43,34 @@ pub const SCHEMAS: &[Schema] = &[
     leads::SCHEMA,
     rights::SCHEMA,
     updates::SCHEMA,
+];
+
+/// The tables that grow, with the rows that may go (`[retention]`), per owner.
+pub const RETENTION: &[&[Rule]] = &[
+    retention::FOUNDATION,
+    devices::RETENTION,
+    sync::RETENTION,
+    vision::RETENTION,
+    orders::RETENTION,
+    queue::RETENTION,
+    leads::RETENTION,
+];
+
+/// The tables that do not grow with use, and why, per owner.
+pub const BOUNDED: &[&[Bounded]] = &[
+    retention::FOUNDATION_BOUNDED,
+    devices::BOUNDED,
+    sync::BOUNDED,
+    orders::BOUNDED,
+    queue::BOUNDED,
+    leads::BOUNDED,
+    rights::BOUNDED,
+    customers::BOUNDED,
+    products::BOUNDED,
+    updates::BOUNDED,
+    ocr::BOUNDED,
+    stats::BOUNDED,
+    vips::BOUNDED,
 ];
 
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).

@@ -129,6 +129,9 @@ pub struct Daemon {
     pub reserve: u64,
     /// How often free space is looked at.
     pub storage_check: Duration,
+    /// `storage.headroom` is raised when the data's growth of the last day would fill the
+    /// disk down to `min_free` in fewer days than this.
+    pub min_headroom_days: u32,
 }
 
 /// `[models]`
@@ -386,6 +389,7 @@ pub(super) fn read_daemon(root: &mut Section<'_, '_>) -> Option<Daemon> {
         min_free: 512 * MIB,
         reserve: 32 * MIB,
         storage_check: Duration::from_secs(30),
+        min_headroom_days: 14,
     };
     if let Some(mut s) = root.opt_table("daemon") {
         d.shutdown_grace = secs(&mut s, "shutdown_grace_s", 10, 600);
@@ -396,6 +400,9 @@ pub(super) fn read_daemon(root: &mut Section<'_, '_>) -> Option<Daemon> {
             d.reserve = v as u64 * MIB;
         }
         d.storage_check = secs(&mut s, "storage_check_s", 30, 3600);
+        if let Some(v) = s.opt_int("min_headroom_days", 1..=3650) {
+            d.min_headroom_days = v as u32;
+        }
         s.finish();
     }
     Some(d)

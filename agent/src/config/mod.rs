@@ -16,6 +16,7 @@ pub mod ocr;
 pub mod orders;
 pub mod queue;
 mod reader;
+pub mod retention;
 pub mod stats;
 pub mod updates;
 
@@ -32,6 +33,7 @@ pub use devices::{
 pub use ocr::Ocr;
 pub use queue::{Counter, QueueConfig, Service};
 pub use reader::{Diagnostics, Problem, Section};
+pub use retention::Retention;
 pub use stats::{DayKind, StatsConfig};
 
 /// Exit code for bad usage and bad config (sysexits EX_USAGE).
@@ -81,6 +83,8 @@ pub struct Config {
     pub rights: marketing::RightsConfig,
     /// `[stats]`: how long roll-ups are kept; the branch's calendar.
     pub stats: StatsConfig,
+    /// `[retention]`: how long finished records are kept.
+    pub retention: Retention,
     /// `[updates]`: where model files from head office may come from.
     pub updates: updates::UpdatesConfig,
     /// The file this config was read from (`None`: parsed from text, e.g. the demo's);
@@ -254,6 +258,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
     let customers = marketing::read_customers(root);
     let rights = marketing::read_rights(root);
     let stats = stats::read(root);
+    let retention = retention::read(root);
     let updates = updates::read(root);
     Some(Config {
         branch: branch?,
@@ -275,6 +280,7 @@ fn read_config(root: &mut Section<'_, '_>) -> Option<Config> {
         customers: customers?,
         rights: rights?,
         stats: stats?,
+        retention: retention?,
         updates: updates?,
         source: None,
     })

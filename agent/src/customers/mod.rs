@@ -26,6 +26,7 @@ use sha2::Sha256;
 use crate::clock::{business_day, rfc3339};
 use crate::core::Core;
 use crate::http::{Access, Route};
+use crate::retention::Bounded;
 use crate::signals::Signal;
 use crate::store::{Schema, StoreError, Tx};
 use crate::users::Role;
@@ -64,6 +65,18 @@ pub const SCHEMA: Schema = Schema {
          CREATE INDEX customers_present_ticket ON customers_present(day, ticket);",
     ],
 };
+
+/// The customers' tables do not grow with use.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "customers",
+        why: "head office's records, deleted when it deletes them",
+    },
+    Bounded {
+        table: "customers_present",
+        why: "purged when each business day ends",
+    },
+];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

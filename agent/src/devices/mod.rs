@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::config::DeviceKind;
 use crate::core::Core;
+use crate::retention::{Bounded, Cutoff, Rule};
 use crate::store::{Schema, StoreError};
 
 /// This module's tables.
@@ -30,6 +31,52 @@ pub const SCHEMA: Schema = Schema {
     module: "devices",
     steps: db::STEPS,
 };
+
+/// The devices' tables that grow, and when their rows go (`[retention]`).
+pub const RETENTION: &[Rule] = &[
+    Rule {
+        table: "device_status_history",
+        old: "ts < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.status_history,
+    },
+    Rule {
+        table: "device_events",
+        old: "received_at < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.device,
+    },
+    Rule {
+        table: "device_commands",
+        old: "sent_at < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.device,
+    },
+    Rule {
+        table: "device_exceptions",
+        old: "resolved_at IS NOT NULL AND resolved_at < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.device,
+    },
+    Rule {
+        table: "auth_tasks",
+        old: "state != 'pending' AND ts < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.device,
+    },
+    Rule {
+        table: "id_card_photos",
+        old: "ts < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.id_photos,
+    },
+];
+
+/// The devices' tables that do not grow with use.
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "device_state",
+    why: "one row per configured device",
+}];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -227,10 +274,12 @@ impl Devices {
         let result = self.raw_command(device_id, op, args, actor, true).await?;
         if result.ok && matches!(op, "sign_in" | "sign_out") {
             let (id, by, signed_in) = (device_id.to_string(), actor.to_string(), op == "sign_in");
-            self.core
-                .store
-                .write(move |tx| db::on_signed(tx, &id, signed_in, &by))
-                .await?;
+            let write = move |tx: &mut crate::store::Tx<'_>| db::on_signed(tx, &id, signed_in, &by);
+            if signed_in {
+                self.core.store.write(write).await?;
+            } else {
+                self.core.store.write_essential(write).await?;
+            }
         }
         Ok(result)
     }
@@ -276,10 +325,16 @@ impl Devices {
                 actor.to_string(),
                 cmd_id,
             );
-            self.core
-                .store
-                .write(move |tx| db::record_command(tx, &id, &cmd, &op, &args, &actor, &outcome))
-                .await?;
+            // A sign-out is saved even on a full disk (from the reserve kept for it).
+            let essential = op == "sign_out";
+            let write = move |tx: &mut crate::store::Tx<'_>| {
+                db::record_command(tx, &id, &cmd, &op, &args, &actor, &outcome)
+            };
+            if essential {
+                self.core.store.write_essential(write).await?;
+            } else {
+                self.core.store.write(write).await?;
+            }
         }
         match sent {
             Ok(r) => Ok(r),

@@ -18,6 +18,7 @@ use crate::command::Fields;
 use crate::core::Core;
 use crate::customers;
 use crate::http::Route;
+use crate::retention::{Bounded, Cutoff, Rule};
 use crate::store::{Event, Schema, StoreError, Tx};
 use crate::users;
 
@@ -48,6 +49,21 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
+
+/// Answered leads, and expired ones, go after `[retention] leads_days`, their feedback
+/// with them.
+pub const RETENTION: &[Rule] = &[Rule {
+    table: "leads",
+    old: "coalesce(outcome_at, expires_at) < ?1",
+    cutoff: Cutoff::Time,
+    keep: |c| c.retention.leads,
+}];
+
+/// Feedback is deleted with its lead (`ON DELETE CASCADE`).
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "leads_feedback",
+    why: "deleted with its lead",
+}];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -23,6 +23,7 @@ use crate::devices::Devices;
 use crate::http::error::ApiError;
 use crate::http::{Access, Reply, Request, Route, ok_json};
 use crate::image;
+use crate::retention::Bounded;
 use crate::store::Schema;
 use crate::users::Role;
 
@@ -46,6 +47,12 @@ pub const SCHEMA: Schema = Schema {
     module: "ocr",
     steps: &[retention::STEP_1],
 };
+
+/// Kept document images go at their own time (`[ocr] keep_images_min`).
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "ocr_images",
+    why: "each deleted at its delete_at by the OCR module",
+}];
 
 const OCR_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 

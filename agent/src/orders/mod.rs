@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::core::Core;
+use crate::retention::{Bounded, Cutoff, Rule};
 use crate::store::{Schema, Store, StoreError};
 
 pub use model::{OrderStatus, StepLevel, StepState, order_for_customer};
@@ -86,6 +87,20 @@ pub const SCHEMA: Schema = Schema {
          CREATE INDEX order_steps_active ON order_steps(state) WHERE state = 'active';",
     ],
 };
+
+/// Finished orders go after `[retention] orders_days`, their steps with them.
+pub const RETENTION: &[Rule] = &[Rule {
+    table: "orders",
+    old: "status IN ('delivered', 'cancelled', 'rejected') AND updated_at < ?1",
+    cutoff: Cutoff::Time,
+    keep: |c| c.retention.orders,
+}];
+
+/// Steps are deleted with their order (`ON DELETE CASCADE`).
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "order_steps",
+    why: "deleted with their order",
+}];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -23,6 +23,7 @@ use crate::clock::rfc3339;
 use crate::core::Core;
 use crate::devices::Devices;
 use crate::http::Route;
+use crate::retention::Bounded;
 use crate::store::{Event, Schema, StoreError, Tx};
 
 /// This module's tables.
@@ -42,6 +43,18 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
+
+/// The shelf does not grow with use.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "products",
+        why: "head office's shelf",
+    },
+    Bounded {
+        table: "products_sales",
+        why: "one row per product",
+    },
+];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

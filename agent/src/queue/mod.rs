@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, DeviceKind};
 use crate::core::Core;
+use crate::retention::{Bounded, Cutoff, Rule};
 use crate::signals::Signal;
 use crate::store::{Schema, Tx};
 
@@ -89,6 +90,35 @@ pub const SCHEMA: Schema = Schema {
          CREATE INDEX queue_service_times_service ON queue_service_times(service, id);",
     ],
 };
+
+/// Past days' tickets go after `[retention] tickets_days`; the statistics keep their
+/// roll-ups.
+pub const RETENTION: &[Rule] = &[
+    Rule {
+        table: "queue_tickets",
+        old: "day < ?1",
+        cutoff: Cutoff::Day,
+        keep: |c| c.retention.tickets,
+    },
+    Rule {
+        table: "queue_numbers",
+        old: "day < ?1",
+        cutoff: Cutoff::Day,
+        keep: |c| c.retention.tickets,
+    },
+    Rule {
+        table: "queue_service_times",
+        old: "ts < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.tickets,
+    },
+];
+
+/// The queue's tables that do not grow with use.
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "queue_state",
+    why: "a few counters of the queue's own state",
+}];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

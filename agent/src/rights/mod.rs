@@ -25,6 +25,7 @@ use crate::config::marketing::RightsConfig;
 use crate::core::Core;
 use crate::customers;
 use crate::http::Route;
+use crate::retention::Bounded;
 use crate::store::{Schema, StoreError, Tx};
 
 pub use token::{Coupon, TokenError};
@@ -56,6 +57,23 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
+
+/// The rights tables are kept whole: a coupon must never be redeemed twice, whatever its
+/// validity, and a redemption is a row of about 100 bytes.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "rights_coupons",
+        why: "one row per coupon head office grants (a few hundred bytes), kept with the redemptions",
+    },
+    Bounded {
+        table: "rights_revoked",
+        why: "kept so a revoked coupon stays refused",
+    },
+    Bounded {
+        table: "rights_redemptions",
+        why: "kept so a coupon is never redeemed twice (about 100 bytes a redemption)",
+    },
+];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

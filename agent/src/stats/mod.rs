@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::core::Core;
 use crate::http::error::ApiError;
 use crate::http::{Access, Route, ok_json};
+use crate::retention::Bounded;
 use crate::store::{Schema, StoreError, Tx};
 use crate::users::Role;
 use crate::{devices, queue};
@@ -46,6 +47,58 @@ pub const SCHEMA: Schema = Schema {
     module: "stats",
     steps: rollup::STEPS,
 };
+
+/// The roll-ups are pruned by the statistics themselves, past `[stats] keep_days`.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "stats_tickets",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_arrivals",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_counters",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_txns",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_vouchers",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_cash",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_cash_cassettes",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_cash_cycles",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_exceptions",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_open_exceptions",
+        why: "open exceptions only",
+    },
+    Bounded {
+        table: "stats_steps",
+        why: "pruned past [stats] keep_days",
+    },
+    Bounded {
+        table: "stats_meta",
+        why: "a few keys",
+    },
+];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -84,6 +84,10 @@ pub enum StoreError {
     /// Opening or migrating the database failed.
     #[error("{0}")]
     Open(String),
+    /// The data disk filled up and its reserve was given back for what must still be
+    /// written (alerts, sign-outs, the link's bookkeeping): ordinary writes wait for space.
+    #[error("the data disk is full: only essential changes are saved until space returns")]
+    Full,
     /// An event's data is larger than [`MAX_EVENT_BYTES`]; the transaction is rolled back.
     #[error("event `{kind}` is {bytes} bytes; at most {MAX_EVENT_BYTES} are sent")]
     EventTooLarge {
@@ -104,6 +108,7 @@ impl StoreError {
     /// damaged.
     pub fn is_disk_full(&self) -> bool {
         match self {
+            StoreError::Full => true,
             StoreError::Sqlite(e) => {
                 matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DiskFull))
             }
@@ -254,6 +259,8 @@ struct Inner {
     bus: broadcast::Sender<Arc<Event>>,
     committed: watch::Receiver<u64>,
     stats: Arc<WriteStats>,
+    /// Set while the disk's reserve is given back: only [`Store::write_essential`] writes.
+    reserve_only: std::sync::atomic::AtomicBool,
 }
 
 /// The database: cheap to clone, shared by every service.
@@ -381,6 +388,7 @@ impl Store {
                 bus,
                 committed: committed_rx,
                 stats,
+                reserve_only: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -392,12 +400,48 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_as(false, f).await
+    }
+
+    /// Like [`Store::write`], also while the disk's reserve is given back
+    /// ([`Store::set_reserve_only`]): alerts, sign-outs and the head-office link's
+    /// bookkeeping, which must be saved when nothing else can.
+    pub async fn write_essential<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.write_as(true, f).await
+    }
+
+    async fn write_as<R, E, F>(&self, essential: bool, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         // Waiting on the blocking pool (not on a channel) keeps a paused test clock from
         // jumping ahead while the writer thread commits in real time.
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(f))
+        tokio::task::spawn_blocking(move || store.write_blocking_as(essential, f))
             .await
             .map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Keep ordinary writes off the disk's reserve (`true`, when it was given back because
+    /// the disk filled), or let them write again (`false`, once space returned).
+    pub fn set_reserve_only(&self, on: bool) {
+        self.inner
+            .reserve_only
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether only essential writes are taken ([`Store::set_reserve_only`]).
+    pub fn reserve_only(&self) -> bool {
+        self.inner
+            .reserve_only
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Like [`Store::write`], for callers on a plain thread (CLI commands, benchmarks).
@@ -407,6 +451,18 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_blocking_as(false, f)
+    }
+
+    fn write_blocking_as<R, E, F>(&self, essential: bool, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if !essential && self.reserve_only() {
+            return Err(E::from(StoreError::Full));
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let job: Job = Box::new(move |w: &mut Writer| {
             let _ = tx.send(w.run(f));

@@ -7,6 +7,32 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 #[tokio::test]
+async fn while_the_reserve_is_given_back_only_essential_writes_are_taken() {
+    let (_d, store) = temp_store();
+    store.set_reserve_only(true);
+    let ordinary = store
+        .write(|tx| tx.emit("test.ordinary", serde_json::json!({})))
+        .await;
+    assert!(matches!(ordinary, Err(StoreError::Full)), "{ordinary:?}");
+    assert!(
+        ordinary.unwrap_err().is_disk_full(),
+        "answered as a full disk (507)"
+    );
+    let blocking = store.write_blocking(|tx| tx.emit("test.ordinary", serde_json::json!({})));
+    assert!(matches!(blocking, Err(StoreError::Full)), "{blocking:?}");
+    let seq = store
+        .write_essential(|tx| tx.emit("test.essential", serde_json::json!({})))
+        .await
+        .unwrap();
+    assert_eq!(seq, 1, "nothing else was written");
+    store.set_reserve_only(false);
+    store
+        .write(|tx| tx.emit("test.ordinary", serde_json::json!({})))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_event_commits_with_its_change_and_gets_the_next_seq() {
     let (_d, store) = temp_store();
     let mut bus = store.subscribe();

@@ -417,6 +417,27 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         kind: kind.to_string(),
         reason,
     };
+    if payload.len() > super::link::MAX_COMMAND_BYTES {
+        // Refused with its id where one can be read, so a redelivery gets the same answer.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            id: Option<String>,
+            kind: Option<String>,
+        }
+        let head = serde_json::from_slice::<Head>(payload).ok();
+        let (id, kind) = head.map_or((None, None), |h| (h.id, h.kind));
+        let id = id.filter(|s| !s.is_empty() && s.len() <= 128);
+        let kind = kind.filter(|k| k.len() <= 64).unwrap_or_default();
+        return Err(refuse(
+            id,
+            &kind,
+            format!(
+                "the command is too large ({} bytes; at most {} MiB)",
+                payload.len(),
+                super::link::MAX_COMMAND_BYTES >> 20
+            ),
+        ));
+    }
     let v: Value = serde_json::from_slice(payload)
         .map_err(|e| refuse(None, "", format!("malformed JSON: {e}")))?;
     let Value::Object(env) = v else {
@@ -447,9 +468,23 @@ fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal>
         return Err(r("`v` must be 1".into()));
     }
     for key in env.keys() {
-        if !["v", "id", "ts", "kind", "data"].contains(&key.as_str()) {
+        if !["v", "id", "ts", "kind", "data", "branch"].contains(&key.as_str()) {
             return Err(r(format!("unknown envelope key `{}`", cut(key))));
         }
+    }
+    // Optional; a command that names a branch must name this one (a misrouted command,
+    // or one replayed from another branch's topic, never runs here).
+    match env.get("branch") {
+        None => {}
+        Some(Value::String(b)) if *b == cfg.branch.id => {}
+        Some(Value::String(b)) => {
+            return Err(r(format!(
+                "the command is for branch `{}`, this is `{}`",
+                cut(b),
+                cfg.branch.id
+            )));
+        }
+        Some(_) => return Err(r("`branch` must be a string".into())),
     }
     let empty = Map::new();
     let data = match env.get("data") {
@@ -608,6 +643,54 @@ mod tests {
              [[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人\"\n",
         )
         .expect("config")
+    }
+
+    #[test]
+    fn a_command_naming_another_branch_is_refused_and_one_naming_this_branch_runs() {
+        let cfg = cfg();
+        let env = |branch: Value| {
+            json!({"v":1,"id":"b-1","kind":"rebirth","branch":branch,"data":{}}).to_string()
+        };
+        assert!(parse(env(json!("T1")).as_bytes(), &cfg).is_ok());
+        let other = parse(env(json!("SH0202")).as_bytes(), &cfg).unwrap_err();
+        assert_eq!(other.id.as_deref(), Some("b-1"), "recorded under its id");
+        assert!(
+            other.reason.contains("for branch `SH0202`, this is `T1`"),
+            "{}",
+            other.reason
+        );
+        let odd = parse(env(json!(7)).as_bytes(), &cfg).unwrap_err();
+        assert!(
+            odd.reason.contains("`branch` must be a string"),
+            "{}",
+            odd.reason
+        );
+    }
+
+    #[test]
+    fn an_over_size_command_is_refused_under_its_id_without_being_parsed_further() {
+        let cfg = cfg();
+        let filler = "A".repeat(super::super::link::MAX_COMMAND_BYTES);
+        let big = json!({"v":1,"id":"big-1","kind":"vip.upsert","ts":"2026-12-06T12:00:00Z",
+                         "data":{"photo": filler}})
+        .to_string();
+        let r = parse(big.as_bytes(), &cfg).unwrap_err();
+        assert_eq!(r.id.as_deref(), Some("big-1"));
+        assert_eq!(r.kind, "vip.upsert");
+        assert!(
+            r.reason.starts_with("the command is too large ("),
+            "{}",
+            r.reason
+        );
+        assert!(
+            r.reason.len() < 100,
+            "the refusal does not echo the payload"
+        );
+        // Not even JSON: refused all the same, without an id.
+        let junk = vec![b'{'; super::super::link::MAX_COMMAND_BYTES + 1];
+        let r = parse(&junk, &cfg).unwrap_err();
+        assert_eq!(r.id, None);
+        assert!(r.reason.contains("too large"), "{}", r.reason);
     }
 
     #[test]

@@ -9,7 +9,13 @@
 //!   flight, maps each PUBACK's packet id back to its `seq`, and marks events acknowledged
 //!   in batches — an event is never marked before its PUBACK, so a crash or a lost link
 //!   re-sends it (at-least-once);
-//! - publishes telemetry and handles `<p>/cmd`.
+//! - publishes telemetry, and hands `<p>/cmd` messages to the command task.
+//!
+//! Commands are handled by a task of their own, one at a time in arrival order, so a slow
+//! one (a device command waits up to `[stm] command_timeout_s` for the STM) never stalls
+//! the marking of PUBACKs, the outbox or telemetry. A command is acknowledged to the
+//! broker only once its outcome is committed; one not acknowledged when a connection ends
+//! comes back with the next session and is answered from its record.
 //!
 //! Reconnection uses a fresh session on our side (the broker keeps its own, clean session
 //! false): whatever was in flight is simply read again from the outbox.
@@ -35,11 +41,17 @@ use crate::clock::rfc3339;
 use crate::config::Mqtt;
 use crate::store::{self, StoreError};
 
-/// The largest MQTT packet accepted from the broker (a command).
+/// The largest command handled: a photo needs less than 8 MiB.
 pub const MAX_COMMAND_BYTES: usize = 8 << 20;
+/// The largest MQTT packet read from the broker. A command between [`MAX_COMMAND_BYTES`]
+/// and this is read, refused (`too large`) and acknowledged, so it does not come back; a
+/// larger packet ends the connection in the MQTT library, and the broker's own size limit
+/// (docs/head-office.md) must keep such packets away.
+pub const MAX_PACKET_BYTES: usize = 32 << 20;
+/// Commands received and not yet handled; past this, a command is left unacknowledged
+/// (the broker delivers it again with the next session).
+const COMMAND_QUEUE: usize = 256;
 
-/// Acknowledged events are kept this long (SSE clients resume from them), then pruned.
-pub const ACKED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Past the high-water mark, one telemetry snapshot in this many is sent.
 pub const THINNING: u64 = 10;
 /// The alert key of a backlog past the high-water mark.
@@ -211,13 +223,18 @@ pub fn mark_acked(c: &Connection, seqs: &[u64], at: &str) -> Result<usize, Store
 /// Returns how many went.
 pub fn prune_acked(c: &Connection, before: &str, limit: usize) -> Result<usize, StoreError> {
     Ok(c.execute(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-         WHERE acked_at IS NOT NULL AND acked_at < ?1 \
-         AND seq <= (SELECT coalesce(min(seq), 9223372036854775807) FROM followers) \
-         ORDER BY seq LIMIT ?2)",
+        &format!(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {ACKED_BEFORE} \
+             ORDER BY seq LIMIT ?2)"
+        ),
         params![before, limit as i64],
     )?)
 }
+
+/// An event that may go: acknowledged by head office before `?1`, and handled by every
+/// durable in-process consumer.
+pub const ACKED_BEFORE: &str = "acked_at IS NOT NULL AND acked_at < ?1 \
+     AND seq <= (SELECT coalesce(min(seq), 9223372036854775807) FROM followers)";
 
 /// Resident set size of this process in bytes (0 where /proc is unavailable).
 pub fn rss_bytes() -> u64 {
@@ -277,11 +294,16 @@ pub async fn run(sync: Sync, mqtt: Mqtt) {
     let mut backoff = Backoff::new();
     let mut watch = RefusalWatch::default();
     let mut probe = false;
+    let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+    let rebirth = std::sync::Arc::new(tokio::sync::Notify::new());
+    sync.core
+        .spawn(handle_commands(sync.clone(), queue, rebirth.clone()));
+    let link = Link { commands, rebirth };
     loop {
         if sync.core.cancel.is_cancelled() {
             return;
         }
-        let ending = match attempt(&sync, &mqtt, &topics, probe, watch.raised()).await {
+        let ending = match attempt(&sync, &mqtt, &topics, &link, probe, watch.raised()).await {
             Ok(End::Cancelled) => return,
             Ok(End::Lost(ending)) => ending,
             Err(e) => {
@@ -320,6 +342,54 @@ pub async fn run(sync: Sync, mqtt: Mqtt) {
     }
 }
 
+/// What every connection shares with the command task.
+struct Link {
+    /// Commands to handle, with the client of the connection that received them.
+    commands: mpsc::Sender<(rumqttc::Publish, AsyncClient)>,
+    /// Told by the command task when a `rebirth` was handled.
+    rebirth: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// The command task: handle each command received, in order, until the daemon stops; then
+/// acknowledge it to the broker on the connection it came from (if that connection is gone,
+/// the broker delivers it again and its record answers).
+async fn handle_commands(
+    sync: Sync,
+    mut queue: mpsc::Receiver<(rumqttc::Publish, AsyncClient)>,
+    rebirth: std::sync::Arc<tokio::sync::Notify>,
+) {
+    loop {
+        let (publish, client) = tokio::select! {
+            _ = sync.core.cancel.cancelled() => return,
+            next = queue.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+        };
+        // Stopping mid-command is a crash as far as the command is concerned: nothing is
+        // acknowledged, and the record (or the "sending" mark of a device command) decides
+        // what the redelivery does.
+        let outcome = tokio::select! {
+            _ = sync.core.cancel.cancelled() => return,
+            o = super::commands::handle(&sync, &publish.payload) => o,
+        };
+        match outcome {
+            Ok(o) => {
+                if o.rebirth {
+                    rebirth.notify_one();
+                }
+                if let Err(e) = client.ack(&publish).await {
+                    tracing::debug!(error = %e, "mqtt: a command's connection is gone; it will be redelivered and answered from its record");
+                }
+            }
+            Err(e) => {
+                // Not acknowledged: the broker delivers it again on the next session.
+                tracing::error!(error = %e, "mqtt: cannot record a command; it will be redelivered");
+            }
+        }
+    }
+}
+
 /// Raise or clear the `sync.refused` alert as the watch decided.
 async fn refusal(
     sync: &Sync,
@@ -345,7 +415,7 @@ async fn refusal(
                 .await?
                 .into_iter()
                 .find(|e| e.seq == seq)
-                .map(|e| e.kind)
+                .map(|e| super::upstream::envelope(&e, "").0.to_string())
                 .unwrap_or_default();
             let topic = topics.event(&kind);
             let reason: String = ending.reason.chars().take(REASON_MAX).collect();
@@ -397,8 +467,8 @@ async fn options(
         .set_manual_acks(true)
         .set_inflight(mqtt.max_inflight.saturating_add(16))
         .set_request_channel_capacity(mqtt.max_inflight as usize + 64)
-        // A command carries at most a 5 MiB photo (6.7 MiB in base64): 8 MiB is enough.
-        .set_max_packet_size(MAX_COMMAND_BYTES, 16 << 20)
+        // Read past the command limit, so an over-size command is refused, not a loop.
+        .set_max_packet_size(MAX_PACKET_BYTES, 16 << 20)
         .set_last_will(LastWill::new(
             topics.state(),
             json!({"online": false, "session": session}).to_string(),
@@ -448,6 +518,7 @@ async fn attempt(
     sync: &Sync,
     mqtt: &Mqtt,
     topics: &Topics,
+    link: &Link,
     probe: bool,
     refused: bool,
 ) -> anyhow::Result<End> {
@@ -478,11 +549,11 @@ async fn attempt(
         in_window: 0,
         cursor: 0,
         acked: Vec::new(),
-        commands: Vec::new(),
+        commands: link.commands.clone(),
         tick_n: 0,
         rebirth: false,
     };
-    let end = conn.serve(rx).await;
+    let end = conn.serve(rx, &link.rebirth).await;
     poller.abort();
     let _ = poller.await;
     Ok(end)
@@ -513,8 +584,8 @@ struct Conn {
     cursor: u64,
     /// PUBACKed events not yet marked in the database.
     acked: Vec<u64>,
-    /// Commands received, to handle after the current batch of events.
-    commands: Vec<rumqttc::Publish>,
+    /// The command task's queue.
+    commands: mpsc::Sender<(rumqttc::Publish, AsyncClient)>,
     tick_n: u64,
     rebirth: bool,
 }
@@ -523,6 +594,7 @@ impl Conn {
     async fn serve(
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Result<Event, ConnectionError>>,
+        rebirth: &tokio::sync::Notify,
     ) -> End {
         let mut committed = self.sync.core.store.committed();
         let mut tick = tokio::time::interval(self.mqtt.telemetry_interval);
@@ -554,6 +626,7 @@ impl Conn {
                         cancel.cancelled().await;
                     }
                 }
+                _ = rebirth.notified() => self.rebirth = true,
                 _ = tick.tick(), if self.connected => {
                     self.tick_n += 1;
                     if let Err(e) = self.telemetry(false).await {
@@ -567,25 +640,10 @@ impl Conn {
         }
     }
 
-    /// After every wake-up: mark acknowledged events, handle commands, fill the window.
+    /// After every wake-up: mark acknowledged events, answer a rebirth, fill the window.
     async fn step(&mut self, committed: &tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
         self.flush_acks().await?;
-        for publish in std::mem::take(&mut self.commands) {
-            let outcome = super::commands::handle(&self.sync, &publish.payload).await;
-            match outcome {
-                Ok(o) => {
-                    if o.rebirth {
-                        self.rebirth = true;
-                    }
-                    self.client.try_ack(&publish).context("ack a command")?;
-                }
-                Err(e) => {
-                    // Not acknowledged: the broker delivers it again on the next session.
-                    tracing::error!(error = %e, "mqtt: cannot record a command; it will be redelivered");
-                }
-            }
-        }
-        if std::mem::take(&mut self.rebirth) {
+        if std::mem::take(&mut self.rebirth) && self.connected {
             self.birth()?;
             self.telemetry(true).await?;
         }
@@ -611,13 +669,13 @@ impl Conn {
                 .await?;
             let got = batch.len();
             for ev in batch {
-                let payload = ev.envelope(&self.sync.core.cfg.branch.id).to_string();
+                let (kind, payload) = super::upstream::envelope(&ev, &self.sync.core.cfg.branch.id);
                 self.client
                     .try_publish(
-                        self.topics.event(&ev.kind),
+                        self.topics.event(kind),
                         QoS::AtLeastOnce,
                         false,
-                        payload,
+                        payload.to_string(),
                     )
                     .context("publish an event")?;
                 self.order.push_back(Tag::Event(ev.seq));
@@ -638,7 +696,7 @@ impl Conn {
                 self.sync
                     .core
                     .store
-                    .write(move |tx| set_session(tx.conn(), n))
+                    .write_essential(move |tx| set_session(tx.conn(), n))
                     .await
                     .context("persisting the session counter")?;
                 self.connected = true;
@@ -664,7 +722,9 @@ impl Conn {
             },
             Event::Incoming(Incoming::Publish(p)) => {
                 if p.topic == self.topics.cmd() {
-                    self.commands.push(p);
+                    if let Err(e) = self.commands.try_send((p, self.client.clone())) {
+                        tracing::warn!(error = %e, "mqtt: too many commands waiting; this one is left for the broker to deliver again");
+                    }
                 } else {
                     let _ = self.client.try_ack(&p);
                 }
@@ -731,7 +791,7 @@ impl Conn {
         self.sync
             .core
             .store
-            .write(move |tx| {
+            .write_essential(move |tx| {
                 let at = rfc3339(tx.now());
                 mark_acked(tx.conn(), &seqs, &at)?;
                 if clear {
@@ -822,43 +882,19 @@ impl Conn {
     }
 }
 
-/// Outbox upkeep, with or without a link: the `sync.backlog` alert and pruning of
-/// acknowledged events past their retention.
+/// Outbox upkeep, with or without a link: the `sync.backlog` alert. (Acknowledged events
+/// are pruned by the retention task, [`super::RETENTION`].)
 pub async fn maintain(sync: Sync, mqtt: Mqtt) {
     let mut raised: Option<bool> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n = 0u64;
     loop {
         tokio::select! {
             _ = sync.core.cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        n += 1;
         if let Err(e) = backlog(&sync, &mqtt, &mut raised).await {
             tracing::warn!(error = %e, "outbox: backlog check");
-        }
-        if n % 720 == 1 {
-            let before = rfc3339(
-                chrono::Utc::now()
-                    - chrono::Duration::from_std(ACKED_RETENTION).unwrap_or_default(),
-            );
-            loop {
-                let b = before.clone();
-                match sync
-                    .core
-                    .store
-                    .write(move |tx| prune_acked(tx.conn(), &b, 5000))
-                    .await
-                {
-                    Ok(0) => break,
-                    Ok(n) => tracing::debug!(pruned = n, "outbox: pruned acknowledged events"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox: prune");
-                        break;
-                    }
-                }
-            }
         }
     }
 }

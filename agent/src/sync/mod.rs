@@ -12,6 +12,7 @@ pub mod commands;
 pub mod hq;
 pub mod ingest;
 pub mod link;
+pub mod upstream;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::Core;
 use crate::devices::Devices;
+use crate::retention::{Bounded, Cutoff, Rule};
 use crate::store::Schema;
 
 /// This module's tables.
@@ -64,6 +66,56 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
+
+/// The head-office link's tables that grow, and when their rows go (`[retention]`): an
+/// event only once head office acknowledged it (with or without `[mqtt]` now); a
+/// handled command's id is kept at least as long as head office may still deliver it.
+pub const RETENTION: &[Rule] = &[
+    Rule {
+        table: "events",
+        old: link::ACKED_BEFORE,
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.outbox,
+    },
+    Rule {
+        table: "sync_commands",
+        old: "received_at < ?1",
+        cutoff: Cutoff::Time,
+        keep: command_keep,
+    },
+    Rule {
+        table: "sync_device_commands",
+        old: "received_at < ?1",
+        cutoff: Cutoff::Time,
+        keep: command_keep,
+    },
+];
+
+/// The head-office link's tables that do not grow with use.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "sync_meta",
+        why: "a few keys of the link's own state",
+    },
+    Bounded {
+        table: "sync_config_overrides",
+        why: "one row per service and setting head office overrides",
+    },
+];
+
+/// How long a handled command's record is kept: `[retention] commands_days`, and never
+/// less than a day past the oldest command the box still runs.
+fn command_keep(c: &crate::config::Config) -> std::time::Duration {
+    let oldest = c
+        .mqtt
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(7 * 86_400), |m| {
+            m.command_max_age.max(m.device_command_max_age)
+        });
+    c.retention
+        .commands
+        .max(oldest + std::time::Duration::from_secs(86_400))
+}
 
 /// The topics under one prefix. Only this module builds topic names.
 #[derive(Debug, Clone)]

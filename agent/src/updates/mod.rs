@@ -23,6 +23,7 @@ use crate::clock::rfc3339;
 use crate::command::Fields;
 use crate::config::Config;
 use crate::core::Core;
+use crate::retention::Bounded;
 use crate::store::{Schema, StoreError, Tx, text_enum};
 
 /// This module's tables.
@@ -61,6 +62,22 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;",
     ],
 };
+
+/// The updates' tables grow only with head office's updates.
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "updates_models",
+        why: "one row per model",
+    },
+    Bounded {
+        table: "updates_jobs",
+        why: "one row per update head office sends (a few a year)",
+    },
+    Bounded {
+        table: "updates_software",
+        why: "one row per software update head office sends",
+    },
+];
 
 text_enum! {
     /// Where a job is.

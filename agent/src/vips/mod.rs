@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use crate::clock::rfc3339;
+use crate::retention::Bounded;
 use crate::store::{Schema, StoreError, Tx};
 use crate::users;
 
@@ -23,6 +24,12 @@ pub const SCHEMA: Schema = Schema {
     module: "vips",
     steps: &["ALTER TABLE sync_vips RENAME TO vips;"],
 };
+
+/// The VIP records do not grow with use.
+pub const BOUNDED: &[Bounded] = &[Bounded {
+    table: "vips",
+    why: "one row per VIP head office describes, deleted when it deletes them",
+}];
 
 /// An embedding as stored: little-endian `f32`s.
 pub fn encode(embedding: &[f32]) -> Vec<u8> {

@@ -88,8 +88,8 @@ pub enum Recognised {
 /// Record one confirmed recognition: always an audit record; a `vip.arrived` event and an
 /// alert unless the customer already arrived within `period`. The alert is for the lobby
 /// managers and, when the relationship manager is a user of this box, for them by name
-/// (`data.notify.users`); `vip.arrived` names the relationship manager so head office can
-/// reach one who is not in the branch.
+/// (`data.notify.users`). Neither carries the customer's name, tags or relationship
+/// manager: staff read them through the arrivals route, and head office has its own records.
 pub fn recognised(
     tx: &mut Tx<'_>,
     customer_id: &str,
@@ -141,19 +141,14 @@ pub fn recognised(
     )?;
     let id = tx.conn().last_insert_rowid();
     let rm = vip.relationship_manager.clone();
+    // Ids only: the customer's name, tags and relationship manager stay on the box, behind
+    // the role-checked arrivals route (`GET /api/v1/vip/arrivals`).
     tx.emit(
         "vip.arrived",
         json!({"id": id, "customer_id": customer_id, "level": vip.level,
-               "confidence": confidence, "camera": camera, "ts": ts, "seen_at": seen_at,
-               "relationship_manager": rm}),
+               "confidence": confidence, "camera": camera, "ts": ts, "seen_at": seen_at}),
     )?;
-    let mut message = format!("VIP {} ({}) arrived at {camera}", vip.name, vip.level);
-    if !vip.tags.is_empty() {
-        message.push_str(&format!("; tags: {}", vip.tags.join(", ")));
-    }
-    if let Some(rm) = &rm {
-        message.push_str(&format!("; relationship manager: {rm}"));
-    }
+    let message = format!("VIP arrival {id} at {camera}");
     let mut users = Vec::new();
     if let Some(rm) = &rm
         && users::is_active(tx.conn(), rm)?
@@ -168,8 +163,8 @@ pub fn recognised(
             source: Some(camera),
             key: None,
             message: &message,
-            data: json!({"arrival_id": id, "customer_id": customer_id, "name": vip.name,
-                         "level": vip.level, "tags": vip.tags, "relationship_manager": rm,
+            data: json!({"arrival_id": id, "customer_id": customer_id, "level": vip.level,
+                         "camera": camera,
                          "notify": {"roles": ["lobby_manager"], "users": users}}),
         },
     )?;

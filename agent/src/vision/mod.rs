@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::clock::business_day;
 use crate::core::Core;
 use crate::http::{Access, Route, ok_json};
+use crate::retention::{Cutoff, Rule};
 use crate::store::Schema;
 use crate::users::Role;
 
@@ -55,6 +56,14 @@ pub const SCHEMA: Schema = Schema {
          ALTER TABLE vision_arrivals ADD COLUMN ticketed_at TEXT;",
     ],
 };
+
+/// VIP arrivals are personal data: they go after `[retention] arrivals_days`.
+pub const RETENTION: &[Rule] = &[Rule {
+    table: "vision_arrivals",
+    old: "ts < ?1",
+    cutoff: Cutoff::Time,
+    keep: |c| c.retention.arrivals,
+}];
 
 const VIP_ROLES: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 

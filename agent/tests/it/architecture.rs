@@ -33,17 +33,30 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("alerts", &["clock", "core", "http", "store"]),
     ("storage", &["alerts", "core", "store"]),
+    ("retention", &["clock", "config", "core", "store"]),
     // domain modules: only the edges a module really needs
-    ("vips", &["clock", "command", "config", "store", "users"]),
+    (
+        "vips",
+        &["retention", "clock", "command", "config", "store", "users"],
+    ),
     (
         "orders",
         &[
-            "alerts", "clock", "command", "config", "core", "http", "store", "users",
+            "retention",
+            "alerts",
+            "clock",
+            "command",
+            "config",
+            "core",
+            "http",
+            "store",
+            "users",
         ],
     ),
     (
         "queue",
         &[
+            "retention",
             "alerts",
             "clock",
             "config",
@@ -60,25 +73,52 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "devices",
         &[
-            "alerts", "clock", "config", "core", "http", "signals", "store", "users",
+            "retention",
+            "alerts",
+            "clock",
+            "config",
+            "core",
+            "http",
+            "signals",
+            "store",
+            "users",
         ],
     ),
     (
         "vision",
         &[
-            "alerts", "clock", "config", "core", "http", "image", "models", "store", "users",
+            "retention",
+            "alerts",
+            "clock",
+            "config",
+            "core",
+            "http",
+            "image",
+            "models",
+            "store",
+            "users",
             "vips",
         ],
     ),
     (
         "ocr",
         &[
-            "clock", "config", "core", "devices", "http", "image", "models", "store", "users",
+            "retention",
+            "clock",
+            "config",
+            "core",
+            "devices",
+            "http",
+            "image",
+            "models",
+            "store",
+            "users",
         ],
     ),
     (
         "products",
         &[
+            "retention",
             "clock",
             "command",
             "config",
@@ -92,12 +132,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "customers",
         &[
-            "clock", "command", "config", "core", "http", "signals", "store", "users", "vips",
+            "retention",
+            "clock",
+            "command",
+            "config",
+            "core",
+            "http",
+            "signals",
+            "store",
+            "users",
+            "vips",
         ],
     ),
     (
         "leads",
         &[
+            "retention",
             "alerts",
             "clock",
             "command",
@@ -111,6 +161,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "rights",
         &[
+            "retention",
             "clock",
             "command",
             "config",
@@ -123,6 +174,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "sync",
         &[
+            "retention",
             "alerts",
             "clock",
             "command",
@@ -144,14 +196,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "updates",
         &[
-            "clock", "command", "config", "core", "models", "ocr", "store", "tls", "users",
+            "retention",
+            "clock",
+            "command",
+            "config",
+            "core",
+            "models",
+            "ocr",
+            "store",
+            "tls",
+            "users",
             "vision",
         ],
     ),
     (
         "stats",
         &[
-            "clock", "config", "core", "devices", "http", "queue", "store", "users",
+            "retention",
+            "clock",
+            "config",
+            "core",
+            "devices",
+            "http",
+            "queue",
+            "store",
+            "users",
         ],
     ),
 ];

@@ -21,6 +21,7 @@ mod ocr;
 mod orders;
 mod privacy;
 mod queue;
+mod retention;
 mod software_update;
 mod sse;
 mod stats;

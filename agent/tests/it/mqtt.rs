@@ -184,7 +184,9 @@ pub fn subscriber(
     let mut o = MqttOptions::new(format!("hq-test-{port}"), "127.0.0.1", port);
     o.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(1 << 20, 1 << 20);
+        // Head office may send (and, subscribed to the branch's whole prefix, read back)
+        // commands up to the box's packet limit.
+        .set_max_packet_size(32 << 20, 32 << 20);
     if let Some(cfg) = tls {
         o.set_transport(Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(cfg),

@@ -247,6 +247,18 @@ async fn a_filling_disk_raises_storage_alerts_with_the_reserve_and_clears_them_w
     })
     .await;
     assert!(!reserve.exists(), "the reserve was given back");
+    // What the reserve freed is kept for essential writes: ordinary ones wait.
+    let ordinary = store
+        .write(|tx| tx.emit("test.ordinary", serde_json::json!({})))
+        .await;
+    assert!(
+        matches!(ordinary, Err(branchd::store::StoreError::Full)),
+        "{ordinary:?}"
+    );
+    store
+        .write_essential(|tx| tx.emit("test.essential", serde_json::json!({})))
+        .await
+        .expect("an essential write takes the reserve's room");
 
     // Space returns: the alerts clear and the reserve is taken again, without a restart.
     std::fs::remove_file(filler).unwrap();
@@ -259,6 +271,10 @@ async fn a_filling_disk_raises_storage_alerts_with_the_reserve_and_clears_them_w
         async move { reserve.exists() }
     })
     .await;
+    store
+        .write(|tx| tx.emit("test.ordinary", serde_json::json!({})))
+        .await
+        .expect("ordinary writes resume by themselves");
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
 
@@ -320,4 +336,86 @@ async fn on_a_full_disk_an_stm_event_is_not_acknowledged_and_arrives_once_when_s
     assert_eq!(stored(&store, &during).await, 1, "stored exactly once");
     assert_eq!(stored(&store, &before).await, 1);
     assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+/// The open alert of `kind`, if any: its data.
+async fn open_alert(
+    store: &branchd::store::Store,
+    kind: &'static str,
+) -> Option<serde_json::Value> {
+    store
+        .read(move |c| {
+            use rusqlite::OptionalExtension as _;
+            Ok::<_, branchd::store::StoreError>(
+                c.query_row(
+                    "SELECT data FROM alerts WHERE kind = ?1 AND cleared_at IS NULL",
+                    [kind],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?,
+            )
+        })
+        .await
+        .unwrap()
+        .map(|d| serde_json::from_str(&d).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outbox_growing_for_hours_raises_storage_headroom_and_it_clears_once_growth_stops() {
+    // The disk's floor is set 200 MB under its free space now: at about 72 MB a day the
+    // data would reach it in under three days, well within the 14 days of the threshold.
+    let probe = tempfile::tempdir().unwrap();
+    let free_mb = branchd::storage::free_bytes(probe.path()).unwrap() >> 20;
+    let extra = format!(
+        "[daemon]\nstorage_check_s = 60\nmin_free_mb = {}\nreserve_mb = 0\n",
+        free_mb.saturating_sub(200).max(1)
+    );
+    let b = crate::common::TestBox::start_with(&extra).await;
+    let store = b.core().store.clone();
+    // Three hours of events head office does not take: 50 of 1 KB a minute.
+    let pad = "x".repeat(1000);
+    for _ in 0..180 {
+        let pad = pad.clone();
+        store
+            .write(move |tx| {
+                for _ in 0..50 {
+                    tx.emit("test.backlog", json!({ "pad": pad }))?;
+                }
+                Ok::<_, branchd::store::StoreError>(())
+            })
+            .await
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    wait_until("storage.headroom raised", 60, || async {
+        open_alert(&store, "storage.headroom").await.is_some()
+    })
+    .await;
+    let data = open_alert(&store, "storage.headroom").await.unwrap();
+    let per_day = data["growth_mb_per_day"].as_f64().unwrap();
+    let written = 50.0 * 1000.0 * 1440.0 / 1048576.0;
+    assert!(
+        per_day > 0.8 * written && per_day < 1.6 * written,
+        "measured {per_day} MB a day for {written:.1} MB of event data a day: {data}"
+    );
+    let days = data["days"].as_f64().unwrap();
+    assert!((0.0..14.0).contains(&days), "{data}");
+    assert!(b.core().metrics.storage_headroom_days.get() < 14);
+    // A day and more without growth: the alert clears by itself.
+    for _ in 0..26 * 60 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    for _ in 0..600 {
+        if open_alert(&store, "storage.headroom").await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let left = open_alert(&store, "storage.headroom").await;
+    assert!(
+        left.is_none(),
+        "still open: {left:?}; headroom gauge {}",
+        b.core().metrics.storage_headroom_days.get()
+    );
+    b.stop().await;
 }

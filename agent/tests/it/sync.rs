@@ -254,13 +254,26 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
                    "embedding": vec![0.25; 512], "model_id": "arcface-r100"}),
         )
         .into_bytes(),
+        // Over the 8 MiB a command may have: refused and acknowledged, not a dropped link.
+        cmd(
+            "c-9",
+            "vip.upsert",
+            json!({"customer_id": "C102", "photo": "A".repeat(9 << 20)}),
+        )
+        .into_bytes(),
+        {
+            let mut other: Value =
+                serde_json::from_str(&cmd("c-10", "rebirth", json!({}))).unwrap();
+            other["branch"] = json!("SH0202");
+            other.to_string().into_bytes()
+        },
     ];
     for p in sends {
         hq.publish(&topic, QoS::AtLeastOnce, false, p)
             .await
             .unwrap();
     }
-    seen.wait_for("nine acks", 20, |s| s.on("/events/ack").len() >= 9)
+    seen.wait_for("eleven acks", 30, |s| s.on("/events/ack").len() >= 11)
         .await;
     let acks: Vec<Value> = seen
         .on("/events/ack")
@@ -299,6 +312,17 @@ async fn commands_are_handled_once_and_refusals_keep_the_link() {
     );
     assert_eq!(by_ref(json!("c-4"))[0]["ok"], json!(true));
     assert_eq!(by_ref(json!("c-6"))[0]["ok"], json!(true));
+    assert!(
+        reason(json!("c-9")).starts_with("the command is too large ("),
+        "{}",
+        reason(json!("c-9"))
+    );
+    assert!(reason(json!("c-10")).contains("for branch `SH0202`"));
+    let births = seen.on("/state");
+    assert!(
+        births.iter().all(|b| b["session"] == json!(1)),
+        "one session throughout: no command dropped the link: {births:?}"
+    );
 
     // State changed once: one record, one change event, no biometrics upstream.
     let app = &running.core;
@@ -618,6 +642,148 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
     let upstream = seen.on("/events/device/command");
     assert_eq!(upstream[0]["data"]["by"], "hq:d-1");
     assert_eq!(upstream[0]["data"]["op"], "pause");
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_device_command_stalls_neither_the_outbox_nor_telemetry() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), "");
+    let (seen, hq) = subscriber(broker.port, None);
+    seen.subscribed().await;
+    let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", 12);
+    let extra = format!(
+        "{}{}\n[stm]\ncommand_timeout_s = 15\n",
+        mqtt_table(broker.port),
+        crate::devices::stm_table("STM-01", &link)
+    );
+    let running = app::start(config_for(&dir.path().join("data"), &extra))
+        .await
+        .unwrap();
+    seen.wait_for("STM-01 online", 15, |s| {
+        !s.on("/events/device/online").is_empty()
+    })
+    .await;
+    // The STM stops answering: head office's command waits for its RESULT.
+    sim.go_silent(true);
+    hq.publish(
+        format!("bank/{BRANCH}/cmd"),
+        QoS::AtLeastOnce,
+        false,
+        cmd(
+            "s-1",
+            "device.command",
+            json!({"device": "STM-01", "op": "pause"}),
+        ),
+    )
+    .await
+    .unwrap();
+    let store = running.core.store.clone();
+    let sending = || {
+        let store = store.clone();
+        async move {
+            store
+                .read(|c| branchd::store::meta_get(c, "sync.sending.s-1"))
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    crate::common::wait_until("the command being sent", 10, &sending).await;
+    let telemetry_before = seen.on("/telemetry").len();
+    running
+        .core
+        .store
+        .write(|tx| tx.emit("test.during", json!({"n": 1})))
+        .await
+        .unwrap();
+    seen.wait_for(
+        "the event and more telemetry, while the command waits",
+        5,
+        |s| {
+            !s.on("/events/test/during").is_empty()
+                && s.on("/telemetry").len() > telemetry_before + 1
+        },
+    )
+    .await;
+    assert!(
+        sending().await,
+        "the command was still waiting for the STM when the event and telemetry went out"
+    );
+    assert!(
+        seen.on("/events/ack").is_empty(),
+        "its answer is not in yet"
+    );
+    // It ends in its own time, answered once.
+    seen.wait_for("the command's ack", 30, |s| !s.on("/events/ack").is_empty())
+        .await;
+    let ack = &seen.on("/events/ack")[0]["data"];
+    assert_eq!(ack["ref"], "s-1");
+    assert_eq!(ack["ok"], false, "{ack}");
+    assert!(running.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_notifications_about_customers_reach_head_office_only_as_markers_in_a_gap_free_sequence()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), "");
+    let (seen, _hq) = subscriber(broker.port, None);
+    seen.subscribed().await;
+    let running = app::start(config_for(
+        &dir.path().join("data"),
+        &mqtt_table(broker.port),
+    ))
+    .await
+    .unwrap();
+    let raise = |kind: &'static str, data: Value| {
+        let store = running.core.store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    branchd::alerts::raise(
+                        tx,
+                        &branchd::alerts::NewAlert {
+                            kind,
+                            level: branchd::alerts::Level::Info,
+                            source: Some("entrance"),
+                            key: None,
+                            message: kind,
+                            data,
+                        },
+                    )
+                })
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    raise(
+        "vip.arrived",
+        json!({"arrival_id": 7, "customer_id": "C-ROSE", "notify": {"users": ["rm-li"]}}),
+    )
+    .await;
+    raise("device.offline", json!({"device_id": "STM-01"})).await;
+    seen.wait_for("both alerts' events", 15, |s| {
+        !s.on("/events/local").is_empty() && !s.on("/events/alert/raised").is_empty()
+    })
+    .await;
+    let marker = &seen.on("/events/local")[0];
+    assert_eq!(marker["kind"], "local");
+    assert_eq!(marker["data"], json!({}));
+    assert!(marker["seq"].is_u64() && marker["id"].is_string());
+    let everything = seen.all_text();
+    assert!(
+        !everything.contains("C-ROSE") && !everything.contains("rm-li"),
+        "nothing of the customer's alert reached head office"
+    );
+    let raised = seen.on("/events/alert/raised");
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["data"]["kind"], "device.offline");
+    let mut seqs = seen.events();
+    seqs.sort_unstable();
+    let last = *seqs.last().unwrap();
+    assert_eq!(check_complete(&seqs, last), 0, "no gap: {seqs:?}");
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
 
