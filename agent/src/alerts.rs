@@ -38,6 +38,41 @@ impl Level {
     }
 }
 
+/// Every kind of alert the box raises, with the fields of its `data` the PAD's text is
+/// made from (the PAD renders `alertKinds.<kind>` and `alertMessages.<kind>` from the
+/// locales; a kind's dots become `_` there). Raising a kind not listed here, or without one
+/// of its fields, fails in debug builds; `it::language` checks both locales have every kind.
+pub const KINDS: &[(&str, &[&str])] = &[
+    ("device.offline", &["device_id"]),
+    (
+        "device.consumable_low",
+        &["device_id", "item", "remaining", "threshold"],
+    ),
+    (
+        "device.cassette_low",
+        &["device_id", "cassette", "denom", "count"],
+    ),
+    ("device.exception", &["device_id", "code"]),
+    ("auth.timeout", &["task_id", "device_id"]),
+    ("printer.paper_low", &["device"]),
+    ("printer.paper_out", &["device"]),
+    ("printer.cover_open", &["device"]),
+    ("printer.offline", &["device"]),
+    ("queue.wait", &["number", "waited_min", "target_wait_min"]),
+    ("order.near_timeout", &["id", "step_name", "sla_s"]),
+    ("order.timeout", &["id", "step_name", "sla_s"]),
+    ("order.recalled", &["id", "step_name"]),
+    ("lead.customer_arrived", &["customer_id", "count"]),
+    ("camera.offline", &["camera"]),
+    ("vision.unavailable", &["camera"]),
+    ("vip.arrived", &["customer_id", "level", "camera"]),
+    ("storage.low", &["min_free_mb"]),
+    ("storage.full", &["min_free_mb"]),
+    ("storage.headroom", &["days", "growth_mb_per_day"]),
+    ("sync.refused", &["seq", "kind"]),
+    ("sync.backlog", &["depth", "high_water"]),
+];
+
 /// A new alert.
 #[derive(Debug, Clone)]
 pub struct NewAlert<'a> {
@@ -83,6 +118,14 @@ pub struct Alert {
 /// Raise an alert (and emit `alert.raised`) unless one with the same key is open.
 /// Returns the new alert's id.
 pub fn raise(tx: &mut Tx<'_>, a: &NewAlert<'_>) -> Result<Option<i64>, StoreError> {
+    debug_assert!(
+        KINDS
+            .iter()
+            .any(|(k, fields)| *k == a.kind && fields.iter().all(|f| a.data.get(f).is_some())),
+        "alert kind {} is not in alerts::KINDS, or its data {} lacks a field the PAD's text needs",
+        a.kind,
+        a.data
+    );
     if let Some(key) = a.key {
         let open: Option<i64> = tx
             .conn()

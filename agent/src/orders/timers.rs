@@ -184,8 +184,8 @@ pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool,
     let (id, key) = (d.order_id.as_str(), d.step.as_str());
     let elapsed = step_secs(s, now);
     let sla = s.spec.sla_s;
-    let data = json!({"id": id, "step": key, "sla_s": sla, "elapsed_s": elapsed,
-                      "started_by": s.started_by});
+    let data = json!({"id": id, "step": key, "step_name": s.spec.name, "sla_s": sla,
+                      "elapsed_s": elapsed, "started_by": s.started_by});
     match d.level {
         "near_timeout" | "timeout" => {
             tx.conn().execute(

@@ -69,6 +69,7 @@ pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<us
         };
         let data = json!({"number": t.number, "service": t.service, "level": level,
                           "waited_s": waited, "target_wait_s": target,
+                          "waited_min": waited / 60, "target_wait_min": target / 60,
                           "audience": "lobby_manager"});
         let key = ops::wait_alert_key(t.id, level);
         let id = alerts::raise(

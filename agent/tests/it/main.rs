@@ -15,6 +15,7 @@ mod faces;
 mod fleet;
 mod fleet_harness;
 mod follow;
+mod language;
 mod marketing;
 mod mqtt;
 mod ocr;

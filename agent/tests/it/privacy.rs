@@ -102,9 +102,9 @@ async fn vip_alerts_and_customer_events_reach_only_the_roles_that_serve_customer
         let vip = raise(
             &store,
             "vip.arrived",
-            json!({"customer_id": "C100", "name": "王芳", "level": "gold"}),
+            json!({"customer_id": "C100", "name": "王芳", "level": "gold", "camera": "entrance"}),
         );
-        let device = raise(&store, "device.offline", json!({"device": "STM-01"}));
+        let device = raise(&store, "device.offline", json!({"device_id": "STM-01"}));
         (vip, device)
     })
     .await

@@ -760,7 +760,8 @@ async fn staff_notifications_about_customers_reach_head_office_only_as_markers_i
     };
     raise(
         "vip.arrived",
-        json!({"arrival_id": 7, "customer_id": "C-ROSE", "notify": {"users": ["rm-li"]}}),
+        json!({"arrival_id": 7, "customer_id": "C-ROSE", "level": "gold", "camera": "entrance",
+               "notify": {"users": ["rm-li"]}}),
     )
     .await;
     raise("device.offline", json!({"device_id": "STM-01"})).await;
