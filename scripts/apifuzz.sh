@@ -9,7 +9,8 @@
 #   scripts/apifuzz.sh BRANCHD_BINARY [MAX_EXAMPLES]
 #
 # MAX_EXAMPLES (default 25, or $APIFUZZ_EXAMPLES) bounds the generated cases per operation
-# and phase; the seed is fixed so a run repeats. schemathesis is installed, pinned, in a
+# and phase; the seed is fixed so a run repeats (APIFUZZ_SEED changes it, APIFUZZ_PASSES
+# picks passes, e.g. "device_admin"). schemathesis is installed, pinned, in a
 # venv under $BRANCHD_CACHE. The demo's log and the reports go to $BRANCHD_CACHE/apifuzz.
 set -euo pipefail
 
@@ -79,7 +80,7 @@ curl -fsS -H "Cookie: branchd_session=${session[branch_manager]}" "$url/api/v1/o
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
 failed=()
 started=$SECONDS
-for who in public lobby_manager device_admin supervisor branch_manager; do
+for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch_manager}; do
   args=()
   [ "$who" = public ] || args+=(-H "Cookie: branchd_session=${session[$who]}")
   echo "== schemathesis as $who" >&2

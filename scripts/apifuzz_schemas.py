@@ -9,6 +9,11 @@ Left out of every pass, on purpose:
   POST /api/v1/auth/logout  ends the pass's own session, and every later case is a 401
   GET  /api/v1/events       the SSE stream never ends, so no response to check arrives
 
+The STM commands `shutdown` and `restart` are left out of `POST /api/v1/devices/{id}/commands`:
+they take the simulated STM off its link (for good, or for a moment), after which the device
+routes rightly answer 503 `device_unavailable`, as documented, and the fuzz cannot tell that
+from a fault.
+
 A path parameter naming a thing the demo has (order, order step, ticket, counter, device,
 product, lead, alert, task) is narrowed, in the pass's copy only, to an enum of the ids the
 demo lists now and one that names nothing: valid cases then reach the handlers behind the
@@ -23,6 +28,17 @@ import urllib.request
 
 EXCLUDED = {("post", "/api/v1/auth/logout"), ("get", "/api/v1/events")}
 ROLES = ["lobby_manager", "device_admin", "supervisor", "branch_manager"]
+OFF_LINK_OPS = {"shutdown", "restart"}
+
+
+def without_off_link_ops(path, op):
+    """`op`, with the STM commands that take the device off its link left out."""
+    if path != "/api/v1/devices/{id}/commands":
+        return op
+    body = json.loads(json.dumps(op["requestBody"]))
+    schema = body["content"]["application/json"]["schema"]["properties"]["op"]
+    schema["enum"] = [o for o in schema["enum"] if o not in OFF_LINK_OPS]
+    return dict(op, requestBody=body)
 
 
 def main():
@@ -88,6 +104,7 @@ def main():
                 roles = op.get("x-roles")
                 public = roles is None or op.get("security") == []
                 if (who == "public") == public and (public or who in roles):
+                    op = without_off_link_ops(path, op)
                     ops[method] = dict(op, parameters=narrowed(path, op.get("parameters", [])))
             if ops:
                 paths[path] = ops
