@@ -85,7 +85,8 @@ for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch
   [ "$who" = public ] || args+=(-H "Cookie: branchd_session=${session[$who]}")
   echo "== schemathesis as $who" >&2
   t0=$SECONDS
-  if ! "$venv/bin/schemathesis" run "$work/openapi-$who.json" --url "$url" \
+  # From the artifacts dir: schemathesis keeps what `st replay ID` needs in ./.schemathesis.
+  if ! (cd "$artifacts" && "$venv/bin/schemathesis" run "$work/openapi-$who.json" --url "$url" \
     "${args[@]}" \
     --checks "$checks" \
     --phases examples,coverage,fuzzing \
@@ -93,7 +94,7 @@ for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch
     --workers 1 --request-timeout 30 \
     --generation-database none --output-sanitize false --no-color \
     --report junit --report-junit-path "$artifacts/junit-$who.xml" \
-    >"$artifacts/schemathesis-$who.log" 2>&1; then
+    >"$artifacts/schemathesis-$who.log" 2>&1); then
     failed+=("$who")
     cat "$artifacts/schemathesis-$who.log" >&2
   else
@@ -104,6 +105,6 @@ for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch
 done
 echo "apifuzz: $((SECONDS - started)) s, $examples examples per operation and phase, seed $seed" >&2
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "apifuzz: findings as ${failed[*]} (logs in $artifacts)" >&2
+  echo "apifuzz: findings as ${failed[*]} (logs in $artifacts; the demo is gone, so replay against a new one)" >&2
   exit 1
 fi
