@@ -109,6 +109,56 @@ async fn each_role_gets_403_exactly_where_the_route_table_says() {
     b.stop().await;
 }
 
+/// Found by the OpenAPI fuzz (`scripts/apifuzz.sh`): every answer to a body that is not
+/// JSON, or to a path whose ids name nothing, is a status the document lists for that
+/// operation, in the error shape.
+#[tokio::test]
+async fn answers_to_a_bad_body_or_an_unknown_id_are_documented() {
+    let b = TestBox::start().await;
+    let doc: serde_json::Value = b
+        .login("branch_manager")
+        .await
+        .get(b.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (user, role) in STAFF {
+        let c = b.login(user).await;
+        for r in b.routes().iter().filter(|r| r.access != Access::Public) {
+            // Logout would end this client's session; the event stream never ends.
+            if !r.access.allows(role) || ["/api/v1/auth/logout", "/api/v1/events"].contains(&r.path)
+            {
+                continue;
+            }
+            let resp = c
+                .request(method(r.method), b.url(&r.sample()))
+                .header("content-type", "application/json")
+                .body("{not json")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(
+                op["responses"][status.to_string()].is_object(),
+                "{role} on {} {}: {status} is not in the document",
+                r.method,
+                r.path
+            );
+            if status >= 400 {
+                assert!(!error_code(resp).await.is_empty());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} answers checked");
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn login_sets_a_strict_httponly_cookie_and_answers_who() {
     let b = TestBox::start().await;
