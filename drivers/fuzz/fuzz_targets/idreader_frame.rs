@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let framed = encode_frame(&body);
     assert_eq!(framed[..], data[..framed.len()]);
-    assert_eq!(decode_frame(&framed).expect("an encoded frame decodes"), body);
+    assert_eq!(
+        decode_frame(&framed).expect("an encoded frame decodes"),
+        body
+    );
     if let Some(request) = Request::from_body(&body) {
         assert_eq!(request.frame(), framed);
     }
