@@ -122,7 +122,7 @@ cmd_bench() {
     execs=$(grep -m1 -o 'number_of_executed_units: [0-9]*' "$log/$2" | awk '{print $2}')
     found=$(findings "$1" "$2" "$log/$2.start")
     rows+=("$(printf '| %-16s | %12s | %8s | %9s | %8s |' "$2" "${execs:-0}" "$secs" \
-      "$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }')" \
+      "$(awk -v n="${execs:-0}" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')" \
       "$found$([ "$status" -ne 0 ] && echo ' (stop)')")")
     printf '%-16s %s runs in %.1f s, %s finding(s)\n' "$2" "${execs:-0}" "$secs" "$found" >&2
   done
