@@ -243,7 +243,8 @@ impl<'a> Fields<'a> {
             .filter(|a| (min_n..=max_n).contains(&a.len()))
             .and_then(|a| {
                 a.iter()
-                    .map(|x| x.as_f64().filter(|f| f.is_finite()).map(|f| f as f32))
+                    // Finite as f32: a number beyond f32's range would become infinite.
+                    .map(|x| x.as_f64().map(|f| f as f32).filter(|f| f.is_finite()))
                     .collect::<Option<Vec<_>>>()
             });
         if ok.is_none() {
@@ -305,6 +306,25 @@ mod tests {
         let mut fields = Fields::new(&map);
         f(&mut fields);
         fields.finish()
+    }
+
+    #[test]
+    fn floats_beyond_f32_are_refused() {
+        let floats = |v: Value| {
+            let map = json!({ "v": v }).as_object().cloned().unwrap_or_default();
+            let mut fields = Fields::new(&map);
+            let got = fields.opt_floats("v", 1, 4);
+            (got, fields.finish())
+        };
+        assert_eq!(floats(json!([1.5, -2])), (Some(vec![1.5, -2.0]), Ok(())));
+        for too_big in [json!([1e39]), json!([0.5, -1e300]), json!([f64::MAX])] {
+            let (got, done) = floats(too_big.clone());
+            assert_eq!(got, None, "{too_big}");
+            assert_eq!(
+                done.expect_err("refused"),
+                "`v` must be a list of 1–4 finite numbers"
+            );
+        }
     }
 
     #[test]

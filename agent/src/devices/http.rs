@@ -29,7 +29,7 @@ impl From<SendError> for ApiError {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CommandBody {
+pub struct CommandBody {
     op: String,
     #[serde(default)]
     args: Value,
@@ -37,13 +37,13 @@ struct CommandBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResolveBody {
+pub struct ResolveBody {
     note: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DecideBody {
+pub struct DecideBody {
     decision: String,
     #[serde(default)]
     redo: Vec<String>,

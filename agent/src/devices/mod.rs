@@ -9,6 +9,9 @@
 pub mod db;
 pub mod demo;
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::{CommandBody, DecideBody, ResolveBody};
 mod idreader;
 mod stm;
 

@@ -438,7 +438,7 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub struct Login {
     username: String,
     password: String,
 }

@@ -247,6 +247,20 @@ impl RouteSpec {
     }
 }
 
+/// A JSON request body as [`Request::json`] reads it. Every body is a JSON object: serde
+/// would also fill a struct from an array of its fields in order (`["alice","pw"]` as a
+/// login), which no client sends and the API does not describe, so anything else is
+/// refused before it is parsed.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
+    };
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(invalid(&"expected a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(|e| invalid(&e))
+}
+
 /// A request as a handler sees it: checked for session and role, body read.
 #[derive(Debug)]
 pub struct Request {
@@ -287,9 +301,7 @@ impl Request {
 
     /// The JSON body.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            ApiError::bad_request("invalid_json", format!("invalid request body: {e}"))
-        })
+        json_body(&self.body)
     }
 
     /// The query string.
@@ -322,4 +334,28 @@ pub fn ok_json<T: serde::Serialize>(v: &T) -> Response {
 /// A value as a 201 JSON response.
 pub fn created<T: serde::Serialize>(v: &T) -> Response {
     warp::reply::with_status(warp::reply::json(v), StatusCode::CREATED).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::auth::Login;
+
+    #[test]
+    fn json_bodies_are_objects_only() {
+        // serde alone fills a struct from an array of its fields in order.
+        assert!(serde_json::from_slice::<Login>(br#"["alice","pw"]"#).is_ok());
+        for body in [
+            &br#"["alice","pw"]"#[..],
+            b" [\"a\",\"b\"]",
+            b"null",
+            b"",
+            b"\"x\"",
+        ] {
+            let e = json_body::<Login>(body).expect_err("refused");
+            assert_eq!(e.code, "invalid_json", "{body:?}");
+        }
+        assert!(json_body::<Login>(b" \n{\"username\":\"alice\",\"password\":\"pw\"}").is_ok());
+        assert!(json_body::<Login>(br#"{"username":"a","password":"b","x":1}"#).is_err());
+    }
 }

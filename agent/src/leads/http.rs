@@ -34,7 +34,7 @@ struct LeadQuery {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FeedbackBody {
+pub struct FeedbackBody {
     outcome: String,
     note: Option<String>,
 }

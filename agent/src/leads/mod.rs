@@ -6,6 +6,9 @@
 
 pub mod demo;
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::FeedbackBody;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -32,20 +32,20 @@ struct ViewQuery {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoteBody {
+pub struct NoteBody {
     #[serde(default)]
     note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+pub struct ReasonBody {
     reason: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RatingBody {
+pub struct RatingBody {
     score: i64,
     #[serde(default)]
     comment: Option<String>,

@@ -17,6 +17,9 @@
 pub mod command;
 mod demo;
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::{NoteBody, RatingBody, ReasonBody};
 pub mod model;
 pub mod timers;
 pub mod views;

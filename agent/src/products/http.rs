@@ -138,7 +138,7 @@ fn kind_is(p: &Option<Product>, kinds: &[ProductType], calc: &str) -> Result<(),
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DepositCalc {
+pub struct DepositCalc {
     amount_fen: Fen,
     product: Option<String>,
     rate_bp: Option<u32>,
@@ -151,7 +151,7 @@ struct DepositCalc {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WealthCalc {
+pub struct WealthCalc {
     amount_fen: Fen,
     product: Option<String>,
     return_min_bp: Option<u32>,
@@ -162,7 +162,7 @@ struct WealthCalc {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoanCalc {
+pub struct LoanCalc {
     amount_fen: Fen,
     product: Option<String>,
     rate_bp: Option<u32>,
@@ -209,7 +209,7 @@ fn with_context(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ShowBody {
+pub struct ShowBody {
     device: String,
     ticket: Option<String>,
 }

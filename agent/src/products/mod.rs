@@ -13,6 +13,9 @@ pub mod calc;
 pub mod command;
 pub mod demo;
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::{DepositCalc, LoanCalc, ShowBody, WealthCalc};
 
 use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, params};

@@ -35,7 +35,7 @@ impl From<QueueError> for ApiError {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct IssueBody {
+pub struct IssueBody {
     service: String,
     customer_id: Option<String>,
     customer_level: Option<String>,
@@ -44,14 +44,14 @@ struct IssueBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TransferBody {
+pub struct TransferBody {
     service: Option<String>,
     counter: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MoveBody {
+pub struct MoveBody {
     position: u32,
     reason: Option<String>,
 }

@@ -15,6 +15,9 @@
 //! id when head office's hashed-ID mapping knows the card ([`crate::customers::by_hash`]).
 
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::{IssueBody, MoveBody, TransferBody};
 pub mod ops;
 pub mod order;
 pub mod policy;

@@ -45,7 +45,7 @@ struct RightsQuery {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckBody {
+pub struct CheckBody {
     /// The scanned token or a typed coupon id.
     code: String,
     /// Who presents it.
@@ -54,7 +54,7 @@ struct CheckBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RedeemBody {
+pub struct RedeemBody {
     code: String,
     customer_id: String,
 }

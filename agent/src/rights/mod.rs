@@ -11,6 +11,9 @@
 
 pub mod demo;
 mod http;
+/// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
+#[doc(hidden)]
+pub use http::{CheckBody, RedeemBody};
 pub mod token;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -411,6 +411,20 @@ fn cut(s: &str) -> String {
     }
 }
 
+/// Parses and validates a command payload as [`handle`] does before anything runs (the
+/// envelope, its age at `now`, and the `data` of its kind) and changes nothing: the
+/// command's id and kind, or the refusal's id (when the envelope has a valid one) and
+/// reason. Public for the fuzz targets (agent/fuzz).
+pub fn check(
+    payload: &[u8],
+    cfg: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, String), (Option<String>, String)> {
+    let (id, kind, _) = parse(payload, cfg).map_err(|r| (r.id, r.reason))?;
+    fresh(payload, &kind, now, cfg).map_err(|reason| (Some(id.clone()), reason))?;
+    Ok((id, kind))
+}
+
 fn parse(payload: &[u8], cfg: &Config) -> Result<(String, String, Cmd), Refusal> {
     let refuse = |id: Option<String>, kind: &str, reason: String| Refusal {
         id,

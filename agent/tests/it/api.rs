@@ -197,6 +197,12 @@ async fn bad_requests_get_clear_errors() {
         ),
         ("not json", "{user".into(), 400, "invalid_json"),
         (
+            "fields as an array",
+            r#"["supervisor","x"]"#.into(),
+            400,
+            "invalid_json",
+        ),
+        (
             "missing field",
             r#"{"username":"supervisor"}"#.into(),
             400,

@@ -153,11 +153,16 @@ fn field(
     Ok(s.trim_end_matches([' ', '\0']).to_owned())
 }
 
+/// A `YYYYMMDD` date: eight digits (`%Y` alone would also take a signed year, `-3010101`).
 fn date(s: &str, name: &'static str) -> Result<NaiveDate, TextError> {
-    NaiveDate::parse_from_str(s, "%Y%m%d").map_err(|_| TextError::Value {
+    let bad = || TextError::Value {
         field: name,
         value: s.to_owned(),
-    })
+    };
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    NaiveDate::parse_from_str(s, "%Y%m%d").map_err(|_| bad())
 }
 
 fn put(block: &mut [u8], (from, to): (usize, usize), value: &str) {
@@ -250,6 +255,40 @@ impl CardText {
             issuer: "兴化市公安局".into(),
             valid_from: NaiveDate::from_ymd_opt(2015, 3, 1).unwrap_or_default(),
             valid_to: Validity::Until(NaiveDate::from_ymd_opt(2035, 3, 1).unwrap_or_default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_eight_digits() {
+        let with = |field: (usize, usize), value: &str| {
+            let mut block = CardText::sample().encode();
+            for pair in block[field.0..field.1].chunks_exact_mut(2) {
+                pair.copy_from_slice(&[0x20, 0x00]);
+            }
+            put(&mut block, field, value);
+            CardText::parse(&block)
+        };
+        assert_eq!(with(BIRTH, "19781216"), Ok(CardText::sample()));
+        // Signed years parse with `%Y` but are no card's, and do not survive an encode.
+        for (field, name, value) in [
+            (VALID_FROM, "valid_from", "-3010201"),
+            (VALID_TO, "valid_to", "-0030101"),
+            (BIRTH, "birth", "+1978121"),
+            (BIRTH, "birth", "1978126"),
+        ] {
+            assert_eq!(
+                with(field, value),
+                Err(TextError::Value {
+                    field: name,
+                    value: value.to_owned()
+                }),
+                "{value}"
+            );
         }
     }
 }

@@ -582,4 +582,14 @@ mod tests {
         // Brackets inside strings do not count.
         assert_eq!(json_depth(br#"{"a":"[[[[{{{\"]]]"}"#), 1);
     }
+
+    #[test]
+    fn numbers_survive_a_decode_and_encode_unchanged() {
+        // serde_json parses floats exactly only with `float_roundtrip`: without it, this
+        // value of a device's own event field came back one unit in the last place lower.
+        let payload = br#"{"event_id":"E1","kind":"meter","ts":"2026-11-22T09:00:00+08:00","x":3.3333333333333336e+41}"#;
+        let packet = Packet::new(1, PacketType::Event, payload.to_vec());
+        let message = Message::from_packet(&packet).expect("an event");
+        assert_eq!(message.payload(), payload.to_vec());
+    }
 }
