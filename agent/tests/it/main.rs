@@ -5,6 +5,8 @@ mod abuse;
 mod api;
 mod architecture;
 mod broker_acl;
+mod chaos;
+mod chaos_harness;
 mod cli;
 mod commands;
 mod common;
