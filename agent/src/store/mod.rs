@@ -69,6 +69,22 @@ impl Event {
     }
 }
 
+/// An outbox event as its row holds it, `ts` and `data` as text: what the publisher sends
+/// without parsing (see `sync::upstream::envelope_text`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Per-branch, gap-free, starting at 1.
+    pub seq: u64,
+    /// A ULID.
+    pub id: String,
+    /// When it was committed (RFC 3339, as written).
+    pub ts: String,
+    /// e.g. `ticket.issued`.
+    pub kind: String,
+    /// The payload's JSON text, as written.
+    pub data: String,
+}
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -588,6 +604,28 @@ pub fn unacked_after(c: &Connection, after: u64, limit: usize) -> Result<Vec<Eve
          WHERE seq > ?1 AND acked_at IS NULL ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after as i64, limit as i64], Event::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// [`unacked_after`] as stored text, for the publisher.
+pub fn unacked_text_after(
+    c: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, ts, kind, data FROM events \
+         WHERE seq > ?1 AND acked_at IS NULL ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after as i64, limit as i64], |r| {
+        Ok(StoredEvent {
+            seq: r.get::<_, i64>(0)? as u64,
+            id: r.get(1)?,
+            ts: r.get(2)?,
+            kind: r.get(3)?,
+            data: r.get(4)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -8,7 +8,11 @@
 //! - publishes unacknowledged outbox events in `seq` order with at most `max_inflight` in
 //!   flight, maps each PUBACK's packet id back to its `seq`, and marks events acknowledged
 //!   in batches — an event is never marked before its PUBACK, so a crash or a lost link
-//!   re-sends it (at-least-once);
+//!   re-sends it (at-least-once). So that the drain keeps up with the broker, the events
+//!   are read ahead of the window in large batches, their envelopes built from the stored
+//!   text ([`super::upstream::envelope_text`]), and both the read and the marking run off
+//!   the link's task: while one batch of PUBACKs is being committed the next accumulates
+//!   and goes in one transaction, as ranges of `seq`;
 //! - publishes telemetry, and hands `<p>/cmd` messages to the command task.
 //!
 //! Commands are handled by a task of their own, one at a time in arrival order, so a slow
@@ -67,6 +71,9 @@ const STABLE: Duration = Duration::from_secs(60);
 const REASON_MAX: usize = 200;
 /// How long a stopping daemon waits for PUBACKs of what is in flight.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Events read ahead of the in-flight window per read of the outbox; a new read starts
+/// when fewer than half of these wait, so at most one and a half of them are held.
+pub const READ_AHEAD: usize = 1024;
 
 /// Exponential back-off between connection attempts: 1 s doubling up to 60 s, each wait
 /// drawn uniformly from its upper half ("equal jitter") so a fleet does not reconnect in step.
@@ -207,13 +214,26 @@ fn set_session(c: &Connection, n: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Mark events acknowledged by the broker (never un-marks; already marked ones stay).
+/// Mark events acknowledged by the broker (never un-marks; already marked ones stay). The
+/// `seqs` (in any order) are marked as runs of consecutive numbers, one statement a run.
 pub fn mark_acked(c: &Connection, seqs: &[u64], at: &str) -> Result<usize, StoreError> {
-    let mut stmt =
-        c.prepare_cached("UPDATE events SET acked_at = ?1 WHERE seq = ?2 AND acked_at IS NULL")?;
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut stmt = c.prepare_cached(
+        "UPDATE events SET acked_at = ?1 WHERE seq BETWEEN ?2 AND ?3 AND acked_at IS NULL",
+    )?;
     let mut n = 0;
-    for s in seqs {
-        n += stmt.execute(params![at, *s as i64])?;
+    let mut i = 0;
+    while i < sorted.len() {
+        let first = sorted[i];
+        let mut last = first;
+        i += 1;
+        while i < sorted.len() && sorted[i] == last + 1 {
+            last = sorted[i];
+            i += 1;
+        }
+        n += stmt.execute(params![at, first as i64, last as i64])?;
     }
     Ok(n)
 }
@@ -280,6 +300,32 @@ pub fn telemetry(
 enum Tag {
     Event(u64),
     Other,
+}
+
+/// An outbox event ready to publish.
+struct Ready {
+    seq: u64,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+/// A read of the outbox or a marking of acknowledged events, running off the link's task.
+type Pending<T> = Option<tokio::task::JoinHandle<Result<T, StoreError>>>;
+
+/// The outcome of a pending store task once it is done (never, if there is none).
+async fn joined<T>(task: &mut Pending<T>) -> anyhow::Result<T> {
+    match task {
+        Some(t) => Ok(t.await.context("a store task of the link")??),
+        None => std::future::pending().await,
+    }
+}
+
+/// Wait for a pending store task, if there is one.
+async fn joined_now(task: &mut Pending<()>) -> anyhow::Result<()> {
+    match task.take() {
+        Some(t) => Ok(t.await.context("a store task of the link")??),
+        None => Ok(()),
+    }
 }
 
 /// Why a connection ended.
@@ -548,7 +594,11 @@ async fn attempt(
         by_pkid: HashMap::new(),
         in_window: 0,
         cursor: 0,
+        ahead: VecDeque::new(),
+        reading: None,
+        read_until: (0, 0),
         acked: Vec::new(),
+        flushing: None,
         commands: link.commands.clone(),
         tick_n: 0,
         rebirth: false,
@@ -580,10 +630,18 @@ struct Conn {
     by_pkid: HashMap<u16, Tag>,
     /// Events published and not yet PUBACKed.
     in_window: usize,
-    /// Highest `seq` published on this connection.
+    /// Highest `seq` read from the outbox on this connection (published or ahead).
     cursor: u64,
+    /// Events read and not yet published, in `seq` order.
+    ahead: VecDeque<Ready>,
+    /// The read of the next events, if one runs.
+    reading: Pending<Vec<Ready>>,
+    /// The running read's committed head and how many events it asked for.
+    read_until: (u64, usize),
     /// PUBACKed events not yet marked in the database.
     acked: Vec<u64>,
+    /// The marking of acknowledged events, if one runs.
+    flushing: Pending<()>,
     /// The command task's queue.
     commands: mpsc::Sender<(rumqttc::Publish, AsyncClient)>,
     tick_n: u64,
@@ -626,6 +684,19 @@ impl Conn {
                         cancel.cancelled().await;
                     }
                 }
+                batch = joined(&mut self.reading) => {
+                    self.reading = None;
+                    match batch {
+                        Ok(batch) => self.read_done(batch),
+                        Err(e) => return self.lost(Some(e)).await,
+                    }
+                }
+                done = joined(&mut self.flushing) => {
+                    self.flushing = None;
+                    if let Err(e) = done {
+                        return self.lost(Some(e.context("marking events acknowledged"))).await;
+                    }
+                }
                 _ = rebirth.notified() => self.rebirth = true,
                 _ = tick.tick(), if self.connected => {
                     self.tick_n += 1;
@@ -640,9 +711,10 @@ impl Conn {
         }
     }
 
-    /// After every wake-up: mark acknowledged events, answer a rebirth, fill the window.
+    /// After every wake-up: mark acknowledged events, answer a rebirth, fill the window, read
+    /// ahead.
     async fn step(&mut self, committed: &tokio::sync::watch::Receiver<u64>) -> anyhow::Result<()> {
-        self.flush_acks().await?;
+        self.start_flush();
         if std::mem::take(&mut self.rebirth) && self.connected {
             self.birth()?;
             self.telemetry(true).await?;
@@ -655,38 +727,52 @@ impl Conn {
         } else {
             self.mqtt.max_inflight as usize
         };
-        loop {
-            let head = *committed.borrow();
-            if self.in_window >= window || self.cursor >= head {
-                return Ok(());
-            }
-            let (after, want) = (self.cursor, window - self.in_window);
-            let batch = self
-                .sync
-                .core
-                .store
-                .read(move |c| store::unacked_after(c, after, want))
-                .await?;
-            let got = batch.len();
-            for ev in batch {
-                let (kind, payload) = super::upstream::envelope(&ev, &self.sync.core.cfg.branch.id);
-                self.client
-                    .try_publish(
-                        self.topics.event(kind),
-                        QoS::AtLeastOnce,
-                        false,
-                        payload.to_string(),
-                    )
-                    .context("publish an event")?;
-                self.order.push_back(Tag::Event(ev.seq));
-                self.in_window += 1;
-                self.cursor = ev.seq;
-            }
-            if got < want {
-                // Everything unacknowledged up to the head is out.
-                self.cursor = self.cursor.max(head);
-            }
+        while self.in_window < window {
+            let Some(ev) = self.ahead.pop_front() else {
+                break;
+            };
+            self.client
+                .try_publish(ev.topic, QoS::AtLeastOnce, false, ev.payload)
+                .context("publish an event")?;
+            self.order.push_back(Tag::Event(ev.seq));
+            self.in_window += 1;
         }
+        let head = *committed.borrow();
+        if self.reading.is_none() && self.ahead.len() < READ_AHEAD / 2 && self.cursor < head {
+            let (after, want) = (self.cursor, READ_AHEAD);
+            let (store, topics) = (self.sync.core.store.clone(), self.topics.clone());
+            let branch = self.sync.core.cfg.branch.id.clone();
+            self.read_until = (head, want);
+            self.reading = Some(tokio::task::spawn_blocking(move || {
+                let rows = store.read_blocking(|c| store::unacked_text_after(c, after, want))?;
+                Ok(rows
+                    .iter()
+                    .map(|ev| {
+                        let (kind, payload) = super::upstream::envelope_text(ev, &branch);
+                        Ready {
+                            seq: ev.seq,
+                            topic: topics.event(kind),
+                            payload,
+                        }
+                    })
+                    .collect())
+            }));
+        }
+        Ok(())
+    }
+
+    /// A read of the outbox came back.
+    fn read_done(&mut self, batch: Vec<Ready>) {
+        let (head, want) = self.read_until;
+        let got = batch.len();
+        if let Some(last) = batch.last() {
+            self.cursor = last.seq;
+        }
+        if got < want {
+            // Everything unacknowledged up to the head is read.
+            self.cursor = self.cursor.max(head);
+        }
+        self.ahead.extend(batch);
     }
 
     async fn on_event(&mut self, ev: Result<Event, ConnectionError>) -> anyhow::Result<()> {
@@ -782,27 +868,39 @@ impl Conn {
         Ok(())
     }
 
-    async fn flush_acks(&mut self) -> anyhow::Result<()> {
-        if self.acked.is_empty() {
-            return Ok(());
+    /// Start marking the PUBACKed events, unless a marking runs (the next one takes what
+    /// came meanwhile) or there is nothing to mark.
+    fn start_flush(&mut self) {
+        if self.flushing.is_some() || self.acked.is_empty() {
+            return;
         }
         let seqs = std::mem::take(&mut self.acked);
         let clear = std::mem::take(&mut self.refused);
-        self.sync
-            .core
-            .store
-            .write_essential(move |tx| {
-                let at = rfc3339(tx.now());
-                mark_acked(tx.conn(), &seqs, &at)?;
-                if clear {
-                    tracing::info!("mqtt: the broker takes events again");
-                    alerts::clear(tx, REFUSED_ALERT)?;
-                }
-                Ok::<_, StoreError>(())
-            })
+        let store = self.sync.core.store.clone();
+        self.flushing = Some(self.sync.core.tracker.spawn(async move {
+            store
+                .write_essential(move |tx| {
+                    let at = rfc3339(tx.now());
+                    mark_acked(tx.conn(), &seqs, &at)?;
+                    if clear {
+                        tracing::info!("mqtt: the broker takes events again");
+                        alerts::clear(tx, REFUSED_ALERT)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .await
+        }));
+    }
+
+    /// Wait for the running marking, then mark what is left.
+    async fn flush_acks(&mut self) -> anyhow::Result<()> {
+        joined_now(&mut self.flushing)
             .await
             .context("marking events acknowledged")?;
-        Ok(())
+        self.start_flush();
+        joined_now(&mut self.flushing)
+            .await
+            .context("marking events acknowledged")
     }
 
     async fn lost(&mut self, e: Option<anyhow::Error>) -> End {
