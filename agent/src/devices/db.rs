@@ -473,12 +473,11 @@ text_enum! {
 }
 
 impl TaskState {
-    /// Whether a supervisor may still decide.
+    /// Whether a supervisor may still decide. Not after a `redo`: the STM forgets the
+    /// request until the customer has redone the steps and it asks again (then the task
+    /// is pending once more).
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            TaskState::Pending | TaskState::Redo | TaskState::Timeout
-        )
+        matches!(self, TaskState::Pending | TaskState::Timeout)
     }
 }
 

@@ -206,6 +206,12 @@ async fn decide(d: Devices, req: Request) -> Reply {
         .read(move |c| db::task(c, task_id))
         .await?
         .ok_or_else(|| ApiError::not_found("task_not_found", format!("no task {task_id}")))?;
+    if task.state == db::TaskState::Redo {
+        return Err(ApiError::conflict(
+            "task_awaiting_redo",
+            format!("task {task_id} waits for the STM to ask again after the redo"),
+        ));
+    }
     if !task.state.is_open() {
         return Err(ApiError::conflict(
             "task_decided",

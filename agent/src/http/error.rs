@@ -78,6 +78,7 @@ pub const CODES: &[&str] = &[
     "shutting_down",
     "storage_failed",
     "storage_full",
+    "task_awaiting_redo",
     "task_decided",
     "task_not_found",
     "too_many_attempts",

@@ -300,6 +300,10 @@ async fn an_auth_request_becomes_a_task_and_the_decision_reaches_the_stm() {
     assert_eq!(got.decision, Decision::Redo);
     assert_eq!(got.request_id, "R1");
     assert_eq!(got.by, "supervisor");
+    // Until the STM asks again, there is nothing to decide: the STM would refuse it.
+    let r = post(&sup, &b, &decide, json!({"decision": "approve"})).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "task_awaiting_redo");
     sim.auth_request(sample_auth_request("R1", 80_000));
     wait_until("the renewed task", 5, || async {
         get(&sup, &b, "/api/v1/tasks").await[0]["state"] == "pending"
