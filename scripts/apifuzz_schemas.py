@@ -14,10 +14,6 @@ documented, and the fuzz cannot tell that from a fault:
   `POST /api/v1/devices/{id}/commands` ops `shutdown` and `restart`: they take the simulated
       STM off its link (for good, or for a moment); the device routes then answer 503
       `device_unavailable`.
-  `POST /api/v1/tasks/{id}/decide` decision `redo`: the STM forgets the request until it asks
-      again, and a second decision before that is refused by it (502 `device_refused`),
-      while the box still offers the task for a decision. Whether the box should refuse
-      such a decision itself (a 409 until the STM asks again) is still open.
 
 A path parameter naming a thing the demo has (order, order step, ticket, counter, device,
 product, lead, alert, task) is narrowed, in the pass's copy only, to an enum of the ids the
@@ -36,7 +32,6 @@ ROLES = ["lobby_manager", "device_admin", "supervisor", "branch_manager"]
 # (path, body property) -> values left out of its enum; see the docstring for why.
 LEFT_OUT = {
     ("/api/v1/devices/{id}/commands", "op"): {"shutdown", "restart"},
-    ("/api/v1/tasks/{id}/decide", "decision"): {"redo"},
 }
 
 
