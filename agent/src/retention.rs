@@ -55,9 +55,12 @@ pub const FOUNDATION: &[Rule] = &[
         cutoff: Cutoff::Time,
         keep: |c| c.retention.audit,
     },
+    // An alert with a key stands for a condition: it goes once cleared (acknowledged or
+    // not, it stays while the condition lasts). One without a key is a notification: it
+    // goes after its acknowledgement, or after being raised if nobody acknowledged it.
     Rule {
         table: "alerts",
-        old: "coalesce(cleared_at, acked_at) < ?1",
+        old: "coalesce(cleared_at, CASE WHEN key IS NULL THEN coalesce(acked_at, ts) END) < ?1",
         cutoff: Cutoff::Time,
         keep: |c| c.retention.alerts,
     },

@@ -9,7 +9,7 @@
 //! status_history_days = 30   # STM status snapshots
 //! device_days = 90           # STM events (their dedup), commands, resolved exceptions, decided authorisations
 //! audit_days = 400           # the audit trail (≥ 365)
-//! alerts_days = 90           # acknowledged or cleared alerts
+//! alerts_days = 90           # cleared alerts; notifications after their acknowledgement
 //! commands_days = 30         # head-office command ids handled (kept past [mqtt] command_max_age_s)
 //! arrivals_days = 30         # VIP arrivals (personal data)
 //! tickets_days = 90          # lobby tickets (the statistics keep their roll-ups)
@@ -34,7 +34,7 @@ pub struct Retention {
     pub device: Duration,
     /// The audit trail.
     pub audit: Duration,
-    /// Acknowledged or cleared alerts.
+    /// Cleared alerts, and notifications after their acknowledgement (or raising).
     pub alerts: Duration,
     /// Handled head-office command ids (at least the commands' maximum age, so a
     /// redelivery is still recognised).

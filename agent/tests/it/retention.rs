@@ -89,9 +89,12 @@ async fn finished_rows_past_their_period_go_and_younger_unfinished_or_unsent_one
             let rows = [
                 format!("INSERT INTO audit(ts, action) VALUES ('{o}', 'old'), ('{y}', 'young')"),
                 format!(
-                    "INSERT INTO alerts(ts, kind, level, message, acked_at) VALUES \
-                     ('{o}', 'a.old', 'info', 'm', '{o}'), ('{o}', 'a.open', 'info', 'm', NULL), \
-                     ('{y}', 'a.young', 'info', 'm', '{y}')"
+                    "INSERT INTO alerts(ts, kind, level, key, message, acked_at, cleared_at) VALUES \
+                     ('{o}', 'a.old', 'info', NULL, 'm', '{o}', NULL), \
+                     ('{o}', 'a.unread', 'info', NULL, 'm', NULL, NULL), \
+                     ('{o}', 'a.cleared', 'info', 'k1', 'm', '{o}', '{o}'), \
+                     ('{o}', 'a.ongoing', 'info', 'k2', 'm', '{o}', NULL), \
+                     ('{y}', 'a.young', 'info', NULL, 'm', '{y}', NULL)"
                 ),
                 format!(
                     "INSERT INTO device_status_history(device_id, ts, state, modules, consumables, cash) \
@@ -160,7 +163,8 @@ async fn finished_rows_past_their_period_go_and_younger_unfinished_or_unsent_one
         ),
         (
             "SELECT group_concat(kind) FROM (SELECT kind FROM alerts WHERE kind LIKE 'a.%' ORDER BY kind)",
-            "a.open,a.young",
+            // a condition still on stays, however long ago it was acknowledged
+            "a.ongoing,a.young",
         ),
         ("SELECT count(*) FROM device_status_history", "1"),
         ("SELECT group_concat(event_id) FROM device_events", "e2"),
