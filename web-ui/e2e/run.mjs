@@ -16,14 +16,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { tmpdir } from 'node:os'
 import { deflateSync } from 'node:zlib'
+import { foreignText } from './language.mjs'
+import { ROLE_SCREENS } from '../src/roles.js'
 
 const ROLES = ['lobby_manager', 'supervisor', 'device_admin', 'branch_manager']
-const SCREENS = {
-  lobby_manager: ['lobby', 'customers', 'vip', 'shelf', 'rights', 'ocr', 'orders'],
-  supervisor: ['tasks', 'lobby'],
-  device_admin: ['devices'],
-  branch_manager: ['stats', 'lobby', 'customers', 'shelf', 'devices'],
-}
+// Every screen of each role's navigation, as the app itself has it.
+const SCREENS = ROLE_SCREENS
 const VIEWPORTS = [
   { width: 1024, height: 768 },
   { width: 768, height: 1024 },
@@ -184,7 +182,58 @@ async function settle(page) {
   await page.waitForTimeout(400)
 }
 
+/**
+ * The text a person reads on the screen now: visible text nodes, placeholders, titles and
+ * labels. Data shown as it came from head office or the customer (names, product names,
+ * addresses) is marked `translate="no"` and left out: it is in the language it was written in.
+ */
+async function readableText(page) {
+  return page.evaluate(() => {
+    const out = []
+    // Text in another language on purpose says so with `lang` (the language switch's "EN").
+    const otherLanguage = (el) => { const l = el.closest('[lang]'); return l && l.lang !== document.documentElement.lang }
+    const shown = (el) => el && !el.closest('[translate="no"], script, style, noscript, [aria-hidden="true"]') &&
+      !otherLanguage(el) && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden'
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT)
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const text = n.textContent.replace(/\s+/g, ' ').trim()
+      if (text && shown(n.parentElement)) out.push(text)
+    }
+    for (const el of document.querySelectorAll('[placeholder], [title], [aria-label]')) {
+      if (!shown(el)) continue
+      for (const a of ['placeholder', 'title', 'aria-label']) {
+        const v = (el.getAttribute(a) || '').trim()
+        if (v) out.push(v)
+      }
+    }
+    return out
+  })
+}
+
+/** Every screen of the role in each language: nothing from the other language, no raw code. */
+async function languageScan(page, role) {
+  const problems = []
+  for (const locale of ['zh-CN', 'en']) {
+    await page.evaluate((l) => localStorage.setItem('branchd.locale', l), locale)
+    for (const screen of SCREENS[role]) {
+      await page.goto(`${base}/#/${screen}`, { waitUntil: 'domcontentloaded' })
+      await page.reload({ waitUntil: 'domcontentloaded' })
+      await page.waitForFunction((l) => document.documentElement.lang === l, locale, { timeout: T.action })
+      await settle(page)
+      for (const p of foreignText(await readableText(page), locale)) problems.push(`${locale} ${screen}: ${p}`)
+    }
+  }
+  await page.evaluate(() => localStorage.setItem('branchd.locale', 'zh-CN'))
+  await page.reload({ waitUntil: 'domcontentloaded' })
+  expect(problems.length === 0, `${problems.length} text(s) in the wrong language:\n  ${problems.join('\n  ')}`)
+}
+
 async function screenshots(page, role) {
+  // The navigation and the box's route table agree: no screen the role sees reads
+  // something the role may not (a 403 would leave the screen empty or in error).
+  const refused = []
+  const onResponse = (r) => { if (r.status() === 403) refused.push(`${page.url().split('#')[1]}: ${r.request().method()} ${new URL(r.url()).pathname}`) }
+  page.on('response', onResponse)
   for (const screen of SCREENS[role]) {
     for (const vp of VIEWPORTS) {
       await page.setViewportSize(vp)
@@ -196,6 +245,8 @@ async function screenshots(page, role) {
     }
   }
   await page.setViewportSize(VIEWPORTS[0])
+  page.off('response', onResponse)
+  expect(refused.length === 0, `screens of ${role} were refused by the box:\n  ${[...new Set(refused)].join('\n  ')}`)
 }
 
 /** A generated "ID card" image (a real card photo can be given with ID_CARD_IMAGE). */
@@ -632,7 +683,8 @@ try {
           .catch(() => { throw new Error('the SSE stream on /api/v1/events did not open (status dot not green)') })
       })
       await flows[role](page)
-      await step(page, `${role}: screenshots of every screen at 1024x768 and 768x1024`, () => screenshots(page, role))
+      await step(page, `${role}: screenshots of every screen at 1024x768 and 768x1024, none refused by the box`, () => screenshots(page, role))
+      await step(page, `${role}: every screen in Chinese shows no raw code and no English, in English no Chinese`, () => languageScan(page, role))
       await step(page, `${role}: log out`, () => logout(page))
     }
     await context.close()

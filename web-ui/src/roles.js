@@ -12,6 +12,7 @@ export const ROLE_SCREENS = {
 
 /** Screens a role may only look at. */
 const READ_ONLY = {
+  supervisor: ['lobby'],
   branch_manager: ['devices'],
 }
 

@@ -21,6 +21,7 @@ describe('roles', () => {
     ['branch_manager', 'devices', true, false],
     ['branch_manager', 'lobby', true, true],
     ['supervisor', 'devices', false, false],
+    ['supervisor', 'lobby', true, false],
     ['lobby_manager', 'tasks', false, false],
   ])('%s on %s: view %s, act %s', (role, screen, view, act) => {
     expect(canView(role, screen)).toBe(view)

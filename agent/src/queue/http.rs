@@ -12,6 +12,10 @@ use crate::users::Role;
 
 const LOBBY: Access = Access::Roles(&[Role::LobbyManager]);
 const LOBBY_OR_MANAGER: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
+/// The queue's figures are numbers only, no customer: every role that watches the lobby
+/// reads them (supervisors see how busy the lobby is before a rush of authorisations).
+const QUEUE_READERS: Access =
+    Access::Roles(&[Role::LobbyManager, Role::Supervisor, Role::BranchManager]);
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
@@ -78,7 +82,7 @@ impl Queue {
             Route::post("/api/v1/tickets", Access::Staff)
                 .json()
                 .to(self.clone(), issue),
-            Route::get("/api/v1/queue", LOBBY_OR_MANAGER).to(self.clone(), |q, _| async move {
+            Route::get("/api/v1/queue", QUEUE_READERS).to(self.clone(), |q, _| async move {
                 Ok(ok_json(&q.snapshot().await?))
             }),
             Route::post("/api/v1/counters/{id}/call-next", LOBBY).to(

@@ -1,17 +1,19 @@
 import { showNotify } from 'vant'
 import { i18n } from '../i18n.js'
 
-/** The text a user should read for an error: the box's message, or a plain network word. */
+/**
+ * The text a user should read for an error, always from the locales: the box sends a code
+ * for every refusal (its sentence is for logs and curl, not for the PAD).
+ */
 export function errorMessage(e) {
   const t = i18n.global.t
+  const te = i18n.global.te
   if (!e) return t('errors.unknown')
   if (e.code === 'network') return t('errors.network')
   if (e.code === 'timeout') return t('errors.timeout')
-  if (e.status === 403) return e.message || t('errors.forbidden')
-  // Codes the app knows are told in the reader's language; others as the box said them.
-  const te = i18n.global.te
   if (e.code && te(`errorCodes.${e.code}`)) return t(`errorCodes.${e.code}`)
-  return e.message || String(e)
+  if (e.status === 403) return t('errors.forbidden')
+  return e.code ? t('errors.withCode', { code: e.code }) : t('errors.unknown')
 }
 
 /** Shows an error to the user and records it; nothing is swallowed. */
