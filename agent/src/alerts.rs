@@ -194,26 +194,30 @@ pub enum AckError {
     Store(#[from] StoreError),
 }
 
-/// Acknowledge an alert (idempotent; emits `alert.acked` the first time).
+/// Acknowledge an alert (idempotent; emits `alert.acked` the first time). The event names
+/// the alert's kind, as `alert.raised` and `alert.cleared` do, so that an acknowledgement
+/// of a customer's alert stays on the box like the alert itself (`sync::upstream`).
 pub fn ack(tx: &mut Tx<'_>, id: i64, by: &str) -> Result<Alert, AckError> {
-    let acked: Option<Option<String>> = tx
+    let found: Option<(String, Option<String>)> = tx
         .conn()
-        .query_row("SELECT acked_at FROM alerts WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT kind, acked_at FROM alerts WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(StoreError::from)?;
-    match acked {
+    match found {
         None => return Err(AckError::NotFound(id)),
-        Some(Some(_)) => {}
-        Some(None) => {
+        Some((_, Some(_))) => {}
+        Some((kind, None)) => {
             tx.conn()
                 .execute(
                     "UPDATE alerts SET acked_at = ?1, acked_by = ?2 WHERE id = ?3",
                     params![rfc3339(tx.now()), by, id],
                 )
                 .map_err(StoreError::from)?;
-            tx.emit("alert.acked", json!({"id": id, "by": by}))?;
+            tx.emit("alert.acked", json!({"id": id, "kind": kind, "by": by}))?;
         }
     }
     get(tx.conn(), id)?.ok_or(AckError::NotFound(id))

@@ -101,13 +101,17 @@ mod tests {
             ),
             (
                 "alert.acked",
-                json!({"kind": "lead.customer_arrived"}),
+                json!({"id": 4, "kind": "lead.customer_arrived", "by": "lobby"}),
                 true,
             ),
             ("alert.cleared", json!({"kind": "customer.birthday"}), true),
             ("alert.raised", json!({"kind": "device.offline"}), false),
             ("alert.raised", json!({"kind": "storage.full"}), false),
-            ("alert.acked", json!({"id": 3}), false),
+            (
+                "alert.acked",
+                json!({"id": 3, "kind": "device.offline", "by": "lobby"}),
+                false,
+            ),
             (
                 "vip.arrived",
                 json!({"customer_id": "C1", "level": "gold"}),

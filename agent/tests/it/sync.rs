@@ -724,7 +724,7 @@ async fn a_slow_device_command_stalls_neither_the_outbox_nor_telemetry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_notifications_about_customers_reach_head_office_only_as_markers_in_a_gap_free_sequence()
+async fn staff_notifications_about_customers_and_their_acknowledgements_reach_head_office_only_as_markers_in_a_gap_free_sequence()
  {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), "");
@@ -758,17 +758,29 @@ async fn staff_notifications_about_customers_reach_head_office_only_as_markers_i
                 .unwrap()
         }
     };
-    raise(
+    let vip = raise(
         "vip.arrived",
         json!({"arrival_id": 7, "customer_id": "C-ROSE", "level": "gold", "camera": "entrance",
                "notify": {"users": ["rm-li"]}}),
     )
     .await;
-    raise("device.offline", json!({"device_id": "STM-01"})).await;
-    seen.wait_for("both alerts' events", 15, |s| {
-        !s.on("/events/local").is_empty() && !s.on("/events/alert/raised").is_empty()
+    let offline = raise("device.offline", json!({"device_id": "STM-01"})).await;
+    // A member of staff acknowledges both: who acknowledged a customer's alert stays here too.
+    for id in [vip, offline] {
+        running
+            .core
+            .store
+            .write(move |tx| branchd::alerts::ack(tx, id, "lobby-wang"))
+            .await
+            .unwrap();
+    }
+    seen.wait_for("both alerts' events and their acknowledgements", 15, |s| {
+        s.on("/events/local").len() == 2 && s.on("/events/alert/acked").len() == 1
     })
     .await;
+    let acked = seen.on("/events/alert/acked");
+    assert_eq!(acked[0]["data"]["kind"], "device.offline");
+    assert_eq!(acked[0]["data"]["by"], "lobby-wang");
     let marker = &seen.on("/events/local")[0];
     assert_eq!(marker["kind"], "local");
     assert_eq!(marker["data"], json!({}));
