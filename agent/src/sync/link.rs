@@ -3,8 +3,11 @@
 //! One task owns the link. Each connection attempt gets a fresh rumqttc event loop, polled
 //! by its own small task that only forwards what it sees over a channel, so nothing else
 //! ever runs inside `poll` and the keep-alive never waits for SQLite. The owning task:
-//! - persists the session counter and publishes the birth on every CONNACK (the Will,
-//!   set before connecting, carries the same counter);
+//! - takes the next session number, on disk, before each CONNECT, and publishes the birth
+//!   with it on CONNACK (the Will, set before connecting, carries the same number). A
+//!   number is never used twice, even by a box killed between its CONNECT and CONNACK:
+//!   head office orders a branch's states by session, and within one session the Will
+//!   wins, so a reused number would leave the box offline at head office for good;
 //! - publishes unacknowledged outbox events in `seq` order with at most `max_inflight` in
 //!   flight, maps each PUBACK's packet id back to its `seq`, and marks events acknowledged
 //!   in batches — an event is never marked before its PUBACK, so a crash or a lost link
@@ -43,7 +46,7 @@ use super::Topics;
 use crate::alerts::{self, Level, NewAlert};
 use crate::clock::rfc3339;
 use crate::config::Mqtt;
-use crate::store::{self, StoreError};
+use crate::store::{self, StoreError, Tx};
 
 /// The largest command handled: a photo needs less than 8 MiB.
 pub const MAX_COMMAND_BYTES: usize = 8 << 20;
@@ -205,13 +208,15 @@ pub fn session(c: &Connection) -> Result<u64, StoreError> {
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-fn set_session(c: &Connection, n: u64) -> Result<(), StoreError> {
-    c.execute(
+/// Takes the next session number: stored before it is used in a CONNECT.
+fn next_session(tx: &mut Tx<'_>) -> Result<u64, StoreError> {
+    let n = session(tx.conn())? + 1;
+    tx.conn().execute(
         "INSERT INTO sync_meta(key, value) VALUES ('session', ?1) \
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         [n.to_string()],
     )?;
-    Ok(())
+    Ok(n)
 }
 
 /// Mark events acknowledged by the broker (never un-marks; already marked ones stay). The
@@ -571,10 +576,9 @@ async fn attempt(
     let session = sync
         .core
         .store
-        .read(session)
+        .write_essential(next_session)
         .await
-        .context("reading the session counter")?
-        + 1;
+        .context("taking the next session number")?;
     let opts = options(sync, mqtt, session, topics).await?;
     let (client, eventloop) = AsyncClient::new(opts, mqtt.max_inflight as usize + 64);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -779,12 +783,6 @@ impl Conn {
         match ev.context("mqtt connection")? {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 let n = self.session;
-                self.sync
-                    .core
-                    .store
-                    .write_essential(move |tx| set_session(tx.conn(), n))
-                    .await
-                    .context("persisting the session counter")?;
                 self.connected = true;
                 self.connected_at = Some(tokio::time::Instant::now());
                 self.sync.set_connected(true);

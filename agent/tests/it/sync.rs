@@ -908,3 +908,56 @@ async fn a_broker_that_refuses_an_event_gets_back_off_and_an_alert_and_loses_not
     assert!(metrics.mqtt_connects.get() >= 4);
     b.stop().await;
 }
+
+/// Head office orders a branch's states by session, and within one session the Will wins.
+/// A box killed after its CONNECT but before it stored the session number would otherwise
+/// come back with the same number, and the Will of its killed connection would keep it
+/// offline at head office for good: the number is stored before the CONNECT goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_number_is_stored_before_its_connect_and_never_used_twice() {
+    // A "broker" that takes the connection and never answers it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in silent.incoming().take(2) {
+            conns.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+        drop(conns);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let stored = async |running: &app::Running| {
+        running
+            .core
+            .store
+            .read(branchd::sync::link::session)
+            .await
+            .unwrap()
+    };
+    let mut seen: Vec<u64> = Vec::new();
+    for _ in 0..2 {
+        let running = app::start(config_for(&data, &mqtt_table(port)))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let before = seen.last().copied().unwrap_or(0);
+        let taken = loop {
+            let n = stored(&running).await;
+            if n > before {
+                break n;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no session number was stored while the CONNECT waited for an answer"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        seen.push(taken);
+        // Stopped before any CONNACK came.
+        assert!(running.shutdown(Duration::from_secs(5)).await);
+    }
+    assert!(seen[1] > seen[0], "each start took a new number: {seen:?}");
+    drop(held);
+}
