@@ -323,6 +323,35 @@ pub fn is_active(c: &Connection, name: &str) -> Result<bool, StoreError> {
     .is_some())
 }
 
+/// The active account named `name`, if any (no hash).
+pub fn active_user(c: &Connection, name: &str) -> Result<Option<User>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT id, username, role FROM users WHERE username = ?1 AND disabled = 0",
+            [name],
+            user_of,
+        )
+        .optional()?;
+    Ok(row.flatten())
+}
+
+/// The active accounts with one of `roles`, by name: ids and names only.
+pub fn active_with_roles(c: &Connection, roles: &[Role]) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, username, role FROM users WHERE disabled = 0 ORDER BY username",
+    )?;
+    let rows = stmt.query_map([], user_of)?;
+    let mut out = Vec::new();
+    for u in rows {
+        if let Some(u) = u?
+            && roles.contains(&u.role)
+        {
+            out.push((u.id, u.username));
+        }
+    }
+    Ok(out)
+}
+
 /// Every account (no hashes), for the branch manager.
 pub fn list(c: &Connection) -> Result<Vec<serde_json::Value>, StoreError> {
     let mut stmt = c.prepare_cached(

@@ -7,7 +7,8 @@
 #
 #   web-ui/e2e/against-demo.sh BRANCHD_BINARY [ARTIFACTS_DIR]
 #
-# Screenshots, the demo's log and what head office received (hq.log) go to ARTIFACTS_DIR
+# Screenshots, the demo's log, what head office received (hq.log) and the ack of the order it
+# booked (order-ack.json) go to ARTIFACTS_DIR
 # (default $BRANCHD_CACHE/e2e-artifacts).
 set -euo pipefail
 
@@ -67,6 +68,17 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "$url/healthz" >/dev/null || { echo "branchd demo did not answer on $url" >&2; exit 1; }
 
+# Head office books an order for the PAD's order journey (approved, run and delivered there).
+order_id="ORD-E2E-$(date +%s)"
+cat >"$work/order.json" <<EOF
+{"v":1,"id":"cmd-$order_id","ts":"$(date -u +%FT%TZ)","kind":"order.create","data":{"order_id":"$order_id",
+ "business_type":"account_opening","title":"个人开户","channel":"app","customer":{"name":"赵敏","phone":"13800000009"},
+ "appointment_at":"$(date -u -d '+30 min' +%FT%TZ)",
+ "steps":[{"key":"document_check","name":"证件核验","sla_s":600},{"key":"account_opening","name":"开户","sla_s":900}]}}
+EOF
+"$bin" hq send --url "mqtt://127.0.0.1:$mqtt_port" --branch NJ0101 --timeout 30 "$work/order.json" >"$artifacts/order-ack.json" \
+  || { cat "$artifacts/order-ack.json" >&2; echo "head office could not book the e2e order" >&2; exit 1; }
+
 # A photographed ID card front with ground truth, rendered for this run.
 python3 "$root/tools/docgen/docgen.py" --kind id-front --count 1 --seed 11 --out "$work/card" >/dev/null
 card=$(find "$work/card" -type f \( -name '*.jpg' -o -name '*.png' \) | head -n 1)
@@ -94,4 +106,5 @@ DEMO_LOG="$artifacts/demo.log" \
 HQ_LOG="$artifacts/hq.log" \
 COUPON_VIDEO="$work/coupon.y4m" \
 COUPON_ID="$coupon_id" \
+ORDER_ID="$order_id" \
   node e2e/run.mjs

@@ -11,6 +11,8 @@
 // are the demo's log and what head office received (`branchd hq watch --data`): a product
 // shown on an STM must reach the simulator, lead answers and redeemed coupons head office.
 // COUPON_VIDEO is a Y4M video of a coupon's QR code (COUPON_ID) played as the camera.
+// ORDER_ID is an order head office booked (`branchd hq send`): approved, run and delivered on
+// the PAD, its `order.completed` must reach head office.
 // Prints one line per step and closes with "N passed, N failed"; exits 1 on any failure.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -381,6 +383,47 @@ const flows = {
         await visible(page, '[data-test=order-steps]', 'the order steps')
         await page.screenshot({ path: join(artifacts, 'lobby_manager-order-detail-1024x768.png'), fullPage: true })
       }
+    })
+    await step(page, 'orders: a head-office order approved, every step run and delivered on the PAD, reaching head office', async () => {
+      const id = process.env.ORDER_ID
+      expect(id, 'ORDER_ID not set: run through e2e/against-demo.sh (it books the order with `branchd hq send`)')
+      const detail = '[data-test=order-status]'
+      const status = async (want) => {
+        await page.waitForFunction(([sel, w]) => document.querySelector(sel)?.dataset.status === w, [detail, want], { timeout: T.action })
+          .catch(async () => { throw new Error(`the order is ${await page.locator(detail).getAttribute('data-status')}, not ${want}`) })
+      }
+      const act = async (action) => {
+        await page.click(`[data-test=order-actions] [data-action=${action}]`)
+        await confirmDialog(page)
+      }
+      await page.click('[data-test=tab-orders]')
+      await page.click(`[data-test=orders] li[data-id="${id}"]`)
+      await status('created')
+      const shown = await page.locator('[data-test=order-actions] [data-action]').evaluateAll((bs) => bs.map((b) => b.dataset.action))
+      expect(!shown.includes('deliver') && !shown.includes('finish') && shown.includes('approve'), `a new order offers ${shown.join(', ')}`)
+      await shot(page, 'lobby_manager-order-actions')
+      await act('approve')
+      await status('approved')
+      expect((await page.locator('[data-test=order-approved-by]').textContent()).includes('lobby'), 'the approver is not shown')
+      for (let i = 0; i < 10; i++) {
+        const start = page.locator('[data-test=order-actions] [data-action=start]')
+        if (!(await start.count())) break
+        await act('start')
+        await status('executing')
+        await visible(page, '[data-test=order-actions] [data-action=finish]', 'the finish button of the running step')
+        await act('finish')
+        await page.locator('[data-test=order-actions] [data-action=finish]').waitFor({ state: 'detached', timeout: T.action })
+      }
+      const states = await page.locator('[data-test=order-steps] li').evaluateAll((ls) => ls.map((l) => l.className))
+      expect(states.length > 0 && states.every((c) => c.includes('done')), `steps not all done: ${states.join(' | ')}`)
+      await act('deliver')
+      await status('delivered')
+      expect((await page.locator('[data-test=order-delivered-by]').textContent()).includes('lobby'), 'who delivered is not shown')
+      expect(!(await page.locator('[data-test=order-actions]').count()), 'a delivered order still offers actions')
+      await shot(page, 'lobby_manager-order-delivered')
+      const line = await inLog(process.env.HQ_LOG, new RegExp(`order\\.completed .*"id":"${id}".*"status":"delivered"`), `order.completed of ${id} at head office`)
+      console.log(`     head office: ${line.slice(0, 140)}`)
+      await page.setViewportSize(VIEWPORTS[0])
     })
     await step(page, 'shelf: products on the shelf, filtered by type, and the sales ranking', async () => {
       await page.click('[data-test=tab-shelf]')

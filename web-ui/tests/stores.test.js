@@ -9,6 +9,7 @@ vi.mock('../src/api/index.js', () => {
     alerts: vi.fn(), ackAlert: vi.fn(), vipArrivals: vi.fn(),
     devices: vi.fn(), deviceExceptions: vi.fn(), signIn: vi.fn(), signOut: vi.fn(), command: vi.fn(), resolveException: vi.fn(),
     tasks: vi.fn(), decide: vi.fn(), orders: vi.fn(), order: vi.fn(), stats: vi.fn(), ocr: vi.fn(),
+    orderAction: vi.fn(), orderStep: vi.fn(), staffUsers: vi.fn(),
   }
   return { api, client: {}, setUnauthorizedHandler: vi.fn() }
 })
@@ -228,6 +229,43 @@ describe('orders store', () => {
     api.order.mockRejectedValueOnce(new ApiError(404, 'no_such_order', '没有这个订单'))
     await o.open('O2')
     expect(o.currentError.message).toBe('没有这个订单')
+  })
+  it('an action posts to its route and shows the order the box answers', async () => {
+    api.orders.mockResolvedValueOnce([{ id: 'O1', status: 'created', steps: [] }])
+    api.order.mockResolvedValueOnce({ id: 'O1', status: 'created', steps: [{ key: 'verify', state: 'pending' }] })
+    const o = useOrdersStore()
+    await o.load()
+    await o.open('O1')
+    api.orderAction.mockResolvedValueOnce({ id: 'O1', status: 'approved', approved_by: 'lobby', steps: [{ key: 'verify', state: 'pending' }] })
+    await o.act('O1', 'approve')
+    expect(api.orderAction).toHaveBeenCalledWith('O1', 'approve', {})
+    expect(o.current.approved_by).toBe('lobby')
+    expect(o.data[0].status).toBe('approved')
+    api.orderStep.mockResolvedValueOnce({ id: 'O1', status: 'executing', steps: [{ key: 'verify', state: 'active' }] })
+    await o.act('O1', 'start', { step: 'verify' })
+    expect(api.orderStep).toHaveBeenCalledWith('O1', 'verify', 'start')
+    expect(o.current.current_step.key).toBe('verify')
+    api.orderAction.mockResolvedValueOnce({ id: 'O1', status: 'executing', steps: [] })
+    await o.act('O1', 'handover', { to: 'lm2' })
+    expect(api.orderAction).toHaveBeenLastCalledWith('O1', 'handover', { to: 'lm2' })
+  })
+  it('a refused action leaves the order as it was', async () => {
+    api.order.mockResolvedValueOnce({ id: 'O1', status: 'created', steps: [] })
+    const o = useOrdersStore()
+    await o.open('O1')
+    api.orderAction.mockRejectedValueOnce(new ApiError(409, 'invalid_order_state', 'no'))
+    await expect(o.act('O1', 'reject', { reason: 'x' })).rejects.toMatchObject({ status: 409 })
+    expect(api.orderAction).toHaveBeenCalledWith('O1', 'reject', { reason: 'x' })
+    expect(o.current.status).toBe('created')
+  })
+  it('filters the list it holds', async () => {
+    api.orders.mockResolvedValueOnce([{ id: 'O1', status: 'created', assignee: 'lobby' }, { id: 'O2', status: 'approved' }])
+    const o = useOrdersStore()
+    await o.load()
+    o.filter.mine = true
+    expect(o.filtered('lobby').map((x) => x.id)).toEqual(['O1'])
+    o.clearFilter()
+    expect(o.filtered('lobby')).toHaveLength(2)
   })
 })
 

@@ -65,6 +65,9 @@ describe('live events reach the right stores', () => {
     ['order.updated', { id: 'O1' }, { orders: 1 }],
     ['order.step', { order_id: 'O7' }, { orders: 1, orderOpen: 1 }],
     ['order.timeout', { id: 'O7' }, { orders: 1, orderOpen: 1, alertsEvent: 1 }],
+    ['order.urged', { id: 'O7' }, { orders: 1, orderOpen: 1 }],
+    ['order.handed_over', { id: 'O7', from: 'a', to: 'b' }, { orders: 1, orderOpen: 1 }],
+    ['order.overdue', { id: 'O1' }, { orders: 1 }],
     ['ocr.completed', {}, {}],
     ['resync', {}, { queue: 1, devices: 1, tasks: 1, orders: 1, alertsLoad: 1 }],
   ])('%s %j', (kind, data, want) => {

@@ -5,6 +5,7 @@
 //! near_timeout_pct = 80      # near-timeout warning at this share of a step's service time
 //! recall_after_s = 300       # after a timeout, recall the order this much later
 //! recall_action = "pool"     # "pool": back to the pool; "escalate": to the branch manager
+//! overdue_grace_min = 15     # a booked customer not here this long after the time: alert
 //!
 //! [[orders.templates]]
 //! business_type = "account_opening"
@@ -88,6 +89,9 @@ pub struct OrdersConfig {
     pub recall_action: RecallAction,
     /// Step templates per business type.
     pub templates: Vec<Template>,
+    /// Minutes after an appointment's time before a customer not yet arrived is reported
+    /// late (`order.overdue`).
+    pub overdue_grace_min: u32,
     /// Create sample orders at start (the demo).
     pub demo_samples: bool,
 }
@@ -99,6 +103,7 @@ impl Default for OrdersConfig {
             recall_after_s: 300,
             recall_action: RecallAction::Pool,
             templates: Vec::new(),
+            overdue_grace_min: 15,
             demo_samples: false,
         }
     }
@@ -150,6 +155,9 @@ pub fn read(root: &mut Section<'_, '_>) -> Option<OrdersConfig> {
                 ok = false;
             }
         }
+    }
+    if let Some(g) = s.opt_int("overdue_grace_min", 0..=24 * 60) {
+        cfg.overdue_grace_min = g as u32;
     }
     cfg.demo_samples = s.opt_bool("demo_samples").unwrap_or(false);
     let defaults = cfg.clone();

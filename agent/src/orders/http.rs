@@ -10,8 +10,11 @@ use crate::http::{Access, Reply, Request, Route, ok_json};
 use crate::store::Tx;
 use crate::users::Role;
 
+/// The roles that handle orders.
+const ORDER_ROLES: &[Role] = &[Role::LobbyManager, Role::BranchManager];
+
 /// Every order route is for the same staff.
-const STAFF: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
+const STAFF: Access = Access::Roles(ORDER_ROLES);
 
 impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
@@ -49,6 +52,12 @@ pub struct RatingBody {
     score: i64,
     #[serde(default)]
     comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoverBody {
+    to: String,
 }
 
 /// A staff action on the order in the path: what it does, and what the audit trail says.
@@ -202,6 +211,30 @@ impl Orders {
                         .await
                 },
             ),
+            Route::post("/api/v1/orders/{id}/urge", STAFF).json().to(
+                self.clone(),
+                |o, req| async move {
+                    let b: NoteBody = req.json()?;
+                    Action::of(&req, "order.urge", json!({"note": b.note}))?
+                        .run(&o, model::urge)
+                        .await
+                },
+            ),
+            Route::post("/api/v1/orders/{id}/handover", STAFF)
+                .json()
+                .to(self.clone(), handover),
+            Route::get("/api/v1/users/assignable", STAFF).to(self.clone(), |o, _| async move {
+                let users = o
+                    .core
+                    .store
+                    .read(|c| crate::users::active_with_roles(c, ORDER_ROLES))
+                    .await?;
+                let users: Vec<_> = users
+                    .into_iter()
+                    .map(|(id, username)| json!({"id": id, "username": username}))
+                    .collect();
+                Ok(ok_json(&users))
+            }),
             Route::post("/api/v1/orders/{id}/rating", STAFF).json().to(
                 self.clone(),
                 |o, req| async move {
@@ -224,6 +257,44 @@ impl Orders {
             ),
         ]
     }
+}
+
+/// `POST /api/v1/orders/{id}/handover`: the order goes to another member of staff who
+/// handles orders (an unknown or disabled account: 404 `no_such_user`; another role: 400
+/// `not_order_staff`).
+async fn handover(o: Orders, req: Request) -> Reply {
+    let b: HandoverBody = req.json()?;
+    let to = b.to.trim().to_string();
+    if to.is_empty() || to.chars().count() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`to` must be a user name of 1 to 64 characters",
+        ));
+    }
+    let name = to.clone();
+    let user = o
+        .core
+        .store
+        .read(move |c| crate::users::active_user(c, &name))
+        .await?;
+    let Some(user) = user else {
+        return Err(ApiError::not_found(
+            "no_such_user",
+            format!("no active account `{to}`"),
+        ));
+    };
+    if !ORDER_ROLES.contains(&user.role) {
+        return Err(ApiError::bad_request(
+            "not_order_staff",
+            format!(
+                "`{to}` is a {}: that role does not handle orders",
+                user.role
+            ),
+        ));
+    }
+    Action::of(&req, "order.handover", json!({"to": to}))?
+        .run(&o, move |tx, id, by| model::hand_over(tx, id, by, &to))
+        .await
 }
 
 /// `GET /api/v1/orders/{id}?view=staff|customer`.

@@ -5,8 +5,9 @@
 //! - [`views`]: the staff list and view, and the customer view.
 //! - [`command`]: `order.create|update|cancel` from head office (applied by the sync module
 //!   inside the transaction that records the command as handled).
-//! - [`timers`]: near-timeout, timeout and recall of running steps, recomputed from the
-//!   stored timestamps (so they survive restarts); the arrival link (`ticket.issued` with
+//! - [`timers`]: near-timeout, timeout and recall of running steps, and the customer late
+//!   for the appointment, recomputed from the stored timestamps (so they survive
+//!   restarts); the arrival link (`ticket.issued` with
 //!   an `appointment_id`), a durable consumer of the event stream.
 //! - `http`: the staff API and the customer view.
 //! - The step templates and timer defaults are `[orders]` in the config
@@ -19,7 +20,7 @@ mod demo;
 mod http;
 /// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
 #[doc(hidden)]
-pub use http::{NoteBody, RatingBody, ReasonBody};
+pub use http::{HandoverBody, NoteBody, RatingBody, ReasonBody};
 pub mod model;
 pub mod timers;
 pub mod views;
@@ -88,6 +89,11 @@ pub const SCHEMA: Schema = Schema {
              UNIQUE (order_id, key)
          ) STRICT;
          CREATE INDEX order_steps_active ON order_steps(state) WHERE state = 'active';",
+        // 2: who handles an order now, how often it was urged, and when its customer was
+        // reported late for the appointment.
+        "ALTER TABLE orders ADD COLUMN assignee TEXT;
+         ALTER TABLE orders ADD COLUMN urges INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE orders ADD COLUMN overdue_at TEXT;",
     ],
 };
 
@@ -142,14 +148,27 @@ impl Orders {
                 }
             });
         }
-        core.spawn(run(core.store.clone(), core.clock, core.cancel.clone()));
+        let grace =
+            std::time::Duration::from_secs(u64::from(core.cfg.orders.overdue_grace_min) * 60);
+        core.spawn(run(
+            core.store.clone(),
+            core.clock,
+            core.cancel.clone(),
+            grace,
+        ));
     }
 }
 
-/// The module's long-lived work until `cancel`: the step timers and the arrival link.
-pub async fn run(store: Store, clock: Clock, cancel: CancellationToken) {
+/// The module's long-lived work until `cancel`: the step and appointment timers (an
+/// appointment is overdue `grace` after its time) and the arrival link.
+pub async fn run(
+    store: Store,
+    clock: Clock,
+    cancel: CancellationToken,
+    grace: std::time::Duration,
+) {
     tokio::join!(
-        timers::run(store.clone(), clock, cancel.clone()),
+        timers::run(store.clone(), clock, cancel.clone(), grace),
         timers::link_arrivals(store, cancel),
     );
 }

@@ -197,6 +197,13 @@ pub struct OrderRow {
     pub recalls: i64,
     /// Created.
     pub created_at: String,
+    /// The member of staff handling it now (who approved it, started a step, or was
+    /// handed it).
+    pub assignee: Option<String>,
+    /// How often it was urged.
+    pub urges: i64,
+    /// When its customer was reported late for the appointment.
+    pub overdue_at: Option<String>,
 }
 
 /// One stored step.
@@ -222,7 +229,8 @@ pub struct StepRow {
 
 pub(super) const ORDER_COLS: &str = "id, business_type, title, channel, priority, customer_name, customer_phone, \
     customer_id_number, appointment_at, status, fields, ticket, arrived_at, approved_by, approved_at, \
-    closed_reason, delivered_at, delivered_by, rating, rating_comment, rated_at, recalls, created_at";
+    closed_reason, delivered_at, delivered_by, rating, rating_comment, rated_at, recalls, created_at, \
+    assignee, urges, overdue_at";
 
 pub(super) fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow> {
     Ok(OrderRow {
@@ -251,6 +259,9 @@ pub(super) fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderRow
         rated_at: r.get(20)?,
         recalls: r.get(21)?,
         created_at: r.get(22)?,
+        assignee: r.get(23)?,
+        urges: r.get(24)?,
+        overdue_at: r.get(25)?,
     })
 }
 
@@ -412,6 +423,10 @@ pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result
         u.appointment_at.map(rfc3339),
         &mut changed,
     )?;
+    if u.appointment_at.is_some() {
+        // A new time is a new appointment: its customer may be reported late again.
+        c.execute("UPDATE orders SET overdue_at = NULL WHERE id = ?1", [&o.id])?;
+    }
     let fields = u
         .fields
         .as_ref()
@@ -421,6 +436,9 @@ pub fn update(tx: &mut Tx<'_>, u: &OrderUpdate, command: Option<&str>) -> Result
         c.execute("DELETE FROM order_steps WHERE order_id = ?1", [&o.id])?;
         insert_steps(c, &o.id, s)?;
         changed.push("steps");
+    }
+    if u.appointment_at.is_some() {
+        alerts::clear(tx, &overdue_key(&o.id))?;
     }
     touch(tx, &o.id)?;
     let steps_now = u.steps.as_deref().map(step_keys);
@@ -462,6 +480,11 @@ pub(super) fn updated(
         json!({"id": id, "status": status, "cause": cause}),
     )?;
     Ok(())
+}
+
+/// The key of an order's `order.overdue` alert (its customer late for the appointment).
+pub fn overdue_key(id: &str) -> String {
+    format!("order:{id}:overdue")
 }
 
 /// The alert keys of one step's timer levels.
@@ -513,6 +536,7 @@ pub fn cancel(
         params![id, reason],
     )?;
     set_status(tx, id, OrderStatus::Cancelled)?;
+    alerts::clear(tx, &overdue_key(id))?;
     tx.emit(
         "order.cancelled",
         json!({"id": id, "reason": reason, "command": command}),
@@ -530,7 +554,7 @@ pub fn approve(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
         )));
     }
     tx.conn().execute(
-        "UPDATE orders SET approved_by = ?2, approved_at = ?3 WHERE id = ?1",
+        "UPDATE orders SET approved_by = ?2, approved_at = ?3, assignee = ?2 WHERE id = ?1",
         params![id, by, rfc3339(tx.now())],
     )?;
     set_status(tx, id, OrderStatus::Approved)?;
@@ -555,6 +579,7 @@ pub fn reject(tx: &mut Tx<'_>, id: &str, by: &str, reason: &str) -> Result<(), O
         params![id, reason],
     )?;
     set_status(tx, id, OrderStatus::Rejected)?;
+    alerts::clear(tx, &overdue_key(id))?;
     tx.emit(
         "order.updated",
         json!({"id": id, "status": "rejected", "by": by}),
@@ -618,6 +643,10 @@ pub fn start_step(
         params![id, key, at, by],
     )?;
     clear_step_alerts(tx, id, key)?;
+    tx.conn().execute(
+        "UPDATE orders SET assignee = ?2 WHERE id = ?1",
+        params![id, by],
+    )?;
     set_status(tx, id, OrderStatus::Executing)?;
     tx.emit(
         "order.step",
@@ -691,6 +720,7 @@ pub fn deliver(tx: &mut Tx<'_>, id: &str, by: &str, now: DateTime<Utc>) -> Resul
         params![id, at, by],
     )?;
     set_status(tx, id, OrderStatus::Delivered)?;
+    alerts::clear(tx, &overdue_key(id))?;
     let overdue: Vec<&str> = st
         .iter()
         .filter(|s| step_secs(s, now).is_some_and(|d| d > s.spec.sla_s as i64))
@@ -729,6 +759,61 @@ pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
         json!({"id": id, "step": step, "action": "manual", "by": by}),
     )?;
     updated(tx, id, OrderStatus::Recalled, "recalled")?;
+    Ok(())
+}
+
+/// The priority an urged order gets.
+pub const URGENT: &str = "urgent";
+
+/// Urge an open order (`order.urged`): its priority becomes [`URGENT`] (a ticket already
+/// issued for it keeps its place in the queue) and the count of urges grows.
+pub fn urge(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if !o.status.is_open() {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only an open order can be urged",
+            o.status
+        )));
+    }
+    tx.conn().execute(
+        "UPDATE orders SET priority = ?2, urges = urges + 1 WHERE id = ?1",
+        params![id, URGENT],
+    )?;
+    touch(tx, id)?;
+    tx.emit(
+        "order.urged",
+        json!({"id": id, "priority": URGENT, "previous_priority": o.priority,
+               "urges": o.urges + 1, "ticket": o.ticket, "by": by}),
+    )?;
+    updated(tx, id, o.status, "urged")?;
+    Ok(())
+}
+
+/// Hand an open order over to another member of staff (`order.handed_over`), who must
+/// be an active account that may handle orders (checked by the caller).
+pub fn hand_over(tx: &mut Tx<'_>, id: &str, by: &str, to: &str) -> Result<(), OrderError> {
+    let o = must_get(tx.conn(), id)?;
+    if !o.status.is_open() {
+        return Err(OrderError::State(format!(
+            "order `{id}` is {}: only an open order can be handed over",
+            o.status
+        )));
+    }
+    if o.assignee.as_deref() == Some(to) {
+        return Err(OrderError::State(format!(
+            "order `{id}` is already handled by `{to}`"
+        )));
+    }
+    tx.conn().execute(
+        "UPDATE orders SET assignee = ?2 WHERE id = ?1",
+        params![id, to],
+    )?;
+    touch(tx, id)?;
+    tx.emit(
+        "order.handed_over",
+        json!({"id": id, "from": o.assignee, "to": to, "by": by}),
+    )?;
+    updated(tx, id, o.status, "handed_over")?;
     Ok(())
 }
 
@@ -774,6 +859,7 @@ pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, Stor
         "UPDATE orders SET ticket = ?2, arrived_at = ?3, updated_at = ?3 WHERE id = ?1",
         params![id, ticket, rfc3339(tx.now())],
     )?;
+    alerts::clear(tx, &overdue_key(id))?;
     tx.emit(
         "order.arrived",
         json!({"id": id, "ticket": ticket, "priority": o.priority}),

@@ -15,6 +15,9 @@ use crate::store::{Event, Store, StoreError, Tx};
 
 const ID_NUMBER: &str = "321083197812162119";
 
+/// `[orders] overdue_grace_min` at its default.
+const GRACE: Duration = Duration::from_secs(15 * 60);
+
 fn spec(key: &str, sla_s: u32, action: RecallAction) -> StepSpec {
     StepSpec {
         key: key.into(),
@@ -129,7 +132,7 @@ impl Rig {
         let clock = Clock::new();
         let cancel = CancellationToken::new();
         let rx = Some(store.subscribe());
-        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone()));
+        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone(), GRACE));
         Rig {
             _dir: dir,
             path,
@@ -160,7 +163,7 @@ impl Rig {
         let clock = Clock::starting_at(self.clock.now());
         let cancel = CancellationToken::new();
         let rx = Some(store.subscribe());
-        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone()));
+        let task = tokio::spawn(super::run(store.clone(), clock, cancel.clone(), GRACE));
         Rig {
             _dir: self._dir,
             path: self.path,
@@ -701,4 +704,169 @@ async fn each_order_view_matches_exactly_one_schema_of_the_document() {
         assert!(!has(&customer, &staff_needs), "{customer}");
     }
     store.close();
+}
+
+/// An order booked `in_min` minutes from now, with one step.
+async fn booked(rig: &Rig, id: &str, in_min: i64) {
+    let mut o = new_order(id, vec![spec("check", 600, RecallAction::Pool)]);
+    o.appointment_at = Some(rig.clock.now() + chrono::Duration::minutes(in_min));
+    write(&rig.store, move |tx| model::create(tx, &o, None)).await;
+}
+
+async fn open_alert_keys(store: &Store) -> Vec<String> {
+    read(store, |c| {
+        let mut stmt = c.prepare("SELECT key FROM alerts WHERE cleared_at IS NULL ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_customer_late_for_the_appointment_is_reported_once_after_the_grace() {
+    let mut rig = Rig::start().await;
+    let mut rx = rig.events();
+    booked(&rig, "O-L1", 10).await;
+    advance(24 * 60).await;
+    none_of(&mut rx, &["order.overdue"]);
+    assert!(
+        open_alerts(&rig.store).await.is_empty(),
+        "not yet 15 min late"
+    );
+    advance(2 * 60).await;
+    let ev = next(&mut rx, "order.overdue").await;
+    assert_eq!(ev.data["id"], "O-L1");
+    assert_eq!(ev.data["title"], "个人开户");
+    assert!(ev.data["appointment_at"].is_string());
+    assert!(!ev.data.to_string().contains("张三"), "no customer name");
+    assert_eq!(
+        open_alerts(&rig.store).await,
+        vec![("order.overdue".to_string(), "warn".to_string())]
+    );
+    let now = rig.clock.now();
+    let v = read(&rig.store, move |c| {
+        super::views::staff_view(c, "O-L1", now)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (v["late"].as_bool(), v["overdue"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // Once: an hour later, and after a restart, nothing more.
+    advance(3600).await;
+    none_of(&mut rx, &["order.overdue"]);
+    let mut rig = rig.restart(60).await;
+    let mut rx = rig.events();
+    advance(60).await;
+    none_of(&mut rx, &["order.overdue"]);
+    assert_eq!(open_alerts(&rig.store).await.len(), 1);
+
+    // The customer arrives: the alert is cleared, the order no longer late.
+    write(&rig.store, |tx| Ok(model::link_ticket(tx, "O-L1", "A001")?)).await;
+    assert!(open_alerts(&rig.store).await.is_empty());
+    let now = rig.clock.now();
+    let v = read(&rig.store, move |c| {
+        super::views::staff_view(c, "O-L1", now)
+    })
+    .await
+    .unwrap();
+    assert_eq!(v["late"], false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_a_late_order_clears_its_alert_and_a_closed_order_is_never_late() {
+    let mut rig = Rig::start().await;
+    let mut rx = rig.events();
+    booked(&rig, "O-L2", 0).await;
+    booked(&rig, "O-L3", 5).await;
+    advance(16 * 60).await;
+    let ev = next(&mut rx, "order.overdue").await;
+    assert_eq!(ev.data["id"], "O-L2");
+    assert_eq!(
+        open_alert_keys(&rig.store).await,
+        vec![model::overdue_key("O-L2")]
+    );
+    write(&rig.store, |tx| {
+        model::reject(tx, "O-L2", "lobby", "资料不全")?;
+        model::cancel(tx, "O-L3", None, None)
+    })
+    .await;
+    assert!(
+        open_alerts(&rig.store).await.is_empty(),
+        "rejected: cleared"
+    );
+    advance(3600).await;
+    none_of(&mut rx, &["order.overdue"]);
+    assert!(
+        open_alerts(&rig.store).await.is_empty(),
+        "cancelled before its time"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_moved_appointment_gets_a_new_grace() {
+    let mut rig = Rig::start().await;
+    let mut rx = rig.events();
+    booked(&rig, "O-L4", 10).await;
+    advance(20 * 60).await;
+    let later = rig.clock.now() + chrono::Duration::minutes(30);
+    write(&rig.store, move |tx| {
+        model::update(
+            tx,
+            &model::OrderUpdate {
+                id: "O-L4".into(),
+                appointment_at: Some(later),
+                ..Default::default()
+            },
+            None,
+        )
+    })
+    .await;
+    advance(40 * 60).await;
+    none_of(&mut rx, &["order.overdue"]);
+    advance(6 * 60).await;
+    let ev = next(&mut rx, "order.overdue").await;
+    assert_eq!(ev.data["id"], "O-L4");
+}
+
+#[tokio::test(start_paused = true)]
+async fn urging_raises_the_priority_and_handing_over_moves_the_assignee() {
+    let rig = Rig::start().await;
+    let o = new_order("O-U1", vec![spec("check", 600, RecallAction::Pool)]);
+    let now = rig.clock.now();
+    write(&rig.store, move |tx| {
+        model::create(tx, &o, None)?;
+        model::approve(tx, "O-U1", "lobby")?;
+        model::urge(tx, "O-U1", "lobby")?;
+        model::urge(tx, "O-U1", "lobby")?;
+        model::hand_over(tx, "O-U1", "lobby", "lm2")?;
+        model::start_step(tx, "O-U1", "check", "lm3", now)
+    })
+    .await;
+    let o = read(&rig.store, |c| model::get(c, "O-U1")).await.unwrap();
+    assert_eq!(o.priority, model::URGENT);
+    assert_eq!(o.urges, 2);
+    assert_eq!(
+        o.assignee.as_deref(),
+        Some("lm3"),
+        "who starts a step takes the order"
+    );
+    let refused = |r: Result<(), OrderError>| matches!(r, Err(OrderError::State(_)));
+    let store = rig.store.clone();
+    let (same, urge_closed, hand_closed) = tokio::task::spawn_blocking(move || {
+        let same = store.write_blocking(|tx| model::hand_over(tx, "O-U1", "lobby", "lm3"));
+        store
+            .write_blocking(|tx| model::cancel(tx, "O-U1", None, None))
+            .unwrap();
+        let urge = store.write_blocking(|tx| model::urge(tx, "O-U1", "lobby"));
+        let hand = store.write_blocking(|tx| model::hand_over(tx, "O-U1", "lobby", "lm2"));
+        (same, urge, hand)
+    })
+    .await
+    .unwrap();
+    assert!(refused(same), "already theirs");
+    assert!(refused(urge_closed), "a closed order is not urged");
+    assert!(refused(hand_closed), "a closed order is not handed over");
 }

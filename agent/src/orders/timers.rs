@@ -6,6 +6,10 @@
 //! timer; a level already past is applied at once. Every `order.*` event wakes the timers
 //! to recompute (a step started, finished or recalled elsewhere).
 //!
+//! Appointments have one timer of the same kind: a customer not arrived `grace` after the
+//! booked time is reported late once (`order.overdue`, with an alert cleared when the
+//! customer arrives or the order closes), recomputed from `appointment_at`.
+//!
 //! The arrival link is a durable consumer of the event stream: a `ticket.issued` with an
 //! `appointment_id` links the ticket to its order, exactly once, including tickets issued
 //! while the link was not running.
@@ -17,8 +21,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{
-    OrderStatus, StepLevel, StepState, alert_key, get, link_ticket, set_status, step_secs, steps,
-    updated,
+    OrderStatus, StepLevel, StepState, alert_key, get, link_ticket, overdue_key, set_status,
+    step_secs, steps, updated,
 };
 use crate::alerts::{self, Level, NewAlert};
 use crate::clock::{Clock, parse};
@@ -29,10 +33,24 @@ use crate::store::{Event, Store, StoreError, Tx};
 pub const ARRIVALS: &str = "orders.arrivals";
 
 /// Run until `cancel`: fire timer levels as they fall due, recomputing on every order event.
-pub async fn run(store: Store, clock: Clock, cancel: CancellationToken) {
+pub async fn run(
+    store: Store,
+    clock: Clock,
+    cancel: CancellationToken,
+    grace: std::time::Duration,
+) {
+    let grace = chrono::Duration::from_std(grace).unwrap_or_default();
     let mut events = store.follow(*store.committed().borrow());
     loop {
-        let next = match store.read(due_levels).await {
+        let due = store
+            .read(move |c| {
+                let mut d = due_levels(c)?;
+                d.extend(due_overdue(c, grace)?);
+                d.sort_by_key(|d| d.at);
+                Ok::<_, StoreError>(d)
+            })
+            .await;
+        let next = match due {
             Ok(d) => d.into_iter().next(),
             Err(e) => {
                 tracing::warn!(error = %e, "order timers: cannot read the running steps");
@@ -114,7 +132,7 @@ pub struct Due {
     pub started_at: String,
     /// The level reached so far.
     pub from_level: StepLevel,
-    /// `near_timeout`, `timeout` or `recall`.
+    /// `near_timeout`, `timeout`, `recall`, or `overdue` (an appointment, no step).
     pub level: &'static str,
     /// When it falls due.
     pub at: DateTime<Utc>,
@@ -164,9 +182,78 @@ pub fn due_levels(c: &Connection) -> Result<Vec<Due>, StoreError> {
     Ok(out)
 }
 
+/// The appointments whose customer is not here yet and not yet reported late: due
+/// `grace` after the booked time (level `overdue`, no step; `started_at` holds the booked
+/// time, so a changed appointment is another timer).
+pub fn due_overdue(c: &Connection, grace: chrono::Duration) -> Result<Vec<Due>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, appointment_at FROM orders \
+         WHERE status IN ('created', 'approved', 'executing', 'recalled') \
+         AND appointment_at IS NOT NULL AND arrived_at IS NULL AND overdue_at IS NULL",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (order_id, appointment_at) = row?;
+        let Some(at) = parse(&appointment_at) else {
+            continue;
+        };
+        out.push(Due {
+            order_id,
+            step: String::new(),
+            started_at: appointment_at,
+            from_level: StepLevel::Normal,
+            level: "overdue",
+            at: at + grace,
+        });
+    }
+    out.sort_by_key(|d| d.at);
+    Ok(out)
+}
+
+/// Report a late customer (`order.overdue` and its alert), unless the customer arrived,
+/// the order closed or the appointment moved meanwhile.
+fn apply_overdue(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let Some(o) = get(tx.conn(), &d.order_id)? else {
+        return Ok(false);
+    };
+    if !o.status.is_open()
+        || o.arrived_at.is_some()
+        || o.overdue_at.is_some()
+        || o.appointment_at.as_deref() != Some(d.started_at.as_str())
+    {
+        return Ok(false);
+    }
+    let id = o.id.as_str();
+    tx.conn().execute(
+        "UPDATE orders SET overdue_at = ?2 WHERE id = ?1",
+        params![id, crate::clock::rfc3339(now)],
+    )?;
+    let late_min = parse(&d.started_at).map(|a| (now - a).num_minutes().max(0));
+    let data = json!({"id": id, "title": o.title, "appointment_at": o.appointment_at,
+                      "business_type": o.business_type, "late_min": late_min});
+    alerts::raise(
+        tx,
+        &NewAlert {
+            kind: "order.overdue",
+            level: Level::Warning,
+            source: Some(id),
+            key: Some(&overdue_key(id)),
+            message: &format!("订单 {id}「{}」的预约客户尚未到店", o.title),
+            data: data.clone(),
+        },
+    )?;
+    tx.emit("order.overdue", data)?;
+    updated(tx, id, o.status, "overdue")?;
+    Ok(true)
+}
+
 /// Apply a timer level that fell due, unless the step moved on meanwhile (then nothing
 /// changes). Returns whether it applied.
 pub fn apply_level(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    if d.level == "overdue" {
+        return apply_overdue(tx, d, now);
+    }
     let Some(o) = get(tx.conn(), &d.order_id)? else {
         return Ok(false);
     };

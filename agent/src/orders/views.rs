@@ -67,6 +67,15 @@ fn current_step(st: &[StepRow], now: DateTime<Utc>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Whether an order is overdue: a step past its service time, or its customer reported
+/// late for the appointment and still not here.
+fn overdue(o: &OrderRow, st: &[StepRow], now: DateTime<Utc>) -> bool {
+    let late = o.status.is_open() && o.overdue_at.is_some() && o.arrived_at.is_none();
+    late || st
+        .iter()
+        .any(|s| step_secs(s, now).is_some_and(|e| e > s.spec.sla_s as i64))
+}
+
 fn summary(o: &OrderRow, st: &[StepRow], now: DateTime<Utc>) -> Value {
     json!({
         "id": o.id,
@@ -78,6 +87,11 @@ fn summary(o: &OrderRow, st: &[StepRow], now: DateTime<Utc>) -> Value {
         "customer_name": o.customer.name,
         "ticket": o.ticket,
         "appointment_at": o.appointment_at,
+        "created_at": o.created_at,
+        "assignee": o.assignee,
+        "urges": o.urges,
+        "overdue": overdue(o, st, now),
+        "late": o.status.is_open() && o.overdue_at.is_some() && o.arrived_at.is_none(),
         "current_step": current_step(st, now),
     })
 }
@@ -115,14 +129,12 @@ pub fn staff_view(
             "id_number_masked": o.customer.id_number.as_deref().map(mask_id),
         },
         "arrived_at": o.arrived_at,
-        "created_at": o.created_at,
         "approved_by": o.approved_by,
         "approved_at": o.approved_at,
         "delivered_by": o.delivered_by,
         "delivered_at": o.delivered_at,
         "closed_reason": o.closed_reason,
         "recalls": o.recalls,
-        "overdue": st.iter().any(|s| step_secs(s, now).is_some_and(|e| e > s.spec.sla_s as i64)),
         "rating": o.rating.map(|r| json!({"score": r, "comment": o.rating_comment, "rated_at": o.rated_at})),
         "closed": o.rating.is_some()
             || matches!(o.status, OrderStatus::Cancelled | OrderStatus::Rejected),

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code};
+use crate::common::{TestBox, error_code, event_data};
 use crate::mqtt::{Broker, subscriber};
 
 const ID_NUMBER: &str = "321083197812162119";
@@ -470,4 +470,224 @@ async fn an_order_journey_from_head_office_to_the_customers_rating() {
         assert!(!all.contains(secret), "{secret} left the box");
     }
     b.stop().await;
+}
+
+/// An order booked straight into the box's store (no head office needed).
+async fn booked(b: &TestBox, id: &str, business_type: &str, appointment_in_min: Option<i64>) {
+    use branchd::config::orders::{RecallAction, StepSpec};
+    use branchd::orders::model::{self, Customer, NewOrder};
+    let step = |key: &str| StepSpec {
+        key: key.into(),
+        name: key.into(),
+        customer_label: None,
+        sla_s: 600,
+        near_pct: 80,
+        recall_after_s: 300,
+        recall_action: RecallAction::Pool,
+    };
+    let o = NewOrder {
+        id: id.into(),
+        business_type: business_type.into(),
+        title: "个人开户".into(),
+        channel: "app".into(),
+        priority: "appointment".into(),
+        customer: Customer {
+            name: "张三".into(),
+            phone: None,
+            id_number: None,
+        },
+        appointment_at: appointment_in_min
+            .map(|m| chrono::Utc::now() + chrono::Duration::minutes(m)),
+        fields: serde_json::Map::new(),
+        steps: vec![step("check"), step("open")],
+    };
+    b.core()
+        .store
+        .write(move |tx| model::create(tx, &o, None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urging_raises_an_orders_priority_and_handing_over_moves_it_to_another_manager() {
+    let b = TestBox::start().await;
+    booked(&b, "ORD-U", "account_opening", Some(60)).await;
+    let lobby = b.login("lobby_manager").await;
+    let v = ok_json(post(&lobby, &b, "/api/v1/orders/ORD-U/approve", json!({})).await).await;
+    assert_eq!(
+        v["assignee"], "lobby_manager",
+        "who approves takes the order"
+    );
+    assert_eq!(v["approved_by"], "lobby_manager");
+
+    let v = ok_json(post(&lobby, &b, "/api/v1/orders/ORD-U/urge", json!({})).await).await;
+    assert_eq!(
+        (v["priority"].as_str(), v["urges"].as_i64()),
+        (Some("urgent"), Some(1))
+    );
+    let urged: Value = serde_json::from_str(&event_data(&b, "order.urged").await[0]).unwrap();
+    assert_eq!(urged["id"], "ORD-U");
+    assert_eq!(urged["priority"], "urgent");
+    assert_eq!(urged["previous_priority"], "appointment");
+    assert_eq!(urged["by"], "lobby_manager");
+
+    // Whom the order can go to: the managers who handle orders, ids and names only.
+    let staff = ok_json(
+        lobby
+            .get(b.url("/api/v1/users/assignable"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let names: Vec<&str> = staff
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["branch_manager", "lobby_manager"]);
+    assert_eq!(
+        staff[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["id", "username"]
+    );
+    let admin = b.login("device_admin").await;
+    let r = admin
+        .get(b.url("/api/v1/users/assignable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(&admin, &b, "/api/v1/orders/ORD-U/urge", json!({})).await;
+    assert_eq!(r.status(), 403);
+
+    let hand = |to: &str| json!({"to": to});
+    let r = post(&lobby, &b, "/api/v1/orders/ORD-U/handover", hand("nobody")).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "no_such_user");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-U/handover",
+        hand("device_admin"),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "not_order_staff");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-U/handover",
+        hand("lobby_manager"),
+    )
+    .await;
+    assert_eq!(r.status(), 409, "already theirs");
+    let r = post(&lobby, &b, "/api/v1/orders/ORD-U/handover", json!({})).await;
+    assert_eq!(r.status(), 400);
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-404/handover",
+        hand("branch_manager"),
+    )
+    .await;
+    assert_eq!(error_code(r).await, "no_such_order");
+    assert!(
+        event_data(&b, "order.handed_over").await.is_empty(),
+        "nothing refused changed"
+    );
+
+    let v = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-U/handover",
+            hand("branch_manager"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["assignee"], "branch_manager");
+    let ev: Value = serde_json::from_str(&event_data(&b, "order.handed_over").await[0]).unwrap();
+    assert_eq!(ev["id"], "ORD-U");
+    assert_eq!(ev["from"], "lobby_manager");
+    assert_eq!(ev["to"], "branch_manager");
+
+    // Whoever starts a step takes the order back.
+    let v = ok_json(
+        post(
+            &lobby,
+            &b,
+            "/api/v1/orders/ORD-U/steps/check/start",
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["assignee"], "lobby_manager");
+
+    // A closed order is neither urged nor handed over.
+    ok_json(post(&lobby, &b, "/api/v1/orders/ORD-U/recall", json!({})).await).await;
+    booked(&b, "ORD-R", "account_opening", None).await;
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-R/reject",
+        json!({"reason": "资料不全"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = post(&lobby, &b, "/api/v1/orders/ORD-R/urge", json!({})).await;
+    assert_eq!(error_code(r).await, "invalid_order_state");
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/orders/ORD-R/handover",
+        hand("branch_manager"),
+    )
+    .await;
+    assert_eq!(error_code(r).await, "invalid_order_state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_list_carries_what_the_pads_filters_need() {
+    let b = TestBox::start().await;
+    booked(&b, "ORD-A", "account_opening", Some(60)).await;
+    booked(&b, "ORD-B", "corporate_account", Some(-60)).await;
+    booked(&b, "ORD-C", "account_opening", None).await;
+    let lobby = b.login("lobby_manager").await;
+    ok_json(post(&lobby, &b, "/api/v1/orders/ORD-A/approve", json!({})).await).await;
+    // ORD-B's customer is an hour late, past the default 15 min grace: reported once.
+    crate::common::wait_until("the late customer reported", 10, || async {
+        event_data(&b, "order.overdue").await.len() == 1
+    })
+    .await;
+    let list = ok_json(lobby.get(b.url("/api/v1/orders")).send().await.unwrap()).await;
+    let by_id = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (a, o_b, c) = (by_id("ORD-A"), by_id("ORD-B"), by_id("ORD-C"));
+    assert_eq!(
+        (a["status"].as_str(), a["assignee"].as_str()),
+        (Some("approved"), Some("lobby_manager"))
+    );
+    assert_eq!(o_b["business_type"], "corporate_account");
+    assert_eq!(
+        (o_b["overdue"].as_bool(), o_b["late"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(a["overdue"], false);
+    assert_eq!(c["assignee"], Value::Null);
+    assert!(c["created_at"].is_string() && c["appointment_at"].is_null());
+    let alerts = ok_json(lobby.get(b.url("/api/v1/alerts")).send().await.unwrap()).await;
+    let text = alerts.to_string();
+    assert!(
+        text.contains("order.overdue") && text.contains("ORD-B"),
+        "{text}"
+    );
 }

@@ -47,6 +47,9 @@ export function buildApi(c) {
     // orders
     orders: () => c.get('/api/v1/orders'),
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),
+    orderAction: (id, action, body = {}) => c.post(`/api/v1/orders/${enc(id)}/${action}`, body),
+    orderStep: (id, key, action) => c.post(`/api/v1/orders/${enc(id)}/steps/${enc(key)}/${action}`, {}),
+    staffUsers: () => c.get('/api/v1/users/staff'),
     // statistics
     stats: () => c.get('/api/v1/stats'),
     statsPeriod: (query) => c.get('/api/v1/stats/period', { query }),

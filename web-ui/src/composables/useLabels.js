@@ -27,6 +27,8 @@ export function useLabels() {
     field: (code) => known('ocr.fields', code) || code,
     step: (code) => known('orders.stepNames', code) || code,
     orderStatus: (code) => known('orders.status', code) || code,
+    priority: (code) => known('orders.priorities', code) || code || '—',
+    businessType: (code) => known('orders.businessTypes', code) || code || '—',
     reason: (code) => known('tasks.reasons', code) || code || '—',
     element: (code) => known('tasks.elementKeys', code) || code,
   }

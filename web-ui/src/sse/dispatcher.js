@@ -17,6 +17,7 @@ export const KNOWN_KINDS = [
   'printer.status', 'auth.requested', 'auth.decided', 'auth.timeout',
   'order.created', 'order.updated', 'order.step', 'order.cancelled', 'order.completed',
   'order.near_timeout', 'order.timeout', 'order.arrived', 'order.recalled', 'order.rated',
+  'order.urged', 'order.handed_over', 'order.overdue',
   'ocr.completed', 'ocr.image_deleted', 'sync.backlog',
   'product.upserted', 'product.deleted',
   'customer.arrived', 'customer.identified', 'customer.upserted', 'customer.deleted', 'customers.purged',
