@@ -30,8 +30,8 @@ const NON_LITERAL: &[(&str, &str, &[&str], &str)] = &[
         "updates/model.rs",
         "kind",
         &[],
-        "the module's helper `emit(up, kind, data)`: its callers' kinds are read from its \
-         calls (HELPERS)",
+        "the module's wrapper `emit(up, kind, data)`: its callers' kinds are read from its \
+         calls (WRAPPERS)",
     ),
     (
         "updates/model.rs",
@@ -49,7 +49,7 @@ const NON_LITERAL: &[(&str, &str, &[&str], &str)] = &[
 
 /// Free functions named `emit` that wrap `Tx::emit`: the file and which argument (from 0)
 /// is the kind. Their calls are read like `tx.emit(…)`.
-const HELPERS: &[(&str, usize)] = &[("updates/model.rs", 1)];
+const WRAPPERS: &[(&str, usize)] = &[("updates/model.rs", 1)];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -211,7 +211,7 @@ enum Kind {
 }
 
 /// The kind argument of every `emit(…)` call in `code` (of file `file`): `tx.emit(KIND, …)`
-/// and the calls of a helper of [`HELPERS`]. A free call to an `emit` not listed there is an
+/// and the calls of a wrapper of [`WRAPPERS`]. A free call to an `emit` not listed there is an
 /// error, as is a call whose kind argument cannot be found.
 fn emit_calls(file: &str, code: &str) -> Result<Vec<Kind>, String> {
     let mut out = Vec::new();
@@ -229,11 +229,11 @@ fn emit_calls(file: &str, code: &str) -> Result<Vec<Kind>, String> {
         let index = if before == Some('.') {
             0
         } else {
-            match HELPERS.iter().find(|(f, _)| *f == file) {
+            match WRAPPERS.iter().find(|(f, _)| *f == file) {
                 Some((_, index)) => *index,
                 None => {
                     return Err(format!(
-                        "{file}: a call of a free function `emit`: add it to HELPERS with the \
+                        "{file}: a call of a free function `emit`: add it to WRAPPERS with the \
                          place of its kind argument"
                     ));
                 }
@@ -404,7 +404,7 @@ fn the_alert_kinds_kept_on_the_box_are_those_the_document_lists() {
 }
 
 #[test]
-fn the_reader_of_emit_calls_sees_literals_choices_and_helpers_and_skips_the_rest() {
+fn the_reader_of_emit_calls_sees_literals_choices_and_wrappers_and_skips_the_rest() {
     let code = r#"
         pub fn emit(&mut self, kind: &str) {}
         tx.emit("ticket.issued", json!({"number": n, "at": f(a, b)}))?;
@@ -429,7 +429,7 @@ fn the_reader_of_emit_calls_sees_literals_choices_and_helpers_and_skips_the_rest
             Kind::Literals(vec!["model.update.progress".into()]),
         ]
     );
-    // A free `emit` of a file without a helper is not silently read.
+    // A free `emit` of a file without a wrapper is not silently read.
     assert!(emit_calls("queue/ops.rs", "emit(a, \"x.y\");").is_err());
     // Comment lines are not code.
     assert!(without_tests("// tx.emit(\"a.b\", x)").is_empty());
