@@ -13,6 +13,7 @@ mod common;
 mod config_update;
 mod crash;
 mod devices;
+mod events_doc;
 mod faces;
 mod fleet;
 mod fleet_harness;
