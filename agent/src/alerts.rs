@@ -62,7 +62,7 @@ pub const KINDS: &[(&str, &[&str])] = &[
     ("order.near_timeout", &["id", "step_name", "sla_s"]),
     ("order.timeout", &["id", "step_name", "sla_s"]),
     ("order.recalled", &["id", "step_name"]),
-    ("order.overdue", &["id", "title", "appointment_at"]),
+    ("order.overdue", &["id", "appointment_at"]),
     ("lead.customer_arrived", &["customer_id", "count"]),
     ("camera.offline", &["camera"]),
     ("vision.unavailable", &["camera"]),

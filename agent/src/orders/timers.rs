@@ -230,7 +230,8 @@ fn apply_overdue(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, S
         params![id, crate::clock::rfc3339(now)],
     )?;
     let late_min = parse(&d.started_at).map(|a| (now - a).num_minutes().max(0));
-    let data = json!({"id": id, "title": o.title, "appointment_at": o.appointment_at,
+    // The title stays on the box, as with every order event; the PAD reads it by id.
+    let data = json!({"id": id, "appointment_at": o.appointment_at,
                       "business_type": o.business_type, "late_min": late_min});
     alerts::raise(
         tx,
@@ -239,7 +240,7 @@ fn apply_overdue(tx: &mut Tx<'_>, d: &Due, now: DateTime<Utc>) -> Result<bool, S
             level: Level::Warning,
             source: Some(id),
             key: Some(&overdue_key(id)),
-            message: &format!("订单 {id}「{}」的预约客户尚未到店", o.title),
+            message: &format!("订单 {id} 的预约客户尚未到店"),
             data: data.clone(),
         },
     )?;
