@@ -2,10 +2,13 @@
 //! (ARCHITECTURE.md explains why), and no cycle anywhere in the import graph.
 //!
 //! Read from the sources: every `crate::…` path outside test code names the module it
-//! uses. Test code (`tests.rs` files and `#[cfg(test)]` blocks) may reach further.
+//! uses. Test code (`tests.rs` files and the items marked `#[cfg(test)]`, wherever they
+//! are in a file) may reach further.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use crate::sources::{non_test_code, rust_files};
 
 /// Each module and the modules it may import. The foundation first, then the domain
 /// modules, then the composition (`modules`, `app`, `demo`, `cli`), which nothing below
@@ -232,17 +235,6 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 /// The top-level module a file belongs to (`queue/ops.rs` → `queue`).
 fn module_of(file: &Path) -> String {
     let rel = file.strip_prefix(src()).unwrap();
@@ -253,18 +245,6 @@ fn module_of(file: &Path) -> String {
         .as_os_str()
         .to_string_lossy();
     first.trim_end_matches(".rs").to_string()
-}
-
-/// The code of a file without its test code.
-fn non_test_code(file: &Path) -> String {
-    let text = std::fs::read_to_string(file).unwrap();
-    if file.file_name().is_some_and(|n| n == "tests.rs") {
-        return String::new();
-    }
-    match text.find("#[cfg(test)]") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 /// The modules a piece of code names with `crate::…`.

@@ -27,6 +27,7 @@ mod privacy;
 mod queue;
 mod retention;
 mod software_update;
+mod sources;
 mod sse;
 mod stats;
 mod storage;
