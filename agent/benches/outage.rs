@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use branchd::app;
 use branchd::config::Config;
 use branchd::queue::{IssueRequest, Queue, Source, counters, ops};
-use branchd::users::{self, Role};
 use branchd::store::StoreError;
+use branchd::users::{self, Role};
 use branchd_drivers::stm::TxnType;
 use branchd_drivers::stm::sim::{StmSim, StmSimConfig};
 

@@ -6,8 +6,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::ops::is_open;
 use super::counters::open_sessions;
+use super::ops::is_open;
 use super::order::{WaitingView, ordered};
 use super::policy;
 use super::tickets::{QueueError, TicketState, open_tickets};

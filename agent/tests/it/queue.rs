@@ -309,7 +309,12 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             "counter_closed",
         ),
         ("/api/v1/counters/9/open", json!({}), 404, "unknown_counter"),
-        ("/api/v1/counters/9/close", json!({}), 404, "unknown_counter"),
+        (
+            "/api/v1/counters/9/close",
+            json!({}),
+            404,
+            "unknown_counter",
+        ),
         (
             "/api/v1/counters/2/open",
             json!({"staff": "nobody"}),
@@ -1046,7 +1051,11 @@ async fn opening_and_closing_a_counter_is_announced_to_head_office() {
         .unwrap();
     assert_eq!(again["changed"], false);
     assert_eq!(again["since"], opened["since"]);
-    assert_eq!(last_seq(&b), seq, "opening an open counter again changes nothing");
+    assert_eq!(
+        last_seq(&b),
+        seq,
+        "opening an open counter again changes nothing"
+    );
     // Another member of staff cannot take it over while it is open.
     let r = post(
         &c,
@@ -1086,7 +1095,10 @@ async fn opening_and_closing_a_counter_is_announced_to_head_office() {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["changed"], false, "closing a closed counter changes nothing");
+    assert_eq!(
+        r["changed"], false,
+        "closing a closed counter changes nothing"
+    );
     assert_eq!(last_seq(&b), seq);
 
     // Every change is in the outbox for head office, in order.
@@ -1101,7 +1113,10 @@ async fn opening_and_closing_a_counter_is_announced_to_head_office() {
         .map(|e| (e.kind, e.data))
         .collect();
     let kinds: Vec<&str> = outbox.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(kinds, ["counter.opened", "counter.opened", "counter.closed"]);
+    assert_eq!(
+        kinds,
+        ["counter.opened", "counter.opened", "counter.closed"]
+    );
     assert_eq!(outbox[0].1["counter"], "2");
     assert_eq!(outbox[0].1["staff"], "lobby_manager");
     assert_eq!(outbox[1].1["staff"], "supervisor");
@@ -1143,7 +1158,11 @@ async fn the_wait_estimate_counts_the_open_counters() {
     let q = get_queue(&c, &b).await;
     assert_eq!(
         estimates(&q),
-        [(0, basis("open")), (300, basis("open")), (600, basis("open"))]
+        [
+            (0, basis("open")),
+            (300, basis("open")),
+            (600, basis("open"))
+        ]
     );
     assert_eq!(q["services"][0]["counters_open"], 1);
     // Two open: half the wait.
@@ -1151,7 +1170,11 @@ async fn the_wait_estimate_counts_the_open_counters() {
     let q = get_queue(&c, &b).await;
     assert_eq!(
         estimates(&q),
-        [(0, basis("open")), (150, basis("open")), (300, basis("open"))]
+        [
+            (0, basis("open")),
+            (150, basis("open")),
+            (300, basis("open"))
+        ]
     );
     assert_eq!(q["services"][0]["counters_open"], 2);
     let t = issue(&c, &b, json!({"service": "personal"})).await;
