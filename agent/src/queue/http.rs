@@ -114,8 +114,13 @@ impl Queue {
                 self.clone(),
                 |q, req| async move {
                     let id = req.param("id")?.to_string();
+                    let by = req.username()?;
                     let s = q
-                        .operate(move |tx, cfg, now| counters::close(tx, cfg, now, &id))
+                        .operate(move |tx, cfg, now| {
+                            let s = counters::close(tx, cfg, now, &id)?;
+                            audit(tx, &by, "counter.close", &s)?;
+                            Ok(s)
+                        })
                         .await?;
                     Ok(ok_json(&s))
                 },
@@ -161,14 +166,30 @@ async fn open_counter(q: Queue, req: Request) -> Reply {
     } else {
         req.json()?
     };
-    let staff = match b.staff {
-        Some(s) => s,
-        None => req.username()?,
-    };
+    let by = req.username()?;
+    let staff = b.staff.unwrap_or_else(|| by.clone());
     let s = q
-        .operate(move |tx, cfg, now| counters::open(tx, cfg, now, &id, &staff))
+        .operate(move |tx, cfg, now| {
+            let s = counters::open(tx, cfg, now, &id, &staff)?;
+            audit(tx, &by, "counter.open", &s)?;
+            Ok(s)
+        })
         .await?;
     Ok(ok_json(&s))
+}
+
+/// Who opened or closed a counter, for whom, in the audit trail (a change only).
+fn audit(
+    tx: &mut Tx<'_>,
+    by: &str,
+    action: &str,
+    s: &counters::CounterState,
+) -> Result<(), QueueError> {
+    if s.changed {
+        let detail = serde_json::json!({"staff": s.staff});
+        crate::users::audit(tx, Some(by), action, Some(&s.counter), Some(&detail))?;
+    }
+    Ok(())
 }
 
 async fn transfer(q: Queue, req: Request) -> Reply {

@@ -1123,6 +1123,52 @@ async fn opening_and_closing_a_counter_is_announced_to_head_office() {
     assert_eq!(outbox[2].1["counter"], "2");
     assert_eq!(outbox[2].1["staff"], "lobby_manager");
     assert_eq!(outbox[2].1["served"], 1);
+    // The audit trail says who opened and closed which counter, for whom.
+    let bm = b.login("branch_manager").await;
+    let audit: Value = bm
+        .get(b.url("/api/v1/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trail: Vec<(String, String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["action"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("counter."))
+        })
+        .map(|a| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&a["action"]),
+                s(&a["target"]),
+                s(&a["actor"]),
+                s(&a["detail"]["staff"]),
+            )
+        })
+        .rev()
+        .collect();
+    let row = |a: &str, t: &str, by: &str, staff: &str| {
+        (
+            a.to_string(),
+            t.to_string(),
+            by.to_string(),
+            staff.to_string(),
+        )
+    };
+    assert_eq!(
+        trail,
+        [
+            row("counter.open", "2", "lobby_manager", "lobby_manager"),
+            row("counter.open", "3", "lobby_manager", "supervisor"),
+            row("counter.close", "2", "lobby_manager", "lobby_manager"),
+        ]
+    );
     // Other roles cannot open or close counters.
     let sup = b.login("supervisor").await;
     let r = post(&sup, &b, "/api/v1/counters/1/open", json!({})).await;
