@@ -158,11 +158,18 @@ pub fn telemetry(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Val
         [&day],
         |r| r.get(0),
     )?;
-    let counters_open: i64 = c.query_row(
-        "SELECT count(*) FROM queue_counter_sessions WHERE closed_at IS NULL",
-        [],
-        |r| r.get(0),
-    )?;
+    // The open sessions of configured counters (head office's `config.update` may have
+    // removed a counter that was open).
+    let counters_open = {
+        let mut stmt =
+            c.prepare_cached("SELECT counter FROM queue_counter_sessions WHERE closed_at IS NULL")?;
+        let open: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        open.iter()
+            .filter(|id| cfg.counters.iter().any(|k| &k.id == *id))
+            .count()
+    };
     let services: Vec<Value> = cfg
         .services
         .iter()

@@ -1214,6 +1214,17 @@ async fn the_wait_estimate_counts_the_open_counters() {
     // Two open: half the wait.
     open_counters(&c, &b, &["2"]).await;
     let q = get_queue(&c, &b).await;
+    let cfg = b.core().config();
+    let telemetry = b
+        .core()
+        .store
+        .read(move |c| queue::view::telemetry(c, &cfg, chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        telemetry["counters_open"], 2,
+        "head office's telemetry counts them"
+    );
     assert_eq!(
         estimates(&q),
         [
