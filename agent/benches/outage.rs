@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{IssueRequest, Source, ops};
+use branchd::queue::{IssueRequest, Queue, Source, counters, ops};
 use branchd::store::StoreError;
+use branchd::users::{self, Role};
 use branchd_drivers::stm::TxnType;
 use branchd_drivers::stm::sim::{StmSim, StmSimConfig};
 
@@ -121,6 +122,7 @@ services = ["corporate"]
 
     // The lobby: tickets issued, called and served.
     let q = running.modules.queue.clone();
+    open_counters(&store, &q).await?;
     for i in 0..tickets {
         let service = if i % 3 == 0 { "corporate" } else { "personal" };
         q.issue(IssueRequest {
@@ -226,4 +228,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(bench())
+}
+
+/// Only an open counter calls: a member of staff opens the three counters.
+async fn open_counters(store: &branchd::store::Store, q: &Queue) -> anyhow::Result<()> {
+    store
+        .write(|tx| users::insert_user(tx, "teller", Role::LobbyManager, "unused"))
+        .await?;
+    for counter in ["1", "2", "3"] {
+        q.operate(move |tx, cfg, now| counters::open(tx, cfg, now, counter, "teller"))
+            .await?;
+    }
+    Ok(())
 }

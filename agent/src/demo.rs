@@ -73,11 +73,18 @@ pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<toml_edit::DocumentMut>
     Ok(doc)
 }
 
-/// Create the demo accounts that do not exist yet.
+/// The password of the demo's counter staff ([`queue::DEMO_STAFF`], role supervisor: the
+/// tellers at the counters).
+pub const DEMO_STAFF_PASSWORD: &str = "teller-demo";
+
+/// Create the demo accounts that do not exist yet: the logins and the counter staff.
 pub fn ensure_demo_users(store: &Store) -> anyhow::Result<()> {
-    for (name, role, password) in DEMO_USERS {
+    let staff = queue::DEMO_STAFF
+        .iter()
+        .map(|(_, name)| (*name, Role::Supervisor, DEMO_STAFF_PASSWORD));
+    for (name, role, password) in DEMO_USERS.iter().copied().chain(staff) {
         let hash = users::hash_password(password);
-        let (name, role) = (name.to_string(), *role);
+        let name = name.to_string();
         match store.write_blocking(move |tx| users::insert_user(tx, &name, role, &hash)) {
             Ok(_) | Err(UserError::Exists(_)) => {}
             Err(e) => return Err(e).context("creating the demo users"),
@@ -139,6 +146,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     for (name, role, password) in DEMO_USERS {
         println!("  {name:<8} / {password:<13} {role}");
     }
+    let staff: Vec<String> = queue::DEMO_STAFF
+        .iter()
+        .map(|(counter, name)| format!("{counter}: {name}"))
+        .collect();
+    println!(
+        "counters open with their staff ({}; password {DEMO_STAFF_PASSWORD})",
+        staff.join(", ")
+    );
     println!("press Ctrl-C to stop");
     app::notify_systemd(&running.core);
     app::shutdown_signal().await;

@@ -200,7 +200,8 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
 }
 
 /// Fill the demo's database as head office would have: products, customers, leads and
-/// coupons (dates relative to today), before the daemon starts.
+/// coupons (dates relative to today), before the daemon starts; and open the lobby's
+/// counters with the demo's counter staff (their accounts exist by then).
 pub fn demo_seed(store: &crate::store::Store, cfg: &crate::config::Config) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let today = crate::clock::business_date(cfg, now);
@@ -209,6 +210,7 @@ pub fn demo_seed(store: &crate::store::Store, cfg: &crate::config::Config) -> an
     leads::demo::seed(store, now)?;
     rights::demo::seed(store, cfg, today)?;
     stats::demo::seed(store, cfg, today, 120)?;
+    queue::demo_open_counters(store, cfg, now)?;
     Ok(())
 }
 

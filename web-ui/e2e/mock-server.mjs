@@ -40,9 +40,9 @@ let waiting = [
   { number: 'A008', service: 'personal', priority: 0, issued: ago(120), why: [], printed: false },
 ]
 const counters = [
-  { id: '1', services: ['personal', 'corporate'], open: true, current: { number: 'A004', service: 'personal', called_at: ago(200) } },
-  { id: '2', services: ['personal'], open: true, current: null },
-  { id: '3', services: ['corporate', 'vip'], open: true, current: null },
+  { id: '1', services: ['personal', 'corporate'], open: true, staff: 'lobby', since: ago(3600), current: { number: 'A004', service: 'personal', called_at: ago(200) } },
+  { id: '2', services: ['personal'], open: true, staff: 'lobby', since: ago(3600), current: null },
+  { id: '3', services: ['corporate', 'vip'], open: true, staff: 'lobby', since: ago(3600), current: null },
 ]
 let alertSeq = 3
 const alerts = [
@@ -232,12 +232,32 @@ async function api(req, res, url) {
   if ((m = /^\/api\/v1\/counters\/([^/]+)\/call-next$/.exec(path)) && method === 'POST') {
     const c = counters.find((x) => x.id === decodeURIComponent(m[1]))
     if (!c) return fail(res, 404, 'no_such_counter', '没有这个窗口')
+    if (!c.open) return fail(res, 409, 'counter_closed', `${c.id}号窗口未开放`)
     const i = callable(c)
     if (i < 0) return fail(res, 404, 'queue_empty', '没有等候的客户')
     const [t] = waiting.splice(i, 1)
     c.current = { number: t.number, service: t.service, called_at: now() }
     emit('ticket.called', { number: t.number, counter: c.id })
     return send(res, 200, { ...t, counter: c.id, called_at: c.current.called_at })
+  }
+  if ((m = /^\/api\/v1\/counters\/([^/]+)\/(open|close)$/.exec(path)) && method === 'POST') {
+    const c = counters.find((x) => x.id === decodeURIComponent(m[1]))
+    if (!c) return fail(res, 404, 'unknown_counter', '没有这个窗口')
+    const body = await json(req)
+    if (m[2] === 'open') {
+      const staff = (body && body.staff) || 'lobby'
+      if (c.open && c.staff !== staff) return fail(res, 409, 'counter_busy', `${c.id}号窗口已由${c.staff}值守`, { staff: c.staff })
+      const changed = !c.open
+      if (changed) Object.assign(c, { open: true, staff, since: now() })
+      if (changed) emit('counter.opened', { counter: c.id, staff })
+      return send(res, 200, { counter: c.id, open: true, staff: c.staff, since: c.since, changed })
+    }
+    if (c.current) return fail(res, 409, 'counter_has_ticket', `${c.id}号窗口还有 ${c.current.number}`, { number: c.current.number })
+    const changed = c.open
+    const staff = c.staff
+    if (changed) Object.assign(c, { open: false, staff: null, since: null })
+    if (changed) emit('counter.closed', { counter: c.id, staff })
+    return send(res, 200, { counter: c.id, open: false, staff, changed })
   }
   if ((m = /^\/api\/v1\/tickets\/([^/]+)\/(recall|skip|serve-done|transfer|move)$/.exec(path)) && method === 'POST') {
     const number = decodeURIComponent(m[1])

@@ -323,6 +323,37 @@ const flows = {
       await page.waitForTimeout(800)
       expect(!(await counter.count()), `${issued} is still shown as being served after serve-done`)
     })
+    await step(page, 'lobby: a closed counter calls nobody until it is opened again', async () => {
+      // An idle counter (a counter with a called ticket cannot close).
+      const idle = page.locator('[data-test^=counter-]:not(:has([data-test=current-number]))').first()
+      expect(await idle.count(), 'no idle counter to close')
+      const id = (await idle.getAttribute('data-test')).slice('counter-'.length)
+      const counter = page.locator(`[data-test="counter-${id}"]`)
+      expect(await counter.locator('[data-test=staffed-by]').count(), `counter ${id} shows nobody at it while open`)
+      await counter.locator('[data-test=close-counter]').click()
+      await confirmDialog(page)
+      await counter.locator('[data-test=closed-tag]').waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`counter ${id} does not show as closed after closing it`) })
+      expect(!(await counter.locator('[data-test=call-next]').count()), `closed counter ${id} still offers call-next`)
+      // The box refuses a call at it, with a code the locales name.
+      const r = await page.evaluate(async (cid) => {
+        const res = await fetch(`/api/v1/counters/${cid}/call-next`, { method: 'POST' })
+        return { status: res.status, body: await res.json() }
+      }, id)
+      expect(r.status === 409 && r.body.error.code === 'counter_closed', `call-next at closed counter ${id} answered ${r.status} ${JSON.stringify(r.body)}`)
+      await counter.locator('[data-test=open-counter]').click()
+      await visible(page, '[data-test=open-dialog]', 'the open-counter dialog')
+      await confirmDialog(page)
+      await counter.locator('[data-test=staffed-by]').waitFor({ timeout: T.action })
+        .catch(() => { throw new Error(`counter ${id} does not show who is at it after opening it`) })
+      const before = await page.locator('[data-test=queue] li').count()
+      await counter.locator('[data-test=call-next]').click()
+      if (before > 0) {
+        await page.waitForTimeout(800)
+        const closedToast = await page.locator('.van-toast:visible', { hasText: /未开放|closed/ }).count()
+        expect(!closedToast, `call-next at reopened counter ${id} was refused as closed`)
+      }
+    })
     await step(page, 'lobby: a queue alert shows and is acknowledged', async () => {
       // A customer waiting past the service's target raises a queue alert (the demo's
       // corporate target is one minute).

@@ -5,7 +5,7 @@ import { ApiError } from '../src/api/client.js'
 vi.mock('../src/api/index.js', () => {
   const api = {
     me: vi.fn(), login: vi.fn(), logout: vi.fn(),
-    queue: vi.fn(), issueTicket: vi.fn(), callNext: vi.fn(), ticketAction: vi.fn(),
+    queue: vi.fn(), issueTicket: vi.fn(), callNext: vi.fn(), ticketAction: vi.fn(), openCounter: vi.fn(), closeCounter: vi.fn(),
     alerts: vi.fn(), ackAlert: vi.fn(), vipArrivals: vi.fn(),
     devices: vi.fn(), deviceExceptions: vi.fn(), signIn: vi.fn(), signOut: vi.fn(), command: vi.fn(), resolveException: vi.fn(),
     tasks: vi.fn(), decide: vi.fn(), orders: vi.fn(), order: vi.fn(), stats: vi.fn(), ocr: vi.fn(),
@@ -102,6 +102,28 @@ describe('queue store', () => {
   it('passes queue_empty through for the screen to say so', async () => {
     api.callNext.mockRejectedValue(new ApiError(404, 'queue_empty', 'empty'))
     await expect(useQueueStore().callNext('1')).rejects.toMatchObject({ status: 404, code: 'queue_empty' })
+  })
+  it('opens and closes a counter, then shows who staffs which counter', async () => {
+    api.openCounter.mockResolvedValue({ counter: '2', open: true, staff: 'teller2', changed: true })
+    api.queue.mockResolvedValue({ counters: [
+      { id: '1', services: ['personal'], open: false, staff: null },
+      { id: '2', services: ['personal'], open: true, staff: 'teller2', since: '2026-12-06T01:00:00.000Z' },
+    ] })
+    const q = useQueueStore()
+    await q.openCounter('2', 'teller2')
+    expect(api.openCounter).toHaveBeenCalledWith('2', 'teller2')
+    expect(q.counters.map((c) => [c.id, c.open, c.staff])).toEqual([['1', false, null], ['2', true, 'teller2']])
+    api.closeCounter.mockResolvedValue({ counter: '2', open: false, staff: 'teller2', served: 3, changed: true })
+    api.queue.mockResolvedValue({ counters: [{ id: '2', services: ['personal'], open: false }] })
+    await q.closeCounter('2')
+    expect(api.closeCounter).toHaveBeenCalledWith('2')
+    expect(q.counters[0]).toMatchObject({ id: '2', open: false, staff: null })
+  })
+  it('passes counter_closed and counter_has_ticket through for the screen to say so', async () => {
+    api.callNext.mockRejectedValue(new ApiError(409, 'counter_closed', 'closed'))
+    await expect(useQueueStore().callNext('1')).rejects.toMatchObject({ status: 409, code: 'counter_closed' })
+    api.closeCounter.mockRejectedValue(new ApiError(409, 'counter_has_ticket', 'A001'))
+    await expect(useQueueStore().closeCounter('1')).rejects.toMatchObject({ status: 409, code: 'counter_has_ticket' })
   })
 })
 

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         read::<queue::IssueBody>(data),
         read::<queue::TransferBody>(data),
         read::<queue::MoveBody>(data),
+        read::<queue::OpenBody>(data),
         read::<leads::FeedbackBody>(data),
         read::<products::DepositCalc>(data),
         read::<products::WealthCalc>(data),

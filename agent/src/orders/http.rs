@@ -260,8 +260,8 @@ impl Orders {
 }
 
 /// `POST /api/v1/orders/{id}/handover`: the order goes to another member of staff who
-/// handles orders (an unknown or disabled account: 404 `no_such_user`; another role: 400
-/// `not_order_staff`).
+/// handles orders (an unknown or disabled account: 400 `unknown_staff`, as for a counter's
+/// staff; another role: 400 `not_order_staff`).
 async fn handover(o: Orders, req: Request) -> Reply {
     let b: HandoverBody = req.json()?;
     let to = b.to.trim().to_string();
@@ -278,8 +278,8 @@ async fn handover(o: Orders, req: Request) -> Reply {
         .read(move |c| crate::users::active_user(c, &name))
         .await?;
     let Some(user) = user else {
-        return Err(ApiError::not_found(
-            "no_such_user",
+        return Err(ApiError::bad_request(
+            "unknown_staff",
             format!("no active account `{to}`"),
         ));
     };

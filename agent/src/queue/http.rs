@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::counters;
 use super::ops::{self, TicketView, TransferTo};
 use super::{IssueRequest, Queue, QueueError, Source};
 use crate::config::Config;
@@ -25,6 +26,14 @@ impl From<QueueError> for ApiError {
             QueueError::UnknownTicket(_) => ApiError::not_found("unknown_ticket", msg),
             QueueError::UnknownCounter(_) => ApiError::not_found("unknown_counter", msg),
             QueueError::BadCounter(_) => ApiError::bad_request("unknown_counter", msg),
+            QueueError::CounterClosed(_) => ApiError::conflict("counter_closed", msg),
+            QueueError::CounterBusy { staff, .. } => ApiError::conflict("counter_busy", msg)
+                .with_details(serde_json::json!({"staff": staff})),
+            QueueError::CounterHasTicket { number, .. } => {
+                ApiError::conflict("counter_has_ticket", msg)
+                    .with_details(serde_json::json!({"number": number}))
+            }
+            QueueError::UnknownStaff(_) => ApiError::bad_request("unknown_staff", msg),
             QueueError::QueueEmpty(_) => ApiError::not_found("queue_empty", msg),
             QueueError::WrongState { .. } => ApiError::conflict("wrong_state", msg),
             QueueError::BadPosition { .. } => ApiError::bad_request("invalid_position", msg),
@@ -51,6 +60,13 @@ pub struct IssueBody {
 pub struct TransferBody {
     service: Option<String>,
     counter: Option<String>,
+}
+
+/// The body of an open: who sits at the counter (default the caller).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBody {
+    staff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +111,24 @@ impl Queue {
                     Ok(ok_json(&t))
                 },
             ),
+            Route::post("/api/v1/counters/{id}/open", LOBBY)
+                .json()
+                .to(self.clone(), open_counter),
+            Route::post("/api/v1/counters/{id}/close", LOBBY).to(
+                self.clone(),
+                |q, req| async move {
+                    let id = req.param("id")?.to_string();
+                    let by = req.username()?;
+                    let s = q
+                        .operate(move |tx, cfg, now| {
+                            let s = counters::close(tx, cfg, now, &id)?;
+                            audit(tx, &by, "counter.close", &s)?;
+                            Ok(s)
+                        })
+                        .await?;
+                    Ok(ok_json(&s))
+                },
+            ),
             ticket_op(self, "/api/v1/tickets/{number}/recall", ops::recall),
             ticket_op(self, "/api/v1/tickets/{number}/skip", ops::skip),
             ticket_op(self, "/api/v1/tickets/{number}/serve-done", ops::serve_done),
@@ -126,6 +160,40 @@ async fn issue(q: Queue, req: Request) -> Reply {
         appointment_id: b.appointment_id,
     };
     Ok(created(&q.issue(req).await?))
+}
+
+async fn open_counter(q: Queue, req: Request) -> Reply {
+    let id = req.param("id")?.to_string();
+    // No body, or an empty one, opens the counter with the caller at it.
+    let b: OpenBody = if req.body().trim_ascii().is_empty() {
+        OpenBody::default()
+    } else {
+        req.json()?
+    };
+    let by = req.username()?;
+    let staff = b.staff.unwrap_or_else(|| by.clone());
+    let s = q
+        .operate(move |tx, cfg, now| {
+            let s = counters::open(tx, cfg, now, &id, &staff)?;
+            audit(tx, &by, "counter.open", &s)?;
+            Ok(s)
+        })
+        .await?;
+    Ok(ok_json(&s))
+}
+
+/// Who opened or closed a counter, for whom, in the audit trail (a change only).
+fn audit(
+    tx: &mut Tx<'_>,
+    by: &str,
+    action: &str,
+    s: &counters::CounterState,
+) -> Result<(), QueueError> {
+    if s.changed {
+        let detail = serde_json::json!({"staff": s.staff});
+        crate::users::audit(tx, Some(by), action, Some(&s.counter), Some(&detail))?;
+    }
+    Ok(())
 }
 
 async fn transfer(q: Queue, req: Request) -> Reply {

@@ -3,6 +3,7 @@
 //! - [`policy`]: the call order (priority classes, weight × wait, fairness, manual moves) and
 //!   the `why` of every position — a pure function, tested by tables;
 //! - [`tickets`]: the ticket row, its states and the queue's errors;
+//! - [`counters`]: counter sessions (which counter is open, with whom, since when);
 //! - [`order`]: the waiting tickets in call order with their estimated waits;
 //! - [`ops`]: every operation, each one transaction with its `ticket.*` event;
 //! - [`view`]: the whole queue for the PAD, and its figures for statistics and telemetry;
@@ -17,7 +18,8 @@
 mod http;
 /// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
 #[doc(hidden)]
-pub use http::{IssueBody, MoveBody, TransferBody};
+pub use http::{IssueBody, MoveBody, OpenBody, TransferBody};
+pub mod counters;
 pub mod ops;
 pub mod order;
 pub mod policy;
@@ -91,11 +93,22 @@ pub const SCHEMA: Schema = Schema {
              ts TEXT NOT NULL
          ) STRICT;
          CREATE INDEX queue_service_times_service ON queue_service_times(service, id);",
+        // 2: counter sessions: a counter is open while a member of staff is at it.
+        "CREATE TABLE queue_counter_sessions (
+             id INTEGER PRIMARY KEY,
+             counter TEXT NOT NULL,
+             staff TEXT NOT NULL,
+             opened_at TEXT NOT NULL,
+             closed_at TEXT,
+             served INTEGER
+         ) STRICT;
+         CREATE UNIQUE INDEX queue_counter_sessions_open ON queue_counter_sessions(counter)
+             WHERE closed_at IS NULL;",
     ],
 };
 
 /// Past days' tickets go after `[retention] tickets_days`; the statistics keep their
-/// roll-ups.
+/// roll-ups. Closed counter sessions go after the same period; an open one stays.
 pub const RETENTION: &[Rule] = &[
     Rule {
         table: "queue_tickets",
@@ -112,6 +125,12 @@ pub const RETENTION: &[Rule] = &[
     Rule {
         table: "queue_service_times",
         old: "ts < ?1",
+        cutoff: Cutoff::Time,
+        keep: |c| c.retention.tickets,
+    },
+    Rule {
+        table: "queue_counter_sessions",
+        old: "closed_at < ?1",
         cutoff: Cutoff::Time,
         keep: |c| c.retention.tickets,
     },
@@ -233,6 +252,7 @@ impl Queue {
             position: w.map_or(0, |w| w.position),
             people_ahead: w.map_or(0, |w| w.position.saturating_sub(1)),
             estimated_wait_s: w.map_or(0, |w| w.estimated_wait_s),
+            estimate_basis: w.map_or(order::EstimateBasis::Configured, |w| w.estimate_basis),
             priority: ticket.priority,
             issued_at: crate::clock::rfc3339(ticket.issued_at),
             printed: ticket.printed,
@@ -405,6 +425,33 @@ pub fn demo_prepare(doc: &mut toml_edit::DocumentMut) -> anyhow::Result<Vec<Box<
     Ok(vec![Box::new(sim)])
 }
 
+/// The demo's counter staff: (counter, user name). The demo creates their accounts and
+/// opens each counter with its member of staff at start, so the demo's lobby calls as soon
+/// as it runs.
+pub const DEMO_STAFF: &[(&str, &str)] = &[("1", "teller1"), ("2", "teller2"), ("3", "teller3")];
+
+/// Demo set-up: open every configured counter that has a demo member of staff (a counter
+/// already open, with whoever, stays as it is).
+pub fn demo_open_counters(
+    store: &crate::store::Store,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    for (counter, staff) in DEMO_STAFF {
+        if !cfg.counters.iter().any(|k| k.id == *counter) {
+            continue;
+        }
+        let c2 = cfg.clone();
+        match store.write_blocking(move |tx| counters::open(tx, &c2, now, counter, staff)) {
+            Ok(_) | Err(QueueError::CounterBusy { .. }) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("opening counter {counter}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +488,7 @@ name_en = "Personal banking"
             position: 4,
             people_ahead: 3,
             estimated_wait_s: 450,
+            estimate_basis: order::EstimateBasis::Open,
             priority: 0,
             issued_at: "2026-11-23T01:05:00.000Z".into(),
             printed: false,

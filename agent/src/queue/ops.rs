@@ -6,7 +6,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::order::ordered;
+use super::order::{EstimateBasis, ordered};
 use super::policy::{self, Why};
 use super::tickets::{
     IssueRequest, QueueError, Ticket, TicketState, call_state, find, open_tickets, set_call_state,
@@ -76,6 +76,8 @@ pub struct Issued {
     pub people_ahead: usize,
     /// Estimated wait.
     pub estimated_wait_s: u64,
+    /// Which counters the estimate counts.
+    pub estimate_basis: EstimateBasis,
     /// 0 normal, 1–3 priority.
     pub priority: u8,
     /// Issue time.
@@ -198,6 +200,7 @@ pub fn issue(
         position: me.position,
         people_ahead: me.position - 1,
         estimated_wait_s: me.estimated_wait_s,
+        estimate_basis: me.estimate_basis,
         priority,
         issued_at: rfc3339(now),
         printed: false,
@@ -272,16 +275,14 @@ fn served(tx: &mut Tx<'_>, t: &Ticket, now: DateTime<Utc>) -> Result<TicketView,
     Ok(view(&t, now, None))
 }
 
-/// Call the best ticket for a counter. A ticket still at the counter is served first.
+/// Call the best ticket for an open counter. A ticket still at the counter is served first.
 pub fn call_next(
     tx: &mut Tx<'_>,
     cfg: &Config,
     now: DateTime<Utc>,
     counter: &str,
 ) -> Result<TicketView, QueueError> {
-    if !cfg.counters.iter().any(|k| k.id == counter) {
-        return Err(QueueError::UnknownCounter(counter.to_string()));
-    }
+    super::counters::ensure_open(tx.conn(), cfg, counter)?;
     let day = business_day(cfg, now);
     let open = open_tickets(tx.conn(), &day)?;
     let list = ordered(tx.conn(), cfg, now, &open, Some(counter))?;

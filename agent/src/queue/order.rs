@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::counters::open_sessions;
 use super::policy::{self, Candidate, Why};
 use super::tickets::{QueueError, Ticket, TicketState, avg_service_s, call_state};
 use crate::clock::rfc3339;
@@ -30,6 +31,16 @@ fn candidate(cfg: &Config, t: &Ticket) -> Candidate {
     }
 }
 
+/// Which counters a wait estimate counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimateBasis {
+    /// The open counters serving the ticket's service.
+    Open,
+    /// None of them is open: every counter configured for the service, as if they were.
+    Configured,
+}
+
 /// A waiting ticket in the call order.
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitingView {
@@ -45,6 +56,8 @@ pub struct WaitingView {
     pub waited_s: u64,
     /// Estimated seconds until called.
     pub estimated_wait_s: u64,
+    /// Which counters the estimate counts.
+    pub estimate_basis: EstimateBasis,
     /// Issue time.
     pub issued_at: String,
     /// Customer level, if given.
@@ -91,39 +104,51 @@ pub fn ordered(
     let cands: Vec<Candidate> = waiting.iter().map(|t| candidate(cfg, t)).collect();
     let placed = policy::order(&cands, now, call_state(c)?, cfg.queue.fairness_after);
     // Estimates: tickets ahead that the same counters could take, times the average service
-    // time, over the counters serving the service.
+    // time, over the open counters serving the service — or, while none of them is open,
+    // over every counter configured for it (the basis says which).
     let mut avg: HashMap<&str, f64> = HashMap::new();
     for s in &cfg.services {
         avg.insert(s.code.as_str(), avg_service_s(c, cfg, &s.code)?);
     }
-    let mut shared: HashMap<&str, (HashSet<&str>, usize)> = HashMap::new();
+    let sessions = open_sessions(c)?;
+    let mut shared: HashMap<&str, (HashSet<&str>, usize, EstimateBasis)> = HashMap::new();
     for s in &cfg.services {
-        let counters: Vec<_> = cfg
+        let configured: Vec<_> = cfg
             .counters
             .iter()
             .filter(|k| k.services.contains(&s.code))
             .collect();
+        let open: Vec<_> = configured
+            .iter()
+            .copied()
+            .filter(|k| sessions.contains_key(&k.id))
+            .collect();
+        let (counters, basis) = if open.is_empty() {
+            (configured, EstimateBasis::Configured)
+        } else {
+            (open, EstimateBasis::Open)
+        };
         let set = counters
             .iter()
             .flat_map(|k| k.services.iter().map(String::as_str))
             .chain(std::iter::once(s.code.as_str()))
             .collect();
-        shared.insert(s.code.as_str(), (set, counters.len().max(1)));
+        shared.insert(s.code.as_str(), (set, counters.len().max(1), basis));
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut out = Vec::with_capacity(placed.len());
     for (pos, p) in placed.into_iter().enumerate() {
         let t = waiting[p.index];
-        let est = match shared.get(t.service.as_str()) {
-            Some((set, n)) => {
+        let (est, basis) = match shared.get(t.service.as_str()) {
+            Some((set, n, basis)) => {
                 let ahead: usize = set.iter().map(|s| seen.get(s).copied().unwrap_or(0)).sum();
                 let a = avg
                     .get(t.service.as_str())
                     .copied()
                     .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
-                (ahead as f64 * a / *n as f64).round() as u64
+                ((ahead as f64 * a / *n as f64).round() as u64, *basis)
             }
-            None => 0,
+            None => (0, EstimateBasis::Configured),
         };
         *seen.entry(t.service.as_str()).or_default() += 1;
         out.push((
@@ -135,6 +160,7 @@ pub fn ordered(
                 priority: t.priority,
                 waited_s: policy::waited_s(t.issued_at, now),
                 estimated_wait_s: est,
+                estimate_basis: basis,
                 issued_at: rfc3339(t.issued_at),
                 customer_level: t.customer_level.clone(),
                 customer_id: t.customer_id.clone(),

@@ -44,6 +44,28 @@ pub enum QueueError {
     /// No counter with this id (in the path).
     #[error("no counter {0}")]
     UnknownCounter(String),
+    /// The counter is closed: nobody calls from it.
+    #[error("counter {0} is closed")]
+    CounterClosed(String),
+    /// Another member of staff is at the counter.
+    #[error("counter {counter} is open with {staff}; close it first")]
+    CounterBusy {
+        /// Counter id.
+        counter: String,
+        /// Who is at it.
+        staff: String,
+    },
+    /// The counter still has a called ticket.
+    #[error("counter {counter} has called ticket {number}; serve, skip or transfer it first")]
+    CounterHasTicket {
+        /// Counter id.
+        counter: String,
+        /// The called ticket.
+        number: String,
+    },
+    /// No active account with this user name.
+    #[error("no member of staff `{0}`")]
+    UnknownStaff(String),
     /// A counter named in a request body does not exist.
     #[error("no counter {0}")]
     BadCounter(String),

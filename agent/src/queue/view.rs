@@ -6,6 +6,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::counters::open_sessions;
 use super::ops::is_open;
 use super::order::{WaitingView, ordered};
 use super::policy;
@@ -23,8 +24,12 @@ pub struct CounterView {
     pub name: String,
     /// Services it serves.
     pub services: Vec<String>,
-    /// Open for calls.
+    /// Open for calls (a member of staff is at it).
     pub open: bool,
+    /// Who is at it (user name), while open.
+    pub staff: Option<String>,
+    /// Since when it is open.
+    pub since: Option<String>,
     /// The called ticket.
     pub current: Option<Value>,
 }
@@ -50,6 +55,8 @@ pub struct ServiceView {
     pub avg_wait_s: u64,
     /// Within opening hours now.
     pub open: bool,
+    /// Open counters serving it.
+    pub counters_open: usize,
 }
 
 /// `GET /api/v1/queue`.
@@ -73,6 +80,7 @@ pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Queu
         .into_iter()
         .map(|(_, v)| v)
         .collect();
+    let sessions = open_sessions(c)?;
     let counters = cfg
         .counters
         .iter()
@@ -80,7 +88,9 @@ pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Queu
             id: k.id.clone(),
             name: k.name.clone(),
             services: k.services.clone(),
-            open: true,
+            open: sessions.contains_key(&k.id),
+            staff: sessions.get(&k.id).map(|s| s.staff.clone()),
+            since: sessions.get(&k.id).map(|s| s.since.clone()),
             current: open
                 .iter()
                 .find(|t| {
@@ -116,6 +126,11 @@ pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Queu
                     mine.iter().sum::<u64>() / mine.len() as u64
                 },
                 open: is_open(cfg, s, now).is_ok(),
+                counters_open: cfg
+                    .counters
+                    .iter()
+                    .filter(|k| k.services.contains(&s.code) && sessions.contains_key(&k.id))
+                    .count(),
             }
         })
         .collect();
@@ -128,7 +143,7 @@ pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Queu
 }
 
 /// The queue's part of head office's telemetry: per service, how many wait and the longest
-/// wait; how many are at counters. Numbers only, no customer.
+/// wait; how many are at counters; how many counters are open. Numbers only, no customer.
 pub fn telemetry(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Value, StoreError> {
     let day = business_day(cfg, now);
     let mut stmt = c.prepare_cached(
@@ -143,6 +158,18 @@ pub fn telemetry(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Val
         [&day],
         |r| r.get(0),
     )?;
+    // The open sessions of configured counters (head office's `config.update` may have
+    // removed a counter that was open).
+    let counters_open = {
+        let mut stmt =
+            c.prepare_cached("SELECT counter FROM queue_counter_sessions WHERE closed_at IS NULL")?;
+        let open: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        open.iter()
+            .filter(|id| cfg.counters.iter().any(|k| &k.id == *id))
+            .count()
+    };
     let services: Vec<Value> = cfg
         .services
         .iter()
@@ -159,6 +186,7 @@ pub fn telemetry(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<Val
         "day": day,
         "waiting": waiting.iter().map(|(_, n, _)| n).sum::<i64>(),
         "serving": serving,
+        "counters_open": counters_open,
         "services": services,
     }))
 }

@@ -610,8 +610,8 @@ async fn call(
     answer
 }
 
-/// One member of staff at `counter`: issue a ticket, look at the queue, call the next
-/// customer, serve them; over and over, logging in again when the session is gone and
+/// One member of staff at `counter`: open it, issue a ticket, look at the queue, call the
+/// next customer, serve them; over and over, logging in again when the session is gone and
 /// waiting while the daemon is down.
 async fn staff(
     base: String,
@@ -629,8 +629,25 @@ async fn staff(
     if !login(&c, &base, user, &stop).await {
         return;
     }
+    // Only an open counter calls: the member of staff opens it (again once it answers
+    // that it is closed).
+    let mut at_counter = false;
     while !stop.load(Ordering::Relaxed) {
         let mut gone = false;
+        if !at_counter {
+            match call(
+                &ledger,
+                "open",
+                c.post(format!("{base}/api/v1/counters/{counter}/open"))
+                    .json(&json!({})),
+            )
+            .await
+            {
+                Some((200, _)) => at_counter = true,
+                Some((401, _)) => gone = true,
+                _ => {}
+            }
+        }
         let issued = call(
             &ledger,
             "issue",
@@ -678,6 +695,7 @@ async fn staff(
                     }
                 }
                 Some((401, _)) => gone = true,
+                Some((409, _)) => at_counter = false,
                 _ => {}
             }
         }

@@ -563,8 +563,8 @@ async fn urging_raises_an_orders_priority_and_handing_over_moves_it_to_another_m
 
     let hand = |to: &str| json!({"to": to});
     let r = post(&lobby, &b, "/api/v1/orders/ORD-U/handover", hand("nobody")).await;
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "no_such_user");
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "unknown_staff");
     let r = post(
         &lobby,
         &b,

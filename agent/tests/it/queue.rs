@@ -84,6 +84,14 @@ fn last_seq(b: &TestBox) -> u64 {
     *b.core().store.committed().borrow()
 }
 
+/// Open these counters with the caller at them (only an open counter calls).
+async fn open_counters(c: &reqwest::Client, b: &TestBox, ids: &[&str]) {
+    for id in ids {
+        let r = post(c, b, &format!("/api/v1/counters/{id}/open"), json!({})).await;
+        assert_eq!(r.status(), 200, "open counter {id}");
+    }
+}
+
 #[tokio::test]
 async fn tickets_are_numbered_per_service_and_tell_position_and_wait() {
     let b = lobby("").await;
@@ -104,8 +112,10 @@ async fn tickets_are_numbered_per_service_and_tell_position_and_wait() {
     assert_eq!(a1["estimated_wait_s"], 0);
     assert_eq!(a2["position"], 2);
     assert_eq!(a2["people_ahead"], 1);
-    // One ticket ahead, 300 s default service time, two counters serve personal.
+    // One ticket ahead, 300 s default service time, two counters serve personal: none is
+    // open yet, so the estimate counts every counter configured for the service, and says so.
     assert_eq!(a2["estimated_wait_s"], 150);
+    assert_eq!(a2["estimate_basis"], "configured");
     assert_eq!(a1["printed"], false, "no printer configured");
     let q = get_queue(&c, &b).await;
     assert_eq!(numbers(&q), ["A001", "A002", "B001"]);
@@ -168,6 +178,7 @@ async fn vip_and_appointment_tickets_get_priority_and_say_why() {
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let b = lobby("").await;
     let c = b.login("lobby_manager").await;
+    open_counters(&c, &b, &["1", "3"]).await;
     issue(&c, &b, json!({"service": "personal"})).await;
     issue(&c, &b, json!({"service": "personal"})).await;
     let before = get_queue(&c, &b).await;
@@ -290,6 +301,38 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             404,
             "queue_empty",
         ),
+        // Counter 2 is closed.
+        (
+            "/api/v1/counters/2/call-next",
+            json!({}),
+            409,
+            "counter_closed",
+        ),
+        ("/api/v1/counters/9/open", json!({}), 404, "unknown_counter"),
+        (
+            "/api/v1/counters/9/close",
+            json!({}),
+            404,
+            "unknown_counter",
+        ),
+        (
+            "/api/v1/counters/2/open",
+            json!({"staff": "nobody"}),
+            400,
+            "unknown_staff",
+        ),
+        (
+            "/api/v1/counters/2/open",
+            json!({"staff": 7}),
+            400,
+            "invalid_json",
+        ),
+        (
+            "/api/v1/counters/1/open",
+            json!({"staff": "supervisor"}),
+            409,
+            "counter_busy",
+        ),
     ];
     for (path, body, status, code) in cases {
         let r = post(&c, &b, path, body.clone()).await;
@@ -316,6 +359,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
 async fn counter_operations_commit_their_events_with_the_call_text() {
     let b = lobby("[queue]\nno_show_after_recalls = 1").await;
     let c = b.login("lobby_manager").await;
+    open_counters(&c, &b, &["1", "2"]).await;
     for _ in 0..3 {
         issue(&c, &b, json!({"service": "personal"})).await;
     }
@@ -378,6 +422,7 @@ async fn counter_operations_commit_their_events_with_the_call_text() {
 async fn a_transferred_ticket_keeps_its_issue_time_and_returns_with_priority() {
     let b = lobby("").await;
     let c = b.login("lobby_manager").await;
+    open_counters(&c, &b, &["1", "3"]).await;
     issue(&c, &b, json!({"service": "personal"})).await;
     issue(&c, &b, json!({"service": "corporate"})).await;
     post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
@@ -474,6 +519,7 @@ async fn a_move_reorders_the_queue_and_is_recorded_with_who_and_why() {
         "{audit}"
     );
     // The call order is the order shown.
+    open_counters(&c, &b, &["1"]).await;
     let t: Value = post(&c, &b, "/api/v1/counters/1/call-next", json!({}))
         .await
         .json()
@@ -730,7 +776,8 @@ async fn login_when_up(base: &str) -> reqwest::Client {
     panic!("the daemon did not come up");
 }
 
-/// What must survive a crash: order, numbers, services, priorities, reasons, counters.
+/// What must survive a crash: order, numbers, services, priorities, reasons, counters (with
+/// who is at them).
 fn essence(q: &Value) -> Value {
     let waiting: Vec<Value> = q["waiting"]
         .as_array()
@@ -747,7 +794,10 @@ fn essence(q: &Value) -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| json!({"id": c["id"], "current": c["current"]["number"]}))
+        .map(|c| {
+            json!({"id": c["id"], "current": c["current"]["number"], "open": c["open"],
+                   "staff": c["staff"], "since": c["since"]})
+        })
         .collect();
     json!({"waiting": waiting, "counters": counters})
 }
@@ -797,6 +847,15 @@ async fn after_sigkill_and_restart_the_queue_is_exactly_the_queue_before() {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
+    }
+    for counter in ["1", "3"] {
+        let r = c
+            .post(p(&format!("/api/v1/counters/{counter}/open")))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
     }
     c.post(p("/api/v1/counters/1/call-next"))
         .send()
@@ -875,6 +934,7 @@ async fn after_sigkill_and_restart_the_queue_is_exactly_the_queue_before() {
 async fn the_days_statistics_count_tickets_issued_and_served_per_service() {
     let b = lobby("").await;
     let c = b.login("lobby_manager").await;
+    open_counters(&c, &b, &["1"]).await;
     for service in ["personal", "personal", "corporate"] {
         issue(&c, &b, json!({"service": service})).await;
     }
@@ -921,4 +981,269 @@ async fn the_days_statistics_count_tickets_issued_and_served_per_service() {
     let admin = b.login("device_admin").await;
     let r = admin.get(b.url("/api/v1/stats")).send().await.unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_closed_counter_cannot_call_next() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    let q = get_queue(&c, &b).await;
+    assert_eq!(q["counters"][0]["open"], false, "counters start closed");
+    assert!(q["counters"][0]["staff"].is_null());
+    let seq = last_seq(&b);
+    let r = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "counter_closed");
+    assert_eq!(last_seq(&b), seq, "nothing committed");
+    assert_eq!(numbers(&get_queue(&c, &b).await), ["A001", "A002"]);
+
+    // Opened, it calls.
+    open_counters(&c, &b, &["1"]).await;
+    let r = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["number"], "A001");
+
+    // It cannot close while its called ticket is not finished.
+    let r = post(&c, &b, "/api/v1/counters/1/close", json!({})).await;
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "counter_has_ticket");
+    assert_eq!(e["error"]["number"], "A001");
+    assert_eq!(get_queue(&c, &b).await["counters"][0]["open"], true);
+
+    // Served, it closes, and calls no more.
+    post(&c, &b, "/api/v1/tickets/A001/serve-done", json!({})).await;
+    let r = post(&c, &b, "/api/v1/counters/1/close", json!({})).await;
+    assert_eq!(r.status(), 200);
+    let closed: Value = r.json().await.unwrap();
+    assert_eq!(closed["open"], false);
+    assert_eq!(closed["served"], 1);
+    let r = post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(error_code(r).await, "counter_closed");
+    assert_eq!(numbers(&get_queue(&c, &b).await), ["A002"]);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn opening_and_closing_a_counter_is_announced_to_head_office() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    // Open with the caller at it (no body), then again: the same, no second event.
+    let r = c
+        .post(b.url("/api/v1/counters/2/open"))
+        .header("content-length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let opened: Value = r.json().await.unwrap();
+    assert_eq!(opened["open"], true);
+    assert_eq!(opened["staff"], "lobby_manager");
+    assert_eq!(opened["changed"], true);
+    let seq = last_seq(&b);
+    let again: Value = post(&c, &b, "/api/v1/counters/2/open", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["changed"], false);
+    assert_eq!(again["since"], opened["since"]);
+    assert_eq!(
+        last_seq(&b),
+        seq,
+        "opening an open counter again changes nothing"
+    );
+    // Another member of staff cannot take it over while it is open.
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/counters/2/open",
+        json!({"staff": "supervisor"}),
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "counter_busy");
+    assert_eq!(e["error"]["staff"], "lobby_manager");
+    // A lobby manager opens a counter for someone else.
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/counters/3/open",
+        json!({"staff": "supervisor"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let q = get_queue(&c, &b).await;
+    assert_eq!(q["counters"][1]["open"], true);
+    assert_eq!(q["counters"][1]["staff"], "lobby_manager");
+    assert_eq!(q["counters"][2]["staff"], "supervisor");
+    assert!(q["counters"][2]["since"].is_string());
+    assert_eq!(q["counters"][0]["open"], false);
+
+    issue(&c, &b, json!({"service": "corporate"})).await;
+    post(&c, &b, "/api/v1/counters/2/call-next", json!({})).await;
+    post(&c, &b, "/api/v1/tickets/B001/serve-done", json!({})).await;
+    let r = post(&c, &b, "/api/v1/counters/2/close", json!({})).await;
+    assert_eq!(r.status(), 200);
+    let seq = last_seq(&b);
+    let r: Value = post(&c, &b, "/api/v1/counters/2/close", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["changed"], false,
+        "closing a closed counter changes nothing"
+    );
+    assert_eq!(last_seq(&b), seq);
+
+    // Every change is in the outbox for head office, in order.
+    let outbox: Vec<(String, Value)> = b
+        .core()
+        .store
+        .events_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind.starts_with("counter."))
+        .map(|e| (e.kind, e.data))
+        .collect();
+    let kinds: Vec<&str> = outbox.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["counter.opened", "counter.opened", "counter.closed"]
+    );
+    assert_eq!(outbox[0].1["counter"], "2");
+    assert_eq!(outbox[0].1["staff"], "lobby_manager");
+    assert_eq!(outbox[1].1["staff"], "supervisor");
+    assert_eq!(outbox[2].1["counter"], "2");
+    assert_eq!(outbox[2].1["staff"], "lobby_manager");
+    assert_eq!(outbox[2].1["served"], 1);
+    // The audit trail says who opened and closed which counter, for whom.
+    let bm = b.login("branch_manager").await;
+    let audit: Value = bm
+        .get(b.url("/api/v1/audit"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trail: Vec<(String, String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["action"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("counter."))
+        })
+        .map(|a| {
+            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (
+                s(&a["action"]),
+                s(&a["target"]),
+                s(&a["actor"]),
+                s(&a["detail"]["staff"]),
+            )
+        })
+        .rev()
+        .collect();
+    let row = |a: &str, t: &str, by: &str, staff: &str| {
+        (
+            a.to_string(),
+            t.to_string(),
+            by.to_string(),
+            staff.to_string(),
+        )
+    };
+    assert_eq!(
+        trail,
+        [
+            row("counter.open", "2", "lobby_manager", "lobby_manager"),
+            row("counter.open", "3", "lobby_manager", "supervisor"),
+            row("counter.close", "2", "lobby_manager", "lobby_manager"),
+        ]
+    );
+    // Other roles cannot open or close counters.
+    let sup = b.login("supervisor").await;
+    let r = post(&sup, &b, "/api/v1/counters/1/open", json!({})).await;
+    assert_eq!(r.status(), 403);
+    let r = post(&sup, &b, "/api/v1/counters/3/close", json!({})).await;
+    assert_eq!(r.status(), 403);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn the_wait_estimate_counts_the_open_counters() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    for _ in 0..3 {
+        issue(&c, &b, json!({"service": "personal"})).await;
+    }
+    let estimates = |q: &Value| -> Vec<(u64, String)> {
+        q["waiting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["estimated_wait_s"].as_u64().unwrap(),
+                    t["estimate_basis"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let basis = |b: &str| b.to_string();
+    // Counters 1 and 2 serve personal. One open: 300 s a ticket ahead.
+    open_counters(&c, &b, &["1"]).await;
+    let q = get_queue(&c, &b).await;
+    assert_eq!(
+        estimates(&q),
+        [
+            (0, basis("open")),
+            (300, basis("open")),
+            (600, basis("open"))
+        ]
+    );
+    assert_eq!(q["services"][0]["counters_open"], 1);
+    // Two open: half the wait.
+    open_counters(&c, &b, &["2"]).await;
+    let q = get_queue(&c, &b).await;
+    let cfg = b.core().config();
+    let telemetry = b
+        .core()
+        .store
+        .read(move |c| queue::view::telemetry(c, &cfg, chrono::Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        telemetry["counters_open"], 2,
+        "head office's telemetry counts them"
+    );
+    assert_eq!(
+        estimates(&q),
+        [
+            (0, basis("open")),
+            (150, basis("open")),
+            (300, basis("open"))
+        ]
+    );
+    assert_eq!(q["services"][0]["counters_open"], 2);
+    let t = issue(&c, &b, json!({"service": "personal"})).await;
+    assert_eq!(t["estimated_wait_s"], 450);
+    assert_eq!(t["estimate_basis"], "open");
+    // None open: every configured counter is counted, and the estimate says so.
+    for id in ["1", "2"] {
+        post(&c, &b, &format!("/api/v1/counters/{id}/close"), json!({})).await;
+    }
+    let q = get_queue(&c, &b).await;
+    assert_eq!(q["waiting"][1]["estimated_wait_s"], 150);
+    assert_eq!(q["waiting"][1]["estimate_basis"], "configured");
+    assert_eq!(q["services"][0]["counters_open"], 0);
+    b.stop().await;
 }

@@ -133,6 +133,11 @@ async fn finished_rows_past_their_period_go_and_younger_unfinished_or_unsent_one
                     "INSERT INTO queue_tickets(number, day, service, state, source, issued_at) VALUES \
                      ('A001', '{old_day}', 'personal', 'served', 'pad', '{o}'), ('A001', '{young_day_sql}', 'personal', 'served', 'pad', '{y}')"
                 ),
+                // Counter sessions: closed long ago, still open since long ago, closed lately.
+                format!(
+                    "INSERT INTO queue_counter_sessions(counter, staff, opened_at, closed_at) VALUES \
+                     ('old', 'a', '{o}', '{o}'), ('open', 'b', '{o}', NULL), ('young', 'c', '{o}', '{y}')"
+                ),
             ];
             for sql in rows {
                 c.execute_batch(&sql)?;
@@ -186,6 +191,10 @@ async fn finished_rows_past_their_period_go_and_younger_unfinished_or_unsent_one
         (
             "SELECT group_concat(day) FROM queue_tickets",
             young_day.as_str(),
+        ),
+        (
+            "SELECT group_concat(counter) FROM (SELECT counter FROM queue_counter_sessions ORDER BY counter)",
+            "open,young",
         ),
         ("SELECT count(*) FROM events WHERE kind = 'test.kept'", "2"),
         (

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use branchd::clock::{business_day, parse};
-use branchd::queue::{IssueRequest, Source, ops};
+use branchd::queue::{IssueRequest, Source, counters, ops};
 use branchd::store::{Store, StoreError};
 use chrono::Timelike;
 use serde_json::{Value, json};
@@ -136,6 +136,9 @@ async fn figures(b: &TestBox, raw: bool) -> Figures {
 async fn roll_ups_match_the_raw_tickets_across_day_boundaries_and_the_daily_reset() {
     let b = TestBox::start_with(LOBBY).await;
     let q = b.modules().queue.clone();
+    q.operate(|tx, cfg, now| counters::open(tx, cfg, now, "2", "lobby_manager"))
+        .await
+        .unwrap();
     // 70 steps of 41 minutes: two days of tickets, across two resets (03:00 branch time).
     for i in 0..70u32 {
         let service = if i % 3 == 0 { "corporate" } else { "personal" };

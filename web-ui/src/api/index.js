@@ -21,6 +21,8 @@ export function buildApi(c) {
     queue: () => c.get('/api/v1/queue'),
     issueTicket: (service, extra = {}) => c.post('/api/v1/tickets', { service, ...extra }),
     callNext: (counterId) => c.post(`/api/v1/counters/${enc(counterId)}/call-next`),
+    openCounter: (counterId, staff) => c.post(`/api/v1/counters/${enc(counterId)}/open`, staff ? { staff } : {}),
+    closeCounter: (counterId) => c.post(`/api/v1/counters/${enc(counterId)}/close`, {}),
     ticketAction: (number, action, body = {}) => c.post(`/api/v1/tickets/${enc(number)}/${action}`, body),
     // alerts
     alerts: () => c.get('/api/v1/alerts'),

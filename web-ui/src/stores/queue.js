@@ -28,6 +28,17 @@ export const useQueueStore = defineStore('queue', {
       await this.load()
       return t
     },
+    /** Open a counter with `staff` at it (the caller when not given). */
+    async openCounter(counterId, staff) {
+      const r = await api.openCounter(counterId, staff)
+      await this.load()
+      return r
+    },
+    async closeCounter(counterId) {
+      const r = await api.closeCounter(counterId)
+      await this.load()
+      return r
+    },
     async act(number, action, body) {
       const r = await api.ticketAction(number, action, body)
       await this.load()

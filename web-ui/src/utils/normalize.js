@@ -36,6 +36,8 @@ export function normalizeQueue(body) {
     id: String(c.id ?? ''),
     services: arr(c.services),
     open: c.open !== false,
+    staff: typeof c.staff === 'string' && c.staff ? c.staff : null,
+    since: typeof c.since === 'string' ? c.since : null,
     current: c.current && typeof c.current === 'object' ? c.current : c.serving && typeof c.serving === 'object' ? c.serving : null,
   }))
   const services = arr(o.services).map((s) => (typeof s === 'string' ? { code: s } : { ...s, code: s.code ?? s.service }))
