@@ -765,8 +765,9 @@ pub fn recall(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
 /// The priority an urged order gets.
 pub const URGENT: &str = "urgent";
 
-/// Urge an open order (`order.urged`): its priority becomes [`URGENT`] (a ticket already
-/// issued for it keeps its place in the queue) and the count of urges grows.
+/// Urge an open order (`order.urged`): its priority becomes [`URGENT`] and the count of
+/// urges grows. The queue follows the event and moves the customer's waiting ticket up
+/// (`crate::queue::urges`).
 pub fn urge(tx: &mut Tx<'_>, id: &str, by: &str) -> Result<(), OrderError> {
     let o = must_get(tx.conn(), id)?;
     if !o.status.is_open() {

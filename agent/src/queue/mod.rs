@@ -8,6 +8,8 @@
 //! - [`ops`]: every operation, each one transaction with its `ticket.*` event;
 //! - [`view`]: the whole queue for the PAD, and its figures for statistics and telemetry;
 //! - [`waits`]: wait alerts at the target and twice the target, timed from stored issue times;
+//! - [`urges`]: an urged order's waiting ticket moves up one priority step (`ticket.urged`),
+//!   following `order.urged` on the event stream;
 //! - [`printer`]: the ESC/POS printer task (status polling, alerts, printing);
 //! - `http`: the routes.
 //!
@@ -25,6 +27,7 @@ pub mod order;
 pub mod policy;
 pub mod printer;
 pub mod tickets;
+pub mod urges;
 pub mod view;
 pub mod waits;
 
@@ -176,6 +179,13 @@ impl Queue {
             let _ = self.inner.printer.set(printer::start(&self.core, dev));
         }
         self.core.spawn(waits::run(self.clone()));
+        self.core.spawn(crate::store::consume(
+            self.core.store.clone(),
+            urges::URGES,
+            self.core.cancel.clone(),
+            urges::is_urge,
+            |tx, ev| urges::urged(tx, ev).map(|_| ()),
+        ));
         // Subscribe now, so no swipe after start is missed.
         let rx = self.core.signals.subscribe();
         self.core.spawn(self.clone().swipes(rx));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code, event_data};
+use crate::common::{TestBox, error_code, event_data, wait_until};
 use crate::mqtt::{Broker, subscriber};
 
 const ID_NUMBER: &str = "321083197812162119";
@@ -690,4 +690,75 @@ async fn the_staff_list_carries_what_the_pads_filters_need() {
         text.contains("order.overdue") && text.contains("ORD-B"),
         "{text}"
     );
+}
+
+/// 催单 reaches the lobby: the urged order's customer, already waiting with a ticket, moves
+/// up one priority step at each urge, up to the highest.
+#[tokio::test]
+async fn urging_an_order_moves_its_customers_waiting_ticket_up_to_the_top_priority() {
+    let b = TestBox::start_with(
+        "[[services]]\ncode = \"personal\"\nprefix = \"A\"\nname = \"个人业务\"\n\
+         [[counters]]\nid = \"1\"\nservices = [\"personal\"]\n",
+    )
+    .await;
+    booked(&b, "ORD-T", "account_opening", Some(30)).await;
+    let lobby = b.login("lobby_manager").await;
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/tickets",
+        json!({"service": "personal", "appointment_id": "ORD-T"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let issued: Value = r.json().await.unwrap();
+    let number = issued["number"].as_str().unwrap().to_string();
+    let order = || async {
+        ok_json(
+            lobby
+                .get(b.url("/api/v1/orders/ORD-T"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    wait_until("the ticket linked to its order", 10, || async {
+        order().await["ticket"] == json!(number)
+    })
+    .await;
+    let priority = || async {
+        let q = ok_json(lobby.get(b.url("/api/v1/queue")).send().await.unwrap()).await;
+        q["waiting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["number"] == json!(number))
+            .map(|t| t["priority"].as_i64().unwrap())
+    };
+    assert_eq!(priority().await, Some(1), "an appointment's ticket");
+    for want in [2, 3, 3] {
+        let r = post(&lobby, &b, "/api/v1/orders/ORD-T/urge", json!({})).await;
+        assert_eq!(r.status(), 200);
+        wait_until(&format!("the ticket at priority {want}"), 10, || async {
+            priority().await == Some(want)
+        })
+        .await;
+    }
+    // Three urges, two steps: the last found the ticket at the top already.
+    let moved: Vec<Value> = event_data(&b, "ticket.urged")
+        .await
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(
+        moved
+            .iter()
+            .map(|m| (m["from"].as_i64(), m["priority"].as_i64()))
+            .collect::<Vec<_>>(),
+        [(Some(1), Some(2)), (Some(2), Some(3))]
+    );
+    assert_eq!(moved[0]["order"], "ORD-T");
+    assert_eq!(moved[0]["number"], json!(number));
+    b.stop().await;
 }
