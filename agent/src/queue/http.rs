@@ -12,7 +12,6 @@ use crate::store::Tx;
 use crate::users::Role;
 
 const LOBBY: Access = Access::Roles(&[Role::LobbyManager]);
-const LOBBY_OR_MANAGER: Access = Access::Roles(&[Role::LobbyManager, Role::BranchManager]);
 /// The queue's figures are numbers only, no customer: every role that watches the lobby
 /// reads them (supervisors see how busy the lobby is before a rush of authorisations).
 const QUEUE_READERS: Access =
