@@ -7,7 +7,9 @@
 //!   with it on CONNACK (the Will, set before connecting, carries the same number). A
 //!   number is never used twice, even by a box killed between its CONNECT and CONNACK:
 //!   head office orders a branch's states by session, and within one session the Will
-//!   wins, so a reused number would leave the box offline at head office for good;
+//!   wins, so a reused number would leave the box offline at head office for good. A
+//!   number whose connection was refused before any byte went out (the broker is down) is
+//!   given back, so each new connection still counts one up;
 //! - publishes unacknowledged outbox events in `seq` order with at most `max_inflight` in
 //!   flight, maps each PUBACK's packet id back to its `seq`, and marks events acknowledged
 //!   in batches — an event is never marked before its PUBACK, so a crash or a lost link
@@ -206,6 +208,15 @@ pub fn session(c: &Connection) -> Result<u64, StoreError> {
         )
         .optional()?;
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Gives back session number `n` if it is still the last one taken.
+fn give_back_session(tx: &mut Tx<'_>, n: u64) -> Result<(), StoreError> {
+    tx.conn().execute(
+        "UPDATE sync_meta SET value = ?1 WHERE key = 'session' AND value = ?2",
+        [(n - 1).to_string(), n.to_string()],
+    )?;
+    Ok(())
 }
 
 /// Takes the next session number: stored before it is used in a CONNECT.
@@ -606,11 +617,30 @@ async fn attempt(
         commands: link.commands.clone(),
         tick_n: 0,
         rebirth: false,
+        unsent: false,
     };
     let end = conn.serve(rx, &link.rebirth).await;
     poller.abort();
     let _ = poller.await;
+    if conn.unsent {
+        sync.core
+            .store
+            .write_essential(move |tx| give_back_session(tx, session))
+            .await
+            .context("giving back an unused session number")?;
+    }
     Ok(end)
+}
+
+/// Whether a lost connection never reached the broker: refused at TCP, so no CONNECT (and no
+/// Will with its session number) went out.
+fn refused_before_connect(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<ConnectionError>(),
+            Some(ConnectionError::Io(io)) if io.kind() == std::io::ErrorKind::ConnectionRefused
+        )
+    })
 }
 
 struct Conn {
@@ -650,6 +680,8 @@ struct Conn {
     commands: mpsc::Sender<(rumqttc::Publish, AsyncClient)>,
     tick_n: u64,
     rebirth: bool,
+    /// The connection was refused before any byte went out: its session number is unused.
+    unsent: bool,
 }
 
 impl Conn {
@@ -902,6 +934,7 @@ impl Conn {
     }
 
     async fn lost(&mut self, e: Option<anyhow::Error>) -> End {
+        self.unsent = !self.connected && e.as_ref().is_some_and(refused_before_connect);
         let reason = match e {
             Some(e) => {
                 let reason = format!("{e:#}");
