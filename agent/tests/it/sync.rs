@@ -524,25 +524,57 @@ async fn mutual_tls_link_delivers_events() {
     assert!(running.shutdown(Duration::from_secs(5)).await);
 }
 
+/// A box linked to head office's broker, with one simulated STM (`STM-01`) online.
+struct StmBox {
+    _dir: tempfile::TempDir,
+    _broker: Broker,
+    seen: crate::mqtt::Seen,
+    hq: rumqttc::AsyncClient,
+    sim: branchd_drivers::stm::StmSim,
+    running: app::Running,
+}
+
+impl StmBox {
+    /// `seed` for the simulator; the box waits `command_timeout_s` for an STM's answer.
+    async fn start(seed: u64, command_timeout_s: u64) -> StmBox {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::start(dir.path(), "");
+        let (seen, hq) = subscriber(broker.port, None);
+        seen.subscribed().await;
+        let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", seed);
+        let extra = format!(
+            "{}{}\n[stm]\ncommand_timeout_s = {command_timeout_s}\n",
+            mqtt_table(broker.port),
+            crate::devices::stm_table("STM-01", &link)
+        );
+        let running = app::start(config_for(&dir.path().join("data"), &extra))
+            .await
+            .unwrap();
+        seen.wait_for("STM-01 online", 15, |s| {
+            !s.on("/events/device/online").is_empty()
+        })
+        .await;
+        StmBox {
+            _dir: dir,
+            _broker: broker,
+            seen,
+            hq,
+            sim,
+            running,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_is_acked() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), "");
-    let (seen, hq) = subscriber(broker.port, None);
-    seen.subscribed().await;
-    let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", 11);
-    let extra = format!(
-        "{}{}\n[stm]\ncommand_timeout_s = 2\n",
-        mqtt_table(broker.port),
-        crate::devices::stm_table("STM-01", &link)
-    );
-    let running = app::start(config_for(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    seen.wait_for("STM-01 online", 15, |s| {
-        !s.on("/events/device/online").is_empty()
-    })
-    .await;
+    let StmBox {
+        _dir,
+        _broker,
+        seen,
+        hq,
+        sim,
+        running,
+    } = StmBox::start(11, 2).await;
 
     let topic = format!("bank/{BRANCH}/cmd");
     let pause = cmd(
@@ -641,23 +673,14 @@ async fn a_device_command_from_head_office_reaches_the_stm_once_and_its_answer_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_device_command_stalls_neither_the_outbox_nor_telemetry() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), "");
-    let (seen, hq) = subscriber(broker.port, None);
-    seen.subscribed().await;
-    let (sim, link) = crate::devices::stm_sim(&dir, "STM-01", 12);
-    let extra = format!(
-        "{}{}\n[stm]\ncommand_timeout_s = 15\n",
-        mqtt_table(broker.port),
-        crate::devices::stm_table("STM-01", &link)
-    );
-    let running = app::start(config_for(&dir.path().join("data"), &extra))
-        .await
-        .unwrap();
-    seen.wait_for("STM-01 online", 15, |s| {
-        !s.on("/events/device/online").is_empty()
-    })
-    .await;
+    let StmBox {
+        _dir,
+        _broker,
+        seen,
+        hq,
+        sim,
+        running,
+    } = StmBox::start(12, 15).await;
     // The STM stops answering: head office's command waits for its RESULT.
     sim.go_silent(true);
     hq.publish(
