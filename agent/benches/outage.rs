@@ -11,14 +11,15 @@
 #![allow(clippy::print_stdout)]
 
 mod common;
+#[path = "common/lobby.rs"]
+mod lobby;
 
 use std::time::{Duration, Instant};
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{IssueRequest, Queue, Source, counters, ops};
+use branchd::queue::{IssueRequest, Source, ops};
 use branchd::store::StoreError;
-use branchd::users::{self, Role};
 use branchd_drivers::stm::TxnType;
 use branchd_drivers::stm::sim::{StmSim, StmSimConfig};
 
@@ -27,11 +28,6 @@ const STMS: usize = 4;
 const DISK: u64 = 16_000_000_000;
 /// Debian, the package and the models on the same disk (measured: the models are the bulk).
 const SYSTEM: u64 = 3_000_000_000;
-
-fn pages_in_use(c: &rusqlite::Connection) -> Result<u64, StoreError> {
-    let q = |p: &str| c.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
-    Ok(((q("page_count")? - q("freelist_count")?) * q("page_size")?) as u64)
-}
 
 fn by_kind(c: &rusqlite::Connection) -> Result<Vec<(String, i64, i64)>, StoreError> {
     let mut s = c.prepare(
@@ -112,7 +108,7 @@ services = ["corporate"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Before the day: the box's start-up (schemas, devices online).
-    let before = store.read(pages_in_use).await?;
+    let before = store.read(branchd::storage::data_bytes).await?;
     let events_before: i64 = store
         .read(|c| {
             Ok::<_, StoreError>(c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
@@ -122,7 +118,7 @@ services = ["corporate"]
 
     // The lobby: tickets issued, called and served.
     let q = running.modules.queue.clone();
-    open_counters(&store, &q).await?;
+    lobby::open_counters(&store, &q).await?;
     for i in 0..tickets {
         let service = if i % 3 == 0 { "corporate" } else { "personal" };
         q.issue(IssueRequest {
@@ -177,7 +173,7 @@ services = ["corporate"]
     let took = started.elapsed();
     // Let the durable consumers (statistics, sales ranking) catch up, as they would in a day.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = store.read(pages_in_use).await?;
+    let after = store.read(branchd::storage::data_bytes).await?;
     let events_after: i64 = store
         .read(|c| {
             Ok::<_, StoreError>(c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?)
@@ -228,16 +224,4 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(bench())
-}
-
-/// Only an open counter calls: a member of staff opens the three counters.
-async fn open_counters(store: &branchd::store::Store, q: &Queue) -> anyhow::Result<()> {
-    store
-        .write(|tx| users::insert_user(tx, "teller", Role::LobbyManager, "unused"))
-        .await?;
-    for counter in ["1", "2", "3"] {
-        q.operate(move |tx, cfg, now| counters::open(tx, cfg, now, counter, "teller"))
-            .await?;
-    }
-    Ok(())
 }

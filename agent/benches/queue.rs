@@ -5,12 +5,14 @@
 //! `cargo bench -p branchd --bench queue`.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/lobby.rs"]
+mod lobby;
+
 use std::time::{Duration, Instant};
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{IssueRequest, Queue, Source, counters, ops};
-use branchd::users::{self, Role};
+use branchd::queue::{IssueRequest, Queue, Source, ops};
 use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::PrinterSim;
 
@@ -47,18 +49,6 @@ async fn issue_unprinted(q: &Queue, i: usize) {
     q.operate(move |tx, cfg, now| ops::issue(tx, cfg, now, &req))
         .await
         .expect("issue");
-}
-
-/// Only an open counter calls: a member of staff opens the three counters.
-async fn open_counters(store: &branchd::store::Store, q: &Queue) -> anyhow::Result<()> {
-    store
-        .write(|tx| users::insert_user(tx, "teller", Role::LobbyManager, "unused"))
-        .await?;
-    for counter in ["1", "2", "3"] {
-        q.operate(move |tx, cfg, now| counters::open(tx, cfg, now, counter, "teller"))
-            .await?;
-    }
-    Ok(())
 }
 
 async fn call_and_serve(q: &Queue, counter: &'static str) {
@@ -137,7 +127,7 @@ services = ["corporate"]
     let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let running = app::start(cfg).await?;
     let app = running.modules.queue.clone();
-    open_counters(&running.core.store, &app).await?;
+    lobby::open_counters(&running.core.store, &app).await?;
     let mut i = 0;
     while waiting(&app).await < WAITING {
         issue_unprinted(&app, i).await;

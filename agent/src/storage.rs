@@ -85,8 +85,8 @@ pub fn headroom_days(free: u64, floor: u64, per_day: f64) -> Option<f64> {
     (per_day > 0.0).then(|| free.saturating_sub(floor) as f64 / per_day)
 }
 
-/// Bytes the database holds: its pages in use.
-fn data_bytes(c: &rusqlite::Connection) -> Result<u64, StoreError> {
+/// Bytes the database holds: its pages in use (what its growth is measured by).
+pub fn data_bytes(c: &rusqlite::Connection) -> Result<u64, StoreError> {
     let q = |p: &str| c.query_row(&format!("PRAGMA {p}"), [], |r| r.get::<_, i64>(0));
     let used = q("page_count")? - q("freelist_count")?;
     Ok((used.max(0) as u64).saturating_mul(q("page_size")? as u64))
