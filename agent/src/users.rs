@@ -26,16 +26,34 @@ pub enum Role {
     Supervisor,
     /// 网点负责人: statistics and forecasts.
     BranchManager,
+    /// A self-service ticket kiosk in the lobby: a device account, not a member of staff.
+    /// It signs in with a device token ([`new_device_token`]), lists the services and
+    /// issues tickets, and nothing else.
+    Kiosk,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
+        Role::LobbyManager,
+        Role::DeviceAdmin,
+        Role::Supervisor,
+        Role::BranchManager,
+        Role::Kiosk,
+    ];
+
+    /// The roles of staff: every role but the kiosk's.
+    pub const STAFF: [Role; 4] = [
         Role::LobbyManager,
         Role::DeviceAdmin,
         Role::Supervisor,
         Role::BranchManager,
     ];
+
+    /// Whether the role is a member of staff's (not a device's).
+    pub fn is_staff(self) -> bool {
+        self != Role::Kiosk
+    }
 
     /// The name used in the CLI, the API and the database.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +62,7 @@ impl Role {
             Role::DeviceAdmin => "device_admin",
             Role::Supervisor => "supervisor",
             Role::BranchManager => "branch_manager",
+            Role::Kiosk => "kiosk",
         }
     }
 }
@@ -129,6 +148,17 @@ pub fn dummy_hash() -> &'static str {
 
 /// Validate a new account's fields.
 pub fn validate_new(username: &str, password: &str) -> Result<(), UserError> {
+    validate_name(username)?;
+    if password.chars().count() < 8 {
+        return Err(UserError::Invalid(
+            "a password has at least 8 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validate a new account's name.
+pub fn validate_name(username: &str) -> Result<(), UserError> {
     let name_ok = !username.is_empty()
         && username.len() <= 32
         && username
@@ -137,11 +167,6 @@ pub fn validate_new(username: &str, password: &str) -> Result<(), UserError> {
     if !name_ok {
         return Err(UserError::Invalid(
             "a user name is 1–32 letters, digits, '.', '_' or '-'".into(),
-        ));
-    }
-    if password.chars().count() < 8 {
-        return Err(UserError::Invalid(
-            "a password has at least 8 characters".into(),
         ));
     }
     Ok(())
@@ -177,6 +202,77 @@ pub fn insert_user(
     Ok(id)
 }
 
+/// What a device account (a kiosk) stores where a member of staff's password hash goes:
+/// this prefix and the SHA-256 of its device token. No password verifies against it (it is
+/// not a PHC string), so a device account never logs in with a password.
+const DEVICE_TOKEN: &str = "device-token:";
+
+/// A fresh device token (shown once, when the account is added) and what is stored of it.
+pub fn new_device_token() -> (String, String) {
+    let (token, _) = new_token();
+    let stored = stored_device_token(&token);
+    (token, stored)
+}
+
+/// What is stored of a device token.
+pub fn stored_device_token(token: &str) -> String {
+    format!("{DEVICE_TOKEN}{}", token_hash(token))
+}
+
+/// Add a device account with the stored form of its token, or give an existing device
+/// account of the same role a new token: the old token stops working and its sessions
+/// end. A member of staff's account of that name is left alone ([`UserError::Exists`]).
+/// Answers the account's id and whether it existed.
+pub fn set_device_token(
+    tx: &mut Tx<'_>,
+    username: &str,
+    role: Role,
+    stored: &str,
+) -> Result<(i64, bool), UserError> {
+    debug_assert!(!role.is_staff());
+    let existing: Option<(i64, String)> = tx
+        .conn()
+        .query_row(
+            "SELECT id, role FROM users WHERE username = ?1",
+            [username],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        None => Ok((insert_user(tx, username, role, stored)?, false)),
+        Some((id, r)) if r == role.as_str() => {
+            tx.conn().execute(
+                "UPDATE users SET password_hash = ?1, disabled = 0 WHERE id = ?2",
+                params![stored, id],
+            )?;
+            tx.conn()
+                .execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+            audit(
+                tx,
+                None,
+                "user.token",
+                Some(&format!("{username} ({role})")),
+                None,
+            )?;
+            Ok((id, true))
+        }
+        Some(_) => Err(UserError::Exists(username.to_string())),
+    }
+}
+
+/// The active device account whose token is `token`.
+pub fn device_account(c: &Connection, token: &str) -> Result<Option<User>, StoreError> {
+    let stored = stored_device_token(token);
+    let row = c
+        .query_row(
+            "SELECT id, username, role FROM users WHERE password_hash = ?1 AND disabled = 0",
+            [stored],
+            user_of,
+        )
+        .optional()?;
+    Ok(row.flatten().filter(|u| !u.role.is_staff()))
+}
+
 /// The user in the first three columns (`id, username, role`) of a row; `None` for a
 /// role this binary does not know.
 fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<User>> {
@@ -184,7 +280,8 @@ fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<User>> {
     Ok(role.parse().ok().map(|role| User { id, username, role }))
 }
 
-/// The stored credentials of a user, if any.
+/// The stored credentials of a member of staff, if any (a device account has none: it
+/// signs in with its token).
 pub fn credentials(c: &Connection, username: &str) -> Result<Option<(User, String)>, StoreError> {
     let row = c
         .query_row(
@@ -194,7 +291,9 @@ pub fn credentials(c: &Connection, username: &str) -> Result<Option<(User, Strin
             |r| Ok((user_of(r)?, r.get::<_, String>(3)?)),
         )
         .optional()?;
-    Ok(row.and_then(|(user, hash)| Some((user?, hash))))
+    Ok(row
+        .and_then(|(user, hash)| Some((user?, hash)))
+        .filter(|(user, _)| user.role.is_staff()))
 }
 
 /// A fresh random session token (what the cookie carries) and its stored hash.
@@ -244,7 +343,8 @@ pub struct SessionInfo {
     pub last_seen: DateTime<Utc>,
 }
 
-/// Look a session up; `None` if unknown, expired (absolute) or idle too long.
+/// Look a session up; `None` if unknown, expired (absolute) or idle too long. A device's
+/// session is never idle too long: a kiosk may stand untouched all night.
 pub fn lookup_session(
     c: &Connection,
     token_hash: &str,
@@ -269,7 +369,7 @@ pub fn lookup_session(
         return Ok(None);
     };
     let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::hours(8));
-    if now >= expires || now - last_seen > idle {
+    if now >= expires || (user.role.is_staff() && now - last_seen > idle) {
         return Ok(None);
     }
     Ok(Some(SessionInfo { user, last_seen }))
@@ -312,15 +412,10 @@ pub fn audit(
     Ok(())
 }
 
-/// Whether `name` is an active account of this box.
+/// Whether `name` is an active member of staff's account on this box (a kiosk is not:
+/// it cannot sit at a counter or look after a customer).
 pub fn is_active(c: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(c.query_row(
-        "SELECT 1 FROM users WHERE username = ?1 AND disabled = 0",
-        [name],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
+    Ok(active_user(c, name)?.is_some_and(|u| u.role.is_staff()))
 }
 
 /// The active account named `name`, if any (no hash).
@@ -429,6 +524,66 @@ mod tests {
             .read_blocking(move |c| lookup_session(c, "unknown", at(1), idle))
             .unwrap();
         assert!(found.is_none());
+        store.close();
+    }
+
+    #[test]
+    fn a_device_token_signs_its_kiosk_in_until_it_is_replaced_and_never_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::modules::SCHEMAS).unwrap();
+        let hash = hash_password("a long password");
+        store
+            .write_blocking(move |tx| insert_user(tx, "amy", Role::Supervisor, &hash))
+            .unwrap();
+        let (old, stored) = new_device_token();
+        assert!(!stored.contains(&old), "the token itself is not stored");
+        let (id, replaced) = store
+            .write_blocking(move |tx| set_device_token(tx, "kiosk1", Role::Kiosk, &stored))
+            .unwrap();
+        assert!(!replaced);
+        let found = |token: String| {
+            store
+                .read_blocking(move |c| device_account(c, &token))
+                .unwrap()
+                .map(|u| (u.id, u.username, u.role))
+        };
+        assert_eq!(
+            found(old.clone()),
+            Some((id, "kiosk1".to_string(), Role::Kiosk))
+        );
+        assert_eq!(found("not the token".into()), None);
+        // A kiosk has no password, and its name gives no credentials to check one against.
+        let creds = store.read_blocking(|c| credentials(c, "kiosk1")).unwrap();
+        assert!(creds.is_none());
+        // A kiosk's session outlives any idle time; a member of staff's does not.
+        let t = "kiosk-session".to_string();
+        store
+            .write_blocking(move |tx| insert_session(tx, &t, id, Duration::from_secs(86_400)))
+            .unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::hours(12);
+        let alive = store
+            .read_blocking(|c| lookup_session(c, "kiosk-session", later, Duration::from_secs(600)))
+            .unwrap();
+        assert!(alive.is_some());
+        // A new token: the old one and the kiosk's sessions end.
+        let (new, stored) = new_device_token();
+        let (same, replaced) = store
+            .write_blocking(move |tx| set_device_token(tx, "kiosk1", Role::Kiosk, &stored))
+            .unwrap();
+        assert_eq!((same, replaced), (id, true));
+        assert_eq!(found(old), None);
+        assert_eq!(found(new).map(|u| u.0), Some(id));
+        let now = chrono::Utc::now();
+        let ended = store
+            .read_blocking(|c| lookup_session(c, "kiosk-session", now, Duration::from_secs(600)))
+            .unwrap();
+        assert!(ended.is_none());
+        // A member of staff's account is never turned into a kiosk.
+        let (_, stored) = new_device_token();
+        let r = store.write_blocking(move |tx| set_device_token(tx, "amy", Role::Kiosk, &stored));
+        assert!(matches!(r, Err(UserError::Exists(_))), "{r:?}");
+        assert!(!store.read_blocking(|c| is_active(c, "kiosk1")).unwrap());
+        assert!(store.read_blocking(|c| is_active(c, "amy")).unwrap());
         store.close();
     }
 

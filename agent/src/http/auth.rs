@@ -20,6 +20,11 @@ use crate::users::{self, User};
 /// The staff list and the audit trail are for the branch manager.
 const MANAGER: Access = Access::Roles(&[users::Role::BranchManager]);
 
+/// How long a kiosk's session lasts. A kiosk's session is not ended by idleness (see
+/// [`users::lookup_session`]), and the kiosk screen signs in again with its device token
+/// whenever its session has ended, so this only bounds how long a stolen cookie works.
+pub const KIOSK_SESSION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Name of the session cookie.
 pub const COOKIE: &str = "branchd_session";
 
@@ -315,6 +320,11 @@ impl Auth {
                     auth.login(req.peer().map(|p| p.ip()), body).await
                 },
             ),
+            Route::post("/api/v1/kiosk/session", Access::Public)
+                .json()
+                .to(self.clone(), |auth, req| async move {
+                    auth.kiosk_session(req.json()?).await
+                }),
             Route::post("/api/v1/auth/logout", Access::Staff).to(
                 self.clone(),
                 |auth, req| async move {
@@ -343,6 +353,42 @@ impl Auth {
                 ))
             }),
         ]
+    }
+
+    /// A kiosk signs in with its device token: a session bound to the kiosk's account,
+    /// for [`KIOSK_SESSION`]. The token is 256 random bits, so it is not throttled like a
+    /// password; an unknown or replaced token is 401.
+    async fn kiosk_session(&self, body: KioskLogin) -> Result<Response, ApiError> {
+        let token = body.token;
+        let store = &self.core.store;
+        let Some(user) = store
+            .read(move |c| users::device_account(c, &token))
+            .await?
+        else {
+            self.core.metrics.login_failures.inc();
+            tracing::warn!("kiosk sign-in with an unknown device token");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "unknown or replaced device token",
+            ));
+        };
+        let (token, hash) = users::new_token();
+        let uid = user.id;
+        let uname = user.username.clone();
+        store
+            .write(move |tx| {
+                users::insert_session(tx, &hash, uid, KIOSK_SESSION)?;
+                users::audit(tx, Some(&uname), "auth.kiosk", None, None)
+            })
+            .await?;
+        tracing::info!(username = %user.username, role = %user.role, "kiosk signed in");
+        let mut resp = ok_json(&me_body(&user));
+        resp.headers_mut().insert(
+            warp::http::header::SET_COOKIE,
+            cookie(&token, KIOSK_SESSION, self.core.cfg.http.tls.is_some()),
+        );
+        Ok(resp)
     }
 
     async fn login(&self, ip: Option<IpAddr>, body: Login) -> Result<Response, ApiError> {
@@ -441,6 +487,13 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 pub struct Login {
     username: String,
     password: String,
+}
+
+/// A kiosk's sign-in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskLogin {
+    token: String,
 }
 
 fn me_body(user: &User) -> serde_json::Value {

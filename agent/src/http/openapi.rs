@@ -6,13 +6,13 @@
 
 use serde_json::{Value, json};
 
-use super::route::RouteSpec;
+use super::route::{Access, RouteSpec};
 
 /// The core part of the document.
 pub const CORE: &str = include_str!("openapi.json");
 
 /// The whole document: `core` with the `fragments` merged in, and `x-roles` on every
-/// declared operation.
+/// declared operation (and a 403 on every one that needs a session).
 ///
 /// # Panics
 /// When `core` or a fragment is not valid JSON (they are compiled in; a test parses them).
@@ -39,6 +39,15 @@ pub fn document(core: &str, fragments: &[&str], routes: &[RouteSpec]) -> String 
         if let Some(Value::Object(op)) = doc.pointer_mut(&pointer) {
             let roles: Vec<&str> = r.access.roles().iter().map(|r| r.as_str()).collect();
             op.insert("x-roles".into(), json!(roles));
+            // Every route that needs a session refuses some role (a staff route, the
+            // kiosk): its 403 is documented whether or not the fragment wrote it.
+            if r.access != Access::Public
+                && let Some(Value::Object(responses)) = op.get_mut("responses")
+            {
+                responses
+                    .entry("403")
+                    .or_insert_with(|| json!({"$ref": "#/components/responses/Error"}));
+            }
         }
     }
     doc.to_string()

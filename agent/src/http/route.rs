@@ -32,7 +32,7 @@ use crate::users::Role;
 pub enum Access {
     /// No session needed.
     Public,
-    /// Any logged-in member of staff.
+    /// Any logged-in member of staff (not a device account such as a kiosk).
     Staff,
     /// Only these roles.
     Roles(&'static [Role]),
@@ -42,7 +42,8 @@ impl Access {
     /// Whether `role` may call.
     pub fn allows(self, role: Role) -> bool {
         match self {
-            Access::Public | Access::Staff => true,
+            Access::Public => true,
+            Access::Staff => role.is_staff(),
             Access::Roles(roles) => roles.contains(&role),
         }
     }
@@ -51,7 +52,7 @@ impl Access {
     pub fn roles(self) -> Vec<Role> {
         match self {
             Access::Public => Vec::new(),
-            Access::Staff => Role::ALL.to_vec(),
+            Access::Staff => Role::STAFF.to_vec(),
             Access::Roles(_) => Role::ALL.into_iter().filter(|r| self.allows(*r)).collect(),
         }
     }

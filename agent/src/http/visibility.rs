@@ -1,7 +1,8 @@
 //! Who sees which event on the stream, and which alert: the roles of the routes that read
 //! the same data. Customers' identities, VIPs, leads, coupons, orders, documents and the
 //! shelf are for the roles that serve customers (lobby manager, branch manager), as their
-//! routes are; everything else is for every member of staff.
+//! routes are; everything else is for every member of staff. A kiosk is no member of
+//! staff: it may not open the stream at all (`Access::Staff`) and sees nothing here.
 
 use crate::users::Role;
 
@@ -22,7 +23,7 @@ const SERVING_KINDS: &[&str] = &[
 
 /// Whether `role` may see something of `kind` (an event kind, or an alert's kind).
 pub fn may_see(role: Role, kind: &str) -> bool {
-    !SERVING_KINDS.iter().any(|p| kind.starts_with(p)) || SERVING.contains(&role)
+    role.is_staff() && !SERVING_KINDS.iter().any(|p| kind.starts_with(p)) || SERVING.contains(&role)
 }
 
 /// Whether `role` may see the event `kind` with `data` on the stream: an alert's events
@@ -41,7 +42,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn customer_data_is_for_the_serving_roles_and_the_rest_for_all_staff() {
+    fn customer_data_is_for_the_serving_roles_and_the_rest_for_all_staff_never_a_kiosk() {
         // (kind, alert kind, who sees it)
         let cases = [
             ("vip.arrived", None, SERVING),
@@ -50,11 +51,11 @@ mod tests {
             ("order.created", None, SERVING),
             ("alert.raised", Some("vip.arrived"), SERVING),
             ("alert.raised", Some("lead.customer_arrived"), SERVING),
-            ("alert.raised", Some("device.offline"), &Role::ALL[..]),
-            ("alert.acked", None, &Role::ALL[..]),
-            ("ticket.issued", None, &Role::ALL[..]),
-            ("device.exception", None, &Role::ALL[..]),
-            ("auth.requested", None, &Role::ALL[..]),
+            ("alert.raised", Some("device.offline"), &Role::STAFF[..]),
+            ("alert.acked", None, &Role::STAFF[..]),
+            ("ticket.issued", None, &Role::STAFF[..]),
+            ("device.exception", None, &Role::STAFF[..]),
+            ("auth.requested", None, &Role::STAFF[..]),
         ];
         for (kind, alert_kind, who) in cases {
             let data = alert_kind.map_or(json!({}), |k| json!({"kind": k}));

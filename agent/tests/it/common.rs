@@ -17,6 +17,9 @@ pub const STAFF: [(&str, Role); 4] = [
     ("branch_manager", Role::BranchManager),
 ];
 
+/// The device account of the test box's kiosk, and its device token.
+pub const KIOSK: (&str, &str) = ("kiosk", "test-kiosk-device-token");
+
 pub struct TestBox {
     pub running: Option<Running>,
     pub base: String,
@@ -75,6 +78,12 @@ impl TestBox {
                     .write_blocking(move |tx| users::insert_user(tx, name, role, &hash))
                     .expect("user");
             }
+            let stored = users::stored_device_token(KIOSK.1);
+            store
+                .write_blocking(move |tx| {
+                    users::set_device_token(tx, KIOSK.0, Role::Kiosk, &stored)
+                })
+                .expect("kiosk");
             prepare(&store);
             store.close();
         })
@@ -144,6 +153,19 @@ impl TestBox {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "login as {user}");
+        c
+    }
+
+    /// A client signed in as the kiosk, with its device token.
+    pub async fn kiosk(&self) -> reqwest::Client {
+        let c = Self::client();
+        let r = c
+            .post(self.url("/api/v1/kiosk/session"))
+            .json(&serde_json::json!({"token": KIOSK.1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "kiosk sign-in");
         c
     }
 
