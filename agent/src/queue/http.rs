@@ -1,6 +1,6 @@
 //! The queue's routes: thin adapters onto [`super::ops`].
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::counters;
 use super::ops::{self, TicketView, TransferTo};
@@ -12,6 +12,8 @@ use crate::store::Tx;
 use crate::users::Role;
 
 const LOBBY: Access = Access::Roles(&[Role::LobbyManager]);
+/// The self-service kiosk: its two routes, and nothing else.
+const KIOSK: Access = Access::Roles(&[Role::Kiosk]);
 /// The queue's figures are numbers only, no customer: every role that watches the lobby
 /// reads them (supervisors see how busy the lobby is before a rush of authorisations).
 const QUEUE_READERS: Access =
@@ -52,6 +54,38 @@ pub struct IssueBody {
     customer_id: Option<String>,
     customer_level: Option<String>,
     appointment_id: Option<String>,
+}
+
+/// A kiosk's ticket request: the service only (a kiosk names no customer; a customer
+/// known to head office swipes their ID card instead).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KioskIssueBody {
+    service: String,
+}
+
+/// A service on the kiosk's start screen.
+#[derive(Debug, Serialize)]
+struct KioskService {
+    code: String,
+    name: String,
+    name_en: String,
+    /// Within opening hours now.
+    open: bool,
+    waiting: usize,
+    people_ahead: usize,
+    estimated_wait_s: u64,
+}
+
+/// A kiosk's ticket: what the customer reads on the screen, no more.
+#[derive(Debug, Serialize)]
+struct KioskTicket {
+    number: String,
+    service: String,
+    people_ahead: usize,
+    estimated_wait_s: u64,
+    issued_at: String,
+    printed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +131,10 @@ impl Queue {
             Route::post("/api/v1/tickets", Access::Staff)
                 .json()
                 .to(self.clone(), issue),
+            Route::get("/api/v1/kiosk/services", KIOSK).to(self.clone(), kiosk_services),
+            Route::post("/api/v1/kiosk/tickets", KIOSK)
+                .json()
+                .to(self.clone(), kiosk_issue),
             Route::get("/api/v1/queue", QUEUE_READERS).to(self.clone(), |q, _| async move {
                 Ok(ok_json(&q.snapshot().await?))
             }),
@@ -159,6 +197,55 @@ async fn issue(q: Queue, req: Request) -> Reply {
         appointment_id: b.appointment_id,
     };
     Ok(created(&q.issue(req).await?))
+}
+
+async fn kiosk_services(q: Queue, _: Request) -> Reply {
+    let cfg = q.core.config();
+    let now = q.now();
+    let services = q
+        .core
+        .store
+        .read(move |c| -> Result<_, QueueError> {
+            let open = super::tickets::open_tickets(c, &crate::clock::business_day(&cfg, now))?;
+            let prospects = super::order::prospects(c, &cfg, &open)?;
+            Ok(cfg
+                .services
+                .iter()
+                .zip(prospects)
+                .map(|(s, p)| KioskService {
+                    code: s.code.clone(),
+                    name: s.name.clone(),
+                    name_en: s.name_en.clone(),
+                    open: ops::is_open(&cfg, s, now).is_ok(),
+                    waiting: p.waiting,
+                    people_ahead: p.people_ahead,
+                    estimated_wait_s: p.estimated_wait_s,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(ok_json(&serde_json::json!({"services": services})))
+}
+
+async fn kiosk_issue(q: Queue, req: Request) -> Reply {
+    let b: KioskIssueBody = req.json()?;
+    let t = q
+        .issue(IssueRequest {
+            source: Source::Kiosk,
+            service: b.service,
+            customer_id: None,
+            customer_level: None,
+            appointment_id: None,
+        })
+        .await?;
+    Ok(created(&KioskTicket {
+        number: t.number,
+        service: t.service,
+        people_ahead: t.people_ahead,
+        estimated_wait_s: t.estimated_wait_s,
+        issued_at: t.issued_at,
+        printed: t.printed,
+    }))
 }
 
 async fn open_counter(q: Queue, req: Request) -> Reply {

@@ -20,7 +20,7 @@
 mod http;
 /// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
 #[doc(hidden)]
-pub use http::{IssueBody, MoveBody, OpenBody, TransferBody};
+pub use http::{IssueBody, KioskIssueBody, MoveBody, OpenBody, TransferBody};
 pub mod counters;
 pub mod ops;
 pub mod order;

@@ -103,9 +103,47 @@ pub fn ordered(
         .collect();
     let cands: Vec<Candidate> = waiting.iter().map(|t| candidate(cfg, t)).collect();
     let placed = policy::order(&cands, now, call_state(c)?, cfg.queue.fairness_after);
-    // Estimates: tickets ahead that the same counters could take, times the average service
-    // time, over the open counters serving the service — or, while none of them is open,
-    // over every counter configured for it (the basis says which).
+    let Estimates { avg, shared } = estimates(c, cfg)?;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(placed.len());
+    for (pos, p) in placed.into_iter().enumerate() {
+        let t = waiting[p.index];
+        let (est, basis) = estimate(cfg, &avg, &shared, &t.service, &seen);
+        *seen.entry(t.service.as_str()).or_default() += 1;
+        out.push((
+            t.clone(),
+            WaitingView {
+                position: pos + 1,
+                number: t.number.clone(),
+                service: t.service.clone(),
+                priority: t.priority,
+                waited_s: policy::waited_s(t.issued_at, now),
+                estimated_wait_s: est,
+                estimate_basis: basis,
+                issued_at: rfc3339(t.issued_at),
+                customer_level: t.customer_level.clone(),
+                customer_id: t.customer_id.clone(),
+                appointment_id: t.appointment_id.clone(),
+                counter: t.target_counter.clone(),
+                printed: t.printed,
+                why: p.why,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// What the wait estimates are made of: each service's average service time, and the
+/// services sharing its counters with how many counters and on which basis.
+struct Estimates<'a> {
+    avg: HashMap<&'a str, f64>,
+    shared: HashMap<&'a str, (HashSet<&'a str>, usize, EstimateBasis)>,
+}
+
+/// Estimates: tickets ahead that the same counters could take, times the average service
+/// time, over the open counters serving the service — or, while none of them is open,
+/// over every counter configured for it (the basis says which).
+fn estimates<'a>(c: &Connection, cfg: &'a Config) -> Result<Estimates<'a>, QueueError> {
     let mut avg: HashMap<&str, f64> = HashMap::new();
     for s in &cfg.services {
         avg.insert(s.code.as_str(), avg_service_s(c, cfg, &s.code)?);
@@ -135,41 +173,71 @@ pub fn ordered(
             .collect();
         shared.insert(s.code.as_str(), (set, counters.len().max(1), basis));
     }
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(placed.len());
-    for (pos, p) in placed.into_iter().enumerate() {
-        let t = waiting[p.index];
-        let (est, basis) = match shared.get(t.service.as_str()) {
-            Some((set, n, basis)) => {
-                let ahead: usize = set.iter().map(|s| seen.get(s).copied().unwrap_or(0)).sum();
-                let a = avg
-                    .get(t.service.as_str())
-                    .copied()
-                    .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
-                ((ahead as f64 * a / *n as f64).round() as u64, *basis)
-            }
-            None => (0, EstimateBasis::Configured),
-        };
-        *seen.entry(t.service.as_str()).or_default() += 1;
-        out.push((
-            t.clone(),
-            WaitingView {
-                position: pos + 1,
-                number: t.number.clone(),
-                service: t.service.clone(),
-                priority: t.priority,
-                waited_s: policy::waited_s(t.issued_at, now),
-                estimated_wait_s: est,
-                estimate_basis: basis,
-                issued_at: rfc3339(t.issued_at),
-                customer_level: t.customer_level.clone(),
-                customer_id: t.customer_id.clone(),
-                appointment_id: t.appointment_id.clone(),
-                counter: t.target_counter.clone(),
-                printed: t.printed,
-                why: p.why,
-            },
-        ));
+    Ok(Estimates { avg, shared })
+}
+
+/// The estimated wait of a ticket of `service` with `ahead` tickets (by service) before it.
+fn estimate(
+    cfg: &Config,
+    avg: &HashMap<&str, f64>,
+    shared: &HashMap<&str, (HashSet<&str>, usize, EstimateBasis)>,
+    service: &str,
+    ahead: &HashMap<&str, usize>,
+) -> (u64, EstimateBasis) {
+    match shared.get(service) {
+        Some((set, n, basis)) => {
+            let ahead: usize = set.iter().map(|s| ahead.get(s).copied().unwrap_or(0)).sum();
+            let a = avg
+                .get(service)
+                .copied()
+                .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
+            ((ahead as f64 * a / *n as f64).round() as u64, *basis)
+        }
+        None => (0, EstimateBasis::Configured),
     }
-    Ok(out)
+}
+
+/// A service as a customer choosing one sees it: how many wait for it, and the estimated
+/// wait of an ordinary ticket taken now (behind every ticket waiting for its counters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Prospect {
+    /// Service code.
+    pub service: String,
+    /// Tickets waiting for this service.
+    pub waiting: usize,
+    /// People ahead of a ticket taken now (those waiting for the counters it shares).
+    pub people_ahead: usize,
+    /// Estimated seconds until a ticket taken now is called.
+    pub estimated_wait_s: u64,
+}
+
+/// Every configured service's [`Prospect`].
+pub fn prospects(
+    c: &Connection,
+    cfg: &Config,
+    open: &[Ticket],
+) -> Result<Vec<Prospect>, QueueError> {
+    let Estimates { avg, shared } = estimates(c, cfg)?;
+    let mut waiting: HashMap<&str, usize> = HashMap::new();
+    for t in open.iter().filter(|t| t.state == TicketState::Waiting) {
+        *waiting.entry(t.service.as_str()).or_default() += 1;
+    }
+    Ok(cfg
+        .services
+        .iter()
+        .map(|s| {
+            let (estimated_wait_s, _) = estimate(cfg, &avg, &shared, &s.code, &waiting);
+            let people_ahead = shared.get(s.code.as_str()).map_or(0, |(set, _, _)| {
+                set.iter()
+                    .map(|x| waiting.get(x).copied().unwrap_or(0))
+                    .sum()
+            });
+            Prospect {
+                service: s.code.clone(),
+                waiting: waiting.get(s.code.as_str()).copied().unwrap_or(0),
+                people_ahead,
+                estimated_wait_s,
+            }
+        })
+        .collect())
 }

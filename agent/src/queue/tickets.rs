@@ -116,8 +116,10 @@ impl From<rusqlite::Error> for QueueError {
 text_enum! {
     /// Where a ticket request came from.
     pub enum Source {
-        /// The PAD or a kiosk, over HTTP.
+        /// The PAD, over HTTP.
         Pad = "pad",
+        /// A self-service kiosk, over HTTP.
+        Kiosk = "kiosk",
         /// An ID card swipe on a lobby reader.
         Card = "card",
         /// An appointment or head-office order.

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use branchd::queue::{self, IssueRequest, Source};
 use branchd::signals::Signal;
+use branchd::users::{self, Role};
 use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::{Paper, PrinterSim};
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code, free_port, wait_until};
+use crate::common::{KIOSK, TestBox, error_code, free_port, wait_until};
 
 const LOBBY: &str = r#"
 [[services]]
@@ -1245,5 +1246,154 @@ async fn the_wait_estimate_counts_the_open_counters() {
     assert_eq!(q["waiting"][1]["estimated_wait_s"], 150);
     assert_eq!(q["waiting"][1]["estimate_basis"], "configured");
     assert_eq!(q["services"][0]["counters_open"], 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_kiosk_signs_in_with_its_token_and_only_lists_services_and_issues_tickets() {
+    let b = lobby("").await;
+    let mut bus = b.core().store.subscribe();
+    // No member of staff logs in: the kiosk's device token is its sign-in.
+    let k = b.kiosk().await;
+    let services = |c: reqwest::Client| {
+        let url = b.url("/api/v1/kiosk/services");
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["code"].as_str().unwrap().to_string(),
+                        s["open"].as_bool().unwrap(),
+                        s["waiting"].as_u64().unwrap(),
+                        s["people_ahead"].as_u64().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |code: &str, waiting, ahead| (code.to_string(), true, waiting, ahead);
+    assert_eq!(
+        services(k.clone()).await,
+        [s("personal", 0, 0), s("corporate", 0, 0)]
+    );
+    let mut tickets = Vec::new();
+    for _ in 0..2 {
+        let r = post(
+            &k,
+            &b,
+            "/api/v1/kiosk/tickets",
+            json!({"service": "personal"}),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        tickets.push(r.json::<Value>().await.unwrap());
+    }
+    // What the customer reads: the number, who is ahead, the wait; nothing about others.
+    let mut keys: Vec<&String> = tickets[1].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "estimated_wait_s",
+            "issued_at",
+            "number",
+            "people_ahead",
+            "printed",
+            "service"
+        ]
+    );
+    let read = |t: &Value| (t["number"].clone(), t["people_ahead"].clone());
+    assert_eq!(
+        tickets.iter().map(read).collect::<Vec<_>>(),
+        [(json!("A001"), json!(0)), (json!("A002"), json!(1))]
+    );
+    assert_eq!(tickets[0]["estimated_wait_s"], 0);
+    assert!(tickets[1]["estimated_wait_s"].as_u64().unwrap() > 0);
+    // Counter 2 serves both services, so both personal tickets are ahead of a corporate one.
+    assert_eq!(
+        services(k.clone()).await,
+        [s("personal", 2, 2), s("corporate", 0, 2)]
+    );
+    let issued = bus.recv().await.unwrap();
+    assert_eq!(
+        (issued.kind.as_str(), issued.data["source"].as_str()),
+        ("ticket.issued", Some("kiosk"))
+    );
+    // A kiosk names a service, nothing else.
+    let r = post(&k, &b, "/api/v1/kiosk/tickets", json!({"service": "gold"})).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "unknown_service");
+    let r = post(
+        &k,
+        &b,
+        "/api/v1/kiosk/tickets",
+        json!({"service": "personal", "customer_level": "vip3"}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    // It is no member of staff: the staff's ticket route and who-am-I refuse it.
+    let r = post(&k, &b, "/api/v1/tickets", json!({"service": "personal"})).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(r).await, "forbidden");
+    let r = k.get(b.url("/api/v1/auth/me")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // And staff do not use the kiosk's routes.
+    let lobby = b.login("lobby_manager").await;
+    let r = post(
+        &lobby,
+        &b,
+        "/api/v1/kiosk/tickets",
+        json!({"service": "personal"}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_kiosk_has_no_password_and_a_new_token_ends_the_old_one_and_its_sessions() {
+    let b = lobby("").await;
+    let c = TestBox::client();
+    for body in [
+        json!({"username": KIOSK.0, "password": KIOSK.1}),
+        json!({"username": KIOSK.0, "password": "any password at all"}),
+    ] {
+        let r = post(&c, &b, "/api/v1/auth/login", body).await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = post(&c, &b, "/api/v1/kiosk/session", json!({"token": "a guess"})).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(error_code(r).await, "bad_credentials");
+    let k = b.kiosk().await;
+    let stored = users::stored_device_token("a new token");
+    b.core()
+        .store
+        .write(move |tx| users::set_device_token(tx, KIOSK.0, Role::Kiosk, &stored))
+        .await
+        .unwrap();
+    let r = k.get(b.url("/api/v1/kiosk/services")).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the session of the old token ended");
+    let r = post(&c, &b, "/api/v1/kiosk/session", json!({"token": KIOSK.1})).await;
+    assert_eq!(r.status(), 401, "the old token is refused");
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/kiosk/session",
+        json!({"token": "a new token"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("kiosk"), Some("kiosk"))
+    );
+    let r = c.get(b.url("/api/v1/kiosk/services")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
     b.stop().await;
 }
