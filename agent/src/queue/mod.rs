@@ -345,13 +345,15 @@ impl Queue {
         };
         // A customer with a booked order gets the appointment's priority, and the order is
         // linked to the ticket (the orders module follows `ticket.issued`). A card head
-        // office knows by its salted hash names the customer (and so their level).
+        // office knows by its salted hash names the customer, and their level gives the
+        // ticket its priority: the VIP record's level, or else the level head office gave
+        // the customer (`customer.upsert`) when it is a queue level.
         let hash = cfg
             .customers
             .id_salt
             .as_deref()
             .map(|salt| crate::customers::id_hash(salt, &id_number));
-        let (appointment_id, customer_id) = match self
+        let (appointment_id, customer_id, customer_level) = match self
             .core
             .store
             .read(move |c| -> Result<_, crate::store::StoreError> {
@@ -360,14 +362,22 @@ impl Queue {
                     Some(h) => crate::customers::by_hash(c, h)?,
                     None => None,
                 };
-                Ok((order, customer))
+                let level = match &customer {
+                    Some(id) if crate::vips::queue_level(c, id)?.is_none() => {
+                        crate::customers::profile(c, id)?
+                            .and_then(|p| p.level)
+                            .filter(|l| crate::vips::tier(l).is_ok())
+                    }
+                    _ => None,
+                };
+                Ok((order, customer, level))
             })
             .await
         {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(%reader, error = %e, "cannot look up the customer's orders");
-                (None, None)
+                (None, None, None)
             }
         };
         let source = if appointment_id.is_some() {
@@ -378,7 +388,7 @@ impl Queue {
         let req = IssueRequest {
             service,
             customer_id,
-            customer_level: None,
+            customer_level,
             appointment_id,
             source,
         };

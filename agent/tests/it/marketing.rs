@@ -615,3 +615,55 @@ async fn customers_identified_by_card_and_ticket_show_with_their_leads_to_the_se
     }
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_card_swipe_by_a_customer_head_office_ranks_vip_takes_a_ticket_with_that_priority() {
+    let b = TestBox::start_with(&marketing_tables()).await;
+    // Head office knows 王芳 by the salted hash of her ID number, at level vip2; she has no
+    // VIP record (no photo) on this box.
+    let mut her = wang();
+    her["level"] = json!("vip2");
+    command(&b, "c-1", "customer.upsert", her).await;
+    let mut bus = b.core().store.subscribe();
+    for (id_number, name) in [(WANG_ID, "王芳"), ("110105194912310021", "李四")] {
+        b.core()
+            .signals
+            .send(branchd::signals::Signal::CardSwiped {
+                reader: "IDR-01".into(),
+                id_number: id_number.into(),
+                name: name.into(),
+                valid: true,
+            })
+            .unwrap();
+    }
+    let mut issued = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while issued.len() < 2 {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "ticket.issued" {
+                issued.push(e.data.clone());
+            }
+        }
+    })
+    .await
+    .expect("a ticket for each swipe");
+    // (customer id, level, priority) of each ticket, in the order of the swipes.
+    let seen: Vec<_> = issued
+        .iter()
+        .map(|d| {
+            (
+                d["customer_id"].clone(),
+                d["customer_level"].clone(),
+                d["priority"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!("C-1"), json!("vip2"), json!(2)),
+            (Value::Null, Value::Null, json!(0)),
+        ]
+    );
+    b.stop().await;
+}
