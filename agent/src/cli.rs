@@ -108,15 +108,18 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
-    /// Add a user; the password is read from standard input (one line).
+    /// Add a user; the password is read from standard input (one line). A kiosk (role
+    /// `kiosk`) has no password: a device token is printed once instead, and adding the
+    /// kiosk again replaces its token (the old one stops working, its sessions end).
     Add {
         /// Login name.
         name: String,
-        /// lobby_manager, device_admin, supervisor or branch_manager.
+        /// lobby_manager, device_admin, supervisor, branch_manager or kiosk.
         #[arg(long, value_parser = clap::builder::ValueParser::new(parse_role))]
         role: Role,
-        /// Read the password from standard input (required: never on the command line).
-        #[arg(long, required = true)]
+        /// Read the password from standard input (required for staff: never on the
+        /// command line; refused for a kiosk).
+        #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
         target: DataTarget,
@@ -174,6 +177,35 @@ fn run_sim(kind: SimKind, id: &str, link: Option<PathBuf>) -> anyhow::Result<()>
     runtime()?.block_on(crate::app::shutdown_signal());
     drop(keep);
     Ok(())
+}
+
+/// `branchd user add NAME --role kiosk`: the account with a new device token, printed
+/// once (the box keeps only its hash).
+fn add_device(data_dir: &std::path::Path, name: &str, role: Role) -> anyhow::Result<ExitCode> {
+    if let Err(e) = users::validate_name(name) {
+        report(&format!("error: {e}"));
+        return Ok(ExitCode::from(EX_USAGE));
+    }
+    let (token, stored) = users::new_device_token();
+    let store = open_data_dir(data_dir)?;
+    let n = name.to_string();
+    let r = store.write_blocking(move |tx| users::set_device_token(tx, &n, role, &stored));
+    store.close();
+    let (_, replaced) = r?;
+    let mut out = std::io::stdout().lock();
+    if replaced {
+        writeln!(
+            out,
+            "new device token for {name} ({role}); the old one no longer works"
+        )?;
+    } else {
+        writeln!(out, "added {name} ({role})")?;
+    }
+    writeln!(
+        out,
+        "device token (shown once; open /#/kiosk?token=TOKEN on the kiosk): {token}"
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -353,10 +385,25 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 UserCommand::Add {
                     name,
                     role,
-                    password_stdin: _,
+                    password_stdin,
                     target,
                 },
         } => {
+            match (role.is_staff(), password_stdin) {
+                (true, false) => {
+                    report(
+                        "error: --password-stdin is required: a password is never given on the command line",
+                    );
+                    return Ok(ExitCode::from(EX_USAGE));
+                }
+                (false, true) => {
+                    report(&format!(
+                        "error: a {role} has no password: it signs in with the device token printed when it is added"
+                    ));
+                    return Ok(ExitCode::from(EX_USAGE));
+                }
+                _ => {}
+            }
             let data_dir = match (target.data_dir, target.config) {
                 (Some(d), _) => d,
                 (None, Some(c)) => match load_config(&c) {
@@ -365,6 +412,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 (None, None) => unreachable!("clap requires one of them"),
             };
+            if !role.is_staff() {
+                return add_device(&data_dir, &name, role);
+            }
             let mut password = String::new();
             std::io::stdin()
                 .lock()

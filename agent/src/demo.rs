@@ -54,6 +54,11 @@ pub const DEMO_USERS: &[(&str, Role, &str)] = &[
     ("manager", Role::BranchManager, "manager-demo"),
 ];
 
+/// The demo's self-service kiosk: (account, device token). A real kiosk's token is random
+/// and shown once (`branchd user add NAME --role kiosk`); the demo's is fixed, like its
+/// passwords, so that `/kiosk?token=…` can be opened from the README.
+pub const DEMO_KIOSK: (&str, &str) = ("kiosk", "kiosk-demo");
+
 /// The demo's config with the options applied.
 pub fn demo_config(opts: &DemoOptions) -> anyhow::Result<toml_edit::DocumentMut> {
     let mut doc: toml_edit::DocumentMut = DEMO_CONFIG.parse().context("the demo config")?;
@@ -89,6 +94,15 @@ pub fn ensure_demo_users(store: &Store) -> anyhow::Result<()> {
             Ok(_) | Err(UserError::Exists(_)) => {}
             Err(e) => return Err(e).context("creating the demo users"),
         }
+    }
+    let known = store.read_blocking(|c| users::device_account(c, DEMO_KIOSK.1))?;
+    if known.is_none() {
+        let stored = users::stored_device_token(DEMO_KIOSK.1);
+        store
+            .write_blocking(move |tx| {
+                users::set_device_token(tx, DEMO_KIOSK.0, Role::Kiosk, &stored)
+            })
+            .context("creating the demo kiosk")?;
     }
     Ok(())
 }
@@ -153,6 +167,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!(
         "counters open with their staff ({}; password {DEMO_STAFF_PASSWORD})",
         staff.join(", ")
+    );
+    println!(
+        "self-service kiosk (account {}): http://{}/#/kiosk?token={}",
+        DEMO_KIOSK.0, running.addr, DEMO_KIOSK.1
     );
     println!("press Ctrl-C to stop");
     app::notify_systemd(&running.core);

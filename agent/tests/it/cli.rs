@@ -185,3 +185,62 @@ fn systemd_hears_ready_watchdog_pings_and_stopping() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+fn kiosk_add(dir: &std::path::Path, name: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["user", "add", name, "--role", "kiosk"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The device token a `user add --role kiosk` printed.
+fn printed_token(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("device token"))
+        .unwrap_or_else(|| panic!("no token in {text}"));
+    line.rsplit(' ').next().unwrap().to_string()
+}
+
+#[test]
+fn user_add_of_a_kiosk_prints_a_device_token_once_and_again_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kiosk_add(dir.path(), "kiosk1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let first = printed_token(&out);
+    assert!(first.len() >= 64, "{first}");
+    let out = kiosk_add(dir.path(), "kiosk1", &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let second = printed_token(&out);
+    assert_ne!(first, second);
+    let store = branchd::app::open_store(&dir.path().join("branchd.db")).unwrap();
+    let found = |t: String| {
+        store
+            .read_blocking(move |c| branchd::users::device_account(c, &t))
+            .unwrap()
+            .map(|u| u.username)
+    };
+    assert_eq!(found(first), None, "the first token no longer works");
+    assert_eq!(found(second), Some("kiosk1".to_string()));
+    store.close();
+    // A kiosk takes no password; a member of staff needs one; a staff name is not a kiosk.
+    let out = kiosk_add(dir.path(), "kiosk2", &["--password-stdin"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = Command::new(BIN)
+        .args(["user", "add", "amy", "--role", "supervisor", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let out = user_add(dir.path(), "amy", "supervisor", "a long password");
+    assert_eq!(out.status.code(), Some(0));
+    let out = kiosk_add(dir.path(), "amy", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
