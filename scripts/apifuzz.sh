@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # OpenAPI-driven fuzz of every HTTP route with a real client: starts `branchd demo` on a
-# free port with a fresh data dir, logs in as every role, and runs schemathesis against the
-# OpenAPI document the daemon serves. Each role fuzzes the operations its `x-roles` allow
-# (a role's 403s elsewhere are checked by the Rust tests); the public operations are
-# fuzzed without a session. Fails on any 5xx and on any answer off the document (status,
-# content type, body schema, headers), printing the curl that reproduces it.
+# free port with a fresh data dir, logs in as every role (the kiosk with its device token),
+# and runs schemathesis against the OpenAPI document the daemon serves. Each role fuzzes the
+# operations its `x-roles` allow (a role's 403s elsewhere are checked by the Rust tests); the
+# public operations are fuzzed without a session. Fails on any 5xx and on any answer off the
+# document (status, content type, body schema, headers), printing the curl that reproduces it.
 #
 #   scripts/apifuzz.sh BRANCHD_BINARY [MAX_EXAMPLES]
 #
@@ -68,6 +68,12 @@ for login in lobby_manager=lobby:lobby-demo device_admin=admin:admin-demo \
   [ -n "$token" ] || { echo "login as ${creds%%:*} gave no session cookie" >&2; exit 1; }
   session[$role]=$token
 done
+# The demo's self-service kiosk signs in with its device token.
+token=$(curl -fsS -D - -o /dev/null -H 'content-type: application/json' \
+  -d '{"token":"kiosk-demo"}' "$url/api/v1/kiosk/session" |
+  sed -n 's/^[Ss]et-[Cc]ookie: branchd_session=\([^;]*\);.*/\1/p')
+[ -n "$token" ] || { echo "the demo kiosk's sign-in gave no session cookie" >&2; exit 1; }
+session[kiosk]=$token
 
 curl -fsS -H "Cookie: branchd_session=${session[branch_manager]}" "$url/api/v1/openapi.json" >"$work/openapi.json"
 
@@ -76,11 +82,12 @@ curl -fsS -H "Cookie: branchd_session=${session[branch_manager]}" "$url/api/v1/o
 # left out of every pass: logout and the event stream).
 "$venv/bin/python" "$here/apifuzz_schemas.py" "$work/openapi.json" "$work" "$url" \
   "lobby_manager=${session[lobby_manager]}" "device_admin=${session[device_admin]}" \
-  "supervisor=${session[supervisor]}" "branch_manager=${session[branch_manager]}"
+  "supervisor=${session[supervisor]}" "branch_manager=${session[branch_manager]}" \
+  "kiosk=${session[kiosk]}"
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
 failed=()
 started=$SECONDS
-for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch_manager}; do
+for who in ${APIFUZZ_PASSES:-public lobby_manager device_admin supervisor branch_manager kiosk}; do
   args=()
   [ "$who" = public ] || args+=(-H "Cookie: branchd_session=${session[$who]}")
   echo "== schemathesis as $who" >&2

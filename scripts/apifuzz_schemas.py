@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 
 EXCLUDED = {("post", "/api/v1/auth/logout"), ("get", "/api/v1/events")}
-ROLES = ["lobby_manager", "device_admin", "supervisor", "branch_manager"]
+ROLES = ["lobby_manager", "device_admin", "supervisor", "branch_manager", "kiosk"]
 # (path, body property) -> values left out of its enum; see the docstring for why.
 LEFT_OUT = {
     ("/api/v1/devices/{id}/commands", "op"): {"shutdown", "restart"},
