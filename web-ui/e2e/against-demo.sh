@@ -107,4 +107,5 @@ HQ_LOG="$artifacts/hq.log" \
 COUPON_VIDEO="$work/coupon.y4m" \
 COUPON_ID="$coupon_id" \
 ORDER_ID="$order_id" \
+KIOSK_TOKEN=kiosk-demo \
   node e2e/run.mjs

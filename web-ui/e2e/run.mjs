@@ -13,6 +13,8 @@
 // COUPON_VIDEO is a Y4M video of a coupon's QR code (COUPON_ID) played as the camera.
 // ORDER_ID is an order head office booked (`branchd hq send`): approved, run and delivered on
 // the PAD, its `order.completed` must reach head office.
+// KIOSK_TOKEN is the demo kiosk's device token: the self-service kiosk is opened with it, with
+// no staff login, issues tickets in both languages, and is refused every staff route.
 // Prints one line per step and closes with "N passed, N failed"; exits 1 on any failure.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -717,6 +719,128 @@ const flows = {
   },
 }
 
+// ---------------- the self-service kiosk ----------------
+/** The box's operations from its OpenAPI document (read with a staff session). */
+async function operations() {
+  const role = wanted.find((r) => creds[r])
+  const { username, password } = creds[role]
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }),
+  })
+  expect(login.ok, `login as ${username} to read the route list answered ${login.status}`)
+  const cookie = (login.headers.get('set-cookie') || '').split(';')[0]
+  const doc = await (await fetch(`${base}/api/v1/openapi.json`, { headers: { cookie } })).json()
+  await fetch(`${base}/api/v1/auth/logout`, { method: 'POST', headers: { cookie } })
+  const ops = []
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      if (!path.startsWith('/api/v1/')) continue
+      const isPublic = Array.isArray(op.security) && op.security.length === 0
+      ops.push({ method: method.toUpperCase(), path, sample: path.replace(/\{[^}]+\}/g, '1'), isPublic, roles: op['x-roles'] || [] })
+    }
+  }
+  return ops
+}
+
+async function kioskJourney(browser, token) {
+  const context = await browser.newContext({ viewport: VIEWPORTS[0], locale: 'zh-CN', timezoneId: 'Asia/Shanghai', hasTouch: true })
+  const page = await context.newPage()
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return
+    // The staff routes the journey calls on purpose answer 403.
+    if (/Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) return
+    consoleProblems.push(`kiosk: console error: ${m.text()}`)
+  })
+  page.on('pageerror', (e) => consoleProblems.push(`kiosk: page error: ${e.message}`))
+  const services = '[data-test=kiosk-service]'
+  const open = `${services}:not([disabled])`
+  await step(page, 'kiosk: without its token it says it is not set up', async () => {
+    await page.goto(`${base}/#/kiosk`, { waitUntil: 'domcontentloaded', timeout: T.nav })
+    await visible(page, '[data-test=kiosk-setup]', 'the "not set up" screen')
+    await shot(page, 'kiosk-setup')
+  })
+  await step(page, 'kiosk: opened once with its token, with no staff login, it lists the services', async () => {
+    await page.goto(`${base}/#/kiosk?token=${encodeURIComponent(token)}`, { waitUntil: 'domcontentloaded', timeout: T.nav })
+    await visible(page, open, 'a service to choose', T.nav)
+    await page.waitForFunction(() => !location.hash.includes('token='), null, { timeout: T.short })
+      .catch(() => { throw new Error('the device token stays in the address bar') })
+    expect(!(await page.locator('[data-test=user-menu], [data-test=open-alerts], .van-tabbar').count()), 'the kiosk shows staff navigation')
+    await shot(page, 'kiosk-start')
+    // Reloaded without the token in the address, it signs in again with the saved one.
+    await context.clearCookies()
+    await page.reload({ waitUntil: 'domcontentloaded' })
+    await visible(page, open, 'the services after a reload with no session', T.nav)
+  })
+  for (const locale of ['zh-CN', 'en']) {
+    await step(page, `kiosk (${locale}): a ticket with its number, people ahead and estimated wait, every text in ${locale}`, async () => {
+      await page.evaluate((l) => localStorage.setItem('branchd.locale', l), locale)
+      await page.goto(`${base}/#/kiosk`, { waitUntil: 'domcontentloaded' })
+      await page.reload({ waitUntil: 'domcontentloaded' })
+      await page.waitForFunction((l) => document.documentElement.lang === l, locale, { timeout: T.action })
+      await visible(page, open, 'a service to choose', T.nav)
+      await settle(page)
+      const problems = foreignText(await readableText(page), locale).map((p) => `start: ${p}`)
+      await page.locator(open).first().click()
+      await visible(page, '[data-test=kiosk-ticket]', 'the issued ticket')
+      const number = (await page.locator('[data-test=kiosk-number]').textContent()).trim()
+      expect(/^[A-Z]+\d+$/.test(number), `the kiosk's ticket number looks wrong: "${number}"`)
+      const ahead = (await page.locator('[data-test=kiosk-ahead]').textContent()).trim()
+      const wait = (await page.locator('[data-test=kiosk-wait]').textContent()).trim()
+      expect(/\d/.test(ahead), `people ahead reads "${ahead}"`)
+      expect(wait.length > 0, 'no estimated wait')
+      problems.push(...foreignText(await readableText(page), locale).map((p) => `ticket: ${p}`))
+      await shot(page, `kiosk-ticket-${locale}`)
+      expect(problems.length === 0, `${problems.length} text(s) in the wrong language:\n  ${problems.join('\n  ')}`)
+      await page.click('[data-test=kiosk-done]')
+      await visible(page, open, 'the start screen again')
+    })
+  }
+  await page.evaluate(() => localStorage.setItem('branchd.locale', 'zh-CN'))
+  await step(page, 'kiosk: untouched, it goes back from a ticket in English to its start screen in Chinese', async () => {
+    const p = await context.newPage()
+    try {
+      await p.clock.install()
+      await p.goto(`${base}/#/kiosk`, { waitUntil: 'domcontentloaded', timeout: T.nav })
+      await visible(p, open, 'a service to choose', T.nav)
+      await p.click('[data-test=kiosk-lang]')
+      await p.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: T.short })
+      await p.locator(open).first().click()
+      await visible(p, '[data-test=kiosk-ticket]', 'the issued ticket')
+      await p.clock.fastForward('00:50')
+      await visible(p, open, 'the start screen after 50 s untouched')
+      await p.waitForFunction(() => document.documentElement.lang === 'zh-CN', null, { timeout: T.short })
+        .catch(() => { throw new Error('the kiosk stayed in English after the idle time') })
+    } finally {
+      await p.close()
+    }
+  })
+  await step(page, 'kiosk: its session is refused (403) on every staff route and let in on its own', async () => {
+    const ops = await operations()
+    const answers = await page.evaluate(async (list) => {
+      const out = []
+      for (const op of list) {
+        const init = { method: op.method, headers: { 'content-type': 'application/json' } }
+        if (op.method !== 'GET') init.body = '{}'
+        const ctrl = new AbortController()
+        const res = await fetch(op.sample, { ...init, signal: ctrl.signal })
+        ctrl.abort() // the event stream would stay open
+        out.push({ ...op, status: res.status })
+      }
+      return out
+    }, ops.filter((o) => !o.isPublic))
+    const staff = answers.filter((a) => !a.roles.includes('kiosk'))
+    const mine = answers.filter((a) => a.roles.includes('kiosk'))
+    expect(staff.length >= 20, `only ${staff.length} staff routes in the document`)
+    expect(mine.length >= 2, `the document gives the kiosk ${mine.length} routes`)
+    const wrong = staff.filter((a) => a.status !== 403).map((a) => `${a.method} ${a.path}: ${a.status}`)
+    expect(wrong.length === 0, `staff routes not refused to the kiosk:\n  ${wrong.join('\n  ')}`)
+    const shut = mine.filter((a) => a.status === 401 || a.status === 403).map((a) => `${a.method} ${a.path}: ${a.status}`)
+    expect(shut.length === 0, `the kiosk's own routes refused it:\n  ${shut.join('\n  ')}`)
+    console.log(`     ${staff.length} staff routes answered 403, ${mine.length} kiosk routes let it in`)
+  })
+  await context.close()
+}
+
 // ---------------- run ----------------
 const browser = await pw.chromium.launch({
   executablePath: chromium,
@@ -763,6 +887,7 @@ try {
     }
     await context.close()
   }
+  if (process.env.KIOSK_TOKEN) await kioskJourney(browser, process.env.KIOSK_TOKEN)
 } finally {
   await browser.close()
 }

@@ -2,6 +2,9 @@
 
 export const ROLES = ['lobby_manager', 'device_admin', 'supervisor', 'branch_manager']
 
+/** The self-service kiosk's role: a device, not staff; its one screen is `#/kiosk`. */
+export const KIOSK_ROLE = 'kiosk'
+
 /** Screens in navigation order, per role. The first is the role's home. */
 export const ROLE_SCREENS = {
   lobby_manager: ['lobby', 'customers', 'vip', 'shelf', 'rights', 'ocr', 'orders'],

@@ -17,6 +17,10 @@ export function buildApi(c) {
     login: (username, password) => c.post('/api/v1/auth/login', { username, password }, { noAuthRedirect: true }),
     logout: () => c.post('/api/v1/auth/logout', {}, { noAuthRedirect: true }),
     me: () => c.get('/api/v1/auth/me', { noAuthRedirect: true }),
+    // the self-service kiosk (its own session, from its device token; it handles its 401s)
+    kioskSession: (token) => c.post('/api/v1/kiosk/session', { token }, { noAuthRedirect: true }),
+    kioskServices: () => c.get('/api/v1/kiosk/services', { noAuthRedirect: true }),
+    kioskIssue: (service) => c.post('/api/v1/kiosk/tickets', { service }, { noAuthRedirect: true }),
     // queue
     queue: () => c.get('/api/v1/queue'),
     issueTicket: (service, extra = {}) => c.post('/api/v1/tickets', { service, ...extra }),

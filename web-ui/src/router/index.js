@@ -4,6 +4,8 @@ import { useSessionStore } from '../stores/session.js'
 
 export const routes = [
   { path: '/login', name: 'login', component: () => import('../views/LoginView.vue'), meta: { public: true } },
+  // The self-service kiosk: no staff session (it signs in with its own device token).
+  { path: '/kiosk', name: 'kiosk', component: () => import('../views/KioskView.vue'), meta: { public: true, kiosk: true } },
   { path: '/lobby', name: 'lobby', component: () => import('../views/LobbyView.vue'), meta: { screen: 'lobby' } },
   { path: '/vip', name: 'vip', component: () => import('../views/VipView.vue'), meta: { screen: 'vip' } },
   { path: '/tasks', name: 'tasks', component: () => import('../views/TasksView.vue'), meta: { screen: 'tasks' } },
@@ -28,6 +30,8 @@ export function decide(to, { loggedIn, role }) {
 export function createAppRouter() {
   const router = createRouter({ history: createWebHashHistory(), routes })
   router.beforeEach(async (to) => {
+    // The kiosk asks nothing of a staff session (the box refuses a kiosk's `auth/me`).
+    if (to.meta && to.meta.kiosk) return true
     const session = useSessionStore()
     if (!session.checked) {
       try {
