@@ -838,6 +838,13 @@ async function kioskJourney(browser, token) {
     expect(shut.length === 0, `the kiosk's own routes refused it:\n  ${shut.join('\n  ')}`)
     console.log(`     ${staff.length} staff routes answered 403, ${mine.length} kiosk routes let it in`)
   })
+  await step(page, 'kiosk: with a token that is no longer valid it says so', async () => {
+    await context.clearCookies()
+    await page.evaluate(() => localStorage.setItem('branchd.kiosk.token', 'a replaced token'))
+    await page.reload({ waitUntil: 'domcontentloaded' })
+    await visible(page, '[data-test=kiosk-refused]', 'the "no longer valid" screen', T.nav)
+    await shot(page, 'kiosk-refused')
+  })
   await context.close()
 }
 
