@@ -27,12 +27,14 @@ fuzz_target!(|data: &[u8]| {
     use branchd::{devices, http, leads, orders, products, queue, rights};
     let _ = [
         read::<http::auth::Login>(data),
+        read::<http::auth::KioskLogin>(data),
         read::<orders::NoteBody>(data),
         read::<orders::ReasonBody>(data),
         read::<orders::RatingBody>(data),
         read::<rights::CheckBody>(data),
         read::<rights::RedeemBody>(data),
         read::<queue::IssueBody>(data),
+        read::<queue::KioskIssueBody>(data),
         read::<queue::TransferBody>(data),
         read::<queue::MoveBody>(data),
         read::<queue::OpenBody>(data),
