@@ -1,7 +1,8 @@
 //! Whether an ID card is still valid (证件到期): its `valid_to` (有效期限, a date or 长期)
 //! judged against the branch's local date. A card is valid through its last day; within
-//! [`SOON_DAYS`] of it the staff get a hint, after it a red flag. The chip's date, when a
-//! reader read the same card, is preferred over the photo's (it cannot be misread).
+//! [`SOON_DAYS`] of it the staff get a hint, after it a red flag. The date is the photo's
+//! (a back side's `valid_to`, the side in the staff's hands) or, for a photo without one,
+//! the chip's when a reader read the same card (its ID number matched the photo's).
 
 use branchd_drivers::idreader::Validity;
 use chrono::NaiveDate;
@@ -103,16 +104,17 @@ pub fn judge(validity: Validity, source: DateSource, today: NaiveDate) -> Expiry
     }
 }
 
-/// The card's validity from the chip when there is one, else from the photo's `valid_to`
-/// (a back side); `None` when neither gives a date.
+/// The card's validity from the photo's `valid_to` (a back side), else from the chip of
+/// the same card (`chip`: only when the chip check matched the photo's ID number); `None`
+/// when neither gives a date.
 pub fn of(
     photo_valid_to: Option<&str>,
     chip: Option<Validity>,
     today: NaiveDate,
 ) -> Option<Expiry> {
-    match (chip, photo_valid_to.and_then(parse_valid_to)) {
-        (Some(v), _) => Some(judge(v, DateSource::Chip, today)),
-        (None, Some(v)) => Some(judge(v, DateSource::Photo, today)),
+    match (photo_valid_to.and_then(parse_valid_to), chip) {
+        (Some(v), _) => Some(judge(v, DateSource::Photo, today)),
+        (None, Some(v)) => Some(judge(v, DateSource::Chip, today)),
         (None, None) => None,
     }
 }
@@ -196,15 +198,14 @@ mod tests {
     }
 
     #[test]
-    fn the_chip_date_wins_over_the_photo_and_no_date_means_no_judgement() {
-        let e = of(
-            Some("2020-01-01"),
-            Some(Validity::Until(day("2030-01-01"))),
-            day("2026-12-07"),
-        )
-        .unwrap();
-        assert_eq!(e.source, DateSource::Chip);
-        assert!(!e.expired);
+    fn the_photo_date_comes_first_then_the_chip_and_no_date_means_no_judgement() {
+        let chip = Some(Validity::Until(day("2030-01-01")));
+        let back = of(Some("2020-01-01"), chip, day("2026-12-07")).unwrap();
+        assert_eq!(back.source, DateSource::Photo);
+        assert!(back.expired);
+        let front = of(None, chip, day("2026-12-07")).unwrap();
+        assert_eq!(front.source, DateSource::Chip);
+        assert!(!front.expired);
         assert_eq!(of(None, None, day("2026-12-07")), None);
         assert_eq!(of(Some("2035-13-40"), None, day("2026-12-07")), None);
     }

@@ -78,7 +78,7 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
   "lines":{"type":"array","items":{"type":"object","properties":{"text":{"type":"string"},"confidence":{"type":"number"},
     "box":{"type":"array","items":{"type":"array","items":{"type":"integer"}}}}}},
   "timing_ms":{"type":"object","additionalProperties":{"type":"number"}},
-  "expiry":{"type":"object","description":"ID cards whose validity date is known (the chip's, else the back side's valid_to), judged against the branch's local date",
+  "expiry":{"type":"object","description":"ID cards whose validity date is known (the back side's valid_to, else the chip's of the same card), judged against the branch's local date",
    "required":["source","long_term","expired"],"properties":{
     "source":{"type":"string","enum":["chip","photo"]},"long_term":{"type":"boolean"},"expired":{"type":"boolean"},
     "expires_in_days":{"type":"integer","description":"only within 30 days of the last valid day"},
@@ -357,7 +357,6 @@ async fn handle(ocr: Ocr, req: Request) -> Reply {
         .map_err(|e| api_error(&e))?;
     let mut chip_validity = None;
     if let Some((reader, (card, age))) = chip {
-        chip_validity = Some(card.valid_to);
         let check = chip::check(&result, &card, &reader, Some(age.as_secs())).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -365,6 +364,10 @@ async fn handle(ocr: Ocr, req: Request) -> Reply {
                 e.to_string(),
             )
         })?;
+        // the chip's validity speaks for the photographed card only if it is the same card
+        if check.fields.get("id_number") == Some(&chip::Verdict::Match) {
+            chip_validity = Some(card.valid_to);
+        }
         result.chip_check = Some(check);
     }
     if result.kind == fields::DocKind::IdCard {
