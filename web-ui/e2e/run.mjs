@@ -6,7 +6,8 @@
 //
 // Credentials can also come one role at a time: BRANCHD_LOBBY_MANAGER_USER / _PASSWORD, ...
 // CHROMIUM_PATH overrides /usr/bin/chromium. ID_CARD_IMAGE points at a photo to upload
-// (a generated test image is used otherwise). E2E_ROLES limits the roles run. E2E_EXPECT_VIP
+// (a generated test image is used otherwise); ID_CARD_BACK_EXPIRED the back of an expired
+// card, which must be flagged. E2E_ROLES limits the roles run. E2E_EXPECT_VIP
 // names a VIP whose arrival card (with the ticket she took) must appear. DEMO_LOG and HQ_LOG
 // are the demo's log and what head office received (`branchd hq watch --data`): a product
 // shown on an STM must reach the simulator, lead answers and redeemed coupons head office.
@@ -435,6 +436,18 @@ const flows = {
         if (truth[key]) expect(!line.includes(truth[key]), `head office got the ${key} of the filled card: ${line.slice(0, 200)}`)
       }
       console.log(`     head office: ${line.slice(0, 140)}`)
+    })
+    await step(page, 'ocr: the back of an expired ID card is flagged red', async () => {
+      const back = process.env.ID_CARD_BACK_EXPIRED
+      if (!back) return console.log('     (ID_CARD_BACK_EXPIRED not set: run through e2e/against-demo.sh)')
+      await page.click('[data-test=tab-ocr]')
+      await page.waitForFunction(() => location.hash.startsWith('#/ocr'))
+      await page.setInputFiles('[data-test=ocr-file]', back)
+      await visible(page, '[data-test=ocr-expired], [data-test=ocr-error]', 'the expired flag', 30000)
+      if (await page.locator('[data-test=ocr-error]').count()) {
+        throw new Error(`the box refused the back side: ${(await page.locator('[data-test=ocr-error]').textContent()).trim()}`)
+      }
+      await shot(page, 'lobby_manager-ocr-expired')
     })
     await step(page, 'orders: staff view shows', async () => {
       await page.click('[data-test=tab-orders]')
