@@ -92,6 +92,12 @@ pub fn business_date(cfg: &Config, now: DateTime<Utc>) -> chrono::NaiveDate {
     .date_naive()
 }
 
+/// The branch-local calendar date at `now` (`branch.utc_offset`, midnight to midnight): the
+/// day a document's validity is judged against.
+pub fn local_date(cfg: &Config, now: DateTime<Utc>) -> chrono::NaiveDate {
+    now.with_timezone(&cfg.branch.utc_offset).date_naive()
+}
+
 /// Whole seconds from `from` to `to`, never negative.
 pub fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     (to - from).num_seconds().max(0) as u64

@@ -15,6 +15,7 @@ pub mod core;
 pub mod customers;
 pub mod demo;
 pub mod devices;
+pub mod docfill;
 pub mod http;
 pub mod image;
 pub mod leads;

@@ -83,6 +83,11 @@ EOF
 python3 "$root/tools/docgen/docgen.py" --kind id-front --count 1 --seed 11 --out "$work/card" >/dev/null
 card=$(find "$work/card" -type f \( -name '*.jpg' -o -name '*.png' \) | head -n 1)
 [ -n "$card" ] || { echo "docgen made no image" >&2; exit 1; }
+# The back of a card that expired years ago (validity periods counted from 2005): the OCR
+# screen must flag it.
+python3 "$root/tools/docgen/docgen.py" --kind id-back --count 1 --seed 2 --today 2005-06-01 --out "$work/card-back" >/dev/null
+card_back=$(find "$work/card-back" -type f \( -name '*.jpg' -o -name '*.png' \) | head -n 1)
+[ -n "$card_back" ] || { echo "docgen made no back-side image" >&2; exit 1; }
 
 # A coupon head office issued to the demo customer 王芳 (by her ID number, hashed with the
 # demo's salt, signed with the demo's key), shown as a QR code to Chromium's fake camera.
@@ -100,6 +105,7 @@ cd "$here"
 BRANCHD_URL="$url" \
 BRANCHD_CREDENTIALS='lobby_manager=lobby:lobby-demo,supervisor=super:super-demo,device_admin=admin:admin-demo,branch_manager=manager:manager-demo' \
 ID_CARD_IMAGE="$card" \
+ID_CARD_BACK_EXPIRED="$card_back" \
 E2E_EXPECT_VIP="$vip" \
 ARTIFACTS_DIR="$artifacts" \
 DEMO_LOG="$artifacts/demo.log" \

@@ -6,7 +6,7 @@ use nucleo_matcher::{Config as MatchConfig, Matcher, Utf32Str};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Customers, SERVING, presence};
+use super::{Customers, SERVING, presence, walkin};
 use crate::clock::{business_day, parse};
 use crate::config::Config;
 use crate::http::error::ApiError;
@@ -123,7 +123,8 @@ fn select(
 }
 
 pub(super) fn routes(c: &Customers) -> Vec<Route> {
-    vec![Route::get("/api/v1/customers/present", SERVING).to(
+    let mut routes = walk_in_routes(c);
+    routes.push(Route::get("/api/v1/customers/present", SERVING).to(
         c.core.clone(),
         |core, req| async move {
             let f: Filters = req.query()?;
@@ -139,7 +140,40 @@ pub(super) fn routes(c: &Customers) -> Vec<Route> {
                 "customers": customers,
             })))
         },
-    )]
+    ));
+    routes
+}
+
+/// `POST /api/v1/customers/walk-ins` (record a walk-in customer of today from a confirmed
+/// ID card) and `GET` (today's).
+fn walk_in_routes(c: &Customers) -> Vec<Route> {
+    vec![
+        Route::post("/api/v1/customers/walk-ins", SERVING)
+            .json()
+            .to(c.core.clone(), |core, req| async move {
+                let by = req.username()?;
+                let body = crate::docfill::validate(req.json()?).map_err(|e| {
+                    let field = e.field.clone();
+                    ApiError::bad_request("invalid_customer_field", e.why)
+                        .with_details(json!({"field": field}))
+                })?;
+                let day = business_day(&core.cfg, core.clock.now());
+                let rec = core
+                    .store
+                    .write(move |tx| walkin::record(tx, &day, &by, &body))
+                    .await?;
+                Ok(ok_json(&rec))
+            }),
+        Route::get("/api/v1/customers/walk-ins", SERVING).to(
+            c.core.clone(),
+            |core, _| async move {
+                let day = business_day(&core.cfg, core.clock.now());
+                let d = day.clone();
+                let list = core.store.read(move |c| walkin::of_day(c, &d)).await?;
+                Ok(ok_json(&json!({"day": day, "walk_ins": list})))
+            },
+        ),
+    ]
 }
 
 #[cfg(test)]

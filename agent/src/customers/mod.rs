@@ -9,12 +9,14 @@
 //! this week, a deposit or wealth product maturing within `[customers] maturity_days` —
 //! and how long each has waited. It is personal data: only the roles that serve customers
 //! read it ([`SERVING`]), events carry the customer id and never a name, and the day's rows
-//! are deleted when the business day ends.
+//! are deleted when the business day ends. So are the day's walk-in customers
+//! ([`walkin`]): a customer without an order recorded from a confirmed ID card.
 
 pub mod command;
 pub mod demo;
 mod http;
 pub mod presence;
+pub mod walkin;
 
 use chrono::{Datelike, Duration as ChronoDuration, NaiveDate};
 use hmac::{Hmac, Mac};
@@ -63,6 +65,8 @@ pub const SCHEMA: Schema = Schema {
              PRIMARY KEY (day, customer_id)
          ) STRICT;
          CREATE INDEX customers_present_ticket ON customers_present(day, ticket);",
+        // 2: walk-in customers of the day, from a confirmed ID card.
+        walkin::STEP_2,
     ],
 };
 
@@ -74,6 +78,10 @@ pub const BOUNDED: &[Bounded] = &[
     },
     Bounded {
         table: "customers_present",
+        why: "purged when each business day ends",
+    },
+    Bounded {
+        table: "customers_walkin",
         why: "purged when each business day ends",
     },
 ];

@@ -159,14 +159,18 @@ pub fn identified(
     Ok(false)
 }
 
-/// Delete every presence row of a business day before `today` (`customers.purged` when
-/// there were any). Returns how many went.
+/// Delete every presence row and walk-in customer of a business day before `today`
+/// (`customers.purged` when there were any). Returns how many presence rows went.
 pub fn purge(tx: &mut Tx<'_>, today: &str) -> Result<usize, StoreError> {
     let n = tx
         .conn()
         .execute("DELETE FROM customers_present WHERE day < ?1", [today])?;
-    if n > 0 {
-        tx.emit("customers.purged", json!({"day": today, "removed": n}))?;
+    let walk_ins = super::walkin::purge(tx, today)?;
+    if n > 0 || walk_ins > 0 {
+        tx.emit(
+            "customers.purged",
+            json!({"day": today, "removed": n, "walk_ins": walk_ins}),
+        )?;
     }
     Ok(n)
 }

@@ -289,7 +289,12 @@ async fn the_days_presence_is_gone_when_the_business_day_ends() {
     tokio::task::spawn_blocking(move || {
         s.write_blocking(move |tx| {
             upsert(tx, &record("C1", "王芳"), "cmd")?;
-            presence::identified(tx, &d, "C1", Via::Ticket, t0, Some("A001")).map(|_| ())
+            presence::identified(tx, &d, "C1", Via::Ticket, t0, Some("A001"))?;
+            // a walk-in customer recorded from an ID card that day goes with the presence
+            let walk_in: crate::docfill::FillBody = serde_json::from_value(
+                json!({"fields": {"name": {"value": "李四", "source": "chip"}}}),
+            )?;
+            walkin::record(tx, &d, "lobby", &walk_in).map(|_| ())
         })
     })
     .await
@@ -331,7 +336,15 @@ async fn the_days_presence_is_gone_when_the_business_day_ends() {
         .filter(|e| e.kind == "customers.purged")
         .map(|e| e.data)
         .collect();
-    assert_eq!(purged, [json!({"day": "2026-11-24", "removed": 1})]);
+    assert_eq!(
+        purged,
+        [json!({"day": "2026-11-24", "removed": 1, "walk_ins": 1})]
+    );
+    let walk_ins = store
+        .read(|c| walkin::of_day(c, "2026-11-23"))
+        .await
+        .unwrap();
+    assert!(walk_ins.is_empty(), "the walk-ins of the 23rd are deleted");
     // Head office's record stays: it is not the day's data.
     let kept: i64 = store
         .read(|c| {

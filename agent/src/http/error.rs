@@ -38,6 +38,7 @@ pub const CODES: &[&str] = &[
     "invalid_calculation",
     "invalid_command",
     "invalid_comment",
+    "invalid_customer_field",
     "invalid_decision",
     "invalid_feedback",
     "invalid_header",

@@ -224,6 +224,7 @@ mod tests {
 
     fn result(side: Side, fields: &[(&str, &str)]) -> OcrResult {
         OcrResult {
+            id: None,
             kind: DocKind::IdCard,
             side: Some(side),
             fields: fields
@@ -243,6 +244,7 @@ mod tests {
             lines: Vec::new(),
             timing_ms: Timing::default(),
             chip_check: None,
+            expiry: None,
             image: None,
         }
     }

@@ -31,6 +31,7 @@ pub mod chip;
 pub mod cli;
 pub mod det;
 pub mod engine;
+pub mod expiry;
 pub mod fields;
 pub mod pool;
 pub mod rec;
@@ -69,6 +70,7 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
   "503":{"description":"busy or models unavailable"},
   "401":{"$ref":"#/components/responses/Error"},"403":{"$ref":"#/components/responses/Error"}}}}},
  "schemas":{"OcrResult":{"type":"object","required":["kind","fields","lines","timing_ms"],"properties":{
+  "id":{"type":"string","description":"this recognition, as named by its ocr.completed event and when its fields are filled into a record"},
   "kind":{"type":"string","enum":["id_card","licence"]},
   "side":{"type":"string","enum":["front","back"]},
   "fields":{"type":"object","additionalProperties":{"type":"object","required":["value","confidence"],"properties":{
@@ -76,6 +78,12 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
   "lines":{"type":"array","items":{"type":"object","properties":{"text":{"type":"string"},"confidence":{"type":"number"},
     "box":{"type":"array","items":{"type":"array","items":{"type":"integer"}}}}}},
   "timing_ms":{"type":"object","additionalProperties":{"type":"number"}},
+  "expiry":{"type":"object","description":"ID cards whose validity date is known (the back side's valid_to, else the chip's of the same card), judged against the branch's local date",
+   "required":["source","long_term","expired"],"properties":{
+    "source":{"type":"string","enum":["chip","photo"]},"long_term":{"type":"boolean"},"expired":{"type":"boolean"},
+    "expires_in_days":{"type":"integer","description":"only within 30 days of the last valid day"},
+    "hint":{"type":"object","properties":{"code":{"type":"string","enum":["id_expired","id_expires_soon"]},
+      "params":{"type":"object","properties":{"days":{"type":"integer"}}}}}}},
   "image":{"type":"object","description":"only with [ocr] keep_images_min","properties":{"id":{"type":"string"},"delete_at":{"type":"string","format":"date-time"}}},
   "chip_check":{"type":"object","properties":{"source":{"type":"string"},"read_s_ago":{"type":"integer"},
     "fields":{"type":"object","additionalProperties":{"type":"string","enum":["match","mismatch","missing"]}},
@@ -85,6 +93,10 @@ pub const OPENAPI: &str = r##"{"paths":{"/api/v1/ocr":{"post":{
 /// The answer of `branchd ocr --json` and `POST /api/v1/ocr`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OcrResult {
+    /// This recognition's id (the `id` of its `ocr.completed`), named when its fields are
+    /// filled into a record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Which document.
     pub kind: DocKind,
     /// ID cards: which side.
@@ -99,6 +111,10 @@ pub struct OcrResult {
     /// With chip data of the same card: the per-field comparison.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chip_check: Option<chip::ChipCheck>,
+    /// ID cards with a validity date (the chip's, or a back side's): expired, or expiring
+    /// soon, against the branch's local date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<expiry::Expiry>,
     /// With a retention period configured: the kept upload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<retention::KeptImage>,
@@ -127,12 +143,14 @@ pub fn recognise(
         total: round(timing.total),
     };
     Ok(OcrResult {
+        id: None,
         kind: doc.kind,
         side: doc.side,
         fields: doc.fields,
         lines,
         timing_ms: timing,
         chip_check: None,
+        expiry: None,
         image: None,
     })
 }
@@ -223,8 +241,9 @@ impl Ocr {
     }
 }
 
-/// The event sent when a document was recognised: kind, side, which fields were found
-/// and which passed or failed their check. Never a value.
+/// The event sent when a document was recognised: its id, kind, side, which fields were
+/// found and which passed or failed their check, whether an ID card is expired or expires
+/// soon. Never a value.
 pub fn completed_event(r: &OcrResult) -> serde_json::Value {
     let validated: BTreeMap<&str, bool> = r
         .fields
@@ -232,6 +251,7 @@ pub fn completed_event(r: &OcrResult) -> serde_json::Value {
         .filter_map(|(k, f)| f.valid.map(|v| (k.as_str(), v)))
         .collect();
     let mut event = serde_json::json!({
+        "id": r.id,
         "kind": r.kind,
         "side": r.side,
         "fields_found": r.fields.keys().collect::<Vec<_>>(),
@@ -241,6 +261,11 @@ pub fn completed_event(r: &OcrResult) -> serde_json::Value {
         // which fields differ from the chip, never what they say
         event["chip_check"] =
             serde_json::json!({"all_match": c.all_match, "mismatches": c.mismatches});
+    }
+    if let Some(e) = &r.expiry {
+        // whether the card is expired or expires soon, never its date
+        event["expired"] = serde_json::json!(e.expired);
+        event["expires_soon"] = serde_json::json!(e.expires_soon());
     }
     event
 }
@@ -330,6 +355,7 @@ async fn handle(ocr: Ocr, req: Request) -> Reply {
         .await
         .map_err(|_| ApiError::unavailable("shutting_down", "the recogniser has stopped"))?
         .map_err(|e| api_error(&e))?;
+    let mut chip_validity = None;
     if let Some((reader, (card, age))) = chip {
         let check = chip::check(&result, &card, &reader, Some(age.as_secs())).map_err(|e| {
             ApiError::new(
@@ -338,8 +364,18 @@ async fn handle(ocr: Ocr, req: Request) -> Reply {
                 e.to_string(),
             )
         })?;
+        // the chip's validity speaks for the photographed card only if it is the same card
+        if check.fields.get("id_number") == Some(&chip::Verdict::Match) {
+            chip_validity = Some(card.valid_to);
+        }
         result.chip_check = Some(check);
     }
+    if result.kind == fields::DocKind::IdCard {
+        let today = crate::clock::local_date(&ocr.core.cfg, ocr.core.clock.now());
+        let photo = result.fields.get("valid_to").map(|f| f.value.as_str());
+        result.expiry = expiry::of(photo, chip_validity, today);
+    }
+    result.id = Some(ulid::Ulid::new().to_string());
     let event = completed_event(&result);
     let ext = if mime == "image/png" { "png" } else { "jpg" };
     let kind = serde_json::to_value(result.kind)

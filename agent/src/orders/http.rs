@@ -223,6 +223,9 @@ impl Orders {
             Route::post("/api/v1/orders/{id}/handover", STAFF)
                 .json()
                 .to(self.clone(), handover),
+            Route::post("/api/v1/orders/{id}/customer", STAFF)
+                .json()
+                .to(self.clone(), super::fill::handle),
             Route::get("/api/v1/users/assignable", STAFF).to(self.clone(), |o, _| async move {
                 let users = o
                     .core

@@ -10,6 +10,7 @@
 //!   restarts); the arrival link (`ticket.issued` with
 //!   an `appointment_id`), a durable consumer of the event stream.
 //! - `http`: the staff API and the customer view.
+//! - [`fill`]: an ID card's confirmed fields filled into an order's customer section.
 //! - The step templates and timer defaults are `[orders]` in the config
 //!   ([`crate::config::orders`]).
 //!
@@ -17,6 +18,7 @@
 
 pub mod command;
 mod demo;
+pub mod fill;
 mod http;
 /// The JSON bodies of this module's routes, public for the fuzz targets (agent/fuzz).
 #[doc(hidden)]
@@ -94,6 +96,8 @@ pub const SCHEMA: Schema = Schema {
         "ALTER TABLE orders ADD COLUMN assignee TEXT;
          ALTER TABLE orders ADD COLUMN urges INTEGER NOT NULL DEFAULT 0;
          ALTER TABLE orders ADD COLUMN overdue_at TEXT;",
+        // 3: the customer fields filled in from a document (OCR back-fill).
+        fill::STEP_3,
     ],
 };
 

@@ -127,6 +127,7 @@ pub fn staff_view(
             "name": o.customer.name,
             "phone": o.customer.phone,
             "id_number_masked": o.customer.id_number.as_deref().map(mask_id),
+            "filled": super::fill::staff_section(c, id)?,
         },
         "arrived_at": o.arrived_at,
         "approved_by": o.approved_by,

@@ -22,6 +22,7 @@ mod language;
 mod marketing;
 mod mqtt;
 mod ocr;
+mod order_fill;
 mod orders;
 mod privacy;
 mod queue;

@@ -182,6 +182,22 @@ async fn id_card_back_gives_authority_and_validity() {
         for key in ["valid_from", "valid_to"] {
             assert_eq!(v["fields"][key]["value"], truth[key], "{key}: {v}");
         }
+        // expired or expiring soon, judged against the branch's local date
+        let today = branchd::clock::local_date(&b.core().cfg, b.core().clock.now());
+        let want = branchd::ocr::expiry::of(truth["valid_to"].as_str(), None, today).unwrap();
+        assert_eq!(v["expiry"], serde_json::to_value(&want).unwrap(), "{v}");
+        // the event says whether, never the date, and names the answer's id
+        let events = event_data(&b, "ocr.completed").await;
+        let e: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_eq!(e["id"], v["id"], "{e}");
+        assert_eq!(e["expired"], want.expired, "{e}");
+        assert_eq!(e["expires_soon"], want.expires_soon(), "{e}");
+        assert!(
+            !events
+                .last()
+                .unwrap()
+                .contains(truth["valid_to"].as_str().unwrap())
+        );
     }
     b.stop().await;
 }
@@ -511,6 +527,10 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v.get("chip_check").is_none(), "{v}");
+    assert!(
+        v.get("expiry").is_none(),
+        "a front side alone has no validity: {v}"
+    );
 
     // The same card on the reader: every field the photo yields agrees with the chip.
     read_by_reader(&b, chip_of(truth), &reader).await;
@@ -519,6 +539,8 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
     let v: serde_json::Value = r.json().await.unwrap();
     let check = &v["chip_check"];
     assert_eq!(check["source"], "IDR-01", "{v}");
+    // the chip's validity judges the card even from a photo of its front
+    assert_eq!(v["expiry"]["source"], "chip", "{v}");
     assert!(
         check["read_s_ago"].as_u64().is_some_and(|s| s < 60),
         "{check}"
@@ -562,6 +584,8 @@ async fn an_id_card_photo_is_checked_against_the_chip_the_reader_just_read() {
         mismatches.contains(&"address") && mismatches.contains(&"id_number"),
         "{v}"
     );
+    // another card's validity says nothing of the photographed one
+    assert!(v.get("expiry").is_none(), "{v}");
     assert_eq!(v["chip_check"]["all_match"], false);
     let r = ask("auto").await.unwrap();
     let auto: serde_json::Value = r.json().await.unwrap();

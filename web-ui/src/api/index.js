@@ -54,6 +54,9 @@ export function buildApi(c) {
     orders: () => c.get('/api/v1/orders'),
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),
     orderAction: (id, action, body = {}) => c.post(`/api/v1/orders/${enc(id)}/${action}`, body),
+    // OCR back-fill: the confirmed fields, each with its source (photo or chip)
+    fillOrderCustomer: (id, fields, ocrId) =>
+      c.post(`/api/v1/orders/${enc(id)}/customer`, ocrId ? { fields, ocr_id: ocrId } : { fields }),
     orderStep: (id, key, action) => c.post(`/api/v1/orders/${enc(id)}/steps/${enc(key)}/${action}`, {}),
     staffUsers: () => c.get('/api/v1/users/staff'),
     // statistics
@@ -69,6 +72,8 @@ export function buildApi(c) {
     stms: () => c.get('/api/v1/shelf/stms'),
     calc: (kind, body) => c.post(`/api/v1/calc/${enc(kind)}`, body),
     // customers in the branch, leads, rights
+    // a walk-in customer of today (no order) from an ID card's confirmed fields
+    recordWalkIn: (fields, ocrId) => c.post('/api/v1/customers/walk-ins', ocrId ? { fields, ocr_id: ocrId } : { fields }),
     customersPresent: (query = {}) => c.get('/api/v1/customers/present', { query }),
     leads: (query = {}) => c.get('/api/v1/leads', { query }),
     leadFeedback: (id, outcome, note) =>

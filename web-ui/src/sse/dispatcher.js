@@ -17,10 +17,11 @@ export const KNOWN_KINDS = [
   'printer.status', 'auth.requested', 'auth.decided', 'auth.timeout',
   'order.created', 'order.updated', 'order.step', 'order.cancelled', 'order.completed',
   'order.near_timeout', 'order.timeout', 'order.arrived', 'order.recalled', 'order.rated',
-  'order.urged', 'order.handed_over', 'order.overdue',
+  'order.urged', 'order.handed_over', 'order.overdue', 'order.customer_filled',
   'ocr.completed', 'ocr.image_deleted', 'sync.backlog',
   'product.upserted', 'product.deleted',
   'customer.arrived', 'customer.identified', 'customer.upserted', 'customer.deleted', 'customers.purged',
+  'customer.walkin_recorded',
   'lead.received', 'lead.feedback',
   'rights.granted', 'rights.revoked', 'rights.redeemed',
 ]
