@@ -94,6 +94,8 @@ pub const SCHEMA: Schema = Schema {
         "ALTER TABLE orders ADD COLUMN assignee TEXT;
          ALTER TABLE orders ADD COLUMN urges INTEGER NOT NULL DEFAULT 0;
          ALTER TABLE orders ADD COLUMN overdue_at TEXT;",
+        // 3: the tags the customer chose with their rating (a JSON array of codes).
+        "ALTER TABLE orders ADD COLUMN rating_tags TEXT;",
     ],
 };
 
