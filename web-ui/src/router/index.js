@@ -4,6 +4,7 @@ import { useSessionStore } from '../stores/session.js'
 
 export const routes = [
   { path: '/login', name: 'login', component: () => import('../views/LoginView.vue'), meta: { public: true } },
+  { path: '/c/:token', name: 'customer', component: () => import('../views/CustomerPageView.vue'), meta: { public: true, bare: true } },
   { path: '/lobby', name: 'lobby', component: () => import('../views/LobbyView.vue'), meta: { screen: 'lobby' } },
   { path: '/vip', name: 'vip', component: () => import('../views/VipView.vue'), meta: { screen: 'vip' } },
   { path: '/tasks', name: 'tasks', component: () => import('../views/TasksView.vue'), meta: { screen: 'tasks' } },
