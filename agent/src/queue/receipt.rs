@@ -22,8 +22,10 @@ use crate::store::{Event, StoreError, cursor_set};
 
 /// The consumer's name (its position in the event stream).
 pub const RECEIPTS: &str = "queue.receipts";
-/// Passed-over events are saved after this long without a receipt.
+/// Passed-over events are saved after this long without an event…
 const SAVE_IDLE: Duration = Duration::from_secs(5);
+/// …or after this many (the outbox is not pruned past the position saved).
+const SAVE_EVERY: u64 = 1000;
 
 /// Whether `ev` delivers an order.
 pub fn is_delivery(ev: &Event) -> bool {
@@ -122,7 +124,8 @@ pub async fn run(q: Queue) {
         }
     };
     // Known from now on, so deliveries while the daemon is down get their receipt.
-    save(follower.last()).await;
+    let mut saved = follower.last();
+    save(saved).await;
     let mut unsaved: Option<u64> = None;
     loop {
         let ev = tokio::select! {
@@ -130,6 +133,7 @@ pub async fn run(q: Queue) {
             _ = tokio::time::sleep(SAVE_IDLE), if unsaved.is_some() => {
                 if let Some(seq) = unsaved.take() {
                     save(seq).await;
+                    saved = seq;
                 }
                 continue;
             }
@@ -147,7 +151,13 @@ pub async fn run(q: Queue) {
             }
         };
         if !is_delivery(&ev) {
-            unsaved = Some(ev.seq);
+            if ev.seq.saturating_sub(saved) >= SAVE_EVERY {
+                save(ev.seq).await;
+                saved = ev.seq;
+                unsaved = None;
+            } else {
+                unsaved = Some(ev.seq);
+            }
             continue;
         }
         let id = ev.data["id"].as_str().unwrap_or_default();
@@ -157,6 +167,7 @@ pub async fn run(q: Queue) {
         }
         unsaved = None;
         save(ev.seq).await;
+        saved = ev.seq;
     }
     if let Some(seq) = unsaved {
         save(seq).await;
