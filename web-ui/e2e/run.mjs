@@ -323,6 +323,25 @@ const flows = {
       await page.waitForTimeout(800)
       expect(!(await counter.count()), `${issued} is still shown as being served after serve-done`)
     })
+    await step(page, 'lobby: the served ticket is rated once on the counter PAD, reaching head office', async () => {
+      expect(issued, 'no ticket was served in the previous steps')
+      await page.click(`[data-test=ticket-rating-sheet][data-number="${issued}"]`)
+      const sheet = '[data-test=rating-sheet]'
+      await visible(page, `${sheet} [data-test=customer-rate]`, 'the rating form of the served ticket')
+      const codes = await page.locator(`${sheet} [data-test=customer-milestones] [data-code]`).evaluateAll((ms) => ms.map((m) => `${m.dataset.code}:${m.dataset.state}`))
+      expect(codes.join() === 'issued:done,called:done,served:done', `ticket milestones: ${codes.join(', ')}`)
+      await page.locator(`${sheet} [data-test=customer-stars] .van-rate__item`).nth(4).click()
+      await page.click(`${sheet} [data-test=customer-submit]`)
+      await visible(page, `${sheet} [data-test=customer-rated]`, 'the thank-you state on the sheet')
+      await shot(page, 'lobby_manager-ticket-rated')
+      await page.click('[data-test=rating-sheet-close]')
+      await page.click(`[data-test=ticket-rating-sheet][data-number="${issued}"]`)
+      await visible(page, `${sheet} [data-test=customer-rated]`, 'the already-rated state when the sheet opens again')
+      expect(!(await page.locator(`${sheet} [data-test=customer-rate]`).count()), 'a rated ticket still offers the rating form')
+      await page.click('[data-test=rating-sheet-close]')
+      const line = await inLog(process.env.HQ_LOG, new RegExp(`ticket\\.rated .*"number":"${issued}".*"score":5`), `ticket.rated of ${issued} at head office`)
+      console.log(`     head office: ${line.slice(0, 140)}`)
+    })
     await step(page, 'lobby: a closed counter calls nobody until it is opened again', async () => {
       // An idle counter (a counter with a called ticket cannot close).
       const idle = page.locator('[data-test^=counter-]:not(:has([data-test=current-number]))').first()
