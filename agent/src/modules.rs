@@ -76,6 +76,7 @@ pub const BOUNDED: &[&[Bounded]] = &[
 /// Every module's OpenAPI fragment (`{"paths":{…},"schemas":{…}}`).
 pub const OPENAPI_FRAGMENTS: &[&str] = &[
     queue::OPENAPI,
+    queue::VISIT_OPENAPI,
     devices::OPENAPI,
     orders::OPENAPI,
     ocr::OPENAPI,
@@ -160,6 +161,7 @@ impl Modules {
         routes.extend(alerts::routes(core));
         routes.extend(self.stats.routes());
         routes.extend(self.queue.routes());
+        routes.extend(self.queue.visit_routes());
         routes.extend(self.devices.routes());
         routes.extend(self.orders.routes());
         routes.extend(self.ocr.routes());

@@ -326,6 +326,25 @@ const flows = {
       await page.waitForTimeout(800)
       expect(!(await counter.count()), `${issued} is still shown as being served after serve-done`)
     })
+    await step(page, 'lobby: the served ticket is rated once on the counter PAD, reaching head office', async () => {
+      expect(issued, 'no ticket was served in the previous steps')
+      await page.click(`[data-test=ticket-rating-sheet][data-number="${issued}"]`)
+      const sheet = '[data-test=rating-sheet]'
+      await visible(page, `${sheet} [data-test=customer-rate]`, 'the rating form of the served ticket')
+      const codes = await page.locator(`${sheet} [data-test=customer-milestones] [data-code]`).evaluateAll((ms) => ms.map((m) => `${m.dataset.code}:${m.dataset.state}`))
+      expect(codes.join() === 'issued:done,called:done,served:done', `ticket milestones: ${codes.join(', ')}`)
+      await page.locator(`${sheet} [data-test=customer-stars] .van-rate__item`).nth(4).click()
+      await page.click(`${sheet} [data-test=customer-submit]`)
+      await visible(page, `${sheet} [data-test=customer-rated]`, 'the thank-you state on the sheet')
+      await shot(page, 'lobby_manager-ticket-rated')
+      await page.click('[data-test=rating-sheet-close]')
+      await page.click(`[data-test=ticket-rating-sheet][data-number="${issued}"]`)
+      await visible(page, `${sheet} [data-test=customer-rated]`, 'the already-rated state when the sheet opens again')
+      expect(!(await page.locator(`${sheet} [data-test=customer-rate]`).count()), 'a rated ticket still offers the rating form')
+      await page.click('[data-test=rating-sheet-close]')
+      const line = await inLog(process.env.HQ_LOG, new RegExp(`ticket\\.rated .*"number":"${issued}".*"score":5`), `ticket.rated of ${issued} at head office`)
+      console.log(`     head office: ${line.slice(0, 140)}`)
+    })
     await step(page, 'lobby: a closed counter calls nobody until it is opened again', async () => {
       // An idle counter (a counter with a called ticket cannot close).
       const idle = page.locator('[data-test^=counter-]:not(:has([data-test=current-number]))').first()
@@ -501,6 +520,54 @@ const flows = {
       const line = await inLog(process.env.HQ_LOG, new RegExp(`order\\.completed .*"id":"${id}".*"status":"delivered"`), `order.completed of ${id} at head office`)
       console.log(`     head office: ${line.slice(0, 140)}`)
       await page.setViewportSize(VIEWPORTS[0])
+    })
+    await step(page, "customer: the delivered order's receipt, its QR page of milestones, rated once, reaching head office", async () => {
+      const id = process.env.ORDER_ID
+      expect(id, 'ORDER_ID not set: run through e2e/against-demo.sh')
+      // The demo's printer simulator logs what it printed: the receipt with its QR code.
+      const esc = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      const line = await inLog(process.env.DEMO_LOG, new RegExp(`printer sim printed .*Order: ${esc}.*qr=\\["([^"]+)"\\]`), `the receipt of ${id} on the printer simulator`)
+      const qr = line.match(/qr=\["([^"]+)"\]/)[1]
+      // On the counter PAD the staff can hand the customer the same page as a full-screen sheet.
+      await page.click('[data-test=order-rating-sheet]')
+      await visible(page, '[data-test=rating-sheet] [data-test=customer-rate]', 'the rating form on the full-screen sheet')
+      const sheet = await page.locator('[data-test=rating-sheet] [data-test=customer-visit]').innerText()
+      expect(!/lobby|赵敏/.test(sheet), `staff or customer data on the rating sheet: ${sheet}`)
+      await shot(page, 'lobby_manager-order-rating-sheet')
+      await page.click('[data-test=rating-sheet-close]')
+      await page.locator('[data-test=rating-sheet] [data-test=customer-visit]').waitFor({ state: 'hidden', timeout: T.short })
+      expect(qr.startsWith(`${base}/c/`), `the receipt's QR is ${qr}, not a customer page of ${base}`)
+      // The customer opens it on their own phone: no session.
+      const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', hasTouch: true })
+      try {
+        const c = await phone.newPage()
+        c.on('pageerror', (e) => consoleProblems.push(`customer: page error: ${e.message}`))
+        await c.goto(qr, { waitUntil: 'domcontentloaded', timeout: T.nav })
+        await visible(c, '[data-test=customer-milestones]', 'the milestones on the customer page', T.nav)
+        const codes = await c.locator('[data-test=customer-milestones] [data-code]').evaluateAll((ms) => ms.map((m) => `${m.dataset.code}:${m.dataset.state}`))
+        expect(codes[0] === 'received:done' && codes[codes.length - 1] === 'delivered:done', `milestones: ${codes.join(', ')}`)
+        const text = await c.locator('[data-test=customer-visit]').innerText()
+        expect(!/lobby|teller|manager|赵敏|13800000009/.test(text), `staff or customer data on the customer page: ${text}`)
+        await c.screenshot({ path: join(artifacts, 'customer-page-zh-390x844.png'), fullPage: true })
+        await c.click('[data-test=lang-switch]')
+        await c.waitForFunction(() => document.documentElement.lang === 'en', null, { timeout: T.short })
+        expect(!/[\u4e00-\u9fff]/.test(await c.locator('[data-test=customer-rate]').innerText()), 'Chinese in the English rating form')
+        await c.locator('[data-test=customer-stars] .van-rate__item').nth(3).click()
+        await c.click('[data-test=customer-rate] [data-tag=quick]')
+        await c.click('[data-test=customer-submit]')
+        await visible(c, '[data-test=customer-rated]', 'the thank-you state')
+        await c.screenshot({ path: join(artifacts, 'customer-page-rated-en-390x844.png'), fullPage: true })
+        const again = await c.evaluate(async (u) => {
+          const token = u.split('/c/')[1]
+          const r = await fetch(`/api/v1/public/c/${token}/rating`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ score: 1 }) })
+          return { status: r.status, body: await r.json() }
+        }, qr)
+        expect(again.status === 409 && again.body.error.code === 'already_rated', `a second rating answered ${again.status} ${JSON.stringify(again.body)}`)
+      } finally {
+        await phone.close()
+      }
+      const hq = await inLog(process.env.HQ_LOG, new RegExp(`order\\.rated .*"id":"${esc}".*"score":4`), `order.rated of ${id} at head office`)
+      console.log(`     head office: ${hq.slice(0, 140)}`)
     })
     await step(page, 'shelf: products on the shelf, filtered by type, and the sales ranking', async () => {
       await page.click('[data-test=tab-shelf]')

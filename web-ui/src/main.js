@@ -3,7 +3,7 @@ import { createPinia } from 'pinia'
 import {
   ActionSheet, Badge, Button, Cell, CellGroup, Checkbox, CheckboxGroup, Collapse, CollapseItem,
   ConfigProvider, Dialog, Divider, Empty, Field, Form, Icon, Loading, NavBar, NoticeBar, Popup,
-  Progress, Radio, RadioGroup, Search, Step, Steps, Tab, Tabbar, TabbarItem, Tabs, Tag,
+  Progress, Radio, RadioGroup, Rate, Search, Step, Steps, Tab, Tabbar, TabbarItem, Tabs, Tag,
 } from 'vant'
 import 'vant/lib/index.css'
 import './styles.css'
@@ -24,7 +24,7 @@ app.use(router)
 
 for (const c of [ActionSheet, Badge, Button, Cell, CellGroup, Checkbox, CheckboxGroup, Collapse, CollapseItem,
   ConfigProvider, Dialog, Divider, Empty, Field, Form, Icon, Loading, NavBar, NoticeBar, Popup, Progress, Radio,
-  RadioGroup, Search, Step, Steps, Tab, Tabbar, TabbarItem, Tabs, Tag]) app.use(c)
+  Rate, RadioGroup, Search, Step, Steps, Tab, Tabbar, TabbarItem, Tabs, Tag]) app.use(c)
 
 applyVantLocale(i18n.global.locale.value)
 

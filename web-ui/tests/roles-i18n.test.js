@@ -53,6 +53,8 @@ describe('router guard', () => {
     ['supervisor to devices', route('devices'), { loggedIn: true, role: 'supervisor' }, { name: 'tasks' }],
     ['device admin to stats', route('stats'), { loggedIn: true, role: 'device_admin' }, { name: 'devices' }],
     ['branch manager to devices', route('devices'), { loggedIn: true, role: 'branch_manager' }, true],
+    ['anonymous to the customer page', route('customer'), { loggedIn: false }, true],
+    ['staff to the customer page', route('customer'), { loggedIn: true, role: 'lobby_manager' }, true],
     ['unknown path', { name: 'home', meta: {}, fullPath: '/nope' }, { loggedIn: true, role: 'lobby_manager' }, { name: 'lobby' }],
   ])('%s', (_n, to, session, want) => expect(decide(to, session)).toEqual(want))
 

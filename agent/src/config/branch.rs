@@ -50,6 +50,10 @@ pub struct Http {
     pub max_connections: usize,
     /// Open connections from one client address at most.
     pub max_connections_per_client: usize,
+    /// Where customers reach the box (scheme, host, optional port and path, no trailing
+    /// slash): the QR codes on tickets and receipts open `<public_url>/c/<token>`. Default:
+    /// the listen address (`branchd.local` when it listens on every address).
+    pub public_url: String,
 }
 
 /// TLS files.
@@ -233,7 +237,18 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
     let max_connections_per_client = s
         .opt_int("max_connections_per_client", 4..=16_384)
         .unwrap_or(64) as usize;
+    let public_url = match s.opt_str("public_url") {
+        Some(u) => match check_public_url(&u) {
+            Ok(u) => Some(u),
+            Err(why) => {
+                s.problem("public_url", why);
+                None
+            }
+        },
+        None => listen.map(|l| default_public_url(l, tls.is_some())),
+    };
     Some(Http {
+        public_url: public_url?,
         listen: listen?,
         tls,
         session_idle,
@@ -246,6 +261,37 @@ pub(super) fn read_http(s: &mut Section<'_, '_>) -> Option<Http> {
         max_connections,
         max_connections_per_client,
     })
+}
+
+/// A configured `public_url`, without its trailing slash.
+fn check_public_url(u: &str) -> Result<String, String> {
+    let u = u.trim_end_matches('/');
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{u}` must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || u.contains(['?', '#', '@', ' '])
+        || !u.is_ascii()
+        || u.chars().any(|c| c.is_ascii_control())
+    {
+        return Err(format!(
+            "`{u}` must be http[s]://host[:port][/path], without a query, fragment or credentials"
+        ));
+    }
+    Ok(u.to_string())
+}
+
+/// The public URL when none is configured: the listen address, or `branchd.local` at its
+/// port when the box listens on every address.
+fn default_public_url(listen: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if listen.ip().is_unspecified() {
+        format!("{scheme}://branchd.local:{}", listen.port())
+    } else {
+        format!("{scheme}://{listen}")
+    }
 }
 
 /// Split `mqtt://host:port` / `mqtts://host` into (tls, host, port).

@@ -15,6 +15,8 @@ fn the_fixed_keys_alone_make_a_valid_config() {
     let cfg = Config::parse(MINIMAL).expect("valid");
     assert_eq!(cfg.branch.id, "NJ0101");
     assert_eq!(cfg.http.listen.port(), 8443);
+    // Customers' QR codes: the box's name on the network at the listen port by default.
+    assert_eq!(cfg.http.public_url, "http://branchd.local:8443");
     assert!(cfg.mqtt.is_none());
     assert!(cfg.http.tls.is_none());
     assert_eq!(cfg.branch.utc_offset.local_minus_utc(), 8 * 3600);
@@ -174,6 +176,20 @@ fn bad_configs_name_the_key_and_the_line() {
             "http.listen",
             "is not an address",
             6,
+        ),
+        (
+            "public url without a scheme",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\npublic_url = \"branch.example\"\n",
+            "http.public_url",
+            "must start with http:// or https://",
+            7,
+        ),
+        (
+            "public url with a query",
+            "[branch]\nid = \"A\"\nname = \"x\"\ndata_dir = \"/d\"\n[http]\nlisten = \"0.0.0.0:1\"\npublic_url = \"http://b.example/?x=1\"\n",
+            "http.public_url",
+            "without a query",
+            7,
         ),
         (
             "duplicate device id",

@@ -10,6 +10,7 @@ use warp::{Rejection, Reply};
 /// locales. `it::language` checks the list against the sources and both locales.
 pub const CODES: &[&str] = &[
     "alert_not_found",
+    "already_rated",
     "already_resolved",
     "bad_credentials",
     "bad_request",
@@ -57,6 +58,8 @@ pub const CODES: &[&str] = &[
     "lead_expired",
     "lead_unknown",
     "length_required",
+    "link_expired",
+    "link_unknown",
     "login_busy",
     "method_not_allowed",
     "missing_header",
@@ -70,6 +73,7 @@ pub const CODES: &[&str] = &[
     "not_on_sale",
     "not_on_stm",
     "not_order_staff",
+    "not_ratable_yet",
     "ocr_busy",
     "ocr_failed",
     "ocr_unavailable",
@@ -78,6 +82,7 @@ pub const CODES: &[&str] = &[
     "printer_unavailable",
     "product_unknown",
     "queue_empty",
+    "rate_limited",
     "rights_not_configured",
     "service_closed",
     "shutting_down",

@@ -253,7 +253,7 @@ impl Orders {
                     let comment = b.comment.filter(|c| !c.trim().is_empty());
                     Action::of(&req, "order.rating", json!({"score": score}))?
                         .run(&o, move |tx, id, _| {
-                            model::rate(tx, id, score, comment.as_deref())
+                            model::rate(tx, id, score, comment.as_deref(), &[])
                         })
                         .await
                 },

@@ -98,6 +98,8 @@ pub const SCHEMA: Schema = Schema {
          ALTER TABLE orders ADD COLUMN overdue_at TEXT;",
         // 3: the customer fields filled in from a document (OCR back-fill).
         fill::STEP_3,
+        // 4: the tags the customer chose with their rating (a JSON array of codes).
+        "ALTER TABLE orders ADD COLUMN rating_tags TEXT;",
     ],
 };
 

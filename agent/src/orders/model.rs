@@ -818,9 +818,15 @@ pub fn hand_over(tx: &mut Tx<'_>, id: &str, by: &str, to: &str) -> Result<(), Or
     Ok(())
 }
 
-/// The customer's rating of a delivered order, closing the journey (`order.rated`; the
-/// comment stays on the box).
-pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Result<(), OrderError> {
+/// The customer's rating of a delivered order, closing the journey (`order.rated` with the
+/// tag codes; the comment stays on the box). Once: a rated order refuses another.
+pub fn rate(
+    tx: &mut Tx<'_>,
+    id: &str,
+    score: u8,
+    comment: Option<&str>,
+    tags: &[String],
+) -> Result<(), OrderError> {
     if !(1..=5).contains(&score) {
         return Err(OrderError::Invalid("`score` must be 1 to 5".into()));
     }
@@ -835,13 +841,21 @@ pub fn rate(tx: &mut Tx<'_>, id: &str, score: u8, comment: Option<&str>) -> Resu
         return Err(OrderError::State(format!("order `{id}` is already rated")));
     }
     tx.conn().execute(
-        "UPDATE orders SET rating = ?2, rating_comment = ?3, rated_at = ?4 WHERE id = ?1",
-        params![id, score as i64, comment, rfc3339(tx.now())],
+        "UPDATE orders SET rating = ?2, rating_comment = ?3, rated_at = ?4, rating_tags = ?5 \
+         WHERE id = ?1",
+        params![
+            id,
+            score as i64,
+            comment,
+            rfc3339(tx.now()),
+            serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+        ],
     )?;
     touch(tx, id)?;
     tx.emit(
         "order.rated",
-        json!({"id": id, "score": score, "commented": comment.is_some(), "closed": true}),
+        json!({"id": id, "score": score, "commented": comment.is_some(), "tags": tags,
+               "closed": true}),
     )?;
     updated(tx, id, OrderStatus::Delivered, "rated")?;
     Ok(())

@@ -434,7 +434,7 @@ async fn transitions_out_of_order_are_refused_and_change_nothing() {
             .contains("created")
     );
     assert!(
-        refused(|tx| model::rate(tx, "O-9", 5, None))
+        refused(|tx| model::rate(tx, "O-9", 5, None, &[]))
             .await
             .contains("delivered")
     );
@@ -467,7 +467,7 @@ async fn transitions_out_of_order_are_refused_and_change_nothing() {
             .contains("not done")
     );
     assert!(
-        refused(|tx| model::rate(tx, "O-9", 9, None))
+        refused(|tx| model::rate(tx, "O-9", 9, None, &[]))
             .await
             .contains("1 to 5")
     );

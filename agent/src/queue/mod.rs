@@ -11,6 +11,11 @@
 //! - [`urges`]: an urged order's waiting ticket moves up one priority step (`ticket.urged`),
 //!   following `order.urged` on the event stream;
 //! - [`printer`]: the ESC/POS printer task (status polling, alerts, printing);
+//! - [`link`]: the signed customer link in the QR code of tickets and receipts;
+//! - [`visit`]: the customer's page of their visit (public, rate-limited) and their
+//!   rating of it, once (`ticket.rated`, or `order.rated` through the orders module);
+//! - [`receipt`]: the receipt (回单) printed when an order is delivered, following
+//!   `order.completed` on the event stream;
 //! - `http`: the routes.
 //!
 //! Other modules issue tickets through the [`Queue`] handle; an ID card swipe
@@ -22,13 +27,16 @@ mod http;
 #[doc(hidden)]
 pub use http::{IssueBody, KioskIssueBody, MoveBody, OpenBody, TransferBody};
 pub mod counters;
+pub mod link;
 pub mod ops;
 pub mod order;
 pub mod policy;
 pub mod printer;
+pub mod receipt;
 pub mod tickets;
 pub mod urges;
 pub mod view;
+pub mod visit;
 pub mod waits;
 
 use std::any::Any;
@@ -107,6 +115,17 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;
          CREATE UNIQUE INDEX queue_counter_sessions_open ON queue_counter_sessions(counter)
              WHERE closed_at IS NULL;",
+        // 3: the customer's rating of a served ticket, and the box's own key that signs
+        // the customer links (made here once, from SQLite's randomness, which the
+        // operating system seeds; it never leaves the box).
+        "ALTER TABLE queue_tickets ADD COLUMN rating INTEGER;
+         ALTER TABLE queue_tickets ADD COLUMN rating_tags TEXT;
+         ALTER TABLE queue_tickets ADD COLUMN rated_at TEXT;
+         CREATE TABLE queue_link_key (
+             id INTEGER PRIMARY KEY CHECK (id = 1),
+             key BLOB NOT NULL CHECK (length(key) = 32)
+         ) STRICT;
+         INSERT INTO queue_link_key(id, key) VALUES (1, randomblob(32));",
     ],
 };
 
@@ -140,13 +159,21 @@ pub const RETENTION: &[Rule] = &[
 ];
 
 /// The queue's tables that do not grow with use.
-pub const BOUNDED: &[Bounded] = &[Bounded {
-    table: "queue_state",
-    why: "a few counters of the queue's own state",
-}];
+pub const BOUNDED: &[Bounded] = &[
+    Bounded {
+        table: "queue_state",
+        why: "a few counters of the queue's own state",
+    },
+    Bounded {
+        table: "queue_link_key",
+        why: "one row: the key that signs customer links",
+    },
+];
 
 /// This module's OpenAPI fragment.
 pub const OPENAPI: &str = include_str!("openapi.json");
+/// The customer page's routes ([`visit`]).
+pub const VISIT_OPENAPI: &str = include_str!("visit.openapi.json");
 
 /// The queue's handle: cheap to clone, shared by the routes, the tasks and the modules that
 /// issue tickets.
@@ -161,6 +188,10 @@ struct Inner {
     /// Woken on every queue change (the wait-alert timer recomputes).
     changed: Notify,
     printer: OnceLock<printer::PrinterHandle>,
+    /// The key of the customer links, once read.
+    link_key: visit::LinkKey,
+    /// The public routes' requests per client.
+    limit: visit::RateLimit,
 }
 
 impl Queue {
@@ -186,6 +217,7 @@ impl Queue {
             urges::is_urge,
             |tx, ev| urges::urged(tx, ev).map(|_| ()),
         ));
+        self.core.spawn(receipt::run(self.clone()));
         // Subscribe now, so no swipe after start is missed.
         let rx = self.core.signals.subscribe();
         self.core.spawn(self.clone().swipes(rx));
@@ -216,8 +248,9 @@ impl Queue {
             .await?;
         self.inner.changed.notify_one();
         if let Some(p) = self.printer() {
+            let qr = self.ticket_qr(&issued.day, &issued.number, now).await?;
             let result = p
-                .print(paper(&self.core.config(), &issued).render(p.encoding))
+                .print(paper(&self.core.config(), &issued, qr).render(p.encoding))
                 .await;
             let cfg = self.core.config();
             let number = issued.number.clone();
@@ -269,7 +302,8 @@ impl Queue {
             why: Vec::new(),
             day: ticket.day.clone(),
         };
-        p.print(paper(&self.core.config(), &issued).render(p.encoding))
+        let qr = self.ticket_qr(&issued.day, &issued.number, now).await?;
+        p.print(paper(&self.core.config(), &issued, qr).render(p.encoding))
             .await
             .map_err(QueueError::PrinterUnavailable)?;
         let cfg = self.core.config();
@@ -281,6 +315,19 @@ impl Queue {
         let mut t = ticket;
         t.printed = true;
         Ok(ops::view(&t, now, None))
+    }
+
+    /// The QR code of a paper ticket: the URL of the customer's page of the ticket.
+    async fn ticket_qr(
+        &self,
+        day: &str,
+        number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, QueueError> {
+        let (token, _) = self
+            .customer_url(link::Kind::Ticket, &link::ticket_id(day, number), now)
+            .await?;
+        Ok(link::url(&self.core.config(), &token))
     }
 
     /// Run one queue operation in a transaction and wake the alert timer.
@@ -399,8 +446,9 @@ impl Queue {
     }
 }
 
-/// The paper ticket of an issued ticket.
-pub fn paper(cfg: &Config, t: &Issued) -> PaperTicket {
+/// The paper ticket of an issued ticket, with `qr_data` in its QR code (the URL of the
+/// customer's page).
+pub fn paper(cfg: &Config, t: &Issued, qr_data: String) -> PaperTicket {
     let svc = cfg.service(&t.service);
     let issued_local = crate::clock::parse(&t.issued_at)
         .map(|d| {
@@ -418,7 +466,7 @@ pub fn paper(cfg: &Config, t: &Issued) -> PaperTicket {
         people_ahead: t.people_ahead as u32,
         estimated_wait_min: t.estimated_wait_s.div_ceil(60) as u32,
         issued_at: issued_local,
-        qr_data: format!("ticket:{}:{}:{}", cfg.branch.id, t.day, t.number),
+        qr_data,
     }
 }
 
@@ -539,7 +587,11 @@ name_en = "Personal banking"
 
     #[test]
     fn the_paper_ticket_holds_bank_branch_service_number_wait_local_time_and_id() {
-        let t = paper(&cfg(), &issued());
+        let t = paper(
+            &cfg(),
+            &issued(),
+            "http://branchd.local:8443/c/dG9rZW4".into(),
+        );
         assert_eq!(
             t.lines(),
             [
@@ -552,12 +604,13 @@ name_en = "Personal banking"
                 "2026-11-23 09:05",
             ]
         );
-        assert_eq!(t.qr_data, "ticket:NJ0101:2026-11-23:A007");
+        assert_eq!(t.qr_data, "http://branchd.local:8443/c/dG9rZW4");
     }
 
     #[test]
     fn golden_ticket_bytes_in_gb18030_with_the_qr_block_length() {
-        let bytes = paper(&cfg(), &issued()).render(TextEncoding::Gb18030);
+        let qr_data = "http://branchd.local:8443/c/dG9rZW4";
+        let bytes = paper(&cfg(), &issued(), qr_data.into()).render(TextEncoding::Gb18030);
         // ESC @, centre, FS & (Chinese mode), bold, then 示范银行 in GB18030.
         let head: &[u8] = &[
             0x1B, 0x40, 0x1B, 0x61, 0x01, 0x1C, 0x26, 0x1B, 0x45, 0x01, 0xCA, 0xBE, 0xB7, 0xB6,
@@ -574,10 +627,10 @@ name_en = "Personal banking"
         // The number at 4×4, bold.
         let big = [&[0x1D, 0x21, 0x33, 0x1B, 0x45, 0x01][..], b"A007\n"].concat();
         assert!(find(&bytes, &big).is_some());
-        // QR store: pL pH = len("ticket:NJ0101:2026-11-23:A007") + 3 = 32.
+        // QR store: pL pH = len(qr_data) + 3 = 38.
         let qr = [
-            &[0x1D, 0x28, 0x6B, 32, 0x00, 0x31, 0x50, 0x30][..],
-            b"ticket:NJ0101:2026-11-23:A007",
+            &[0x1D, 0x28, 0x6B, 38, 0x00, 0x31, 0x50, 0x30][..],
+            qr_data.as_bytes(),
             &[0x1D, 0x28, 0x6B, 0x03, 0x00, 0x31, 0x51, 0x30],
         ]
         .concat();

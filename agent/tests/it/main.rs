@@ -12,6 +12,7 @@ mod commands;
 mod common;
 mod config_update;
 mod crash;
+mod customer_page;
 mod devices;
 mod events_doc;
 mod faces;

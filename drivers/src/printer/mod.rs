@@ -200,6 +200,99 @@ impl Ticket {
     }
 }
 
+/// One step of an order on a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptStep {
+    /// The step's name for the customer.
+    pub label: String,
+    /// When it started, formatted (empty when unknown).
+    pub started: String,
+    /// When it finished, formatted (empty when unknown).
+    pub finished: String,
+}
+
+/// The receipt (回单) of a delivered order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Bank name (bold header).
+    pub bank_name: String,
+    /// Branch name.
+    pub branch_name: String,
+    /// The order's id.
+    pub order_id: String,
+    /// The order's title.
+    pub title: String,
+    /// Its business type.
+    pub business_type: String,
+    /// Each step with its times.
+    pub steps: Vec<ReceiptStep>,
+    /// When it was delivered, formatted.
+    pub delivered_at: String,
+    /// Data of the QR code (the customer's page).
+    pub qr_data: String,
+}
+
+impl Receipt {
+    /// The text lines before the QR code, in print order.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            self.bank_name.clone(),
+            self.branch_name.clone(),
+            "业务回单 / Receipt".to_string(),
+            format!("单号 / Order: {}", self.order_id),
+            format!("{} ({})", self.title, self.business_type),
+        ];
+        for s in &self.steps {
+            lines.push(s.label.clone());
+            lines.push(format!("{} - {}", s.started, s.finished));
+        }
+        lines.push(format!("办结 / Delivered: {}", self.delivered_at));
+        lines
+    }
+
+    /// The line under the QR code.
+    pub const FOOTER: &'static str = "扫码查看并评价 / Scan to view and rate";
+
+    /// The ESC/POS bytes: initialise, centre, Chinese mode, bold header, the order and its
+    /// steps left-aligned, the delivery time, a QR code (model 2, module 6, EC M), the
+    /// footer, feed and partial cut.
+    pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
+        let lines = self.lines();
+        let mut b = Vec::with_capacity(1024);
+        let text = |b: &mut Vec<u8>, s: &str| {
+            b.extend_from_slice(&encoding.encode(s));
+            b.push(b'\n');
+        };
+        b.extend_from_slice(&cmd::INIT);
+        b.extend_from_slice(&cmd::ALIGN_CENTER);
+        if encoding.chinese_mode() {
+            b.extend_from_slice(&cmd::CHINESE_ON);
+        }
+        b.extend_from_slice(&cmd::BOLD_ON);
+        text(&mut b, &lines[0]);
+        b.extend_from_slice(&cmd::BOLD_OFF);
+        text(&mut b, &lines[1]);
+        b.extend_from_slice(&cmd::BOLD_ON);
+        text(&mut b, &lines[2]);
+        b.extend_from_slice(&cmd::BOLD_OFF);
+        b.extend_from_slice(&cmd::ALIGN_LEFT);
+        for l in &lines[3..] {
+            text(&mut b, l);
+        }
+        b.extend_from_slice(&cmd::ALIGN_CENTER);
+        b.extend_from_slice(&cmd::QR_MODEL_2);
+        b.extend_from_slice(&cmd::qr_module_size(6));
+        b.extend_from_slice(&cmd::QR_EC_M);
+        b.extend_from_slice(&cmd::qr_store(self.qr_data.as_bytes()));
+        b.extend_from_slice(&cmd::QR_PRINT);
+        b.push(b'\n');
+        text(&mut b, Self::FOOTER);
+        b.extend_from_slice(&cmd::feed(4));
+        b.extend_from_slice(&cmd::CUT_PARTIAL);
+        b
+    }
+}
+
 /// The printer's state from the four DLE EOT answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrinterStatus {

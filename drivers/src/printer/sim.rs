@@ -293,6 +293,11 @@ fn run(mut port: SimPort, encoding: TextEncoding, state: Arc<Mutex<State>>, stop
                     let mut j = job.take().unwrap_or_default();
                     j.end_line(encoding);
                     if st.status().online {
+                        tracing::info!(
+                            lines = ?j.ticket.lines,
+                            qr = ?j.ticket.qr,
+                            "printer sim printed"
+                        );
                         st.record.tickets.push(j.ticket);
                     } else {
                         st.record.lost_tickets += 1;

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use branchd_drivers::printer::sim::{Op, Paper, PrinterSim, parse_op};
 use branchd_drivers::printer::{
-    Printer, PrinterError, PrinterPort, PrinterStatus, StatusError, TextEncoding, Ticket, cmd,
+    Printer, PrinterError, PrinterPort, PrinterStatus, Receipt, ReceiptStep, StatusError,
+    TextEncoding, Ticket, cmd,
 };
 
 fn ticket() -> Ticket {
@@ -224,6 +225,61 @@ fn prints_tickets_on_a_pty_and_reports_status() {
     }
     printer.print(&[0x1B, 0x7A, 0x01]).unwrap();
     assert!(sim.wait_for(Duration::from_secs(3), |r| !r.unknown_commands.is_empty()));
+}
+
+fn receipt() -> Receipt {
+    Receipt {
+        bank_name: "示例银行".into(),
+        branch_name: "南京路支行".into(),
+        order_id: "HO-2026-0042".into(),
+        title: "个人贷款面签".into(),
+        business_type: "loan_signing".into(),
+        steps: vec![
+            ReceiptStep {
+                label: "资料审核".into(),
+                started: "09:05".into(),
+                finished: "09:12".into(),
+            },
+            ReceiptStep {
+                label: "合同签署".into(),
+                started: "09:13".into(),
+                finished: "09:30".into(),
+            },
+        ],
+        delivered_at: "2026-11-22 09:31".into(),
+        qr_data: "https://branch.example/c/b0HxYz".into(),
+    }
+}
+
+#[test]
+fn a_receipt_prints_its_order_steps_and_qr_on_a_pty() {
+    let sim = PrinterSim::spawn(TextEncoding::Gb18030, None).unwrap();
+    let mut printer = Printer::open(&PrinterPort::Serial {
+        path: sim.path(),
+        baud: 115_200,
+    })
+    .unwrap();
+    printer
+        .print(&receipt().render(TextEncoding::Gb18030))
+        .unwrap();
+    assert!(sim.wait_for(Duration::from_secs(3), |r| r.tickets.len() == 1));
+    let record = sim.record();
+    let printed = &record.tickets[0];
+    let mut lines = receipt().lines();
+    lines.push(Receipt::FOOTER.to_string());
+    assert_eq!(printed.lines, lines);
+    assert!(
+        printed
+            .lines
+            .contains(&"单号 / Order: HO-2026-0042".to_string())
+    );
+    assert!(printed.lines.contains(&"09:13 - 09:30".to_string()));
+    assert_eq!(printed.qr, ["https://branch.example/c/b0HxYz"]);
+    assert!(
+        record.unknown_commands.is_empty(),
+        "{:?}",
+        record.unknown_commands
+    );
 }
 
 #[test]

@@ -50,6 +50,10 @@ export function buildApi(c) {
       c.postRaw('/api/v1/ocr', blob, blob.type || 'image/jpeg', {
         query: kind === 'licence' ? { kind } : { kind, reader: 'auto' },
       }),
+    // the customer's page of their visit (public: the token is the key) and its link
+    customerPage: (token) => c.get(`/api/v1/public/c/${enc(token)}`, { noAuthRedirect: true }),
+    rateVisit: (token, score, tags) => c.post(`/api/v1/public/c/${enc(token)}/rating`, { score, tags }, { noAuthRedirect: true }),
+    customerLink: (query) => c.get('/api/v1/customer-link', { query }),
     // orders
     orders: () => c.get('/api/v1/orders'),
     order: (id) => c.get(`/api/v1/orders/${enc(id)}`, { query: { view: 'staff' } }),

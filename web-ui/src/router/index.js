@@ -6,6 +6,7 @@ export const routes = [
   { path: '/login', name: 'login', component: () => import('../views/LoginView.vue'), meta: { public: true } },
   // The self-service kiosk: no staff session (it signs in with its own device token).
   { path: '/kiosk', name: 'kiosk', component: () => import('../views/KioskView.vue'), meta: { public: true, kiosk: true } },
+  { path: '/c/:token', name: 'customer', component: () => import('../views/CustomerPageView.vue'), meta: { public: true, bare: true } },
   { path: '/lobby', name: 'lobby', component: () => import('../views/LobbyView.vue'), meta: { screen: 'lobby' } },
   { path: '/vip', name: 'vip', component: () => import('../views/VipView.vue'), meta: { screen: 'vip' } },
   { path: '/tasks', name: 'tasks', component: () => import('../views/TasksView.vue'), meta: { screen: 'tasks' } },

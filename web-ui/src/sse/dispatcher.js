@@ -8,6 +8,7 @@
 export const KNOWN_KINDS = [
   'ticket.issued', 'ticket.called', 'ticket.recalled', 'ticket.skipped', 'ticket.transferred',
   'ticket.moved', 'ticket.urged', 'ticket.served', 'ticket.no_show', 'ticket.reprint', 'ticket.printed',
+  'ticket.rated',
   'queue.alert', 'queue.changed', 'counter.opened', 'counter.closed',
   'alert.raised', 'alert.acked', 'alert.cleared',
   'vip.arrived', 'vip.ticketed',
