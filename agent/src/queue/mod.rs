@@ -107,6 +107,11 @@ pub const SCHEMA: Schema = Schema {
          ) STRICT;
          CREATE UNIQUE INDEX queue_counter_sessions_open ON queue_counter_sessions(counter)
              WHERE closed_at IS NULL;",
+        // 3: the visit a ticket belongs to: one id from issue to rating, on every ticket
+        // event, so head office can follow a customer's journey (tickets issued before this
+        // step get one of their own).
+        "ALTER TABLE queue_tickets ADD COLUMN visit_id TEXT;
+         UPDATE queue_tickets SET visit_id = lower(hex(randomblob(16))) WHERE visit_id IS NULL;",
     ],
 };
 
