@@ -773,6 +773,17 @@ const flows = {
       await visible(page, '[data-test=charts], .van-empty', 'the charts or the empty state', T.nav)
       if (await page.locator('[data-test=charts]').count()) await visible(page, '[data-test=charts] canvas', 'an ECharts canvas')
     })
+    await step(page, 'stats: today\'s figures follow the lobby without a refresh', async () => {
+      // The demo's customers take a ticket every 20 s; the count moves on its own.
+      const kpi = page.locator('[data-test=kpi-issued]')
+      await visible(page, '[data-test=kpi-issued]', 'the tickets-today figure')
+      const before = (await kpi.textContent()).trim()
+      await page.waitForFunction((b) => {
+        const el = document.querySelector('[data-test=kpi-issued]')
+        return el && el.textContent.trim() !== b
+      }, before, { timeout: 60000 })
+        .catch(() => { throw new Error(`tickets today stayed ${before} for a minute while the demo issued tickets`) })
+    })
     await step(page, 'stats: any period, by week and by hour', async () => {
       await page.click('.tab-period')
       await page.click('[data-test=period-90]')

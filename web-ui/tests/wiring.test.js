@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { createDispatcher } from '../src/sse/dispatcher.js'
-import { wireLiveEvents } from '../src/stores/wiring.js'
+import { KNOWN_KINDS, createDispatcher } from '../src/sse/dispatcher.js'
+import { STATS_KINDS, wireLiveEvents, wireStats } from '../src/stores/wiring.js'
 
 function fakeStores(active = true) {
   const mk = (extra = {}) => ({ active, load: vi.fn(), ...extra })
@@ -116,5 +116,54 @@ describe('the lobby\'s selling half', () => {
     live.dispatch({ kind: 'device.transaction', seq: 4, data: { product: 'WM-91' } })
     vi.advanceTimersByTime(150)
     expect(n()).toEqual({ customers: 1, leads: 2, rights: 1, products: 1 })
+  })
+})
+
+describe('the statistics screen follows the events its figures count', () => {
+  let d
+  let load
+  let off
+  beforeEach(() => {
+    d = createDispatcher()
+    load = vi.fn()
+    off = wireStats({ on: d.on }, load, { everyMs: 1000 })
+  })
+  afterEach(() => off())
+
+  it('reloads once, a moment after a burst of counted events', () => {
+    d.dispatch({ kind: 'ticket.issued', data: {} })
+    d.dispatch({ kind: 'ticket.served', data: {} })
+    d.dispatch({ kind: 'device.transaction', data: {} })
+    expect(load).not.toHaveBeenCalled()
+    vi.advanceTimersByTime(1000)
+    expect(load).toHaveBeenCalledTimes(1)
+  })
+
+  it('keeps reloading while events keep coming, at most once a period', () => {
+    for (let i = 0; i < 50; i++) {
+      d.dispatch({ kind: 'ticket.called', data: {} })
+      vi.advanceTimersByTime(100)
+    }
+    expect(load).toHaveBeenCalledTimes(5)
+  })
+
+  it('ignores events that change no figure, and reloads at once on a resync', () => {
+    d.dispatch({ kind: 'ticket.moved', data: {} })
+    d.dispatch({ kind: 'vip.arrived', data: {} })
+    vi.advanceTimersByTime(5000)
+    expect(load).not.toHaveBeenCalled()
+    d.dispatch({ kind: 'resync', data: {} })
+    expect(load).toHaveBeenCalledTimes(1)
+  })
+
+  it('listens only to kinds the live stream delivers', () => {
+    for (const k of STATS_KINDS) expect(KNOWN_KINDS).toContain(k)
+  })
+
+  it('stops when the screen goes', () => {
+    d.dispatch({ kind: 'ticket.issued', data: {} })
+    off()
+    vi.advanceTimersByTime(5000)
+    expect(load).not.toHaveBeenCalled()
   })
 })

@@ -863,7 +863,12 @@ pub fn rate(
 
 /// Link a ticket to an open order when its customer arrives (`order.arrived`). Returns
 /// whether anything changed.
-pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, StoreError> {
+pub fn link_ticket(
+    tx: &mut Tx<'_>,
+    id: &str,
+    ticket: &str,
+    visit_id: Option<&str>,
+) -> Result<bool, StoreError> {
     let Some(o) = get(tx.conn(), id)? else {
         return Ok(false);
     };
@@ -875,10 +880,11 @@ pub fn link_ticket(tx: &mut Tx<'_>, id: &str, ticket: &str) -> Result<bool, Stor
         params![id, ticket, rfc3339(tx.now())],
     )?;
     alerts::clear(tx, &overdue_key(id))?;
-    tx.emit(
-        "order.arrived",
-        json!({"id": id, "ticket": ticket, "priority": o.priority}),
-    )?;
+    let mut data = json!({"id": id, "ticket": ticket, "priority": o.priority});
+    if let Some(v) = visit_id {
+        data["visit_id"] = json!(v);
+    }
+    tx.emit("order.arrived", data)?;
     updated(tx, id, o.status, "arrived")?;
     Ok(true)
 }

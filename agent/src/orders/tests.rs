@@ -368,7 +368,8 @@ async fn a_ticket_with_the_appointment_id_links_the_order() {
     write(&rig.store, |tx| {
         tx.emit(
             "ticket.issued",
-            json!({"number": "A007", "service": "personal", "priority": 1, "appointment_id": "O-8"}),
+            json!({"number": "A007", "service": "personal", "priority": 1, "appointment_id": "O-8",
+                   "visit_id": "9f86d081884c7d659a2feaa0c55ad015"}),
         )?;
         Ok(())
     })
@@ -376,7 +377,9 @@ async fn a_ticket_with_the_appointment_id_links_the_order() {
     let ev = next(&mut rx, "order.arrived").await;
     assert_eq!(
         ev.data,
-        json!({"id": "O-8", "ticket": "A007", "priority": "appointment"})
+        json!({"id": "O-8", "ticket": "A007", "priority": "appointment",
+               "visit_id": "9f86d081884c7d659a2feaa0c55ad015"}),
+        "the order joins the visit the ticket began"
     );
     let (status, _) = step_state(&rig.store, rig.clock, "O-8").await;
     assert_eq!(status, "created");
@@ -764,7 +767,10 @@ async fn a_customer_late_for_the_appointment_is_reported_once_after_the_grace() 
     assert_eq!(open_alerts(&rig.store).await.len(), 1);
 
     // The customer arrives: the alert is cleared, the order no longer late.
-    write(&rig.store, |tx| Ok(model::link_ticket(tx, "O-L1", "A001")?)).await;
+    write(&rig.store, |tx| {
+        Ok(model::link_ticket(tx, "O-L1", "A001", None)?)
+    })
+    .await;
     assert!(open_alerts(&rig.store).await.is_empty());
     let now = rig.clock.now();
     let v = read(&rig.store, move |c| {

@@ -118,7 +118,7 @@ pub fn arrived(tx: &mut Tx<'_>, ev: &Event) -> Result<bool, StoreError> {
     ) else {
         return Ok(false);
     };
-    link_ticket(tx, order, ticket)
+    link_ticket(tx, order, ticket, ev.data["visit_id"].as_str())
 }
 
 /// A timer level that falls due for a running step.

@@ -126,6 +126,11 @@ pub const SCHEMA: Schema = Schema {
              key BLOB NOT NULL CHECK (length(key) = 32)
          ) STRICT;
          INSERT INTO queue_link_key(id, key) VALUES (1, randomblob(32));",
+        // 4: the visit a ticket belongs to: one id from issue to rating, on every ticket
+        // event, so head office can follow a customer's journey (tickets issued before this
+        // step get one of their own).
+        "ALTER TABLE queue_tickets ADD COLUMN visit_id TEXT;
+         UPDATE queue_tickets SET visit_id = lower(hex(randomblob(16))) WHERE visit_id IS NULL;",
     ],
 };
 

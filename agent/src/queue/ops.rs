@@ -152,10 +152,11 @@ pub fn issue(
         n,
         width = usize::from(svc.number_width)
     );
+    let visit_id = format!("{:032x}", rand::random::<u128>());
     tx.conn().execute(
         "INSERT INTO queue_tickets(number, day, service, state, priority, customer_level, \
-         customer_id, appointment_id, source, issued_at) \
-         VALUES (?1, ?2, ?3, 'waiting', ?4, ?5, ?6, ?7, ?8, ?9)",
+         customer_id, appointment_id, source, issued_at, visit_id) \
+         VALUES (?1, ?2, ?3, 'waiting', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             number,
             day,
@@ -165,7 +166,8 @@ pub fn issue(
             req.customer_id,
             req.appointment_id,
             req.source.as_str(),
-            rfc3339(now)
+            rfc3339(now),
+            visit_id
         ],
     )?;
     let open = open_tickets(tx.conn(), &day)?;
@@ -183,6 +185,7 @@ pub fn issue(
         "estimated_wait_s": me.estimated_wait_s,
         "source": req.source.as_str(),
         "at": rfc3339(now),
+        "visit_id": visit_id,
     });
     for (k, v) in [
         ("customer_id", &req.customer_id),
@@ -224,7 +227,7 @@ pub fn set_printed(
         "UPDATE queue_tickets SET printed = ?1 WHERE id = ?2",
         params![i64::from(printed || t.printed), t.id],
     )?;
-    let mut data = json!({"number": number, "service": t.service, "printed": printed});
+    let mut data = t.journey(json!({"number": number, "service": t.service, "printed": printed}));
     if let Some(r) = reason {
         data["reason"] = json!(r);
     }
@@ -266,9 +269,11 @@ fn served(tx: &mut Tx<'_>, t: &Ticket, now: DateTime<Utc>) -> Result<TicketView,
     )?;
     tx.emit(
         "ticket.served",
-        json!({"number": t.number, "service": t.service, "counter": t.counter,
+        t.journey(
+            json!({"number": t.number, "service": t.service, "counter": t.counter,
                "service_s": service_s.round() as u64,
                "waited_s": policy::waited_s(t.issued_at, called), "at": rfc3339(now)}),
+        ),
     )?;
     let mut t = t.clone();
     t.state = TicketState::Served;
@@ -307,9 +312,11 @@ pub fn call_next(
     let waited = policy::waited_s(next.issued_at, now);
     tx.emit(
         "ticket.called",
-        json!({"number": next.number, "service": next.service, "counter": counter,
+        next.journey(
+            json!({"number": next.number, "service": next.service, "counter": counter,
                "priority": next.priority, "waited_s": waited, "call_text": text,
                "at": rfc3339(now)}),
+        ),
     )?;
     let mut t = next;
     t.state = TicketState::Called;
@@ -352,8 +359,10 @@ pub fn recall(
         )?;
         tx.emit(
             "ticket.no_show",
-            json!({"number": t.number, "service": t.service, "counter": counter,
+            t.journey(
+                json!({"number": t.number, "service": t.service, "counter": counter,
                    "recalls": t.recalls, "at": rfc3339(now)}),
+            ),
         )?;
         t.state = TicketState::NoShow;
         return Ok(view(&t, now, None));
@@ -366,8 +375,10 @@ pub fn recall(
     let text = call_text(&t.number, &counter);
     tx.emit(
         "ticket.recalled",
-        json!({"number": t.number, "service": t.service, "counter": counter,
+        t.journey(
+            json!({"number": t.number, "service": t.service, "counter": counter,
                "recalls": t.recalls, "call_text": text}),
+        ),
     )?;
     Ok(view(&t, now, Some(text)))
 }
@@ -397,8 +408,10 @@ pub fn skip(
         } else {
             "ticket.skipped"
         },
-        json!({"number": t.number, "service": t.service, "counter": t.counter,
+        t.journey(
+            json!({"number": t.number, "service": t.service, "counter": t.counter,
                "recalls": t.recalls, "at": rfc3339(now)}),
+        ),
     )?;
     t.state = state;
     Ok(view(&t, now, None))
@@ -465,8 +478,10 @@ pub fn transfer(
     )?;
     tx.emit(
         "ticket.transferred",
-        json!({"number": t.number, "from_service": from, "service": service,
+        t.journey(
+            json!({"number": t.number, "from_service": from, "service": service,
                "counter": counter, "priority": priority}),
+        ),
     )?;
     t.state = TicketState::Waiting;
     t.service = service;
@@ -532,8 +547,10 @@ pub fn move_to(
     crate::users::audit(tx, Some(by), "ticket.move", Some(&t.number), Some(&detail))?;
     tx.emit(
         "ticket.moved",
-        json!({"number": t.number, "service": t.service, "from": from,
+        t.journey(
+            json!({"number": t.number, "service": t.service, "from": from,
                "position": position, "by": by, "reason": reason}),
+        ),
     )?;
     Ok(view(&t, now, None))
 }

@@ -189,11 +189,32 @@ pub struct Ticket {
     pub printed: bool,
     /// Wait alerts raised so far (0, 1 at target, 2 at twice the target).
     pub alert_level: u8,
+    /// The visit this ticket belongs to: an opaque id given at issue and carried by every
+    /// event of the ticket (and by the events of modules that link to it).
+    pub visit_id: String,
+}
+
+impl Ticket {
+    /// Add what identifies the customer's journey to a ticket event's data: the visit
+    /// always, the customer and the appointment when known.
+    pub fn journey(&self, mut data: serde_json::Value) -> serde_json::Value {
+        data["visit_id"] = serde_json::json!(self.visit_id);
+        for (k, v) in [
+            ("customer_id", &self.customer_id),
+            ("appointment_id", &self.appointment_id),
+        ] {
+            if let Some(v) = v {
+                data[k] = serde_json::json!(v);
+            }
+        }
+        data
+    }
 }
 
 const COLUMNS: &str = "id, number, day, service, state, priority, customer_level, customer_id, \
     appointment_id, source, issued_at, counter, target_counter, called_at, recalls, \
-    transferred_from, moved_pos, moved_calls, moved_at, moved_by, moved_reason, printed, alert_level";
+    transferred_from, moved_pos, moved_calls, moved_at, moved_by, moved_reason, printed, alert_level, \
+    visit_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
     let moved_pos: Option<i64> = r.get(16)?;
@@ -231,6 +252,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Ticket> {
         moved,
         printed: r.get::<_, i64>(21)? != 0,
         alert_level: r.get::<_, i64>(22)? as u8,
+        visit_id: r.get::<_, Option<String>>(23)?.unwrap_or_default(),
     })
 }
 

@@ -24,17 +24,17 @@ pub fn urged(tx: &mut Tx<'_>, ev: &Event) -> Result<bool, StoreError> {
     let (Some(order), Some(number)) = (ev.data["id"].as_str(), ev.data["ticket"].as_str()) else {
         return Ok(false);
     };
-    let waiting: Option<(i64, String, i64)> = tx
+    let waiting: Option<(i64, String, i64, Option<String>)> = tx
         .conn()
         .query_row(
-            "SELECT id, service, priority FROM queue_tickets \
+            "SELECT id, service, priority, visit_id FROM queue_tickets \
              WHERE number = ?1 AND appointment_id = ?2 AND state = 'waiting' \
              ORDER BY id DESC LIMIT 1",
             params![number, order],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((id, service, from)) = waiting else {
+    let Some((id, service, from, visit_id)) = waiting else {
         return Ok(false);
     };
     if from >= TOP_PRIORITY {
@@ -48,7 +48,8 @@ pub fn urged(tx: &mut Tx<'_>, ev: &Event) -> Result<bool, StoreError> {
     tx.emit(
         "ticket.urged",
         json!({"number": number, "service": service, "order": order,
-               "priority": priority, "from": from}),
+               "priority": priority, "from": from, "visit_id": visit_id,
+               "appointment_id": order}),
     )?;
     Ok(true)
 }

@@ -153,6 +153,13 @@ CREATE TABLE IF NOT EXISTS hq_rejected (
     payload TEXT NOT NULL,
     received_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+CREATE INDEX IF NOT EXISTS hq_events_visit ON hq_events ((data->>'visit_id'))
+    WHERE data ? 'visit_id';
+CREATE OR REPLACE VIEW hq_journeys AS
+    SELECT branch, data->>'visit_id' AS visit_id, seq, ts, kind,
+           data->>'number' AS ticket, data->>'customer_id' AS customer_id,
+           data->>'appointment_id' AS appointment_id
+    FROM hq_events WHERE data ? 'visit_id';
 ";
 
 /// One event of the contract, checked against its topic.

@@ -220,10 +220,11 @@ pub fn ticketed(tx: &mut Tx<'_>, cfg: &Config, ev: &Event) -> Result<Option<i64>
         "UPDATE vision_arrivals SET ticket = ?2, ticketed_at = ?3 WHERE id = ?1",
         params![id, number, rfc3339(tx.now())],
     )?;
-    tx.emit(
-        "vip.ticketed",
-        json!({"arrival_id": id, "customer_id": customer_id, "number": number}),
-    )?;
+    let mut data = json!({"arrival_id": id, "customer_id": customer_id, "number": number});
+    if let Some(v) = ev.data["visit_id"].as_str() {
+        data["visit_id"] = json!(v);
+    }
+    tx.emit("vip.ticketed", data)?;
     Ok(Some(id))
 }
 

@@ -544,10 +544,12 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
     let t: serde_json::Value = r.json().await.unwrap();
     let number = t["number"].as_str().unwrap().to_string();
     let mut linked = None;
+    let mut visit = None;
     while let Some(ev) = s.next_within(Duration::from_secs(5)).await {
         match ev.kind.as_str() {
             "ticket.issued" => {
-                assert_eq!(ev.data["data"]["customer_level"], "vip1", "{:?}", ev.data)
+                assert_eq!(ev.data["data"]["customer_level"], "vip1", "{:?}", ev.data);
+                visit = Some(ev.data["data"]["visit_id"].clone());
             }
             "vip.ticketed" => {
                 linked = Some(ev.data["data"].clone());
@@ -557,9 +559,13 @@ async fn a_video_camera_announces_the_enrolled_vip_once_and_nobody_else() {
         }
     }
     let linked = linked.expect("vip.ticketed after her ticket");
+    let visit = visit.expect("ticket.issued before the link");
+    assert!(visit.is_string(), "the ticket begins a visit: {visit}");
+    // The arrival at the door joins the visit her ticket began.
     assert_eq!(
         linked,
-        serde_json::json!({"arrival_id": a["id"], "customer_id": "C-ROSE", "number": number})
+        serde_json::json!({"arrival_id": a["id"], "customer_id": "C-ROSE", "number": number,
+                           "visit_id": visit})
     );
 
     // the PAD's list

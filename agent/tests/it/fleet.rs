@@ -57,6 +57,28 @@ async fn no_rejects_no_open_gaps(pg: &Pg) {
     );
 }
 
+/// Head office follows each customer's visit: one visit per ticket issued, and each
+/// visit's first event is its ticket's issue.
+async fn every_visit_begins_with_its_ticket(pg: &Pg) {
+    let c = pg.client().await;
+    let count = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let issued = count("SELECT count(*) FROM hq_events WHERE kind = 'ticket.issued'").await;
+    let visits =
+        count("SELECT count(*) FROM (SELECT DISTINCT branch, visit_id FROM hq_journeys) v").await;
+    assert!(issued > 0);
+    assert_eq!(visits, issued, "one visit per ticket");
+    let first_not_issue = count(
+        "SELECT count(*) FROM (SELECT branch, visit_id, min(seq) AS seq FROM hq_journeys \
+         GROUP BY branch, visit_id) v JOIN hq_events e USING (branch, seq) \
+         WHERE e.kind <> 'ticket.issued'",
+    )
+    .await;
+    assert_eq!(first_not_issue, 0, "a visit began before its ticket");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_mosquitto_two_ingests_share_the_load_and_a_killed_box_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,6 +107,7 @@ async fn through_mosquitto_two_ingests_share_the_load_and_a_killed_box_loses_not
     let upto = wait_complete(&boxes, &pg, CUSTOMERS as i64, 120, &logs).await;
     assert!(upto.iter().all(|u| *u > CUSTOMERS as i64), "{upto:?}");
     no_rejects_no_open_gaps(&pg).await;
+    every_visit_begins_with_its_ticket(&pg).await;
     wait_for("every box online at head office", 20, async || {
         for d in &boxes {
             if state(&pg, &d.branch).await.0 != Some(true) {

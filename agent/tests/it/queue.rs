@@ -1397,3 +1397,71 @@ async fn a_kiosk_has_no_password_and_a_new_token_ends_the_old_one_and_its_sessio
     assert_eq!(r.status(), 200);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_visit_id_follows_the_customer_from_issue_to_service() {
+    let b = lobby("").await;
+    let c = b.login("lobby_manager").await;
+    open_counters(&c, &b, &["1", "3"]).await;
+    issue(&c, &b, json!({"service": "personal", "customer_id": "C-7"})).await;
+    issue(&c, &b, json!({"service": "personal"})).await;
+    post(&c, &b, "/api/v1/counters/1/call-next", json!({})).await;
+    post(&c, &b, "/api/v1/tickets/A001/recall", json!({})).await;
+    let r = post(
+        &c,
+        &b,
+        "/api/v1/tickets/A001/transfer",
+        json!({"service": "corporate"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    post(&c, &b, "/api/v1/counters/3/call-next", json!({})).await;
+    let r = post(&c, &b, "/api/v1/tickets/A001/serve-done", json!({})).await;
+    assert_eq!(r.status(), 200);
+
+    let journey = |number: &'static str| {
+        let b = &b;
+        async move {
+            b.core()
+                .store
+                .events_after(0, 100_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.kind.starts_with("ticket.") && e.data["number"] == number)
+                .map(|e| (e.kind, e.data))
+                .collect::<Vec<_>>()
+        }
+    };
+    let a1 = journey("A001").await;
+    let kinds: Vec<&str> = a1.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ticket.issued",
+            "ticket.called",
+            "ticket.recalled",
+            "ticket.transferred",
+            "ticket.called",
+            "ticket.served"
+        ]
+    );
+    let visit = a1[0].1["visit_id"].as_str().unwrap().to_string();
+    assert_eq!(visit.len(), 32, "an opaque id: {visit}");
+    assert!(visit.chars().all(|ch| ch.is_ascii_hexdigit()), "{visit}");
+    for (kind, data) in &a1 {
+        assert_eq!(data["visit_id"], visit, "{kind} carries the visit");
+        assert_eq!(data["customer_id"], "C-7", "{kind} carries the customer");
+        assert!(
+            data.get("appointment_id").is_none(),
+            "{kind}: no appointment"
+        );
+    }
+    // Another customer's ticket is another visit, and names no customer it does not know.
+    let a2 = journey("A002").await;
+    assert_eq!(a2.len(), 1);
+    assert_ne!(a2[0].1["visit_id"], visit);
+    assert!(a2[0].1["visit_id"].is_string());
+    assert!(a2[0].1.get("customer_id").is_none());
+    b.stop().await;
+}

@@ -61,3 +61,32 @@ export function wireLiveEvents(live, { queue, alerts, vip, devices, tasks, order
     ;[reloadQueue, reloadDevices, reloadTasks, reloadOrders, reloadCustomers, reloadLeads, reloadRights, reloadProducts].forEach((d) => d.cancel())
   }
 }
+
+/** The events the day's statistics count (the roll-ups' `wants` on the box). */
+export const STATS_KINDS = [
+  'ticket.issued', 'ticket.called', 'ticket.served', 'ticket.no_show',
+  'device.transaction', 'device.consumable_used', 'device.status', 'device.exception', 'device.exception_resolved',
+  'order.step',
+]
+
+/**
+ * Keeps a statistics screen live: `load` runs `everyMs` after the first of the events that
+ * change the figures, then at most once per `everyMs` while they keep coming (a busy lobby
+ * never postpones it for good, as a debounce would), and at once on a resync.
+ */
+export function wireStats(live, load, { everyMs = 2000 } = {}) {
+  let timer = null
+  const soon = () => {
+    if (timer) return
+    timer = setTimeout(() => {
+      timer = null
+      load()
+    }, everyMs)
+  }
+  const offs = [live.on(STATS_KINDS, soon), live.on('resync', load)]
+  return () => {
+    offs.forEach((off) => off())
+    if (timer) clearTimeout(timer)
+    timer = null
+  }
+}
