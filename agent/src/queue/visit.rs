@@ -293,22 +293,20 @@ pub fn rate_ticket(
     score: u8,
     tags: &[String],
 ) -> Result<(), VisitError> {
-    let row: Option<(String, String, Option<String>, Option<i64>)> = tx
-        .conn()
-        .query_row(
-            "SELECT service, state, counter, rating FROM queue_tickets \
-             WHERE day = ?1 AND number = ?2",
-            params![day, number],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((service, state, counter, rating)) = row else {
-        return Err(VisitError::Unknown);
+    let t = match super::tickets::find(tx.conn(), day, number) {
+        Ok(t) => t,
+        Err(super::QueueError::Store(e)) => return Err(VisitError::Store(e)),
+        Err(_) => return Err(VisitError::Unknown),
     };
+    let rating: Option<i64> = tx.conn().query_row(
+        "SELECT rating FROM queue_tickets WHERE id = ?1",
+        [t.id],
+        |r| r.get(0),
+    )?;
     if rating.is_some() {
         return Err(VisitError::AlreadyRated);
     }
-    if state != "served" {
+    if t.state != super::TicketState::Served {
         return Err(VisitError::NotYet(
             "a ticket can be rated once it has been served",
         ));
@@ -327,8 +325,8 @@ pub fn rate_ticket(
     )?;
     tx.emit(
         "ticket.rated",
-        json!({"number": number, "day": day, "service": service, "counter": counter,
-               "score": score, "tags": tags, "at": at}),
+        t.journey(json!({"number": number, "day": day, "service": t.service,
+               "counter": t.counter, "score": score, "tags": tags, "at": at})),
     )?;
     Ok(())
 }

@@ -328,6 +328,10 @@ async fn a_tickets_qr_opens_its_page_and_it_is_rated_once_after_it_is_served() {
     assert_eq!(ev[0]["score"], 5);
     assert_eq!(ev[0]["tags"], json!(["clear"]));
     assert_eq!(ev[0]["counter"], "1");
+    // The rating ends the visit the ticket began.
+    let issued = events(&b, "ticket.issued").await;
+    assert!(issued[0]["visit_id"].is_string());
+    assert_eq!(ev[0]["visit_id"], issued[0]["visit_id"]);
 
     // The staff get the same page's link for a counter PAD's rating sheet.
     let l = ok(staff
