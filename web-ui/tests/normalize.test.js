@@ -17,9 +17,11 @@ describe('listOf', () => {
 
 describe('whyList', () => {
   it.each([
-    ['vip', [{ code: 'vip', text: null }]],
-    [['vip', 'appointment'], [{ code: 'vip', text: null }, { code: 'appointment', text: null }]],
-    [[{ code: 'moved', text: '人工调整：老年客户' }], [{ code: 'moved', text: '人工调整：老年客户' }]],
+    ['vip', [{ code: 'vip', params: {} }]],
+    [['vip', 'appointment'], [{ code: 'vip', params: {} }, { code: 'appointment', params: {} }]],
+    [[{ code: 'moved', params: { position: 1, by: 'lobby', reason: '老年客户' } }], [{ code: 'moved', params: { position: 1, by: 'lobby', reason: '老年客户' } }]],
+    [[{ code: 'fifo' }], [{ code: 'fifo', params: {} }]],
+    [[{ params: { min: 3 } }], []],
     [null, []],
     ['', []],
   ])('%j', (why, want) => expect(whyList(why)).toEqual(want))
@@ -38,7 +40,7 @@ describe('normalizeQueue and serviceFigures', () => {
 
   it('keeps call order and fills positions and why', () => {
     expect(q.waiting.map((t) => [t.number, t.position])).toEqual([['V001', 1], ['A005', 2], ['A006', 3]])
-    expect(q.waiting[0].why).toEqual([{ code: 'vip', text: null }])
+    expect(q.waiting[0].why).toEqual([{ code: 'vip', params: {} }])
     expect(q.counters[0]).toMatchObject({ id: '1', open: true, current: { number: 'A004' } })
   })
 

@@ -16,6 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 /// A manual reorder.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,15 +63,14 @@ pub struct Candidate {
 pub struct Why {
     /// `vip`, `appointment`, `transferred`, `moved`, `fairness`, `fifo`.
     pub code: &'static str,
-    /// Human text, shown as is.
-    pub text: String,
+    /// What the PAD's text for the code needs: `vip` {tier}; `transferred` {from} (a
+    /// service code); `moved` {position, by, reason}; `fairness` {after}; `fifo` {min,
+    /// weight}; `appointment` none.
+    pub params: Value,
 }
 
-fn why(code: &'static str, text: impl Into<String>) -> Why {
-    Why {
-        code,
-        text: text.into(),
-    }
+fn why(code: &'static str, params: Value) -> Why {
+    Why { code, params }
 }
 
 /// A ticket in the call order.
@@ -113,21 +113,16 @@ fn score(c: &Candidate, now: DateTime<Utc>) -> f64 {
 fn reasons(c: &Candidate, now: DateTime<Utc>) -> Vec<Why> {
     let mut out = Vec::new();
     if let Some(tier) = c.vip_tier {
-        out.push(why("vip", format!("VIP {tier}")));
+        out.push(why("vip", json!({"tier": tier})));
     }
     if c.appointment {
-        out.push(why("appointment", "appointment"));
+        out.push(why("appointment", json!({})));
     }
     if let Some(from) = &c.transferred_from {
-        out.push(why("transferred", format!("transferred from {from}")));
+        out.push(why("transferred", json!({"from": from})));
     }
     let min = waited_s(c.issued_at, now) / 60;
-    let fifo = if (c.weight - 1.0).abs() > f64::EPSILON {
-        format!("weight {} × waited {min} min", c.weight)
-    } else {
-        format!("waited {min} min")
-    };
-    out.push(why("fifo", fifo));
+    out.push(why("fifo", json!({"min": min, "weight": c.weight})));
     out
 }
 
@@ -178,13 +173,7 @@ pub fn order(
             let i = n.next().expect("peeked");
             let mut w = reasons(&candidates[i], now);
             if streak >= fairness_after && p.peek().is_some() {
-                w.insert(
-                    0,
-                    why(
-                        "fairness",
-                        format!("a normal ticket after {fairness_after} priority calls"),
-                    ),
-                );
+                w.insert(0, why("fairness", json!({"after": fairness_after})));
             }
             streak = 0;
             out.push(Placed { index: i, why: w });
@@ -210,10 +199,7 @@ pub fn order(
         let at = (target - 1).min(out.len());
         let mut w = vec![why(
             "moved",
-            match &m.reason {
-                Some(r) => format!("moved to {} by {}: {r}", m.position, m.by),
-                None => format!("moved to {} by {}", m.position, m.by),
-            },
+            json!({"position": m.position, "by": m.by, "reason": m.reason}),
         )];
         w.extend(reasons(&candidates[i], now));
         out.insert(at, Placed { index: i, why: w });
@@ -399,20 +385,23 @@ mod tests {
         cs[1].transferred_from = Some("corporate".into());
         let now = t0() + chrono::Duration::minutes(60);
         let placed = order(&cs, now, CallState::default(), 3);
-        let texts: Vec<Vec<(&str, String)>> = placed
+        let why: Vec<Vec<(&str, Value)>> = placed
             .iter()
-            .map(|p| p.why.iter().map(|w| (w.code, w.text.clone())).collect())
+            .map(|p| p.why.iter().map(|w| (w.code, w.params.clone())).collect())
             .collect();
         assert_eq!(
-            texts[0],
-            [("vip", "VIP 2".into()), ("fifo", "waited 6 min".into())]
+            why[0],
+            [
+                ("vip", json!({"tier": 2})),
+                ("fifo", json!({"min": 6, "weight": 1.0}))
+            ]
         );
         assert_eq!(
-            texts[1],
+            why[1],
             [
-                ("appointment", "appointment".into()),
-                ("transferred", "transferred from corporate".into()),
-                ("fifo", "weight 1.2 × waited 3 min".into())
+                ("appointment", json!({})),
+                ("transferred", json!({"from": "corporate"})),
+                ("fifo", json!({"min": 3, "weight": 1.2}))
             ]
         );
     }
@@ -428,6 +417,7 @@ mod tests {
         let placed = order(&cs, now, CallState::default(), 1);
         assert_eq!(placed[1].index, 1);
         assert_eq!(placed[1].why[0].code, "fairness");
+        assert_eq!(placed[1].why[0].params, json!({"after": 1}));
         assert!(placed[0].why.iter().all(|w| w.code != "fairness"));
     }
 }

@@ -165,7 +165,7 @@ async fn vip_and_appointment_tickets_get_priority_and_say_why() {
     assert_eq!(numbers(&q), ["A002", "A003", "A001"]);
     assert_eq!(
         q["waiting"][0]["why"][0],
-        json!({"code": "vip", "text": "VIP 2"})
+        json!({"code": "vip", "params": {"tier": 2}})
     );
     assert_eq!(q["waiting"][1]["why"][0]["code"], "appointment");
     assert_eq!(q["waiting"][1]["appointment_id"], "AP-9");
@@ -496,7 +496,7 @@ async fn a_move_reorders_the_queue_and_is_recorded_with_who_and_why() {
     assert_eq!(numbers(&q), ["A003", "A001", "A002"]);
     assert_eq!(
         q["waiting"][0]["why"][0],
-        json!({"code": "moved", "text": "moved to 1 by lobby_manager: elderly"})
+        json!({"code": "moved", "params": {"position": 1, "by": "lobby_manager", "reason": "elderly"}})
     );
     let ev = events(&b, "ticket.moved").await;
     assert_eq!(ev[0]["by"], "lobby_manager");

@@ -11,13 +11,13 @@ export function listOf(body, key) {
   return arr(o[key] ?? o.items ?? o.data)
 }
 
-/** `why` may be a string, a list of strings, or {code,text} objects. */
+/** `why` may be a code, a list of codes, or {code, params} objects. */
 export function whyList(why) {
   if (why === null || why === undefined || why === '') return []
   const items = Array.isArray(why) ? why : [why]
   return items
-    .map((w) => (typeof w === 'string' ? { code: w, text: null } : { code: w.code || w.kind || '', text: w.text || w.message || null }))
-    .filter((w) => w.code || w.text)
+    .map((w) => (typeof w === 'string' ? { code: w, params: {} } : { code: (w && w.code) || '', params: obj(w && w.params) }))
+    .filter((w) => w.code)
 }
 
 export function normalizeQueue(body) {
