@@ -11,11 +11,10 @@ use serde_json::{Value, json};
 
 use super::Orders;
 use super::model::{OrderError, get};
-use super::views;
 use crate::clock::rfc3339;
 use crate::docfill::{self, FillBody, FillError};
 use crate::http::error::ApiError;
-use crate::http::{Reply, Request, ok_json};
+use crate::http::{Reply, Request};
 use crate::store::{StoreError, Tx};
 
 /// The orders schema's third step: the customer fields filled in from a document.
@@ -98,11 +97,5 @@ pub async fn handle(o: Orders, req: Request) -> Reply {
         .store
         .write(move |tx| fill(tx, &oid, &by, &body))
         .await?;
-    let now = o.core.clock.now();
-    let v = o
-        .core
-        .store
-        .read(move |c| views::staff_view(c, &id, now))
-        .await?;
-    Ok(ok_json(&v))
+    super::http::staff_answer(&o, id).await
 }

@@ -103,14 +103,19 @@ impl Action {
                 Ok::<_, OrderError>(())
             })
             .await?;
-        let now = o.core.clock.now();
-        let v = o
-            .core
-            .store
-            .read(move |c| views::staff_view(c, &id, now))
-            .await?;
-        Ok(ok_json(&v))
+        staff_answer(o, id).await
     }
+}
+
+/// The answer to a change: the order's staff view as it is now.
+pub(super) async fn staff_answer(o: &Orders, id: String) -> Reply {
+    let now = o.core.clock.now();
+    let v = o
+        .core
+        .store
+        .read(move |c| views::staff_view(c, &id, now))
+        .await?;
+    Ok(ok_json(&v))
 }
 
 fn check_len(what: &str, s: &Option<String>, max: usize) -> Result<(), ApiError> {

@@ -50,16 +50,6 @@ fn staff_step(s: &StepRow, now: DateTime<Utc>) -> Value {
     })
 }
 
-fn mask_id(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() <= 8 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
-}
-
 fn current_step(st: &[StepRow], now: DateTime<Utc>) -> Value {
     st.iter()
         .find(|s| s.state == StepState::Active)
@@ -126,7 +116,7 @@ pub fn staff_view(
         "customer": {
             "name": o.customer.name,
             "phone": o.customer.phone,
-            "id_number_masked": o.customer.id_number.as_deref().map(mask_id),
+            "id_number_masked": o.customer.id_number.as_deref().map(crate::docfill::mask_id),
             "filled": super::fill::staff_section(c, id)?,
         },
         "arrived_at": o.arrived_at,

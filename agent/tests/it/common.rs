@@ -244,6 +244,19 @@ pub async fn event_data(b: &TestBox, kind: &'static str) -> Vec<String> {
         .unwrap()
 }
 
+/// The data of every event of `kind` the box has committed, oldest first.
+pub async fn events(b: &TestBox, kind: &str) -> Vec<serde_json::Value> {
+    b.core()
+        .store
+        .events_after(0, 100_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.data)
+        .collect()
+}
+
 /// Wait until `cond` holds, checking every 20 ms, for at most `secs` seconds.
 pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut cond: F)
 where

@@ -9,7 +9,7 @@ use branchd::config::Config;
 use branchd::store::Event;
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, wait_until};
+use crate::common::{TestBox, events, wait_until};
 
 const GRACE_S: u64 = 1;
 
@@ -63,14 +63,6 @@ async fn send(b: &TestBox, id: &str, set: Value) -> branchd::sync::commands::Out
     branchd::sync::commands::handle(&b.modules().sync, payload.to_string().as_bytes())
         .await
         .unwrap()
-}
-
-async fn events(b: &TestBox, kind: &'static str) -> Vec<Value> {
-    crate::common::event_data(b, kind)
-        .await
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
 }
 
 async fn wait_event(b: &TestBox, kind: &'static str) -> Value {

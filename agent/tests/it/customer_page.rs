@@ -9,7 +9,7 @@ use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::PrinterSim;
 use serde_json::{Value, json};
 
-use crate::common::{TestBox, error_code, wait_until};
+use crate::common::{TestBox, error_code, events, wait_until};
 
 const LOBBY: &str = r#"
 [[services]]
@@ -51,18 +51,6 @@ fn token_of(qr: &str) -> String {
     let (base, token) = qr.rsplit_once("/c/").expect("a customer page URL");
     assert_eq!(base, "http://127.0.0.1:0", "the configured public URL");
     token.to_string()
-}
-
-async fn events(b: &TestBox, kind: &str) -> Vec<Value> {
-    b.core()
-        .store
-        .events_after(0, 100_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.data)
-        .collect()
 }
 
 /// An order of two steps for a customer, created as head office would.

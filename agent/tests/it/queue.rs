@@ -10,7 +10,7 @@ use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::{Paper, PrinterSim};
 use serde_json::{Value, json};
 
-use crate::common::{KIOSK, TestBox, error_code, free_port, wait_until};
+use crate::common::{KIOSK, TestBox, error_code, events, free_port, wait_until};
 
 const LOBBY: &str = r#"
 [[services]]
@@ -66,18 +66,6 @@ fn numbers(q: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|t| t["number"].as_str().unwrap().to_string())
-        .collect()
-}
-
-async fn events(b: &TestBox, kind: &str) -> Vec<Value> {
-    b.core()
-        .store
-        .events_after(0, 100_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.data)
         .collect()
 }
 

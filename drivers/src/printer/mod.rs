@@ -165,16 +165,11 @@ impl Ticket {
     /// 4×4, the queue lines, a QR code (model 2, module 6, EC M), feed and partial cut.
     pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
         let lines = self.lines();
-        let mut b = Vec::with_capacity(512);
+        let mut b = opening(encoding);
         let text = |b: &mut Vec<u8>, s: &str| {
             b.extend_from_slice(&encoding.encode(s));
             b.push(b'\n');
         };
-        b.extend_from_slice(&cmd::INIT);
-        b.extend_from_slice(&cmd::ALIGN_CENTER);
-        if encoding.chinese_mode() {
-            b.extend_from_slice(&cmd::CHINESE_ON);
-        }
         b.extend_from_slice(&cmd::BOLD_ON);
         text(&mut b, &lines[0]);
         b.extend_from_slice(&cmd::BOLD_OFF);
@@ -187,12 +182,7 @@ impl Ticket {
         b.extend_from_slice(&cmd::size(1, 1));
         text(&mut b, &lines[4]);
         text(&mut b, &lines[5]);
-        b.extend_from_slice(&cmd::QR_MODEL_2);
-        b.extend_from_slice(&cmd::qr_module_size(6));
-        b.extend_from_slice(&cmd::QR_EC_M);
-        b.extend_from_slice(&cmd::qr_store(self.qr_data.as_bytes()));
-        b.extend_from_slice(&cmd::QR_PRINT);
-        b.push(b'\n');
+        qr_code(&mut b, &self.qr_data);
         text(&mut b, &lines[6]);
         b.extend_from_slice(&cmd::feed(4));
         b.extend_from_slice(&cmd::CUT_PARTIAL);
@@ -258,16 +248,11 @@ impl Receipt {
     /// footer, feed and partial cut.
     pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
         let lines = self.lines();
-        let mut b = Vec::with_capacity(1024);
+        let mut b = opening(encoding);
         let text = |b: &mut Vec<u8>, s: &str| {
             b.extend_from_slice(&encoding.encode(s));
             b.push(b'\n');
         };
-        b.extend_from_slice(&cmd::INIT);
-        b.extend_from_slice(&cmd::ALIGN_CENTER);
-        if encoding.chinese_mode() {
-            b.extend_from_slice(&cmd::CHINESE_ON);
-        }
         b.extend_from_slice(&cmd::BOLD_ON);
         text(&mut b, &lines[0]);
         b.extend_from_slice(&cmd::BOLD_OFF);
@@ -280,17 +265,33 @@ impl Receipt {
             text(&mut b, l);
         }
         b.extend_from_slice(&cmd::ALIGN_CENTER);
-        b.extend_from_slice(&cmd::QR_MODEL_2);
-        b.extend_from_slice(&cmd::qr_module_size(6));
-        b.extend_from_slice(&cmd::QR_EC_M);
-        b.extend_from_slice(&cmd::qr_store(self.qr_data.as_bytes()));
-        b.extend_from_slice(&cmd::QR_PRINT);
-        b.push(b'\n');
+        qr_code(&mut b, &self.qr_data);
         text(&mut b, Self::FOOTER);
         b.extend_from_slice(&cmd::feed(4));
         b.extend_from_slice(&cmd::CUT_PARTIAL);
         b
     }
+}
+
+/// The start of every slip: initialise, centre, and Chinese mode where the encoding needs it.
+fn opening(encoding: TextEncoding) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1024);
+    b.extend_from_slice(&cmd::INIT);
+    b.extend_from_slice(&cmd::ALIGN_CENTER);
+    if encoding.chinese_mode() {
+        b.extend_from_slice(&cmd::CHINESE_ON);
+    }
+    b
+}
+
+/// A QR code of `data` (model 2, module 6, EC M) and a line feed.
+fn qr_code(b: &mut Vec<u8>, data: &str) {
+    b.extend_from_slice(&cmd::QR_MODEL_2);
+    b.extend_from_slice(&cmd::qr_module_size(6));
+    b.extend_from_slice(&cmd::QR_EC_M);
+    b.extend_from_slice(&cmd::qr_store(data.as_bytes()));
+    b.extend_from_slice(&cmd::QR_PRINT);
+    b.push(b'\n');
 }
 
 /// The printer's state from the four DLE EOT answers.
