@@ -244,16 +244,12 @@ pub async fn event_data(b: &TestBox, kind: &'static str) -> Vec<String> {
         .unwrap()
 }
 
-/// The data of every event of `kind` the box has committed, oldest first.
-pub async fn events(b: &TestBox, kind: &str) -> Vec<serde_json::Value> {
-    b.core()
-        .store
-        .events_after(0, 100_000)
+/// The data of every event of `kind` the box has committed, oldest first, parsed.
+pub async fn events(b: &TestBox, kind: &'static str) -> Vec<serde_json::Value> {
+    event_data(b, kind)
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .map(|e| e.data)
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
         .collect()
 }
 

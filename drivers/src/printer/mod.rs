@@ -166,10 +166,7 @@ impl Ticket {
     pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
         let lines = self.lines();
         let mut b = opening(encoding);
-        let text = |b: &mut Vec<u8>, s: &str| {
-            b.extend_from_slice(&encoding.encode(s));
-            b.push(b'\n');
-        };
+        let text = |b: &mut Vec<u8>, s: &str| line(b, encoding, s);
         b.extend_from_slice(&cmd::BOLD_ON);
         text(&mut b, &lines[0]);
         b.extend_from_slice(&cmd::BOLD_OFF);
@@ -184,8 +181,7 @@ impl Ticket {
         text(&mut b, &lines[5]);
         qr_code(&mut b, &self.qr_data);
         text(&mut b, &lines[6]);
-        b.extend_from_slice(&cmd::feed(4));
-        b.extend_from_slice(&cmd::CUT_PARTIAL);
+        cut(&mut b);
         b
     }
 }
@@ -249,10 +245,7 @@ impl Receipt {
     pub fn render(&self, encoding: TextEncoding) -> Vec<u8> {
         let lines = self.lines();
         let mut b = opening(encoding);
-        let text = |b: &mut Vec<u8>, s: &str| {
-            b.extend_from_slice(&encoding.encode(s));
-            b.push(b'\n');
-        };
+        let text = |b: &mut Vec<u8>, s: &str| line(b, encoding, s);
         b.extend_from_slice(&cmd::BOLD_ON);
         text(&mut b, &lines[0]);
         b.extend_from_slice(&cmd::BOLD_OFF);
@@ -267,8 +260,7 @@ impl Receipt {
         b.extend_from_slice(&cmd::ALIGN_CENTER);
         qr_code(&mut b, &self.qr_data);
         text(&mut b, Self::FOOTER);
-        b.extend_from_slice(&cmd::feed(4));
-        b.extend_from_slice(&cmd::CUT_PARTIAL);
+        cut(&mut b);
         b
     }
 }
@@ -282,6 +274,18 @@ fn opening(encoding: TextEncoding) -> Vec<u8> {
         b.extend_from_slice(&cmd::CHINESE_ON);
     }
     b
+}
+
+/// One line of text in the printer's encoding.
+fn line(b: &mut Vec<u8>, encoding: TextEncoding, s: &str) {
+    b.extend_from_slice(&encoding.encode(s));
+    b.push(b'\n');
+}
+
+/// The end of every slip: feed past the cutter, then a partial cut.
+fn cut(b: &mut Vec<u8>) {
+    b.extend_from_slice(&cmd::feed(4));
+    b.extend_from_slice(&cmd::CUT_PARTIAL);
 }
 
 /// A QR code of `data` (model 2, module 6, EC M) and a line feed.
