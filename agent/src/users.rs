@@ -352,13 +352,14 @@ pub fn lookup_session(
     idle: Duration,
 ) -> Result<Option<SessionInfo>, StoreError> {
     let row = c
-        .query_row(
+        .prepare_cached(
             "SELECT u.id, u.username, u.role, s.last_seen, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ?1 AND u.disabled = 0",
-            [token_hash],
-            |r| Ok((user_of(r)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?)),
-        )
+        )?
+        .query_row([token_hash], |r| {
+            Ok((user_of(r)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
+        })
         .optional()?;
     let Some((user, last_seen, expires)) = row else {
         return Ok(None);

@@ -76,20 +76,19 @@ pub fn open_sessions(c: &Connection) -> Result<HashMap<String, Session>, QueueEr
 
 /// The session of `counter`, if it is open.
 pub fn session(c: &Connection, counter: &str) -> Result<Option<(i64, Session)>, QueueError> {
-    Ok(c.query_row(
+    Ok(c.prepare_cached(
         "SELECT id, staff, opened_at FROM queue_counter_sessions \
          WHERE counter = ?1 AND closed_at IS NULL",
-        [counter],
-        |r| {
-            Ok((
-                r.get(0)?,
-                Session {
-                    staff: r.get(1)?,
-                    since: r.get(2)?,
-                },
-            ))
-        },
-    )
+    )?
+    .query_row([counter], |r| {
+        Ok((
+            r.get(0)?,
+            Session {
+                staff: r.get(1)?,
+                since: r.get(2)?,
+            },
+        ))
+    })
     .optional()?)
 }
 
@@ -130,10 +129,11 @@ pub fn open(
         });
     }
     let at = rfc3339(now);
-    tx.conn().execute(
-        "INSERT INTO queue_counter_sessions(counter, staff, opened_at) VALUES (?1, ?2, ?3)",
-        params![counter, staff, at],
-    )?;
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO queue_counter_sessions(counter, staff, opened_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![counter, staff, at])?;
     tx.emit(
         "counter.opened",
         json!({"counter": counter, "staff": staff, "at": at}),
@@ -168,12 +168,11 @@ pub fn close(
     };
     let called: Option<String> = tx
         .conn()
-        .query_row(
+        .prepare_cached(
             "SELECT number FROM queue_tickets WHERE state = 'called' AND counter = ?1 \
              ORDER BY id LIMIT 1",
-            [counter],
-            |r| r.get(0),
-        )
+        )?
+        .query_row([counter], |r| r.get(0))
         .optional()?;
     if let Some(number) = called {
         return Err(QueueError::CounterHasTicket {
@@ -181,17 +180,19 @@ pub fn close(
             number,
         });
     }
-    let served: i64 = tx.conn().query_row(
-        "SELECT count(*) FROM queue_tickets WHERE state = 'served' AND counter = ?1 \
+    let served: i64 = tx
+        .conn()
+        .prepare_cached(
+            "SELECT count(*) FROM queue_tickets WHERE state = 'served' AND counter = ?1 \
          AND finished_at >= ?2",
-        params![counter, s.since],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![counter, s.since], |r| r.get(0))?;
     let at = rfc3339(now);
-    tx.conn().execute(
-        "UPDATE queue_counter_sessions SET closed_at = ?1, served = ?2 WHERE id = ?3",
-        params![at, served, id],
-    )?;
+    tx.conn()
+        .prepare_cached(
+            "UPDATE queue_counter_sessions SET closed_at = ?1, served = ?2 WHERE id = ?3",
+        )?
+        .execute(params![at, served, id])?;
     tx.emit(
         "counter.closed",
         json!({"counter": counter, "staff": s.staff, "served": served, "at": at}),

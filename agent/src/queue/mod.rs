@@ -131,6 +131,10 @@ pub const SCHEMA: Schema = Schema {
         // step get one of their own).
         "ALTER TABLE queue_tickets ADD COLUMN visit_id TEXT;
          UPDATE queue_tickets SET visit_id = lower(hex(randomblob(16))) WHERE visit_id IS NULL;",
+        // 5: the wait-alert timer's question, "the longest-waiting ticket of each service
+        // at each alert level", answered from an index.
+        "CREATE INDEX queue_tickets_due ON queue_tickets(day, service, alert_level, issued_at)
+             WHERE state = 'waiting';",
     ],
 };
 

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use super::order::{EstimateBasis, ordered};
 use super::policy::{self, Why};
 use super::tickets::{
-    IssueRequest, QueueError, Ticket, TicketState, call_state, find, open_tickets, set_call_state,
+    IssueRequest, QueueError, Ticket, TicketState, call_state, find, open_tickets_tx,
+    set_call_state,
 };
 use crate::alerts;
 use crate::clock::{business_day, rfc3339};
@@ -140,12 +141,13 @@ pub fn issue(
         .unwrap_or(0)
         .max(u8::from(req.appointment_id.is_some()));
     let day = business_day(cfg, now);
-    let n: i64 = tx.conn().query_row(
-        "INSERT INTO queue_numbers(service, day, last) VALUES (?1, ?2, 1) \
+    let n: i64 = tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO queue_numbers(service, day, last) VALUES (?1, ?2, 1) \
          ON CONFLICT(service, day) DO UPDATE SET last = last + 1 RETURNING last",
-        params![svc.code, day],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![svc.code, day], |r| r.get(0))?;
     let number = format!(
         "{}{:0width$}",
         svc.prefix,
@@ -153,11 +155,13 @@ pub fn issue(
         width = usize::from(svc.number_width)
     );
     let visit_id = format!("{:032x}", rand::random::<u128>());
-    tx.conn().execute(
-        "INSERT INTO queue_tickets(number, day, service, state, priority, customer_level, \
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO queue_tickets(number, day, service, state, priority, customer_level, \
          customer_id, appointment_id, source, issued_at, visit_id) \
          VALUES (?1, ?2, ?3, 'waiting', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+        )?
+        .execute(params![
             number,
             day,
             svc.code,
@@ -168,14 +172,13 @@ pub fn issue(
             req.source.as_str(),
             rfc3339(now),
             visit_id
-        ],
-    )?;
-    let open = open_tickets(tx.conn(), &day)?;
-    let list = ordered(tx.conn(), cfg, now, &open, None)?;
-    let me = list
-        .iter()
-        .find(|(t, _)| t.number == number)
-        .map(|(_, v)| v.clone())
+        ])?;
+    let open = open_tickets_tx(tx, &day)?;
+    let list = ordered(tx.conn(), cfg, now, &open[..], None)?;
+    let me = (0..list.len())
+        .rev()
+        .find(|&i| list.ticket(i).number == number)
+        .map(|i| list.view(i))
         .ok_or_else(|| QueueError::UnknownTicket(number.clone()))?;
     let mut data = json!({
         "number": number,
@@ -223,10 +226,9 @@ pub fn set_printed(
     reprint: bool,
 ) -> Result<(), QueueError> {
     let t = find(tx.conn(), &business_day(cfg, now), number)?;
-    tx.conn().execute(
-        "UPDATE queue_tickets SET printed = ?1 WHERE id = ?2",
-        params![i64::from(printed || t.printed), t.id],
-    )?;
+    tx.conn()
+        .prepare_cached("UPDATE queue_tickets SET printed = ?1 WHERE id = ?2")?
+        .execute(params![i64::from(printed || t.printed), t.id])?;
     let mut data = t.journey(json!({"number": number, "service": t.service, "printed": printed}));
     if let Some(r) = reason {
         data["reason"] = json!(r);
@@ -259,14 +261,16 @@ pub fn wait_alert_key(ticket_id: i64, level: u8) -> String {
 fn served(tx: &mut Tx<'_>, t: &Ticket, now: DateTime<Utc>) -> Result<TicketView, QueueError> {
     let called = t.called_at.unwrap_or(now);
     let service_s = (now - called).num_milliseconds().max(0) as f64 / 1000.0;
-    tx.conn().execute(
-        "UPDATE queue_tickets SET state = 'served', finished_at = ?1 WHERE id = ?2",
-        params![rfc3339(now), t.id],
-    )?;
-    tx.conn().execute(
-        "INSERT INTO queue_service_times(service, served_s, ts) VALUES (?1, ?2, ?3)",
-        params![t.service, service_s, rfc3339(now)],
-    )?;
+    tx.conn()
+        .prepare_cached(
+            "UPDATE queue_tickets SET state = 'served', finished_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![rfc3339(now), t.id])?;
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO queue_service_times(service, served_s, ts) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![t.service, service_s, rfc3339(now)])?;
     tx.emit(
         "ticket.served",
         t.journey(
@@ -289,11 +293,12 @@ pub fn call_next(
 ) -> Result<TicketView, QueueError> {
     super::counters::ensure_open(tx.conn(), cfg, counter)?;
     let day = business_day(cfg, now);
-    let open = open_tickets(tx.conn(), &day)?;
-    let list = ordered(tx.conn(), cfg, now, &open, Some(counter))?;
-    let Some((next, _)) = list.into_iter().next() else {
+    let open = open_tickets_tx(tx, &day)?;
+    let list = ordered(tx.conn(), cfg, now, &open[..], Some(counter))?;
+    if list.is_empty() {
         return Err(QueueError::QueueEmpty(counter.to_string()));
-    };
+    }
+    let next = list.ticket(0).clone();
     if let Some(cur) = open
         .iter()
         .find(|t| t.state == TicketState::Called && t.counter.as_deref() == Some(counter))
@@ -302,11 +307,12 @@ pub fn call_next(
     }
     let state = call_state(tx.conn())?.after_call(next.priority);
     set_call_state(tx.conn(), state)?;
-    tx.conn().execute(
-        "UPDATE queue_tickets SET state = 'called', counter = ?1, called_at = ?2, recalls = 0 \
+    tx.conn()
+        .prepare_cached(
+            "UPDATE queue_tickets SET state = 'called', counter = ?1, called_at = ?2, recalls = 0 \
          WHERE id = ?3",
-        params![counter, rfc3339(now), next.id],
-    )?;
+        )?
+        .execute(params![counter, rfc3339(now), next.id])?;
     clear_wait_alerts(tx, &next)?;
     let text = call_text(&next.number, counter);
     let waited = policy::waited_s(next.issued_at, now);
@@ -353,10 +359,11 @@ pub fn recall(
     let mut t = called(tx.conn(), cfg, now, number)?;
     let counter = t.counter.clone().unwrap_or_default();
     if t.recalls >= cfg.queue.no_show_after_recalls {
-        tx.conn().execute(
-            "UPDATE queue_tickets SET state = 'no_show', finished_at = ?1 WHERE id = ?2",
-            params![rfc3339(now), t.id],
-        )?;
+        tx.conn()
+            .prepare_cached(
+                "UPDATE queue_tickets SET state = 'no_show', finished_at = ?1 WHERE id = ?2",
+            )?
+            .execute(params![rfc3339(now), t.id])?;
         tx.emit(
             "ticket.no_show",
             t.journey(
@@ -368,10 +375,9 @@ pub fn recall(
         return Ok(view(&t, now, None));
     }
     t.recalls += 1;
-    tx.conn().execute(
-        "UPDATE queue_tickets SET recalls = ?1 WHERE id = ?2",
-        params![i64::from(t.recalls), t.id],
-    )?;
+    tx.conn()
+        .prepare_cached("UPDATE queue_tickets SET recalls = ?1 WHERE id = ?2")?
+        .execute(params![i64::from(t.recalls), t.id])?;
     let text = call_text(&t.number, &counter);
     tx.emit(
         "ticket.recalled",
@@ -398,10 +404,9 @@ pub fn skip(
     } else {
         TicketState::Skipped
     };
-    tx.conn().execute(
-        "UPDATE queue_tickets SET state = ?1, finished_at = ?2 WHERE id = ?3",
-        params![state, rfc3339(now), t.id],
-    )?;
+    tx.conn()
+        .prepare_cached("UPDATE queue_tickets SET state = ?1, finished_at = ?2 WHERE id = ?3")?
+        .execute(params![state, rfc3339(now), t.id])?;
     tx.emit(
         if no_show {
             "ticket.no_show"
@@ -469,13 +474,14 @@ pub fn transfer(
     };
     let from = t.service.clone();
     let priority = t.priority.max(1);
-    tx.conn().execute(
-        "UPDATE queue_tickets SET state = 'waiting', service = ?1, target_counter = ?2, \
+    tx.conn()
+        .prepare_cached(
+            "UPDATE queue_tickets SET state = 'waiting', service = ?1, target_counter = ?2, \
          transferred_from = ?3, priority = ?4, counter = NULL, called_at = NULL, recalls = 0, \
          moved_pos = NULL, moved_calls = NULL, moved_at = NULL, moved_by = NULL, \
          moved_reason = NULL WHERE id = ?5",
-        params![service, counter, from, i64::from(priority), t.id],
-    )?;
+        )?
+        .execute(params![service, counter, from, i64::from(priority), t.id])?;
     tx.emit(
         "ticket.transferred",
         t.journey(
@@ -511,8 +517,8 @@ pub fn move_to(
             needed: "only a waiting ticket can be moved",
         });
     }
-    let open = open_tickets(tx.conn(), &day)?;
-    let list = ordered(tx.conn(), cfg, now, &open, None)?;
+    let open = open_tickets_tx(tx, &day)?;
+    let list = ordered(tx.conn(), cfg, now, &open[..], None)?;
     if position == 0 || position as usize > list.len() {
         return Err(QueueError::BadPosition {
             position,
@@ -526,23 +532,21 @@ pub fn move_to(
             "reason must be at most 200 characters".into(),
         ));
     }
-    let from = list
-        .iter()
-        .find(|(x, _)| x.id == t.id)
-        .map_or(0, |(_, v)| v.position);
+    let from = list.index_of(t.id).map_or(0, |i| i + 1);
     let calls = call_state(tx.conn())?.calls;
-    tx.conn().execute(
-        "UPDATE queue_tickets SET moved_pos = ?1, moved_calls = ?2, moved_at = ?3, \
+    tx.conn()
+        .prepare_cached(
+            "UPDATE queue_tickets SET moved_pos = ?1, moved_calls = ?2, moved_at = ?3, \
          moved_by = ?4, moved_reason = ?5 WHERE id = ?6",
-        params![
+        )?
+        .execute(params![
             i64::from(position),
             calls as i64,
             rfc3339(now),
             by,
             reason,
             t.id
-        ],
-    )?;
+        ])?;
     let detail = json!({"from": from, "to": position, "reason": reason});
     crate::users::audit(tx, Some(by), "ticket.move", Some(&t.number), Some(&detail))?;
     tx.emit(
@@ -650,6 +654,99 @@ services = ["personal"]
             .write_blocking(move |tx| issue(tx, &c2, at(1, 0), &req()))
             .unwrap();
         assert_eq!(n.number, "A001", "the refused request used no number");
+        store.close();
+    }
+
+    #[test]
+    fn the_writers_memo_of_open_tickets_is_always_what_the_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let store = Store::open(&path, crate::modules::SCHEMAS).unwrap();
+        let c = cfg("");
+        // The memo and a fresh read of the same day, in one transaction.
+        let memo_vs_db = |t: DateTime<Utc>| {
+            let c = c.clone();
+            store
+                .write_blocking(move |tx| -> Result<_, QueueError> {
+                    let day = business_day(&c, t);
+                    let memo = open_tickets_tx(tx, &day)?;
+                    Ok((
+                        (*memo).clone(),
+                        super::super::tickets::open_tickets(tx.conn(), &day)?,
+                    ))
+                })
+                .unwrap()
+        };
+        let sql = |q: &'static str| {
+            store
+                .write_blocking(move |tx| -> Result<_, QueueError> {
+                    Ok(tx.conn().execute(q, [])?)
+                })
+                .unwrap()
+        };
+        for _ in 0..3 {
+            let c = c.clone();
+            store
+                .write_blocking(move |tx| issue(tx, &c, at(2, 0), &req()))
+                .unwrap();
+        }
+        let (memo, db) = memo_vs_db(at(2, 0));
+        assert_eq!(memo.len(), 3);
+        assert_eq!(memo, db, "after three issues");
+
+        // Another part of the daemon changes a ticket without the memo.
+        assert_eq!(
+            sql("UPDATE queue_tickets SET state = 'served' WHERE number = 'A001'"),
+            1
+        );
+        let (memo, db) = memo_vs_db(at(2, 0));
+        assert_eq!(memo.len(), 2);
+        assert_eq!(memo, db, "after a change by other code");
+
+        // A ticket issued in a transaction that then fails is not in the memo.
+        let c2 = c.clone();
+        let r = store.write_blocking(move |tx| -> Result<(), QueueError> {
+            issue(tx, &c2, at(2, 1), &req())?;
+            Err(QueueError::Invalid("changed my mind".into()))
+        });
+        assert!(r.is_err());
+        // Nor a change made after the memo was read in a failed transaction.
+        let c2 = c.clone();
+        let r = store.write_blocking(move |tx| -> Result<(), QueueError> {
+            let day = business_day(&c2, at(2, 1));
+            assert_eq!(open_tickets_tx(tx, &day)?.len(), 2);
+            tx.conn()
+                .prepare_cached("UPDATE queue_tickets SET state = 'served' WHERE number = 'A002'")?
+                .execute([])?;
+            Err(QueueError::Invalid("changed my mind".into()))
+        });
+        assert!(r.is_err());
+        let (memo, db) = memo_vs_db(at(2, 2));
+        assert_eq!(memo.len(), 2);
+        assert_eq!(memo, db, "after two transactions that did not commit");
+
+        // Another connection (another process) commits a change.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute(
+                "UPDATE queue_tickets SET priority = 3 WHERE number = 'A003'",
+                [],
+            )
+            .unwrap();
+        let (memo, db) = memo_vs_db(at(2, 3));
+        assert_eq!(
+            memo.iter().find(|t| t.number == "A003").unwrap().priority,
+            3
+        );
+        assert_eq!(memo, db, "after a commit by another connection");
+
+        // A new day has no open ticket; the day before is read again when asked for.
+        let (memo, db) = memo_vs_db(at(21, 0));
+        assert!(memo.is_empty());
+        assert_eq!(memo, db, "the next business day");
+        let (memo, db) = memo_vs_db(at(2, 4));
+        assert_eq!(memo.len(), 2);
+        assert_eq!(memo, db, "back to the first day");
         store.close();
     }
 }

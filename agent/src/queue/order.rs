@@ -1,33 +1,31 @@
 //! The waiting tickets in call order, each with its estimated wait and the `why` of its
 //! position.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::counters::open_sessions;
-use super::policy::{self, Candidate, Why};
+use super::policy::{self, Candidate, Placed, Why};
 use super::tickets::{QueueError, Ticket, TicketState, avg_service_s, call_state};
 use crate::clock::rfc3339;
 use crate::config::Config;
 
-fn candidate(cfg: &Config, t: &Ticket) -> Candidate {
+fn candidate<'a>(cfg: &Config, t: &'a Ticket) -> Candidate<'a> {
     Candidate {
         id: t.id,
-        number: t.number.clone(),
-        service: t.service.clone(),
+        number: &t.number,
+        service: &t.service,
         priority: t.priority,
         vip_tier: t
             .customer_level
             .as_deref()
             .and_then(|l| crate::vips::tier(l).ok().flatten()),
         appointment: t.appointment_id.is_some(),
-        transferred_from: t.transferred_from.clone(),
+        transferred_from: t.transferred_from.as_deref(),
         issued_at: t.issued_at,
         weight: cfg.service(&t.service).map_or(1.0, |s| s.priority_weight),
-        moved: t.moved.clone(),
+        moved: t.moved.as_ref(),
     }
 }
 
@@ -79,14 +77,81 @@ pub struct WaitingView {
 }
 
 /// The waiting tickets in call order with their estimates (all of them, or those a
-/// counter may call).
-pub fn ordered(
+/// counter may call). Positions and estimates are worked out for all; a ticket's view
+/// (with the `why` of its position) only when asked for, so an operation that needs one
+/// ticket's place does not build a thousand.
+#[derive(Debug)]
+pub struct Ordered<'t> {
+    now: DateTime<Utc>,
+    fairness_after: u32,
+    waiting: Vec<&'t Ticket>,
+    cands: Vec<Candidate<'t>>,
+    placed: Vec<Placed>,
+    /// The estimate of each position.
+    estimates: Vec<(u64, EstimateBasis)>,
+}
+
+impl<'t> Ordered<'t> {
+    /// How many tickets are in the order.
+    pub fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    /// Whether no ticket waits.
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    /// The ticket at 0-based `index` of the order.
+    pub fn ticket(&self, index: usize) -> &'t Ticket {
+        self.waiting[self.placed[index].index]
+    }
+
+    /// The 0-based index of the ticket with this row id.
+    pub fn index_of(&self, id: i64) -> Option<usize> {
+        self.placed
+            .iter()
+            .position(|p| self.cands[p.index].id == id)
+    }
+
+    /// The view of the ticket at 0-based `index`.
+    pub fn view(&self, index: usize) -> WaitingView {
+        let p = &self.placed[index];
+        let t = self.waiting[p.index];
+        let (estimated_wait_s, estimate_basis) = self.estimates[index];
+        WaitingView {
+            position: index + 1,
+            number: t.number.clone(),
+            service: t.service.clone(),
+            priority: t.priority,
+            waited_s: policy::waited_s(t.issued_at, self.now),
+            estimated_wait_s,
+            estimate_basis,
+            issued_at: rfc3339(t.issued_at),
+            customer_level: t.customer_level.clone(),
+            customer_id: t.customer_id.clone(),
+            appointment_id: t.appointment_id.clone(),
+            counter: t.target_counter.clone(),
+            printed: t.printed,
+            why: policy::explain(&self.cands[p.index], p, self.now, self.fairness_after),
+        }
+    }
+
+    /// Every ticket's view, in call order.
+    pub fn views(&self) -> Vec<WaitingView> {
+        (0..self.len()).map(|i| self.view(i)).collect()
+    }
+}
+
+/// The waiting tickets of `open` in call order (all of them, or those `for_counter` may
+/// call), with their estimated waits.
+pub fn ordered<'t>(
     c: &Connection,
     cfg: &Config,
     now: DateTime<Utc>,
-    open: &[Ticket],
+    open: &'t [Ticket],
     for_counter: Option<&str>,
-) -> Result<Vec<(Ticket, WaitingView)>, QueueError> {
+) -> Result<Ordered<'t>, QueueError> {
     let waiting: Vec<&Ticket> = open
         .iter()
         .filter(|t| t.state == TicketState::Waiting)
@@ -101,56 +166,56 @@ pub fn ordered(
             },
         })
         .collect();
-    let cands: Vec<Candidate> = waiting.iter().map(|t| candidate(cfg, t)).collect();
-    let placed = policy::order(&cands, now, call_state(c)?, cfg.queue.fairness_after);
-    let Estimates { avg, shared } = estimates(c, cfg)?;
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(placed.len());
-    for (pos, p) in placed.into_iter().enumerate() {
-        let t = waiting[p.index];
-        let (est, basis) = estimate(cfg, &avg, &shared, &t.service, &seen);
-        *seen.entry(t.service.as_str()).or_default() += 1;
-        out.push((
-            t.clone(),
-            WaitingView {
-                position: pos + 1,
-                number: t.number.clone(),
-                service: t.service.clone(),
-                priority: t.priority,
-                waited_s: policy::waited_s(t.issued_at, now),
-                estimated_wait_s: est,
-                estimate_basis: basis,
-                issued_at: rfc3339(t.issued_at),
-                customer_level: t.customer_level.clone(),
-                customer_id: t.customer_id.clone(),
-                appointment_id: t.appointment_id.clone(),
-                counter: t.target_counter.clone(),
-                printed: t.printed,
-                why: p.why,
-            },
-        ));
+    let cands: Vec<Candidate<'t>> = waiting.iter().map(|t| candidate(cfg, t)).collect();
+    let fairness_after = cfg.queue.fairness_after;
+    let placed = policy::order(&cands, now, call_state(c)?, fairness_after);
+    let est = estimates(c, cfg)?;
+    let mut seen = vec![0usize; cfg.services.len()];
+    let mut ests = Vec::with_capacity(placed.len());
+    for p in &placed {
+        let k = service_index(cfg, cands[p.index].service);
+        ests.push(est.estimate(k, &seen));
+        if let Some(k) = k {
+            seen[k] += 1;
+        }
     }
-    Ok(out)
+    Ok(Ordered {
+        now,
+        fairness_after,
+        waiting,
+        cands,
+        placed,
+        estimates: ests,
+    })
 }
 
-/// What the wait estimates are made of: each service's average service time, and the
-/// services sharing its counters with how many counters and on which basis.
-struct Estimates<'a> {
-    avg: HashMap<&'a str, f64>,
-    shared: HashMap<&'a str, (HashSet<&'a str>, usize, EstimateBasis)>,
+/// What the wait estimates are made of, for each configured service (by its index in
+/// `cfg.services`): its average service time, the services sharing its counters, and how
+/// many counters on which basis.
+struct Estimates {
+    per: Vec<Shared>,
+}
+
+struct Shared {
+    avg: f64,
+    /// Indexes of the services whose tickets the same counters take (itself included).
+    shares: Vec<usize>,
+    counters: usize,
+    basis: EstimateBasis,
+}
+
+/// The index of a service in `cfg.services`.
+fn service_index(cfg: &Config, code: &str) -> Option<usize> {
+    cfg.services.iter().position(|s| s.code == code)
 }
 
 /// Estimates: tickets ahead that the same counters could take, times the average service
 /// time, over the open counters serving the service — or, while none of them is open,
 /// over every counter configured for it (the basis says which).
-fn estimates<'a>(c: &Connection, cfg: &'a Config) -> Result<Estimates<'a>, QueueError> {
-    let mut avg: HashMap<&str, f64> = HashMap::new();
-    for s in &cfg.services {
-        avg.insert(s.code.as_str(), avg_service_s(c, cfg, &s.code)?);
-    }
+fn estimates(c: &Connection, cfg: &Config) -> Result<Estimates, QueueError> {
     let sessions = open_sessions(c)?;
-    let mut shared: HashMap<&str, (HashSet<&str>, usize, EstimateBasis)> = HashMap::new();
-    for s in &cfg.services {
+    let mut per = Vec::with_capacity(cfg.services.len());
+    for (i, s) in cfg.services.iter().enumerate() {
         let configured: Vec<_> = cfg
             .counters
             .iter()
@@ -166,34 +231,43 @@ fn estimates<'a>(c: &Connection, cfg: &'a Config) -> Result<Estimates<'a>, Queue
         } else {
             (open, EstimateBasis::Open)
         };
-        let set = counters
+        let mut shares: Vec<usize> = counters
             .iter()
-            .flat_map(|k| k.services.iter().map(String::as_str))
-            .chain(std::iter::once(s.code.as_str()))
+            .flat_map(|k| k.services.iter().filter_map(|x| service_index(cfg, x)))
+            .chain(std::iter::once(i))
             .collect();
-        shared.insert(s.code.as_str(), (set, counters.len().max(1), basis));
+        shares.sort_unstable();
+        shares.dedup();
+        per.push(Shared {
+            avg: avg_service_s(c, cfg, &s.code)?,
+            shares,
+            counters: counters.len().max(1),
+            basis,
+        });
     }
-    Ok(Estimates { avg, shared })
+    Ok(Estimates { per })
 }
 
-/// The estimated wait of a ticket of `service` with `ahead` tickets (by service) before it.
-fn estimate(
-    cfg: &Config,
-    avg: &HashMap<&str, f64>,
-    shared: &HashMap<&str, (HashSet<&str>, usize, EstimateBasis)>,
-    service: &str,
-    ahead: &HashMap<&str, usize>,
-) -> (u64, EstimateBasis) {
-    match shared.get(service) {
-        Some((set, n, basis)) => {
-            let ahead: usize = set.iter().map(|s| ahead.get(s).copied().unwrap_or(0)).sum();
-            let a = avg
-                .get(service)
-                .copied()
-                .unwrap_or(cfg.queue.default_service_time.as_secs_f64());
-            ((ahead as f64 * a / *n as f64).round() as u64, *basis)
+impl Estimates {
+    /// Tickets ahead of one of service `k` that its counters could take, of `ahead[j]`
+    /// tickets of each service before it.
+    fn people_ahead(&self, k: usize, ahead: &[usize]) -> usize {
+        self.per[k].shares.iter().map(|&j| ahead[j]).sum()
+    }
+
+    /// The estimated wait of a ticket of service `k` (`None`: not configured).
+    fn estimate(&self, k: Option<usize>, ahead: &[usize]) -> (u64, EstimateBasis) {
+        match k {
+            Some(k) => {
+                let s = &self.per[k];
+                let n = self.people_ahead(k, ahead);
+                (
+                    (n as f64 * s.avg / s.counters as f64).round() as u64,
+                    s.basis,
+                )
+            }
+            None => (0, EstimateBasis::Configured),
         }
-        None => (0, EstimateBasis::Configured),
     }
 }
 
@@ -217,27 +291,22 @@ pub fn prospects(
     cfg: &Config,
     open: &[Ticket],
 ) -> Result<Vec<Prospect>, QueueError> {
-    let Estimates { avg, shared } = estimates(c, cfg)?;
-    let mut waiting: HashMap<&str, usize> = HashMap::new();
+    let est = estimates(c, cfg)?;
+    let mut waiting = vec![0usize; cfg.services.len()];
     for t in open.iter().filter(|t| t.state == TicketState::Waiting) {
-        *waiting.entry(t.service.as_str()).or_default() += 1;
+        if let Some(k) = service_index(cfg, &t.service) {
+            waiting[k] += 1;
+        }
     }
     Ok(cfg
         .services
         .iter()
-        .map(|s| {
-            let (estimated_wait_s, _) = estimate(cfg, &avg, &shared, &s.code, &waiting);
-            let people_ahead = shared.get(s.code.as_str()).map_or(0, |(set, _, _)| {
-                set.iter()
-                    .map(|x| waiting.get(x).copied().unwrap_or(0))
-                    .sum()
-            });
-            Prospect {
-                service: s.code.clone(),
-                waiting: waiting.get(s.code.as_str()).copied().unwrap_or(0),
-                people_ahead,
-                estimated_wait_s,
-            }
+        .enumerate()
+        .map(|(k, s)| Prospect {
+            service: s.code.clone(),
+            waiting: waiting[k],
+            people_ahead: est.people_ahead(k, &waiting),
+            estimated_wait_s: est.estimate(Some(k), &waiting).0,
         })
         .collect())
 }

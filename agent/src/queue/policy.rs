@@ -33,15 +33,16 @@ pub struct Moved {
     pub reason: Option<String>,
 }
 
-/// A waiting ticket, as the policy sees it.
+/// A waiting ticket, as the policy sees it (borrowed from the ticket: the order is
+/// worked out for every waiting ticket on every operation).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// Row id (the final tie-break: earlier issued first).
     pub id: i64,
     /// e.g. `A001`.
-    pub number: String,
+    pub number: &'a str,
     /// Service code.
-    pub service: String,
+    pub service: &'a str,
     /// 0 normal, 1–3 priority classes.
     pub priority: u8,
     /// VIP tier, if the customer has one.
@@ -49,13 +50,13 @@ pub struct Candidate {
     /// From an appointment.
     pub appointment: bool,
     /// The service it was transferred from, if it was.
-    pub transferred_from: Option<String>,
+    pub transferred_from: Option<&'a str>,
     /// Original issue time.
     pub issued_at: DateTime<Utc>,
     /// The service's weight.
     pub weight: f64,
     /// A manual move, if any.
-    pub moved: Option<Moved>,
+    pub moved: Option<&'a Moved>,
 }
 
 /// One line of the explanation of a position.
@@ -78,8 +79,8 @@ fn why(code: &'static str, params: Value) -> Why {
 pub struct Placed {
     /// Index into the candidates given to [`order`].
     pub index: usize,
-    /// Why it stands where it stands.
-    pub why: Vec<Why>,
+    /// A normal ticket that stands here by the fairness rule.
+    pub fairness: bool,
 }
 
 /// The counters the order depends on (persisted with every call).
@@ -110,8 +111,18 @@ fn score(c: &Candidate, now: DateTime<Utc>) -> f64 {
     c.weight * (now - c.issued_at).num_milliseconds().max(0) as f64
 }
 
-fn reasons(c: &Candidate, now: DateTime<Utc>) -> Vec<Why> {
+/// Why `c` stands where [`order`] placed it (`p`): the reasons the PAD shows beside it.
+pub fn explain(c: &Candidate, p: &Placed, now: DateTime<Utc>, fairness_after: u32) -> Vec<Why> {
     let mut out = Vec::new();
+    if p.fairness {
+        out.push(why("fairness", json!({"after": fairness_after})));
+    }
+    if let Some(m) = &c.moved {
+        out.push(why(
+            "moved",
+            json!({"position": m.position, "by": m.by, "reason": m.reason}),
+        ));
+    }
     if let Some(tier) = c.vip_tier {
         out.push(why("vip", json!({"tier": tier})));
     }
@@ -134,10 +145,11 @@ pub fn order(
     state: CallState,
     fairness_after: u32,
 ) -> Vec<Placed> {
+    let scores: Vec<f64> = candidates.iter().map(|c| score(c, now)).collect();
     let by_score = |a: &usize, b: &usize| {
         let (x, y) = (&candidates[*a], &candidates[*b]);
-        score(y, now)
-            .total_cmp(&score(x, now))
+        scores[*b]
+            .total_cmp(&scores[*a])
             .then(x.issued_at.cmp(&y.issued_at))
             .then(x.id.cmp(&y.id))
     };
@@ -167,16 +179,13 @@ pub fn order(
             streak += 1;
             out.push(Placed {
                 index: i,
-                why: reasons(&candidates[i], now),
+                fairness: false,
             });
         } else {
             let i = n.next().expect("peeked");
-            let mut w = reasons(&candidates[i], now);
-            if streak >= fairness_after && p.peek().is_some() {
-                w.insert(0, why("fairness", json!({"after": fairness_after})));
-            }
+            let fairness = streak >= fairness_after && p.peek().is_some();
             streak = 0;
-            out.push(Placed { index: i, why: w });
+            out.push(Placed { index: i, fairness });
         }
     }
 
@@ -197,12 +206,13 @@ pub fn order(
         let since = state.calls.saturating_sub(m.calls_at);
         let target = u64::from(m.position).saturating_sub(since).max(1) as usize;
         let at = (target - 1).min(out.len());
-        let mut w = vec![why(
-            "moved",
-            json!({"position": m.position, "by": m.by, "reason": m.reason}),
-        )];
-        w.extend(reasons(&candidates[i], now));
-        out.insert(at, Placed { index: i, why: w });
+        out.insert(
+            at,
+            Placed {
+                index: i,
+                fairness: false,
+            },
+        );
     }
     out
 }
@@ -217,12 +227,12 @@ mod tests {
     }
 
     /// (number, priority, vip tier, minutes waited, weight)
-    fn cand(id: i64, spec: (&str, u8, Option<u8>, i64, f64)) -> Candidate {
+    fn cand(id: i64, spec: (&str, u8, Option<u8>, i64, f64)) -> Candidate<'_> {
         let (number, priority, vip_tier, waited_min, weight) = spec;
         Candidate {
             id,
-            number: number.into(),
-            service: "personal".into(),
+            number,
+            service: "personal",
             priority,
             vip_tier,
             appointment: false,
@@ -237,7 +247,7 @@ mod tests {
         let now = t0() + chrono::Duration::minutes(60);
         order(cs, now, state, n)
             .into_iter()
-            .map(|p| cs[p.index].number.clone())
+            .map(|p| cs[p.index].number.to_string())
             .collect()
     }
 
@@ -351,13 +361,14 @@ mod tests {
                 )
             })
             .collect();
-        cs[4].moved = Some(Moved {
+        let moved = Moved {
             position: 2,
             calls_at: 10,
             at: t0(),
             by: "lm".into(),
             reason: Some("elderly".into()),
-        });
+        };
+        cs[4].moved = Some(&moved);
         let st = CallState {
             calls: 10,
             streak: 0,
@@ -370,7 +381,11 @@ mod tests {
             ["A5", "A2", "A3", "A4"]
         );
         // Moved past the end of a shorter list: last.
-        cs[4].moved.as_mut().unwrap().position = 99;
+        let past_the_end = Moved {
+            position: 99,
+            ..moved.clone()
+        };
+        cs[4].moved = Some(&past_the_end);
         assert_eq!(numbers(&cs, st, 3), ["A1", "A2", "A3", "A4", "A5"]);
     }
 
@@ -382,12 +397,17 @@ mod tests {
         ];
         cs[1].appointment = true;
         cs[1].priority = 1;
-        cs[1].transferred_from = Some("corporate".into());
+        cs[1].transferred_from = Some("corporate");
         let now = t0() + chrono::Duration::minutes(60);
         let placed = order(&cs, now, CallState::default(), 3);
         let why: Vec<Vec<(&str, Value)>> = placed
             .iter()
-            .map(|p| p.why.iter().map(|w| (w.code, w.params.clone())).collect())
+            .map(|p| {
+                explain(&cs[p.index], p, now, 3)
+                    .into_iter()
+                    .map(|w| (w.code, w.params))
+                    .collect()
+            })
             .collect();
         assert_eq!(
             why[0],
@@ -415,9 +435,36 @@ mod tests {
         ];
         let now = t0() + chrono::Duration::minutes(60);
         let placed = order(&cs, now, CallState::default(), 1);
+        let why = |k: usize| explain(&cs[placed[k].index], &placed[k], now, 1);
         assert_eq!(placed[1].index, 1);
-        assert_eq!(placed[1].why[0].code, "fairness");
-        assert_eq!(placed[1].why[0].params, json!({"after": 1}));
-        assert!(placed[0].why.iter().all(|w| w.code != "fairness"));
+        assert_eq!(why(1)[0].code, "fairness");
+        assert_eq!(why(1)[0].params, json!({"after": 1}));
+        assert!(why(0).iter().all(|w| w.code != "fairness"));
+    }
+
+    #[test]
+    fn a_moved_ticket_says_first_who_moved_it_and_why() {
+        let mut cs = vec![
+            cand(0, ("A1", 0, None, 9, 1.0)),
+            cand(1, ("A2", 0, None, 3, 1.0)),
+        ];
+        let moved = Moved {
+            position: 1,
+            calls_at: 0,
+            at: t0(),
+            by: "lm".into(),
+            reason: Some("elderly".into()),
+        };
+        cs[1].moved = Some(&moved);
+        let now = t0() + chrono::Duration::minutes(60);
+        let placed = order(&cs, now, CallState::default(), 3);
+        assert_eq!(placed[0].index, 1);
+        let why = explain(&cs[1], &placed[0], now, 3);
+        assert_eq!(why[0].code, "moved");
+        assert_eq!(
+            why[0].params,
+            json!({"position": 1, "by": "lm", "reason": "elderly"})
+        );
+        assert_eq!(why.last().map(|w| w.code), Some("fifo"));
     }
 }

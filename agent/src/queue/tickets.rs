@@ -1,13 +1,15 @@
 //! Tickets in SQLite: the row, its states, the queue's errors, and the reads every queue
 //! operation starts from.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::policy::{CallState, Moved};
 use crate::clock::parse;
 use crate::config::Config;
-use crate::store::{StoreError, text_enum};
+use crate::store::{Memo, StoreError, Tx, text_enum};
 
 text_enum! {
     /// Where a ticket is in its day.
@@ -266,6 +268,105 @@ pub fn open_tickets(c: &Connection, day: &str) -> Result<Vec<Ticket>, QueueError
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// [`open_tickets`] inside a write transaction, from the writer's memo of them: every
+/// queue operation starts from the open tickets, and reading a thousand rows each time
+/// was most of an operation's time. Temporary triggers on the writer's connection log
+/// the id of every ticket row it inserts, updates or deletes (whatever module does it);
+/// the memo reads those rows again, and only those. It reads everything again on a new
+/// day, after a transaction that did not commit ([`Memo::rolled_back`]), and when
+/// another connection committed (`PRAGMA data_version`).
+pub fn open_tickets_tx(tx: &mut Tx<'_>, day: &str) -> Result<Arc<Vec<Ticket>>, QueueError> {
+    let (c, memo) = tx.memo::<OpenMemo>();
+    memo.refresh(c, day)?;
+    Ok(memo.tickets.clone())
+}
+
+/// The writer's copy of today's open tickets ([`open_tickets_tx`]).
+#[derive(Debug, Default)]
+pub struct OpenMemo {
+    /// The change log and its triggers were made in a transaction that committed (or
+    /// are about to be, in this one).
+    log: bool,
+    /// `tickets` are today's open tickets as of the last refresh, plus the rows logged.
+    valid: bool,
+    day: String,
+    data_version: i64,
+    /// Ordered by id.
+    tickets: Arc<Vec<Ticket>>,
+}
+
+impl Memo for OpenMemo {
+    fn rolled_back(&mut self) {
+        // The log may not exist (if this transaction made it), and rows this
+        // transaction changed after the last refresh are in the memo without a log entry.
+        self.log = false;
+        self.valid = false;
+    }
+}
+
+impl OpenMemo {
+    fn refresh(&mut self, c: &Connection, day: &str) -> Result<(), QueueError> {
+        if !self.log {
+            c.execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS queue_tickets_changed (id INTEGER PRIMARY KEY);
+                 CREATE TEMP TRIGGER IF NOT EXISTS queue_tickets_changed_i
+                     AFTER INSERT ON main.queue_tickets
+                 BEGIN INSERT OR IGNORE INTO queue_tickets_changed(id) VALUES (NEW.id); END;
+                 CREATE TEMP TRIGGER IF NOT EXISTS queue_tickets_changed_u
+                     AFTER UPDATE ON main.queue_tickets
+                 BEGIN
+                     INSERT OR IGNORE INTO queue_tickets_changed(id) VALUES (OLD.id);
+                     INSERT OR IGNORE INTO queue_tickets_changed(id) VALUES (NEW.id);
+                 END;
+                 CREATE TEMP TRIGGER IF NOT EXISTS queue_tickets_changed_d
+                     AFTER DELETE ON main.queue_tickets
+                 BEGIN INSERT OR IGNORE INTO queue_tickets_changed(id) VALUES (OLD.id); END;",
+            )?;
+            self.log = true;
+            self.valid = false;
+        }
+        let data_version: i64 = c
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if !self.valid || self.day != day || self.data_version != data_version {
+            c.prepare_cached("DELETE FROM temp.queue_tickets_changed")?
+                .execute([])?;
+            self.tickets = Arc::new(open_tickets(c, day)?);
+            self.day = day.to_string();
+            self.data_version = data_version;
+            self.valid = true;
+            return Ok(());
+        }
+        let changed: Vec<i64> = {
+            let mut stmt = c.prepare_cached("SELECT id FROM temp.queue_tickets_changed")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = c.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM queue_tickets \
+             WHERE id = ?1 AND state IN ('waiting', 'called') AND day = ?2"
+        ))?;
+        let tickets = Arc::make_mut(&mut self.tickets);
+        for id in changed {
+            let row = stmt.query_row(params![id, day], from_row).optional()?;
+            match (tickets.binary_search_by_key(&id, |t| t.id), row) {
+                (Ok(i), Some(t)) => tickets[i] = t,
+                (Ok(i), None) => {
+                    tickets.remove(i);
+                }
+                (Err(i), Some(t)) => tickets.insert(i, t),
+                (Err(_), None) => {}
+            }
+        }
+        c.prepare_cached("DELETE FROM temp.queue_tickets_changed")?
+            .execute([])?;
+        Ok(())
+    }
+}
+
 /// Today's ticket with this number.
 pub fn find(c: &Connection, day: &str, number: &str) -> Result<Ticket, QueueError> {
     c.query_row(
@@ -281,11 +382,10 @@ pub fn find(c: &Connection, day: &str, number: &str) -> Result<Ticket, QueueErro
 pub fn call_state(c: &Connection) -> Result<CallState, QueueError> {
     let get = |k: &str| -> Result<i64, QueueError> {
         Ok(
-            c.query_row("SELECT value FROM queue_state WHERE key = ?1", [k], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0),
+            c.prepare_cached("SELECT value FROM queue_state WHERE key = ?1")?
+                .query_row([k], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
         )
     };
     Ok(CallState {
@@ -296,22 +396,22 @@ pub fn call_state(c: &Connection) -> Result<CallState, QueueError> {
 
 pub(super) fn set_call_state(c: &Connection, s: CallState) -> Result<(), QueueError> {
     for (k, v) in [("calls", s.calls as i64), ("streak", i64::from(s.streak))] {
-        c.execute(
+        c.prepare_cached(
             "INSERT INTO queue_state(key, value) VALUES (?1, ?2) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![k, v],
-        )?;
+        )?
+        .execute(params![k, v])?;
     }
     Ok(())
 }
 
 /// Average of the last recorded service times of a service, or the configured default.
 pub fn avg_service_s(c: &Connection, cfg: &Config, service: &str) -> Result<f64, QueueError> {
-    let avg: Option<f64> = c.query_row(
-        "SELECT avg(served_s) FROM (SELECT served_s FROM queue_service_times \
+    let avg: Option<f64> = c
+        .prepare_cached(
+            "SELECT avg(served_s) FROM (SELECT served_s FROM queue_service_times \
          WHERE service = ?1 ORDER BY id DESC LIMIT 20)",
-        [service],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row([service], |r| r.get(0))?;
     Ok(avg.unwrap_or(cfg.queue.default_service_time.as_secs_f64()))
 }

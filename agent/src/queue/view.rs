@@ -76,10 +76,7 @@ pub struct QueueView {
 pub fn snapshot(c: &Connection, cfg: &Config, now: DateTime<Utc>) -> Result<QueueView, QueueError> {
     let day = business_day(cfg, now);
     let open = open_tickets(c, &day)?;
-    let waiting: Vec<WaitingView> = ordered(c, cfg, now, &open, None)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let waiting: Vec<WaitingView> = ordered(c, cfg, now, &open, None)?.views();
     let sessions = open_sessions(c)?;
     let counters = cfg
         .counters

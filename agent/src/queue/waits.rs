@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::Queue;
 use super::ops;
-use super::tickets::{QueueError, Ticket, TicketState, open_tickets};
+use super::tickets::{QueueError, Ticket, TicketState, open_tickets_tx};
 use crate::alerts::{self, Level, NewAlert};
 use crate::clock::business_day;
 use crate::config::Config;
@@ -23,19 +24,41 @@ fn threshold(cfg: &Config, t: &Ticket, level: u8) -> Option<DateTime<Utc>> {
     Some(t.issued_at + d)
 }
 
-/// When the next wait alert falls due among these tickets.
-pub fn next_due(cfg: &Config, open: &[Ticket]) -> Option<DateTime<Utc>> {
-    open.iter()
-        .filter(|t| t.state == TicketState::Waiting && t.alert_level < 2)
-        .filter_map(|t| threshold(cfg, t, t.alert_level + 1))
-        .min()
+/// When the next wait alert falls due today: for each service and alert level, the
+/// threshold of its longest-waiting ticket (a lookup in an index per service and level,
+/// not a read of every ticket: the timer looks again after every queue change).
+pub fn next_due(
+    c: &Connection,
+    cfg: &Config,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, QueueError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT MIN(issued_at) FROM queue_tickets \
+         WHERE state = 'waiting' AND day = ?1 AND service = ?2 AND alert_level = ?3",
+    )?;
+    let day = business_day(cfg, now);
+    let mut due: Option<DateTime<Utc>> = None;
+    for svc in &cfg.services {
+        for level in 0..2u8 {
+            let oldest: Option<String> =
+                stmt.query_row(rusqlite::params![day, svc.code, level], |r| r.get(0))?;
+            let Some(issued_at) = oldest.as_deref().and_then(crate::clock::parse) else {
+                continue;
+            };
+            if let Ok(d) = chrono::Duration::from_std(svc.target_wait * u32::from(level + 1)) {
+                let at = issued_at + d;
+                due = Some(due.map_or(at, |x| x.min(at)));
+            }
+        }
+    }
+    Ok(due)
 }
 
 /// Raise every wait alert due at `now` (one transaction; each with its `queue.alert`).
 /// Returns how many were raised.
 pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<usize, QueueError> {
     let day = business_day(cfg, now);
-    let open = open_tickets(tx.conn(), &day)?;
+    let open = open_tickets_tx(tx, &day)?;
     let mut raised = 0;
     for t in open.iter().filter(|t| t.state == TicketState::Waiting) {
         let Some(svc) = cfg.service(&t.service) else {
@@ -98,10 +121,9 @@ pub fn raise_due(tx: &mut Tx<'_>, cfg: &Config, now: DateTime<Utc>) -> Result<us
         ev["alert_level"] = json!(level);
         ev["message"] = json!(message);
         tx.emit("queue.alert", ev)?;
-        tx.conn().execute(
-            "UPDATE queue_tickets SET alert_level = ?1 WHERE id = ?2",
-            rusqlite::params![i64::from(level), t.id],
-        )?;
+        tx.conn()
+            .prepare_cached("UPDATE queue_tickets SET alert_level = ?1 WHERE id = ?2")?
+            .execute(rusqlite::params![i64::from(level), t.id])?;
         raised += 1;
     }
     Ok(raised)
@@ -115,13 +137,7 @@ pub async fn run(queue: Queue) {
         let cfg = core.config();
         let now = queue.now();
         let c2 = cfg.clone();
-        let next = core
-            .store
-            .read(move |c| -> Result<_, QueueError> {
-                let open = open_tickets(c, &business_day(&c2, now))?;
-                Ok(next_due(&c2, &open))
-            })
-            .await;
+        let next = core.store.read(move |c| next_due(c, &c2, now)).await;
         let wait = match next {
             Ok(Some(at)) if at <= now => {
                 let c3 = cfg.clone();

@@ -12,6 +12,8 @@
 mod follow;
 mod migrations;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -140,6 +142,46 @@ pub struct Tx<'c> {
     next_seq: u64,
     now: DateTime<Utc>,
     events: Vec<Event>,
+    memos: &'c mut Memos,
+}
+
+/// What a module keeps on the writer between transactions ([`Tx::memo`]).
+pub trait Memo: Default + Send + 'static {
+    /// A transaction that used the writer's memos did not commit: whatever it changed
+    /// in them may describe rows that are not in the database.
+    fn rolled_back(&mut self);
+}
+
+trait AnyMemo: Any + Send {
+    fn rolled_back(&mut self);
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+impl<T: Memo> AnyMemo for T {
+    fn rolled_back(&mut self) {
+        Memo::rolled_back(self);
+    }
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The writer's memos, by type.
+#[derive(Default)]
+struct Memos(HashMap<TypeId, Box<dyn AnyMemo>>);
+
+impl Memos {
+    fn rolled_back(&mut self) {
+        for m in self.0.values_mut() {
+            m.rolled_back();
+        }
+    }
+}
+
+impl std::fmt::Debug for Memos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memos({})", self.0.len())
+    }
 }
 
 impl Tx<'_> {
@@ -172,10 +214,11 @@ impl Tx<'_> {
         }
         let seq = self.next_seq;
         let id = ulid::Ulid::new().to_string();
-        self.txn.execute(
-            "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![seq as i64, id, rfc3339(self.now), kind, text],
-        )?;
+        self.txn
+            .prepare_cached(
+                "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![seq as i64, id, rfc3339(self.now), kind, text])?;
         self.next_seq += 1;
         self.events.push(Event {
             seq,
@@ -191,6 +234,24 @@ impl Tx<'_> {
     pub fn emitted(&self) -> &[Event] {
         &self.events
     }
+
+    /// The writer's `T`, kept from one transaction to the next (made with `Default` on
+    /// first use), with the connection: a module's memo of its own rows, so that an
+    /// operation does not read them all again. The store does not know what it holds; it
+    /// tells every memo when a transaction does not commit ([`Memo::rolled_back`]), and
+    /// the owner checks it against the database before trusting it (see
+    /// `queue::tickets::open_tickets_tx`).
+    pub fn memo<T: Memo>(&mut self) -> (&Connection, &mut T) {
+        let memo = self
+            .memos
+            .0
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()))
+            .as_any()
+            .downcast_mut::<T>()
+            .expect("a memo is stored under its own type");
+        (&self.txn, memo)
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
@@ -198,6 +259,7 @@ type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 /// State owned by the writer thread.
 struct Writer {
     conn: Connection,
+    memos: Memos,
     last_seq: u64,
     bus: broadcast::Sender<Arc<Event>>,
     committed: watch::Sender<u64>,
@@ -233,23 +295,30 @@ impl Writer {
             next_seq: self.last_seq + 1,
             now: Utc::now(),
             events: Vec::new(),
+            memos: &mut self.memos,
         };
-        let out = match f(&mut tx) {
+        let out = f(&mut tx);
+        let Tx {
+            txn, events, memos, ..
+        } = tx;
+        let committed = out.and_then(|v| {
+            if let Some(last) = events.last() {
+                txn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'event_seq'")
+                    .and_then(|mut st| st.execute(params![last.seq.to_string()]))
+                    .map_err(StoreError::from)?;
+            }
+            txn.commit().map_err(StoreError::from)?;
+            Ok(v)
+        });
+        let out = match committed {
             Ok(v) => v,
             Err(e) => {
+                // Dropping the transaction (if commit did not consume it) rolled it back.
                 self.stats.rollbacks.fetch_add(1, Relaxed);
-                return Err(e); // dropping the transaction rolls it back
+                memos.rolled_back();
+                return Err(e);
             }
         };
-        let Tx { txn, events, .. } = tx;
-        if let Some(last) = events.last() {
-            txn.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'event_seq'",
-                params![last.seq.to_string()],
-            )
-            .map_err(StoreError::from)?;
-        }
-        txn.commit().map_err(StoreError::from)?;
         self.stats.commits.fetch_add(1, Relaxed);
         self.stats
             .commit_micros
@@ -335,6 +404,8 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every statement on the request path is prepared once per connection.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
@@ -378,6 +449,7 @@ impl Store {
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
         let mut writer = Writer {
             conn,
+            memos: Memos::default(),
             last_seq,
             bus: bus.clone(),
             committed: committed_tx,
