@@ -12,6 +12,13 @@
 #                                    their sha256, in /var/lib/branchd/models (the default
 #                                    [models] dir); Depends from what the library links
 #
+#   branchd-dbgsym_<ver>_<arch>.ddeb the binary's debug information (line tables, for
+#                                    symbolising a crash's backtrace or core dump), at
+#                                    /usr/lib/debug/.build-id/<xx>/<rest>.debug, beside the
+#                                    .deb (not printed: the two .deb files are; not
+#                                    given to lintian: a debug package has no changelog or
+#                                    copyright of its own, as Debian's automatic ones)
+#
 # <ver> is the workspace version plus "+git<commits on HEAD>.g<short commit>" (and
 # ".dirty" with uncommitted changes) and the Debian revision "-1", so each commit's
 # packages upgrade the previous ones. Packages land in $BRANCHD_CACHE/deb; the paths built are printed on stdout, one
@@ -165,14 +172,17 @@ build_branchd() { # debian arch
     trap 'rm -f "$repo/target-deb-changelog"' RETURN
     log "cargo deb ($arch)"
     # The release profile keeps line tables for backtraces; the package ships a stripped
-    # binary.
+    # binary, and the debug information goes to the -dbgsym package, found by build id.
     [[ $fast -eq 0 ]] || args+=(--fast)
     local env=()
     if [[ "$arch" == arm64 ]]; then
         env=(PATH="$(shlibdeps_for_arm64):$PATH" CARGO_TARGET_DIR="$BRANCHD_CACHE/target-aarch64")
     fi
-    (cd "$repo" && env "${env[@]}" cargo deb -p branchd --strip --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
+    (cd "$repo" && env "${env[@]}" cargo deb -p branchd --dbgsym --compress-debug-symbols=zlib --deb-version "$ver" --output "$deb" "${args[@]}" >&2) \
         || die "cargo deb failed"
+    # cargo-deb names the debug package after --output; Debian names it <package>-dbgsym.
+    [[ -f "${deb%.deb}.ddeb" ]] || die "cargo deb made no debug symbols package"
+    mv "${deb%.deb}.ddeb" "$out/branchd-dbgsym_${ver}_$arch.ddeb"
     # cargo-deb only warns when dpkg-shlibdeps fails; a package without them is no good.
     dpkg-deb -f "$deb" Depends | grep -q 'libc6' \
         || die "no library Depends in $(basename "$deb"): dpkg-shlibdeps failed (see above)"
@@ -263,7 +273,7 @@ EOF
 }
 
 if [[ $fast -eq 1 ]]; then
-    find "$out" -maxdepth 1 -name 'branchd*.deb' ! -name "*_${ver}_*" -delete
+    find "$out" -maxdepth 1 \( -name 'branchd*.deb' -o -name 'branchd*.ddeb' \) ! -name "*_${ver}_*" -delete
 fi
 built=()
 for arch in "${arches[@]}"; do

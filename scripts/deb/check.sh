@@ -97,6 +97,17 @@ check "the shipped config is the packaged example (start skipped)" \
 check "systemd-analyze verify branchd.service" \
     bash -c "out=\$(chroot '$r' env SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no /usr/lib/systemd/system/branchd.service 2>&1); rc=\$?; echo \"\$out\"; [[ \$rc -eq 0 && -z \"\$out\" ]]"
 check "binary stripped" bash -c "f=\$(file -L '$r/usr/bin/branchd'); echo \"\$f\"; [[ \$f == *', stripped'* ]]"
+dbgsym="${deb%/*}/branchd-dbgsym_${ver}_amd64.ddeb"
+check "debug information kept: branchd-dbgsym has the binary's build id, and names the line of branchd::main" bash -c "
+    id=\$(readelf -n '$r/usr/bin/branchd' | sed -n 's/.*Build ID: //p')
+    [[ -n \$id ]] || { echo 'the binary has no build id'; exit 1; }
+    d=\$(mktemp -d); trap 'rm -rf \$d' EXIT
+    dpkg-deb -x '$dbgsym' \$d || exit 1
+    f=\$d/usr/lib/debug/.build-id/\${id:0:2}/\${id:2}.debug
+    [[ -f \$f ]] || { echo \"no \${id}.debug in \$(basename '$dbgsym')\"; find \$d -type f; exit 1; }
+    addr=\$(nm -C \$f | sed -n 's/^\\([0-9a-f]*\\) t branchd::main\$/\\1/p')
+    line=\$(addr2line -e \$f 0x\$addr); echo \"branchd::main at \$line\"
+    [[ -n \$addr && \$line == *main.rs:* ]]"
 
 # --- models package ---------------------------------------------------------------------
 check "install branchd-models" in_root dpkg -i /tmp/pkgs/models.deb
