@@ -432,6 +432,9 @@ impl Store {
         // Deleted rows (personal data past its retention) are overwritten, not left in
         // free pages.
         conn.pragma_update(None, "secure_delete", "ON")?;
+        // The writer's temporary tables (a memo's change log, `Tx::memo`) live in memory,
+        // not in a temporary file: they are small and touched by every queue operation.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         configure(&conn)?;
         owner_only(path)?;
         migrate(&mut conn, &[&[CORE], schemas].concat())
