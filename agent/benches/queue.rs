@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{IssueRequest, Queue, Source, ops};
+use branchd::queue::{Queue, ops};
 use branchd_drivers::printer::TextEncoding;
 use branchd_drivers::printer::sim::PrinterSim;
+use lobby::request;
 
 const WAITING: usize = 1_000;
 const SAMPLES: usize = 200;
@@ -26,21 +27,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
-fn request(i: usize) -> IssueRequest {
-    IssueRequest {
-        service: if i.is_multiple_of(3) {
-            "corporate"
-        } else {
-            "personal"
-        }
-        .into(),
-        customer_id: None,
-        customer_level: i.is_multiple_of(10).then(|| "vip1".to_string()),
-        appointment_id: None,
-        source: Source::Pad,
-    }
 }
 
 /// Issue without the printer (one transaction with its event).
@@ -100,17 +86,7 @@ kind = "printer"
 path = "{}"
 [queue]
 printer_poll_ms = 60000
-[[services]]
-code = "personal"
-prefix = "A"
-name = "个人业务"
-number_width = 5
-[[services]]
-code = "corporate"
-prefix = "B"
-name = "对公业务"
-number_width = 5
-priority_weight = 1.2
+{services}
 [[counters]]
 id = "1"
 services = ["personal"]
@@ -122,7 +98,8 @@ id = "3"
 services = ["corporate"]
 "#,
         dir.path().display(),
-        sim.path().display()
+        sim.path().display(),
+        services = lobby::SERVICES,
     );
     let cfg = Config::parse(&text).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let running = app::start(cfg).await?;

@@ -7,11 +7,14 @@
 //! `cargo bench -p branchd --bench queue_http`.
 #![allow(clippy::print_stdout)]
 
+#[path = "common/lobby.rs"]
+mod lobby;
+
 use std::time::{Duration, Instant};
 
 use branchd::app;
 use branchd::config::Config;
-use branchd::queue::{IssueRequest, Source, counters, ops};
+use branchd::queue::{counters, ops};
 use branchd::users::{self, Role};
 use serde_json::{Value, json};
 
@@ -60,19 +63,9 @@ name = "基准支行"
 data_dir = "{}"
 [http]
 listen = "127.0.0.1:0"
-[[services]]
-code = "personal"
-prefix = "A"
-name = "个人业务"
-number_width = 5
-[[services]]
-code = "corporate"
-prefix = "B"
-name = "对公业务"
-number_width = 5
-priority_weight = 1.2
-"#,
-        dir.display()
+{services}"#,
+        dir.display(),
+        services = lobby::SERVICES,
     );
     for k in 1..=CLIENTS {
         text.push_str(&format!(
@@ -157,18 +150,7 @@ async fn bench() -> anyhow::Result<()> {
             .await?;
     }
     for i in 0..WAITING {
-        let req = IssueRequest {
-            service: if i.is_multiple_of(3) {
-                "corporate"
-            } else {
-                "personal"
-            }
-            .into(),
-            customer_id: None,
-            customer_level: i.is_multiple_of(10).then(|| "vip1".to_string()),
-            appointment_id: None,
-            source: Source::Pad,
-        };
+        let req = lobby::request(i);
         q.operate(move |tx, cfg, now| ops::issue(tx, cfg, now, &req))
             .await?;
     }
