@@ -456,21 +456,32 @@ pub struct NatsCluster {
 impl NatsCluster {
     pub fn start(dir: &Path) -> NatsCluster {
         let n = 3;
-        let mut c = NatsCluster {
-            dir: dir.to_path_buf(),
-            mqtt: (0..n).map(|_| free_port()).collect(),
-            client: (0..n).map(|_| free_port()).collect(),
-            route: (0..n).map(|_| free_port()).collect(),
-            nodes: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            c.write_conf(i);
+        // The ports are free when chosen, but a test running beside this one may bind one
+        // before nats-server does: that node exits at once ("address already in use"),
+        // and the cluster starts again, in a directory of its own, on other ports.
+        for attempt in 1.. {
+            let dir = dir.join(format!("cluster-{attempt}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut c = NatsCluster {
+                dir,
+                mqtt: (0..n).map(|_| free_port()).collect(),
+                client: (0..n).map(|_| free_port()).collect(),
+                route: (0..n).map(|_| free_port()).collect(),
+                nodes: (0..n).map(|_| None).collect(),
+            };
+            for i in 0..n {
+                c.write_conf(i);
+            }
+            match (0..n).try_for_each(|i| c.try_start(i)) {
+                Ok(()) => {
+                    c.wait_meta_leader();
+                    return c;
+                }
+                Err(log) if attempt < 3 && log.contains("address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
         }
-        for i in 0..n {
-            c.restart(i);
-        }
-        c.wait_meta_leader();
-        c
+        unreachable!("the attempts above return or panic")
     }
 
     fn conf(&self, i: usize) -> PathBuf {
@@ -509,6 +520,13 @@ impl NatsCluster {
     }
 
     pub fn restart(&mut self, i: usize) {
+        if let Err(log) = self.try_start(i) {
+            panic!("{log}");
+        }
+    }
+
+    /// Start node `i`; its log's end if it exits instead of listening.
+    fn try_start(&mut self, i: usize) -> Result<(), String> {
         assert!(self.nodes[i].is_none());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -523,12 +541,11 @@ impl NatsCluster {
             .stderr(log)
             .spawn()
             .expect("nats-server (Debian's package nats-server)");
-        assert!(
-            wait_port(self.mqtt[i], &format!("nats node {i}"), &mut child),
-            "nats node {i}:\n{}",
-            log_tail(&self.log(i), 20)
-        );
+        if !wait_port(self.mqtt[i], &format!("nats node {i}"), &mut child) {
+            return Err(format!("nats node {i}:\n{}", log_tail(&self.log(i), 20)));
+        }
         self.nodes[i] = Some(child);
+        Ok(())
     }
 
     /// SIGKILL one node.
