@@ -65,9 +65,16 @@ async fn every_visit_begins_with_its_ticket(pg: &Pg) {
         let c = &c;
         async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
     };
-    let issued = count("SELECT count(*) FROM hq_events WHERE kind = 'ticket.issued'").await;
-    let visits =
-        count("SELECT count(*) FROM (SELECT DISTINCT branch, visit_id FROM hq_journeys) v").await;
+    // Both counts in one statement, one snapshot: the boxes go on issuing tickets.
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM hq_events WHERE kind = 'ticket.issued'), \
+                    (SELECT count(*) FROM (SELECT DISTINCT branch, visit_id FROM hq_journeys) v)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (issued, visits) = (row.get::<_, i64>(0), row.get::<_, i64>(1));
     assert!(issued > 0);
     assert_eq!(visits, issued, "one visit per ticket");
     let first_not_issue = count(
