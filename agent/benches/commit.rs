@@ -4,18 +4,13 @@
 //! `cargo bench -p branchd --bench commit`.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{ms, percentile};
+
 use branchd::store::{Store, StoreError};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
 
 struct Row {
     case: String,

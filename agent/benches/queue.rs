@@ -5,10 +5,14 @@
 //! `cargo bench -p branchd --bench queue`.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 #[path = "common/lobby.rs"]
 mod lobby;
 
 use std::time::{Duration, Instant};
+
+use common::{ms, percentile};
 
 use branchd::app;
 use branchd::config::Config;
@@ -19,15 +23,6 @@ use lobby::request;
 
 const WAITING: usize = 1_000;
 const SAMPLES: usize = 200;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
 
 /// Issue without the printer (one transaction with its event).
 async fn issue_unprinted(q: &Queue, i: usize) {

@@ -7,10 +7,14 @@
 //! `cargo bench -p branchd --bench queue_http`.
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 #[path = "common/lobby.rs"]
 mod lobby;
 
 use std::time::{Duration, Instant};
+
+use common::{ms, percentile};
 
 use branchd::app;
 use branchd::config::Config;
@@ -23,15 +27,6 @@ const CLIENTS: usize = 8;
 const ROUNDS: usize = 250;
 const WARMUP_ROUNDS: usize = 20;
 const PASSWORD: &str = "bench-password-1";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
 
 /// Fsynced one-row transactions per second on this disk, straight through rusqlite.
 fn commit_limit(dir: &std::path::Path) -> anyhow::Result<(f64, Duration)> {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// `key` from the environment, or `default` when unset or unparsable.
 pub fn env_or<T: FromStr>(key: &str, default: T) -> T {
@@ -26,4 +27,15 @@ pub fn models_dir() -> PathBuf {
     std::env::var_os("BRANCHD_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_root().join("models"))
+}
+
+/// The `p` quantile (0–1) of latencies sorted ascending (nearest rank).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// A latency in milliseconds, three decimals, for the tables.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
