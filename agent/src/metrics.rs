@@ -67,13 +67,18 @@ impl Collector for StoreCollector {
         let counters = [
             (
                 "branchd_db_commits",
-                "committed write transactions",
+                "committed writes",
                 s.commits.load(Ordering::Relaxed),
             ),
             (
                 "branchd_db_rollbacks",
-                "rolled-back write transactions",
+                "writes rolled back",
                 s.rollbacks.load(Ordering::Relaxed),
+            ),
+            (
+                "branchd_db_transactions",
+                "committed database transactions (writes queued together share one)",
+                s.transactions.load(Ordering::Relaxed),
             ),
             (
                 "branchd_events_committed",

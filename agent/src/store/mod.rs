@@ -8,6 +8,15 @@
 //!
 //! Invariant 3: the async runtime never touches SQLite. Writes go to a dedicated thread
 //! over a channel; reads run on the blocking pool.
+//!
+//! Group commit: the writer takes every write queued when it gets to them (at most
+//! [`MAX_GROUP`]) into one SQLite transaction, each write in a savepoint of its own, and
+//! commits them with one fsync. A write that fails rolls back to its savepoint, so it
+//! takes back only its own changes and events; every caller gets its answer, and every
+//! event goes on the bus, only after that one `COMMIT`. Should SQLite end the whole
+//! transaction (a full disk, an I/O error), the writes of the group that had run get that
+//! error, as one transaction of their own would have; those not yet run go on in the
+//! next transaction.
 
 mod follow;
 mod migrations;
@@ -19,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -138,7 +147,7 @@ impl StoreError {
 /// A write transaction handed to [`Store::write`] closures.
 #[derive(Debug)]
 pub struct Tx<'c> {
-    txn: rusqlite::Transaction<'c>,
+    conn: &'c Connection,
     next_seq: u64,
     now: DateTime<Utc>,
     events: Vec<Event>,
@@ -147,8 +156,8 @@ pub struct Tx<'c> {
 
 /// What a module keeps on the writer between transactions ([`Tx::memo`]).
 pub trait Memo: Default + Send + 'static {
-    /// A transaction that used the writer's memos did not commit: whatever it changed
-    /// in them may describe rows that are not in the database.
+    /// A write did not commit (its savepoint or its whole transaction was rolled back):
+    /// whatever it changed in the memos may describe rows that are not in the database.
     fn rolled_back(&mut self);
 }
 
@@ -187,7 +196,7 @@ impl std::fmt::Debug for Memos {
 impl Tx<'_> {
     /// The connection, for domain reads and writes inside the transaction.
     pub fn conn(&self) -> &Connection {
-        &self.txn
+        self.conn
     }
 
     /// The transaction's wall-clock time.
@@ -214,7 +223,7 @@ impl Tx<'_> {
         }
         let seq = self.next_seq;
         let id = ulid::Ulid::new().to_string();
-        self.txn
+        self.conn
             .prepare_cached(
                 "INSERT INTO events(seq, id, ts, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
@@ -238,7 +247,7 @@ impl Tx<'_> {
     /// The writer's `T`, kept from one transaction to the next (made with `Default` on
     /// first use), with the connection: a module's memo of its own rows, so that an
     /// operation does not read them all again. The store does not know what it holds; it
-    /// tells every memo when a transaction does not commit ([`Memo::rolled_back`]), and
+    /// tells every memo when a write does not commit ([`Memo::rolled_back`]), and
     /// the owner checks it against the database before trusting it (see
     /// `queue::tickets::open_tickets_tx`).
     pub fn memo<T: Memo>(&mut self) -> (&Connection, &mut T) {
@@ -250,11 +259,69 @@ impl Tx<'_> {
             .as_any()
             .downcast_mut::<T>()
             .expect("a memo is stored under its own type");
-        (&self.txn, memo)
+        (self.conn, memo)
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+/// The most writes committed in one transaction.
+pub const MAX_GROUP: usize = 64;
+
+/// A write waiting for the writer.
+trait Job: Send {
+    /// Run the write's closure in `tx`, keeping its outcome; whether it succeeded.
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool;
+    /// Answer the caller: with the write's own outcome, or with `failed` (the transaction
+    /// it ran in did not commit, or it never ran) when that outcome was a success.
+    fn answer(self: Box<Self>, failed: Option<StoreError>);
+}
+
+struct Write<F, R, E> {
+    f: Option<F>,
+    out: Option<Result<R, E>>,
+    reply: std::sync::mpsc::Sender<Result<R, E>>,
+}
+
+impl<F, R, E> Job for Write<F, R, E>
+where
+    F: FnOnce(&mut Tx<'_>) -> Result<R, E> + Send,
+    R: Send,
+    E: From<StoreError> + Send,
+{
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool {
+        let f = self.f.take().expect("a write runs once");
+        let out = f(tx);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, failed: Option<StoreError>) {
+        let out = match (self.out, failed) {
+            (Some(Err(own)), _) => Err(own),
+            (Some(Ok(_)) | None, Some(e)) => Err(E::from(e)),
+            (Some(Ok(v)), None) => Ok(v),
+            (None, None) => Err(E::from(StoreError::Closed)),
+        };
+        // The caller may have stopped waiting; what committed stays committed.
+        let _ = self.reply.send(out);
+    }
+}
+
+/// The same failure again, for every write of a group that did not commit: SQLite's code
+/// is kept, so a full disk is still told as one ([`StoreError::is_disk_full`]).
+fn echo(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone()))
+        }
+        StoreError::Full => StoreError::Full,
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            Some(format!("the transaction was rolled back: {other}")),
+        )),
+    }
+}
 
 /// State owned by the writer thread.
 struct Writer {
@@ -269,10 +336,12 @@ struct Writer {
 /// Counters of the writer, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct WriteStats {
-    /// Committed write transactions.
+    /// Committed writes.
     pub commits: std::sync::atomic::AtomicU64,
-    /// Rolled-back write transactions.
+    /// Writes that failed and were rolled back.
     pub rollbacks: std::sync::atomic::AtomicU64,
+    /// Committed SQLite transactions (writes queued together share one).
+    pub transactions: std::sync::atomic::AtomicU64,
     /// Committed events.
     pub events: std::sync::atomic::AtomicU64,
     /// Total microseconds spent in committed transactions.
@@ -280,46 +349,103 @@ pub struct WriteStats {
 }
 
 impl Writer {
-    fn run<R, E>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, E>) -> Result<R, E>
-    where
-        E: From<StoreError>,
-    {
+    /// Serve writes until every handle is gone: each time, all that are queued (up to
+    /// [`MAX_GROUP`]) in one transaction.
+    fn serve(&mut self, jobs: &std::sync::mpsc::Receiver<Box<dyn Job>>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            while !group.is_empty() {
+                group = self.group(group);
+            }
+        }
+    }
+
+    fn exec(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Run `jobs` in one transaction, commit, answer them. Returns the jobs not run when
+    /// SQLite ended the transaction early.
+    fn group(&mut self, jobs: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
         use std::sync::atomic::Ordering::Relaxed;
         let started = Instant::now();
-        let txn = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let mut tx = Tx {
-            txn,
-            next_seq: self.last_seq + 1,
-            now: Utc::now(),
-            events: Vec::new(),
-            memos: &mut self.memos,
-        };
-        let out = f(&mut tx);
-        let Tx {
-            txn, events, memos, ..
-        } = tx;
-        let committed = out.and_then(|v| {
-            if let Some(last) = events.last() {
-                txn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'event_seq'")
-                    .and_then(|mut st| st.execute(params![last.seq.to_string()]))
-                    .map_err(StoreError::from)?;
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+            for job in jobs {
+                job.answer(Some(echo(&e)));
             }
-            txn.commit().map_err(StoreError::from)?;
-            Ok(v)
-        });
-        let out = match committed {
-            Ok(v) => v,
-            Err(e) => {
-                // Dropping the transaction (if commit did not consume it) rolled it back.
-                self.stats.rollbacks.fetch_add(1, Relaxed);
-                memos.rolled_back();
-                return Err(e);
+            return Vec::new();
+        }
+        let mut ran = Vec::with_capacity(jobs.len());
+        let mut rest = jobs.into_iter();
+        let mut events: Vec<Event> = Vec::new();
+        let mut failed = 0;
+        let mut aborted = None;
+        for mut job in rest.by_ref() {
+            if let Err(e) = self.exec("SAVEPOINT write") {
+                aborted = Some(e);
+                ran.push(job);
+                break;
             }
+            let mut tx = Tx {
+                conn: &self.conn,
+                next_seq: self.last_seq + events.len() as u64 + 1,
+                now: Utc::now(),
+                events: Vec::new(),
+                memos: &mut self.memos,
+            };
+            let ok = job.run(&mut tx);
+            let emitted = tx.events;
+            ran.push(job);
+            if self.conn.is_autocommit() {
+                // SQLite rolled the whole transaction back under the write.
+                aborted = Some(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the transaction was rolled back by a failure inside it".into()),
+                )));
+                break;
+            }
+            let done = if ok {
+                events.extend(emitted);
+                self.exec("RELEASE write")
+            } else {
+                failed += 1;
+                self.memos.rolled_back();
+                self.exec("ROLLBACK TO write")
+                    .and_then(|()| self.exec("RELEASE write"))
+            };
+            if let Err(e) = done {
+                aborted = Some(e);
+                break;
+            }
+        }
+        let rest: Vec<_> = rest.collect();
+        let outcome = match aborted {
+            Some(e) => Err(e),
+            None => self.commit(events.last().map(|e| e.seq)),
         };
-        self.stats.commits.fetch_add(1, Relaxed);
+        if let Err(e) = outcome {
+            // Dropping what the transaction did, if SQLite has not already.
+            if !self.conn.is_autocommit() {
+                let _ = self.exec("ROLLBACK");
+            }
+            self.stats.rollbacks.fetch_add(ran.len() as u64, Relaxed);
+            self.memos.rolled_back();
+            for job in ran {
+                job.answer(Some(echo(&e)));
+            }
+            return rest;
+        }
+        let committed = (ran.len() - failed) as u64;
+        self.stats.commits.fetch_add(committed, Relaxed);
+        self.stats.rollbacks.fetch_add(failed as u64, Relaxed);
+        self.stats.transactions.fetch_add(1, Relaxed);
         self.stats
             .commit_micros
             .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
@@ -332,12 +458,25 @@ impl Writer {
             }
             self.committed.send_replace(self.last_seq);
         }
-        Ok(out)
+        for job in ran {
+            job.answer(None);
+        }
+        rest
+    }
+
+    /// Record the last event's `seq` and commit.
+    fn commit(&self, last_seq: Option<u64>) -> Result<(), StoreError> {
+        if let Some(seq) = last_seq {
+            self.conn
+                .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'event_seq'")?
+                .execute(params![seq.to_string()])?;
+        }
+        self.exec("COMMIT")
     }
 }
 
 struct Inner {
-    jobs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Box<dyn Job>>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
@@ -449,7 +588,7 @@ impl Store {
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let (committed_tx, committed_rx) = watch::channel(last_seq);
         let stats = Arc::new(WriteStats::default());
-        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Box<dyn Job>>();
         let mut writer = Writer {
             conn,
             memos: Memos::default(),
@@ -461,9 +600,7 @@ impl Store {
         let thread = std::thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || {
-                while let Ok(job) = jobs_rx.recv() {
-                    job(&mut writer);
-                }
+                writer.serve(&jobs_rx);
                 // All handles are gone: leave a tidy WAL behind.
                 let _ = writer
                     .conn
@@ -554,15 +691,16 @@ impl Store {
         if !essential && self.reserve_only() {
             return Err(E::from(StoreError::Full));
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let job: Job = Box::new(move |w: &mut Writer| {
-            let _ = tx.send(w.run(f));
-        });
-        self.submit(job)?;
-        rx.recv().map_err(|_| E::from(StoreError::Closed))?
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.submit(Box::new(Write {
+            f: Some(f),
+            out: None,
+            reply,
+        }))?;
+        answer.recv().map_err(|_| E::from(StoreError::Closed))?
     }
 
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
         let jobs = self.inner.jobs.lock().expect("jobs lock");
         match jobs.as_ref() {
             Some(s) => s.send(job).map_err(|_| StoreError::Closed),

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::atomic::Ordering;
 
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -83,6 +84,151 @@ async fn a_failed_change_leaves_no_event_and_no_gap() {
         .await
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// A write handed straight to the writer; its answer comes on the receiver.
+fn queued<R: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+) -> std::sync::mpsc::Receiver<Result<R, StoreError>> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    store
+        .submit(Box::new(Write {
+            f: Some(f),
+            out: None,
+            reply,
+        }))
+        .unwrap();
+    answer
+}
+
+/// Keeps the writer busy in a write of its own until the returned sender says go, so that
+/// what is queued meanwhile runs as one group.
+fn hold_the_writer(store: &Store) -> std::sync::mpsc::Sender<()> {
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let (started, inside) = std::sync::mpsc::channel::<()>();
+    let _ = queued(store, move |_tx| {
+        started.send(()).unwrap();
+        gate.recv().unwrap();
+        Ok(())
+    });
+    inside.recv().unwrap();
+    go
+}
+
+fn audit(tx: &Tx<'_>, action: &str) -> Result<(), StoreError> {
+    tx.conn()
+        .execute("INSERT INTO audit(ts, action) VALUES ('t', ?1)", [action])?;
+    Ok(())
+}
+
+fn audited(store: &Store) -> Vec<String> {
+    store
+        .read_blocking(|c| -> Result<Vec<String>, StoreError> {
+            let mut st = c.prepare("SELECT action FROM audit ORDER BY id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .unwrap()
+}
+
+fn kinds(store: &Store) -> Vec<(u64, String)> {
+    store
+        .read_blocking(|c| events_after(c, 0, 100))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.kind))
+        .collect()
+}
+
+#[test]
+fn writes_queued_together_commit_in_one_transaction_and_a_failed_one_takes_back_only_its_own() {
+    let (_d, store) = temp_store();
+    let mut bus = store.subscribe();
+    let go = hold_the_writer(&store);
+    let before = store.stats().transactions.load(Ordering::Relaxed);
+    let a = queued(&store, |tx| {
+        audit(tx, "a")?;
+        tx.emit("test.a", serde_json::json!({}))
+    });
+    let b = queued(&store, |tx| -> Result<u64, StoreError> {
+        audit(tx, "b")?;
+        tx.emit("test.b", serde_json::json!({}))?;
+        tx.conn()
+            .execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(0)
+    });
+    let c = queued(&store, |tx| {
+        audit(tx, "c")?;
+        tx.emit("test.c", serde_json::json!({}))
+    });
+    go.send(()).unwrap();
+    assert_eq!(a.recv().unwrap().unwrap(), 1);
+    assert!(b.recv().unwrap().is_err(), "the failed write is told so");
+    assert_eq!(
+        c.recv().unwrap().unwrap(),
+        2,
+        "no gap where the failed write's event was"
+    );
+    assert_eq!(
+        store.stats().transactions.load(Ordering::Relaxed) - before,
+        2,
+        "the held write, then the three queued behind it in one"
+    );
+    assert_eq!(store.stats().commits.load(Ordering::Relaxed), 3);
+    assert_eq!(store.stats().rollbacks.load(Ordering::Relaxed), 1);
+    assert_eq!(audited(&store), ["a", "c"]);
+    assert_eq!(
+        kinds(&store),
+        [(1, "test.a".to_string()), (2, "test.c".to_string())]
+    );
+    assert_eq!(bus.try_recv().unwrap().seq, 1);
+    assert_eq!(bus.try_recv().unwrap().seq, 2);
+    assert!(
+        bus.try_recv().is_err(),
+        "the failed write's event never went out"
+    );
+    assert_eq!(*store.committed().borrow(), 2);
+}
+
+#[test]
+fn when_sqlite_ends_the_transaction_the_writes_run_in_it_fail_and_the_rest_go_on() {
+    let (dir, store) = temp_store();
+    let go = hold_the_writer(&store);
+    let a = queued(&store, |tx| {
+        audit(tx, "a")?;
+        tx.emit("test.a", serde_json::json!({}))
+    });
+    // As SQLite does itself on a full disk or an I/O error inside a transaction.
+    let b = queued(&store, |tx| -> Result<(), StoreError> {
+        audit(tx, "b")?;
+        tx.conn().execute_batch("ROLLBACK")?;
+        Ok(())
+    });
+    let c = queued(&store, |tx| {
+        audit(tx, "c")?;
+        tx.emit("test.c", serde_json::json!({}))
+    });
+    go.send(()).unwrap();
+    assert!(
+        a.recv().unwrap().is_err(),
+        "its transaction never committed: it must not be told it did"
+    );
+    assert!(b.recv().unwrap().is_err());
+    assert_eq!(
+        c.recv().unwrap().unwrap(),
+        1,
+        "the write not yet run went on"
+    );
+    assert_eq!(audited(&store), ["c"]);
+    assert_eq!(kinds(&store), [(1, "test.c".to_string())]);
+    assert_eq!(*store.committed().borrow(), 1);
+    store.close();
+    let store = Store::open(&dir.path().join("t.db"), &[]).unwrap();
+    let seq = store
+        .write_blocking(|tx| tx.emit("test.after", serde_json::json!({})))
+        .unwrap();
+    assert_eq!(seq, 2, "the committed seq is what the database holds");
 }
 
 #[tokio::test]
