@@ -23,7 +23,8 @@ use anyhow::Context as _;
 const BIN: &str = env!("CARGO_BIN_EXE_branchd");
 const PASSWORD: &str = "bench-password-1";
 
-/// A running daemon, killed when dropped.
+/// A running daemon, stopped as systemd stops it (SIGTERM) when dropped: a killed one
+/// would wait its crash back-off at the next start.
 struct Daemon {
     child: Child,
     base: String,
@@ -31,13 +32,22 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Resident memory of `pid` in MB: (total, anonymous, file-backed).
-fn rss(pid: u32) -> anyhow::Result<(f64, f64, f64)> {
+/// Resident memory of `pid` in MB: (total, anonymous, file-backed, peak so far).
+fn rss(pid: u32) -> anyhow::Result<(f64, f64, f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = |key: &str| -> anyhow::Result<f64> {
         let line = status
@@ -50,6 +60,7 @@ fn rss(pid: u32) -> anyhow::Result<(f64, f64, f64)> {
         kb("VmRSS:")?,
         kb("RssAnon:")?,
         kb("RssFile:")? + kb("RssShmem:")?,
+        kb("VmHWM:")?,
     ))
 }
 
@@ -176,6 +187,7 @@ struct Loaded {
     ocr_first: Vec<f64>,
     ocr_fifth: Vec<f64>,
     anon_fifth: Vec<f64>,
+    peak: Vec<f64>,
 }
 
 async fn with_models(
@@ -222,13 +234,16 @@ async fn with_models(
             .await?;
         anyhow::ensure!(r.status() == 200, "ocr: {}", r.status());
         r.bytes().await?;
-        let (total, anon, _) = rss(d.child.id())?;
+        // What the process holds once the request is over, not while it is answered.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (total, anon, _, peak) = rss(d.child.id())?;
         if i == 1 {
             out.ocr_first.push(total);
         }
         if i == 5 {
             out.ocr_fifth.push(total);
             out.anon_fifth.push(anon);
+            out.peak.push(peak);
         }
     }
     Ok(())
@@ -251,7 +266,7 @@ async fn bench() -> anyhow::Result<()> {
         let (d, t) = start(dir.path(), &text, port)?;
         again.push(t.as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (total, anon, file) = rss(d.child.id())?;
+        let (total, anon, file, _) = rss(d.child.id())?;
         idle.push(total);
         idle_anon.push(anon);
         idle_file.push(file);
@@ -313,6 +328,12 @@ async fn bench() -> anyhow::Result<()> {
         "≤ 250 MB",
     );
     row("  of it anonymous", median(loaded.anon_fifth), "MB", "");
+    row(
+        "  peak while recognising (VmHWM)",
+        median(loaded.peak),
+        "MB",
+        "",
+    );
     Ok(())
 }
 
