@@ -242,11 +242,29 @@ impl ModelSet {
     }
 }
 
+/// How a model's input shapes vary from one run to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shapes {
+    /// Always the same shape (the face models): ONNX Runtime's memory arena and memory
+    /// pattern serve every run from what the first one allocated.
+    Fixed,
+    /// A new shape almost every run (OCR: each photo's size, each line's width): the arena
+    /// would keep the largest of every size it has seen, and a memory pattern per shape,
+    /// for good; so tensors are allocated for each run and given back after it.
+    Varying,
+}
+
 /// An ONNX Runtime session for a verified model: full graph optimisation, `threads` for
 /// each operator, one operator at a time (the caller's pool gives the parallelism).
-pub fn session(bytes: &[u8], threads: usize) -> Result<ort::session::Session, ModelError> {
+pub fn session(
+    bytes: &[u8],
+    threads: usize,
+    shapes: Shapes,
+) -> Result<ort::session::Session, ModelError> {
+    use ort::execution_providers::CPUExecutionProvider;
     use ort::session::builder::GraphOptimizationLevel;
     let rt = |e: ort::Error| ModelError::Runtime(e.to_string());
+    let fixed = shapes == Shapes::Fixed;
     ort::session::Session::builder()
         .map_err(rt)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -254,6 +272,12 @@ pub fn session(bytes: &[u8], threads: usize) -> Result<ort::session::Session, Mo
         .with_intra_threads(threads)
         .map_err(rt)?
         .with_inter_threads(1)
+        .map_err(rt)?
+        .with_memory_pattern(fixed)
+        .map_err(rt)?
+        .with_execution_providers([CPUExecutionProvider::default()
+            .with_arena_allocator(fixed)
+            .build()])
         .map_err(rt)?
         .commit_from_memory(bytes)
         .map_err(rt)

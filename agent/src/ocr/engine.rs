@@ -12,7 +12,7 @@ use ort::value::Tensor;
 use super::det::{self, DetParams, Quad};
 use super::rec::{self, Decoded, Dictionary, Readings};
 use crate::image::{self, ImageError};
-use crate::models::{self, ModelError, ModelSet};
+use crate::models::{self, ModelError, ModelSet, Shapes};
 
 /// One recognised line.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -105,9 +105,9 @@ impl Engine {
         let cls_b = set.read_verified(&models::entry(&entries, "ocr_cls")?)?;
         let rec_b = set.read_verified(&models::entry(&entries, "ocr_rec")?)?;
         models::init_runtime(set.dir(), &entries)?;
-        let det = models::session(&det_b, threads)?;
-        let cls = models::session(&cls_b, threads)?;
-        let rec = models::session(&rec_b, threads)?;
+        let det = models::session(&det_b, threads, Shapes::Varying)?;
+        let cls = models::session(&cls_b, threads, Shapes::Varying)?;
+        let rec = models::session(&rec_b, threads, Shapes::Varying)?;
         let chars = rec
             .metadata()
             .and_then(|m| m.custom("character"))

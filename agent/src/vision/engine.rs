@@ -13,7 +13,7 @@ use super::align;
 use super::detect::{self, Face, StrideOutput};
 use crate::image::{self, ImageError};
 use crate::models::faces::{self as models, DetectorSpec, EmbedderSpec};
-use crate::models::{ModelError, ModelSet, session};
+use crate::models::{ModelError, ModelSet, Shapes, session};
 
 /// Faces an enrolment photo may show besides the customer's: detections scoring under this
 /// (partial faces at the edge, people far behind) are not counted.
@@ -101,7 +101,7 @@ impl Detector {
         let spec = models::detector_spec(crate::models::MANIFEST, name)?;
         let bytes = models::load_from(set, &spec.entry)?;
         Ok(Detector {
-            session: session(&bytes, threads)?,
+            session: session(&bytes, threads, Shapes::Fixed)?,
             spec,
         })
     }
@@ -193,7 +193,7 @@ impl Embedder {
         let spec = models::embedder_spec(crate::models::MANIFEST, name)?;
         let bytes = models::load_from(set, &spec.entry)?;
         Ok(Embedder {
-            session: session(&bytes, threads)?,
+            session: session(&bytes, threads, Shapes::Fixed)?,
             spec,
         })
     }
