@@ -172,7 +172,10 @@ services = ["corporate"]
         tput.push((callers, ops, ops as f64 / started.elapsed().as_secs_f64()));
     }
 
-    println!("queue benchmark: {held} tickets waiting (synchronous=FULL, one fsync per operation)");
+    println!(
+        "queue benchmark: {held} tickets waiting (synchronous=FULL; operations queued together \
+         share one fsync)"
+    );
     println!(
         "{:<30} {:>7} {:>12} {:>12} {:>14}",
         "operation", "samples", "median ms", "p99 ms", "median ratio"
