@@ -212,8 +212,5 @@ services = ["corporate"]
 }
 
 fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(bench())
+    common::run(bench())
 }
