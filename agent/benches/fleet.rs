@@ -9,27 +9,15 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 #[path = "../tests/it/fleet_harness.rs"]
 mod fleet_harness;
 
 use std::time::{Duration, Instant};
 
+use common::{env_or, median};
 use fleet_harness::{Daemon, Ingest, NatsCluster, Pg, ingest_logs, sharded_ingests, wait_complete};
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 struct Row {
     run: String,

@@ -7,7 +7,11 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
+
+use common::{env_or, median};
 use std::time::{Duration, Instant};
 
 use branchd::config::Config;
@@ -24,18 +28,6 @@ impl Drop for Broker {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn env_num(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn payload(seq: u64) -> String {
@@ -134,8 +126,8 @@ async fn outbox(port: u16, n: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let n = env_num("BRANCHD_BENCH_EVENTS", 100_000);
-    let rounds = env_num("BRANCHD_BENCH_ROUNDS", 3).max(1);
+    let n = env_or("BRANCHD_BENCH_EVENTS", 100_000usize);
+    let rounds = env_or("BRANCHD_BENCH_ROUNDS", 3usize).max(1);
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

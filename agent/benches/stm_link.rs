@@ -17,7 +17,11 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{env_or, median};
 
 use branchd::store::Store;
 use branchd_drivers::stm::message::Message;
@@ -29,21 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 const BAUD: f64 = 115_200.0;
 
-fn env_num(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Bytes on the wire of one transaction EVENT frame and of an ACK (COBS-framed).
@@ -181,9 +173,9 @@ async fn round_trips(n: usize, op: &str, seed: u64) -> Vec<f64> {
 }
 
 fn main() {
-    let n_events = env_num("BRANCHD_BENCH_EVENTS", 2000);
-    let n_cmds = env_num("BRANCHD_BENCH_COMMANDS", 300);
-    let rounds = env_num("BRANCHD_BENCH_ROUNDS", 3).max(1);
+    let n_events = env_or("BRANCHD_BENCH_EVENTS", 2000usize);
+    let n_cmds = env_or("BRANCHD_BENCH_COMMANDS", 300usize);
+    let rounds = env_or("BRANCHD_BENCH_ROUNDS", 3usize).max(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
