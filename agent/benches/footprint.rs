@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use common::median;
 
 const BIN: &str = env!("CARGO_BIN_EXE_branchd");
 const PASSWORD: &str = "bench-password-1";
@@ -71,10 +72,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Start `branchd run` on `config` and wait for `READY=1`; the time it took.
-fn start(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Daemon, Duration)> {
-    let cfg = dir.join("branchd.toml");
-    std::fs::write(&cfg, config)?;
+/// Start `branchd run` on the config file `cfg` and wait for `READY=1`; the time it took.
+fn start(dir: &Path, cfg: &Path, port: u16) -> anyhow::Result<(Daemon, Duration)> {
     let sock_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);
     let sock = UnixDatagram::bind(&sock_path)?;
@@ -83,7 +82,7 @@ fn start(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Daemon, Duratio
     let child = Command::new(BIN)
         .arg("run")
         .arg("--config")
-        .arg(&cfg)
+        .arg(cfg)
         .env("NOTIFY_SOCKET", &sock_path)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -102,17 +101,18 @@ fn start(dir: &Path, config: &str, port: u16) -> anyhow::Result<(Daemon, Duratio
     }
 }
 
-fn config(dir: &Path, port: u16, extra: &str) -> String {
-    format!(
-        "[branch]\nid = \"BENCH\"\nname = \"基准支行\"\ndata_dir = \"{}\"\n\
-         [http]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
-        dir.join("data").display()
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Write the config file of a daemon in `dir` (its data in `dir/data`); its path.
+fn config(dir: &Path, port: u16, extra: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join("branchd.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[branch]\nid = \"BENCH\"\nname = \"基准支行\"\ndata_dir = \"{}\"\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
+            dir.join("data").display()
+        ),
+    )?;
+    Ok(path)
 }
 
 /// Sizes in MB: as built, and stripped of debug information.
@@ -199,7 +199,7 @@ async fn with_models(
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(tmp)?;
     let port = free_port();
-    let text = config(
+    let cfg = config(
         dir.path(),
         port,
         &format!(
@@ -208,10 +208,9 @@ async fn with_models(
             models.display(),
             faces.display()
         ),
-    );
-    std::fs::write(dir.path().join("branchd.toml"), &text)?;
-    add_user(&dir.path().join("branchd.toml"))?;
-    let (d, _) = start(dir.path(), &text, port)?;
+    )?;
+    add_user(&cfg)?;
+    let (d, _) = start(dir.path(), &cfg, port)?;
     // The camera's frames go through detection and embedding for a while.
     tokio::time::sleep(Duration::from_secs(8)).await;
     out.faces.push(rss(d.child.id())?.0);
@@ -259,11 +258,11 @@ async fn bench() -> anyhow::Result<()> {
     for _ in 0..rounds {
         let dir = tempfile::tempdir_in(tmp.path())?;
         let port = free_port();
-        let text = config(dir.path(), port, "");
-        let (d, t) = start(dir.path(), &text, port)?;
+        let cfg = config(dir.path(), port, "")?;
+        let (d, t) = start(dir.path(), &cfg, port)?;
         first.push(t.as_secs_f64() * 1000.0);
         drop(d);
-        let (d, t) = start(dir.path(), &text, port)?;
+        let (d, t) = start(dir.path(), &cfg, port)?;
         again.push(t.as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let (total, anon, file, _) = rss(d.child.id())?;
