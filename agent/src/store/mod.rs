@@ -478,7 +478,8 @@ impl Writer {
 struct Inner {
     jobs: Mutex<Option<std::sync::mpsc::Sender<Box<dyn Job>>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Mutex<Vec<Connection>>,
+    /// Idle read connections; `None` once closed, so that reads after that keep no file open.
+    readers: Mutex<Option<Vec<Connection>>>,
     path: PathBuf,
     bus: broadcast::Sender<Arc<Event>>,
     committed: watch::Receiver<u64>,
@@ -611,7 +612,7 @@ impl Store {
             inner: Arc::new(Inner {
                 jobs: Mutex::new(Some(jobs_tx)),
                 writer_thread: Mutex::new(Some(thread)),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::new(Some(Vec::new())),
                 path: path.to_path_buf(),
                 bus,
                 committed: committed_rx,
@@ -727,14 +728,20 @@ impl Store {
         F: FnOnce(&Connection) -> Result<R, E>,
         E: From<StoreError>,
     {
-        let conn = self.inner.readers.lock().expect("readers lock").pop();
+        let conn = self
+            .inner
+            .readers
+            .lock()
+            .expect("readers lock")
+            .as_mut()
+            .and_then(Vec::pop);
         let conn = match conn {
             Some(c) => c,
             None => self.open_reader().map_err(E::from)?,
         };
         let out = f(&conn);
         let mut pool = self.inner.readers.lock().expect("readers lock");
-        if pool.len() < MAX_IDLE_READERS {
+        if let Some(pool) = pool.as_mut().filter(|p| p.len() < MAX_IDLE_READERS) {
             pool.push(conn);
         }
         out
@@ -792,8 +799,11 @@ impl Store {
         self.read(move |c| events_after(c, after, limit)).await
     }
 
-    /// Stop accepting writes, let the writer finish what it has, and wait for it.
+    /// Stop accepting writes, let the writer finish what it has, and wait for it. When it
+    /// returns, the store keeps no database file open (a read still running closes its own
+    /// when done), so the data dir can be unmounted or remounted read-only.
     pub fn close(&self) {
+        self.inner.readers.lock().expect("readers lock").take();
         self.inner.jobs.lock().expect("jobs lock").take();
         if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
             let _ = t.join();

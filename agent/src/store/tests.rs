@@ -261,6 +261,44 @@ async fn seq_survives_a_reopen() {
     assert_eq!(seq, 4);
 }
 
+/// The files under `dir` that this process holds open.
+fn open_files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+#[tokio::test]
+async fn once_closed_the_store_holds_no_file_open_even_while_handles_remain() {
+    let (dir, store) = temp_store();
+    let dir = dir.path().canonicalize().unwrap();
+    store
+        .write(|tx| tx.emit("test", serde_json::json!({})))
+        .await
+        .unwrap();
+    // Several reads at once leave several idle read connections behind.
+    let reads = (0..3).map(|_| store.events_after(0, 10));
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().len(), 1);
+    }
+    assert!(!open_files_under(&dir).is_empty());
+
+    let kept = store.clone();
+    store.close();
+    assert_eq!(open_files_under(&dir), Vec::<std::path::PathBuf>::new());
+
+    // A read after that still answers, and closes what it opened.
+    assert_eq!(kept.events_after(0, 10).await.unwrap().len(), 1);
+    assert_eq!(open_files_under(&dir), Vec::<std::path::PathBuf>::new());
+    assert!(matches!(
+        kept.write(|tx| tx.emit("test", serde_json::json!({})))
+            .await,
+        Err(StoreError::Closed)
+    ));
+}
+
 #[test]
 fn a_database_from_a_newer_branchd_is_refused() {
     let dir = tempfile::tempdir().unwrap();
