@@ -28,7 +28,7 @@ use std::time::Instant;
 use branchd::vision::detect::iou;
 use branchd::vision::engine::{FaceEngine, ModelNames};
 use branchd::vision::matcher::{Enrolled, Gallery, Rules};
-use opencv::core::Vector;
+use opencv::core::{Mat, Vector};
 use opencv::prelude::*;
 
 use common::{cache_root, env_or, models_dir};
@@ -220,8 +220,72 @@ fn main() {
 
     // OpenCV's FaceDetectorYN on the same frames
     side_by_side(&frames, &det, &our_boxes, &engine, rounds, threads);
+    large_photos(&files, &mut engine, threads);
     drop(engine);
     end_to_end(&photos_dir, threads);
+}
+
+/// OpenCV's `FaceDetectorYN` at each image's own size (`faces_opencv.py`): its JSON, or
+/// `None` after saying why there is none.
+fn opencv_reference(
+    images: &[(String, Vec<u8>)],
+    engine: &FaceEngine,
+    rounds: usize,
+    threads: usize,
+) -> Option<serde_json::Value> {
+    let Some(py) = python_with_opencv() else {
+        println!("OpenCV >= 4.8 for Python is not available: no side-by-side run");
+        return None;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, bytes) in images {
+        std::fs::write(tmp.path().join(format!("{name}.jpg")), bytes).expect("write image");
+    }
+    let model = models_dir().join(&engine.detector.spec.entry.file);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/faces_opencv.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(&model)
+        .arg(tmp.path())
+        .arg(rounds.to_string())
+        .arg(threads.to_string())
+        .output()
+        .expect("python runs");
+    if !out.status.success() {
+        println!(
+            "the OpenCV reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).expect("reference JSON"))
+}
+
+/// The reference's result for the image `name`: its times, and its boxes with scores.
+fn reference_for(v: &serde_json::Value, name: &str) -> Option<(Vec<f64>, Vec<[f32; 5]>)> {
+    let f = v["frames"]
+        .as_array()?
+        .iter()
+        .find(|f| f["file"] == format!("{name}.jpg"))?;
+    let ms = f["ms"]
+        .as_array()?
+        .iter()
+        .filter_map(|x| x.as_f64())
+        .collect();
+    let boxes = f["boxes"]
+        .as_array()?
+        .iter()
+        .filter_map(|b| {
+            let b: Vec<f32> = b
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x as f32)
+                .collect();
+            (b.len() == 5).then(|| [b[0], b[1], b[2], b[3], b[4]])
+        })
+        .collect();
+    Some((ms, boxes))
 }
 
 /// Detection side by side with OpenCV's `FaceDetectorYN` on the same frames.
@@ -233,66 +297,18 @@ fn side_by_side(
     rounds: usize,
     threads: usize,
 ) {
-    let Some(py) = python_with_opencv() else {
-        println!("OpenCV >= 4.8 for Python is not available: no side-by-side run");
+    let Some(v) = opencv_reference(frames, engine, rounds, threads) else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("branchd-faces-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    for (name, bytes) in frames {
-        std::fs::write(tmp.join(format!("{name}.jpg")), bytes).expect("write frame");
-    }
-    let spec = &engine.detector.spec;
-    let model = models_dir().join(&spec.entry.file);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/faces_opencv.py");
-    let out = Command::new(&py)
-        .arg(script)
-        .arg(&model)
-        .arg(&tmp)
-        .arg(rounds.to_string())
-        .arg(threads.to_string())
-        .output()
-        .expect("python runs");
-    let _ = std::fs::remove_dir_all(&tmp);
-    if !out.status.success() {
-        println!(
-            "the OpenCV reference failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference JSON");
     let mut cv_ms = Vec::new();
     let mut ious = Vec::new();
     let mut count_agree = 0;
     for (i, (name, _)) in frames.iter().enumerate() {
-        let Some(f) = v["frames"]
-            .as_array()
-            .and_then(|a| a.iter().find(|f| f["file"] == format!("{name}.jpg")))
-        else {
+        let Some((ms, theirs)) = reference_for(&v, name) else {
             continue;
         };
-        cv_ms.extend(
-            f["ms"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_f64()),
-        );
-        let theirs: Vec<[f32; 4]> = f["boxes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| {
-                let b: Vec<f32> = b
-                    .as_array()?
-                    .iter()
-                    .filter_map(|x| x.as_f64())
-                    .map(|x| x as f32)
-                    .collect();
-                Some([b[0], b[1], b[2], b[3]])
-            })
-            .collect();
+        cv_ms.extend(ms);
+        let theirs: Vec<[f32; 4]> = theirs.iter().map(|b| [b[0], b[1], b[2], b[3]]).collect();
         if theirs.len() == our_boxes[i].len() {
             count_agree += 1;
         }
@@ -310,7 +326,7 @@ fn side_by_side(
     println!("| detector | median ms | p95 ms |");
     println!("|---|---:|---:|");
     println!(
-        "| branchd (ort, letterbox 640x640) | {ours_med:.2} | {:.2} |",
+        "| branchd (ort, the frame's own size) | {ours_med:.2} | {:.2} |",
         percentile(det, 0.95)
     );
     println!(
@@ -324,6 +340,133 @@ fn side_by_side(
         ious.len(),
         count_agree,
         frames.len()
+    );
+}
+
+/// The test photos larger than one detector run, and two group pictures made of them.
+fn large_images(files: &[PathBuf], max_side: i32) -> Vec<(String, Vec<u8>)> {
+    let photos: Vec<(String, Mat)> = files
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let img = branchd::image::decode(&std::fs::read(p).expect("photo")).expect("decode");
+            (name, img)
+        })
+        .collect();
+    let jpeg = |img: &Mat| {
+        let mut buf = Vector::<u8>::new();
+        opencv::imgcodecs::imencode(".jpg", img, &mut buf, &Vector::new()).expect("encode");
+        buf.to_vec()
+    };
+    let mut out: Vec<(String, Vec<u8>)> = photos
+        .iter()
+        .filter(|(_, img)| img.cols().max(img.rows()) > max_side)
+        .map(|(name, img)| (name.clone(), jpeg(img)))
+        .collect();
+    // Every photo on one canvas, each `heights[i % len]` pixels high, row after row.
+    let group = |w: i32, h: i32, heights: &[i32]| {
+        let mut canvas = Mat::new_rows_cols_with_default(
+            h,
+            w,
+            opencv::core::CV_8UC3,
+            opencv::core::Scalar::all(128.0),
+        )
+        .expect("canvas");
+        let (mut x, mut y, mut row_h) = (40, 40, 0);
+        for (i, (_, img)) in photos.iter().enumerate() {
+            let ph = heights[i % heights.len()];
+            let pw = (img.cols() * ph / img.rows()).max(1);
+            if x + pw > w - 40 {
+                (x, y, row_h) = (40, y + row_h + 40, 0);
+            }
+            if y + ph > h - 40 {
+                break;
+            }
+            let mut scaled = Mat::default();
+            opencv::imgproc::resize(
+                img,
+                &mut scaled,
+                opencv::core::Size::new(pw, ph),
+                0.0,
+                0.0,
+                opencv::imgproc::INTER_AREA,
+            )
+            .expect("resize");
+            let mut roi =
+                Mat::roi_mut(&mut canvas, opencv::core::Rect::new(x, y, pw, ph)).expect("roi");
+            scaled.copy_to(&mut roi).expect("copy");
+            (x, row_h) = (x + pw + 40, row_h.max(ph));
+        }
+        jpeg(&canvas)
+    };
+    out.push(("group_small".into(), group(3200, 1800, &[260, 300, 340])));
+    out.push((
+        "group_mixed".into(),
+        group(4000, 3000, &[900, 420, 180, 640, 240]),
+    ));
+    out
+}
+
+/// Photos larger than one detector run: is every face OpenCV finds at full resolution
+/// (score ≥ 0.8) found, and how well do the boxes agree.
+fn large_photos(files: &[PathBuf], engine: &mut FaceEngine, threads: usize) {
+    let max_side = engine.detector.max_side();
+    let images = large_images(files, max_side as i32);
+    let rounds = 3;
+    let Some(v) = opencv_reference(&images, engine, rounds, threads) else {
+        return;
+    };
+    println!(
+        "\n## photos larger than one run ({max_side} px): faces OpenCV FaceDetectorYN finds at full resolution (score ≥ 0.8)\n"
+    );
+    println!(
+        "| image | size | OpenCV faces | found | mean IoU | branchd ms | OpenCV ms (full size) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let (mut total, mut found, mut ious) = (0, 0, Vec::new());
+    for (name, bytes) in &images {
+        let Some((cv_ms, theirs)) = reference_for(&v, name) else {
+            continue;
+        };
+        let img = branchd::image::decode(bytes).expect("decode");
+        let mut ours = Vec::new();
+        let mut times = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            ours = engine.detector.detect(&img).expect("detect");
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let theirs: Vec<[f32; 4]> = theirs
+            .iter()
+            .filter(|b| b[4] >= 0.8)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .collect();
+        let mut here = Vec::new();
+        for t in &theirs {
+            let best = ours.iter().map(|o| iou(&o.bbox, t)).fold(0.0f32, f32::max);
+            here.push(f64::from(best));
+        }
+        let hit = here.iter().filter(|v| **v >= 0.5).count();
+        println!(
+            "| {name} | {}x{} | {} | {hit} | {:.3} | {:.1} | {:.1} |",
+            img.cols(),
+            img.rows(),
+            theirs.len(),
+            here.iter().sum::<f64>() / here.len().max(1) as f64,
+            percentile(&times, 0.5),
+            percentile(&cv_ms, 0.5)
+        );
+        total += theirs.len();
+        found += hit;
+        ious.extend(here);
+    }
+    println!(
+        "\nfound {found} of {total} faces; mean IoU {:.3} (a face not found counts 0)",
+        ious.iter().sum::<f64>() / ious.len().max(1) as f64
     );
 }
 

@@ -13,6 +13,8 @@
 //! arrival_period_s = 3600      # at most one arrival per customer in this period
 //! min_face_px = 40             # faces smaller than this (shorter box side) are ignored
 //! min_score = 0.75             # faces the detector is less sure of are ignored
+//! detect_max_side = 640        # longest side of one detector run; larger images run scaled
+//!                              # down whole and in overlapping full-resolution tiles
 //! reconnect_max_s = 30         # camera reconnect back-off ceiling
 //! ```
 
@@ -52,6 +54,8 @@ pub struct FacesConfig {
     pub min_face_px: f32,
     /// Minimum detector score.
     pub min_score: f32,
+    /// Longest side, in pixels, of one detector run.
+    pub detect_max_side: usize,
     /// Reconnect back-off ceiling.
     pub reconnect_max: Duration,
 }
@@ -73,6 +77,7 @@ impl Default for FacesConfig {
             arrival_period: Duration::from_secs(3600),
             min_face_px: 40.0,
             min_score: 0.75,
+            detect_max_side: 640,
             reconnect_max: Duration::from_secs(30),
         }
     }
@@ -131,6 +136,9 @@ pub fn read(root: &mut Section<'_, '_>) -> Option<FacesConfig> {
     }
     if let Some(v) = s.opt_float("min_score", 0.0..=1.0) {
         f.min_score = v as f32;
+    }
+    if let Some(v) = s.opt_int("detect_max_side", 64..=4096) {
+        f.detect_max_side = v as usize;
     }
     if let Some(v) = s.opt_int("reconnect_max_s", 1..=3600) {
         f.reconnect_max = Duration::from_secs(v as u64);

@@ -4,6 +4,7 @@
 //! [`faces`].
 
 pub mod faces;
+pub mod onnx;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -245,8 +246,9 @@ impl ModelSet {
 /// How a model's input shapes vary from one run to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shapes {
-    /// Always the same shape (the face models): ONNX Runtime's memory arena and memory
-    /// pattern serve every run from what the first one allocated.
+    /// The same shape run after run (the face models on the camera's frames; the detector's
+    /// other inputs are at most its longest side squared): ONNX Runtime's memory arena and
+    /// memory pattern serve every run from what the first one allocated.
     Fixed,
     /// A new shape almost every run (OCR: each photo's size, each line's width): the arena
     /// would keep the largest of every size it has seen, and a memory pattern per shape,

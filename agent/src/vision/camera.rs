@@ -373,10 +373,7 @@ pub fn capture_loop(
 pub fn inference_loop(vision: &Vision, cam: &Camera, slot: &Slot, cancel: &CancellationToken) {
     let core = &vision.core;
     let cfg = &core.cfg.faces;
-    let names = ModelNames {
-        detector: cfg.detector.clone(),
-        embedder: cfg.embedder.clone(),
-    };
+    let names = ModelNames::from(cfg);
     let mut engine_gen = core.models.generation();
     let mut engine = match FaceEngine::load_from(&core.models, &names, cfg.threads) {
         Ok(e) => e,
@@ -645,10 +642,7 @@ fn enrol_with(vision: &Vision, engine: &LoadedEngine) -> Result<usize, String> {
     let generation = core.models.generation();
     if g.as_ref().is_none_or(|(_, at)| *at != generation) {
         let cfg = &core.cfg.faces;
-        let names = ModelNames {
-            detector: cfg.detector.clone(),
-            embedder: cfg.embedder.clone(),
-        };
+        let names = ModelNames::from(cfg);
         match FaceEngine::load_from(&core.models, &names, cfg.threads) {
             Ok(e) => *g = Some((e, generation)),
             Err(e) => {

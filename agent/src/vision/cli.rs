@@ -74,6 +74,7 @@ pub fn run(args: FacesArgs) -> anyhow::Result<ExitCode> {
     // refuse a bad image before loading the models
     crate::image::sniff(&bytes).with_context(|| args.file.display().to_string())?;
     let mut det = Detector::load(&dir, &faces_cfg.detector, faces_cfg.threads)?;
+    det.set_max_side(faces_cfg.detect_max_side);
     let (faces, timing) = det
         .detect_bytes(&bytes)
         .with_context(|| args.file.display().to_string())?;
@@ -188,10 +189,7 @@ pub fn run_vip(
     let bytes =
         std::fs::read(&a.photo).with_context(|| format!("cannot read {}", a.photo.display()))?;
     crate::image::sniff(&bytes).with_context(|| a.photo.display().to_string())?;
-    let names = ModelNames {
-        detector: faces_cfg.detector.clone(),
-        embedder: faces_cfg.embedder.clone(),
-    };
+    let names = ModelNames::from(&faces_cfg);
     let mut engine = FaceEngine::load(&dir, &names, faces_cfg.threads)?;
     let embedding = engine
         .enrolment_embedding(&bytes)

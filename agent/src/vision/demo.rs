@@ -204,10 +204,7 @@ pub fn enrol(store: &Store, cfg: &Config) -> anyhow::Result<()> {
     if known.is_some_and(|v| v.model_id.as_deref() == Some(cfg.faces.model_id.as_str())) {
         return Ok(());
     }
-    let names = ModelNames {
-        detector: cfg.faces.detector.clone(),
-        embedder: cfg.faces.embedder.clone(),
-    };
+    let names = ModelNames::from(&cfg.faces);
     let mut engine = FaceEngine::load(&cfg.models.dir, &names, cfg.faces.threads)?;
     let photo = std::fs::read(dir.join(ENROLLED_PHOTO))?;
     let emb = engine.enrolment_embedding(&photo)?;

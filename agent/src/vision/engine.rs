@@ -54,19 +54,21 @@ impl From<ort::Error> for FaceError {
 pub struct Timing {
     /// Decoding the image.
     pub decode: f64,
-    /// Detection (letterbox, model, decoding, NMS).
+    /// Detection (scaling, model, decoding, NMS).
     pub detect: f64,
     /// Everything.
     pub total: f64,
 }
 
-/// The model names to load from the manifest.
+/// The models to load from the manifest, and the detector's longest side per run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelNames {
     /// A `face_detector` entry.
     pub detector: String,
     /// A `face_embedder` entry.
     pub embedder: String,
+    /// See [`Detector::set_max_side`]; `None`: the model's own input size.
+    pub detect_max_side: Option<usize>,
 }
 
 impl Default for ModelNames {
@@ -74,6 +76,17 @@ impl Default for ModelNames {
         ModelNames {
             detector: "face_detector".into(),
             embedder: "face_embedder".into(),
+            detect_max_side: None,
+        }
+    }
+}
+
+impl From<&crate::config::faces::FacesConfig> for ModelNames {
+    fn from(cfg: &crate::config::faces::FacesConfig) -> Self {
+        ModelNames {
+            detector: cfg.detector.clone(),
+            embedder: cfg.embedder.clone(),
+            detect_max_side: Some(cfg.detect_max_side),
         }
     }
 }
@@ -88,6 +101,8 @@ pub struct Detector {
     session: Session,
     /// Its manifest facts.
     pub spec: DetectorSpec,
+    /// The longest side, in input pixels, of one run (a multiple of the largest stride).
+    max_side: usize,
 }
 
 impl Detector {
@@ -96,28 +111,83 @@ impl Detector {
         Detector::load_from(&ModelSet::shipped(dir), name, threads)
     }
 
-    /// Load the detector `name` from the file `set` names for it.
+    /// Load the detector `name` from the file `set` names for it. The file's declared input
+    /// size is freed, so that it runs at each image's own size.
     pub fn load_from(set: &ModelSet, name: &str, threads: usize) -> Result<Detector, ModelError> {
         let spec = models::detector_spec(crate::models::MANIFEST, name)?;
         let bytes = models::load_from(set, &spec.entry)?;
-        Ok(Detector {
+        let bytes = crate::models::onnx::free_input_size(&bytes, &spec.tensor)?;
+        let mut d = Detector {
             session: session(&bytes, threads, Shapes::Fixed)?,
+            max_side: 0,
             spec,
-        })
+        };
+        d.set_max_side(d.spec.width.max(d.spec.height));
+        Ok(d)
+    }
+
+    /// Images with a longer side than `px` (rounded down to the largest stride) run as
+    /// several passes: see [`detect::passes`].
+    pub fn set_max_side(&mut self, px: usize) {
+        let stride = self.stride();
+        self.max_side = (px / stride).max(2) * stride;
+    }
+
+    /// The longest side of one run.
+    pub fn max_side(&self) -> usize {
+        self.max_side
+    }
+
+    fn stride(&self) -> usize {
+        self.spec.strides.iter().copied().max().unwrap_or(32)
     }
 
     /// Faces in a BGR image, best first, in image pixels.
     pub fn detect(&mut self, img: &Mat) -> Result<Vec<Face>, FaceError> {
         check_size(img)?;
+        let (w, h) = (img.cols(), img.rows());
+        let passes = detect::passes(w, h, self.max_side as i32);
+        if let [pass] = passes.as_slice() {
+            return self.run(img, pass.scale);
+        }
+        // Where passes found the same face, the full-resolution one is kept: it saw the
+        // face as a single run at the image's size would.
+        let (mut full, mut scaled) = (Vec::new(), Vec::new());
+        for pass in &passes {
+            let part = Mat::roi(img, pass.rect)?;
+            let mut found = self.run(&part, pass.scale)?;
+            detect::place(&mut found, pass, w, h);
+            if pass.scale == 1.0 {
+                &mut full
+            } else {
+                &mut scaled
+            }
+            .extend(found);
+        }
+        let mut faces = detect::nms(full, self.spec.nms_iou, self.spec.top_k);
+        faces.extend(detect::nms(scaled, self.spec.nms_iou, self.spec.top_k));
+        let mut faces = detect::suppress(faces, self.spec.nms_iou);
+        faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(faces)
+    }
+
+    /// One run of the model on `img` scaled by `scale`: faces in `img`'s pixels.
+    fn run(
+        &mut self,
+        img: &(impl MatTraitConst + opencv::core::ToInputArray),
+        scale: f32,
+    ) -> Result<Vec<Face>, FaceError> {
+        let mut input = detect::prepare(img, scale, self.stride())?;
         let spec = &self.spec;
-        let lb = detect::letterbox(img, spec.width, spec.height)?;
-        let tensor = Tensor::from_array(([1usize, 3, spec.height, spec.width], lb.data))?;
+        let (iw, ih) = (input.width, input.height);
+        let data = std::mem::take(&mut input.data);
+        let tensor = Tensor::from_array(([1usize, 3, ih, iw], data))?;
         let outputs = self
             .session
             .run(ort::inputs![spec.tensor.as_str() => tensor])?;
         let mut per_stride = Vec::with_capacity(spec.strides.len());
         for &s in &spec.strides {
-            let n = (spec.width / s) * (spec.height / s);
+            let n = (iw / s) * (ih / s);
             let o = StrideOutput {
                 stride: s,
                 cls: output(&outputs, &format!("cls_{s}"))?,
@@ -132,7 +202,7 @@ impl Detector {
             }
             per_stride.push(o);
         }
-        Ok(detect::postprocess(&per_stride, spec, lb.scale))
+        Ok(detect::postprocess(&per_stride, spec, iw, input.scale))
     }
 
     /// Decode image bytes and detect: faces and timings.
@@ -274,8 +344,12 @@ impl FaceEngine {
         names: &ModelNames,
         threads: usize,
     ) -> Result<FaceEngine, ModelError> {
+        let mut detector = Detector::load_from(set, &names.detector, threads)?;
+        if let Some(px) = names.detect_max_side {
+            detector.set_max_side(px);
+        }
         Ok(FaceEngine {
-            detector: Detector::load_from(set, &names.detector, threads)?,
+            detector,
             embedder: Embedder::load_from(set, &names.embedder, threads)?,
         })
     }
