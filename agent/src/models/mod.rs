@@ -275,6 +275,11 @@ pub fn session(
         .map_err(rt)?
         .with_inter_threads(1)
         .map_err(rt)?
+        // Idle workers block instead of spinning: the sessions of a box (detector, embedder,
+        // OCR's three) run one after another, and a pool spinning after its run takes the
+        // cores from the next session's.
+        .with_intra_op_spinning(false)
+        .map_err(rt)?
         .with_memory_pattern(fixed)
         .map_err(rt)?
         .with_execution_providers([CPUExecutionProvider::default()
