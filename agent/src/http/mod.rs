@@ -195,7 +195,7 @@ impl Router {
             }
             if head.method == Method::GET
                 && !head.path.starts_with("/api/")
-                && let Some(page) = assets::serve(&head.path)
+                && let Some(page) = assets::serve(&head.path, &head.headers)
             {
                 return Ok(page);
             }
