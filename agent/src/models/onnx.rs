@@ -224,21 +224,23 @@ mod tests {
         vi
     }
 
+    /// The body of the (last) field `n` of a message.
+    fn field(msg: &[u8], n: u32) -> Vec<u8> {
+        let mut inner = Vec::new();
+        rewrite(msg, |m, body, _| {
+            if m == n {
+                inner = body.to_vec();
+            }
+            Ok(false)
+        })
+        .unwrap();
+        inner
+    }
+
     /// Dimensions of a `ValueInfoProto`: `Ok(value)` or `Err(param)`.
     fn dims(vi: &[u8]) -> Vec<Result<u64, String>> {
         let mut out = Vec::new();
-        let walk = |msg: &[u8], n: u32| {
-            let mut inner = Vec::new();
-            rewrite(msg, |m, body, _| {
-                if m == n {
-                    inner = body.to_vec();
-                }
-                Ok(false)
-            })
-            .unwrap();
-            inner
-        };
-        let shape = walk(&walk(&walk(vi, VALUE_TYPE), TYPE_TENSOR), TENSOR_SHAPE);
+        let shape = field(&field(&field(vi, VALUE_TYPE), TYPE_TENSOR), TENSOR_SHAPE);
         rewrite(&shape, |_, dim, _| {
             let mut at = 0;
             let key = varint(dim, &mut at).unwrap();
@@ -255,16 +257,8 @@ mod tests {
     }
 
     fn graph_fields(model: &[u8]) -> Vec<(u32, Vec<u8>)> {
-        let mut graph = Vec::new();
-        rewrite(model, |n, body, _| {
-            if n == MODEL_GRAPH {
-                graph = body.to_vec();
-            }
-            Ok(false)
-        })
-        .unwrap();
         let mut out = Vec::new();
-        rewrite(&graph, |n, body, _| {
+        rewrite(&field(model, MODEL_GRAPH), |n, body, _| {
             out.push((n, body.to_vec()));
             Ok(false)
         })
