@@ -171,7 +171,7 @@ fn main() {
             let img = branchd::image::decode(bytes).expect("decode");
             dec.push(ms(t));
             let t = Instant::now();
-            let faces = engine.detector.detect(&img).expect("detect");
+            let faces = engine.detector.detect_frame(&img).expect("detect");
             det.push(ms(t));
             our_boxes[i] = faces.iter().map(|f| f.bbox).collect();
             let (mut a, mut e, mut m) = (0.0, 0.0, 0.0);

@@ -13,8 +13,9 @@
 //! arrival_period_s = 3600      # at most one arrival per customer in this period
 //! min_face_px = 40             # faces smaller than this (shorter box side) are ignored
 //! min_score = 0.75             # faces the detector is less sure of are ignored
-//! detect_max_side = 640        # longest side of one detector run; larger images run scaled
-//!                              # down whole and in overlapping full-resolution tiles
+//! detect_max_side = 640        # longest side of one detector run: larger camera frames are
+//!                              # scaled to fit; larger photos also run in overlapping
+//!                              # full-resolution tiles
 //! reconnect_max_s = 30         # camera reconnect back-off ceiling
 //! ```
 

@@ -475,7 +475,7 @@ pub fn frame_matches(
     if gallery.is_empty() {
         return Ok(Vec::new());
     }
-    let faces = engine.detector.detect(frame)?;
+    let faces = engine.detector.detect_frame(frame)?;
     let mut out = Vec::new();
     for f in faces.iter().filter(|f| matcher::passes_quality(f, rules)) {
         let crop = engine.embedder.align(frame, f)?;

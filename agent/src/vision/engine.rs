@@ -142,7 +142,7 @@ impl Detector {
         self.spec.strides.iter().copied().max().unwrap_or(32)
     }
 
-    /// Faces in a BGR image, best first, in image pixels.
+    /// Faces in a BGR image (a photo), best first, in image pixels; see [`detect::passes`].
     pub fn detect(&mut self, img: &Mat) -> Result<Vec<Face>, FaceError> {
         check_size(img)?;
         let (w, h) = (img.cols(), img.rows());
@@ -169,6 +169,20 @@ impl Detector {
         let mut faces = detect::suppress(faces, self.spec.nms_iou);
         faces.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(faces)
+    }
+
+    /// Faces in a camera frame, best first: one run, the frame scaled down to the longest
+    /// side when it is larger. At the entrance faces are near and large, and tiles would
+    /// multiply the cost of every frame; photos go through [`Detector::detect`].
+    pub fn detect_frame(&mut self, img: &Mat) -> Result<Vec<Face>, FaceError> {
+        check_size(img)?;
+        let long = img.cols().max(img.rows()) as usize;
+        let scale = if long > self.max_side {
+            self.max_side as f32 / long as f32
+        } else {
+            1.0
+        };
+        self.run(img, scale)
     }
 
     /// One run of the model on `img` scaled by `scale`: faces in `img`'s pixels.

@@ -101,6 +101,29 @@ fn every_photo_yields_exactly_its_face_with_landmarks_inside_the_box() {
 }
 
 #[test]
+fn a_camera_frame_larger_than_one_run_is_scaled_to_fit_and_shows_the_face_the_photo_has() {
+    let Some(photos) = photos() else { return };
+    let mut det = Detector::load(&models_dir(), "face_detector", 2).unwrap();
+    assert_eq!(det.max_side(), 640, "the size the model was trained at");
+    let strong = |faces: Vec<branchd::vision::detect::Face>| -> Vec<_> {
+        faces
+            .into_iter()
+            .filter(|f| f.score >= branchd::vision::engine::ENROL_MIN_SCORE)
+            .collect()
+    };
+    for (_, path) in &photos {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let img = branchd::image::decode(&std::fs::read(path).unwrap()).unwrap();
+        let as_photo = strong(det.detect(&img).unwrap());
+        let as_frame = strong(det.detect_frame(&img).unwrap());
+        assert_eq!(as_frame.len(), 1, "{name}: {as_frame:?}");
+        // the same face: boxes overlapping by more than half
+        let overlap = branchd::vision::detect::iou(&as_frame[0].bbox, &as_photo[0].bbox);
+        assert!(overlap > 0.5, "{name}: IoU {overlap}");
+    }
+}
+
+#[test]
 fn one_enrolled_photo_per_person_recognises_the_others_and_nobody_else() {
     let Some(photos) = photos() else { return };
     let mut eng = engine();
