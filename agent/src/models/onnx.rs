@@ -34,11 +34,8 @@ const FIXED32: u8 = 5;
 pub fn free_input_size(model: &[u8], input: &str) -> Result<Vec<u8>, ModelError> {
     let mut found = false;
     let mut free = 0usize;
-    let out = rewrite(model, |n, body, out| {
-        if n != MODEL_GRAPH {
-            return Ok(false);
-        }
-        let graph = rewrite(body, |n, body, out| match n {
+    let out = within(model, MODEL_GRAPH, |graph| {
+        rewrite(graph, |n, body, out| match n {
             GRAPH_VALUE_INFO => Ok(true),
             GRAPH_INPUT if name(body)? == input => {
                 found = true;
@@ -50,9 +47,7 @@ pub fn free_input_size(model: &[u8], input: &str) -> Result<Vec<u8>, ModelError>
                 Ok(true)
             }
             _ => Ok(false),
-        })?;
-        put_bytes(out, n, &graph);
-        Ok(true)
+        })
     })?;
     if !found {
         return Err(malformed(format!("the model has no input `{input}`")));
@@ -79,44 +74,40 @@ fn name(value_info: &[u8]) -> Result<String, ModelError> {
 /// A `ValueInfoProto` whose tensor dimensions from index `from` on are named, each with
 /// its own name (dimensions that share a name must be equal).
 fn free_dims(value_info: &[u8], from: usize, free: &mut usize) -> Result<Vec<u8>, ModelError> {
-    let shape = |body: &[u8], out: &mut Vec<u8>, free: &mut usize| -> Result<(), ModelError> {
-        let mut i = 0;
-        let dims = rewrite(body, |n, _, out| {
-            if n != SHAPE_DIM {
-                return Ok(false);
-            }
-            i += 1;
-            if i <= from {
-                return Ok(false);
-            }
-            *free += 1;
-            let mut dim = Vec::new();
-            put_bytes(&mut dim, DIM_PARAM, format!("free_{free}").as_bytes());
-            put_bytes(out, n, &dim);
-            Ok(true)
-        })?;
-        put_bytes(out, TENSOR_SHAPE, &dims);
-        Ok(())
-    };
-    rewrite(value_info, |n, body, out| {
-        if n != VALUE_TYPE {
+    within(value_info, VALUE_TYPE, |ty| {
+        within(ty, TYPE_TENSOR, |tensor| {
+            within(tensor, TENSOR_SHAPE, |shape| {
+                let mut i = 0;
+                rewrite(shape, |n, _, out| {
+                    if n != SHAPE_DIM {
+                        return Ok(false);
+                    }
+                    i += 1;
+                    if i <= from {
+                        return Ok(false);
+                    }
+                    *free += 1;
+                    let mut dim = Vec::new();
+                    put_bytes(&mut dim, DIM_PARAM, format!("free_{free}").as_bytes());
+                    put_bytes(out, n, &dim);
+                    Ok(true)
+                })
+            })
+        })
+    })
+}
+
+/// Copy a message with every field number `n` (a message) replaced by `f` of it.
+fn within(
+    msg: &[u8],
+    n: u32,
+    mut f: impl FnMut(&[u8]) -> Result<Vec<u8>, ModelError>,
+) -> Result<Vec<u8>, ModelError> {
+    rewrite(msg, |m, body, out| {
+        if m != n {
             return Ok(false);
         }
-        let ty = rewrite(body, |n, body, out| {
-            if n != TYPE_TENSOR {
-                return Ok(false);
-            }
-            let tensor = rewrite(body, |n, body, out| {
-                if n != TENSOR_SHAPE {
-                    return Ok(false);
-                }
-                shape(body, out, free)?;
-                Ok(true)
-            })?;
-            put_bytes(out, n, &tensor);
-            Ok(true)
-        })?;
-        put_bytes(out, n, &ty);
+        put_bytes(out, n, &f(body)?);
         Ok(true)
     })
 }

@@ -117,24 +117,30 @@ pub struct Pass {
     pub scale: f32,
 }
 
+/// The scale that brings a `w`×`h` image within `max_side` pixels per side (1: it fits).
+pub fn fit(w: i32, h: i32, max_side: i32) -> f32 {
+    let long = w.max(h);
+    if long <= max_side {
+        1.0
+    } else {
+        max_side as f32 / long as f32
+    }
+}
+
 /// How to detect in a `w`×`h` image with at most `max_side` input pixels per side (a
 /// multiple of the stride). An image that fits runs once at its own size. A larger one runs
 /// scaled down to fit, which finds the faces large enough to survive that, and in
 /// full-resolution tiles of `max_side`×`max_side` overlapping by a quarter of it, which find
 /// the small ones: a face up to that overlap lies whole in some tile.
 pub fn passes(w: i32, h: i32, max_side: i32) -> Vec<Pass> {
-    let whole = Rect::new(0, 0, w, h);
-    let long = w.max(h);
-    if long <= max_side {
-        return vec![Pass {
-            rect: whole,
-            scale: 1.0,
-        }];
+    let whole = Pass {
+        rect: Rect::new(0, 0, w, h),
+        scale: fit(w, h, max_side),
+    };
+    if whole.scale == 1.0 {
+        return vec![whole];
     }
-    let mut out = vec![Pass {
-        rect: whole,
-        scale: max_side as f32 / long as f32,
-    }];
+    let mut out = vec![whole];
     let step = max_side - max_side / 4;
     let starts = |len: i32| -> Vec<i32> {
         if len <= max_side {

@@ -176,12 +176,7 @@ impl Detector {
     /// multiply the cost of every frame; photos go through [`Detector::detect`].
     pub fn detect_frame(&mut self, img: &Mat) -> Result<Vec<Face>, FaceError> {
         check_size(img)?;
-        let long = img.cols().max(img.rows()) as usize;
-        let scale = if long > self.max_side {
-            self.max_side as f32 / long as f32
-        } else {
-            1.0
-        };
+        let scale = detect::fit(img.cols(), img.rows(), self.max_side as i32);
         self.run(img, scale)
     }
 
