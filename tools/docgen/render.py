@@ -225,6 +225,21 @@ def _card_base(fonts, mm: float, rng, front: bool):
     return img
 
 
+def id_address_lines(address: str, fonts: Fonts, mm: float):
+    """The card's address font and lines: three lines at most, so a long address is set a
+    little smaller (the card prints the whole address, and the truth is the whole address)."""
+    size = 3.3 * mm
+    font = fonts.get("sans", size)
+    lines = wrap(address, font, 36.5 * mm)
+    while len(lines) > 3:  # rare (about 1 in 120)
+        size -= 0.05 * mm
+        if size < 2.6 * mm:
+            raise ValueError(f"address too long for the card: {address}")
+        font = fonts.get("sans", size)
+        lines = wrap(address, font, 36.5 * mm)
+    return font, lines
+
+
 def render_id_front(p: Person, fonts: Fonts, rng: np.random.Generator, mm: float = 12.0) -> Image.Image:
     img = _card_base(fonts, mm, rng, front=True)
     d = ImageDraw.Draw(img)
@@ -254,8 +269,9 @@ def render_id_front(p: Person, fonts: Fonts, rng: np.random.Generator, mm: float
         d.text((x, Y(18.5)), unit, font=lab, fill=LABEL_BLUE)
         x += lab.getlength(unit) + 1.2 * mm
     text_spaced(d, (X(5.5), Y(25.0)), "住址", lab, LABEL_BLUE, 0.9 * mm)
-    for k, line in enumerate(wrap(p.address, val_r, 36.5 * mm)[:3]):
-        d.text((X(15.5), Y(24.6 + 5.0 * k)), line, font=val_r, fill=INK)
+    addr_font, addr_lines = id_address_lines(p.address, fonts, mm)
+    for k, line in enumerate(addr_lines):
+        d.text((X(15.5), Y(24.6 + 5.0 * k)), line, font=addr_font, fill=INK)
     text_spaced(d, (X(5.5), Y(44.5)), "公民身份号码", lab, LABEL_BLUE, 0.25 * mm)
     text_spaced(d, (X(28.5), Y(43.6)), p.id_number, num, INK, 0.55 * mm)
     return img

@@ -126,6 +126,22 @@ class GroundTruth(unittest.TestCase):
                                                     "scope"})
 
 
+class IdCardPrint(unittest.TestCase):
+    @unittest.skipIf(FONT_PROBLEM, FONT_PROBLEM or "")
+    def test_id_card_prints_the_whole_address(self):
+        # the card has room for three lines: a long address is set smaller, never cut
+        fonts = render.Fonts()
+        rng = np.random.default_rng(21)
+        smaller = 0
+        for _ in range(1500):
+            p = content.person(rng, TODAY)
+            font, lines = render.id_address_lines(p.address, fonts, 12.0)
+            self.assertLessEqual(len(lines), 3, lines)
+            self.assertEqual("".join(lines), p.address)
+            smaller += font.size < 40
+        self.assertLess(smaller, 60)
+
+
 @unittest.skipIf(FONT_PROBLEM, FONT_PROBLEM or "")
 class Generation(unittest.TestCase):
     def _run(self, out, kind, count=2, seed=3, clean=False):
