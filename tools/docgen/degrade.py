@@ -90,6 +90,13 @@ def _perspective_coeffs(dst, src):
     return np.linalg.solve(np.asarray(a, np.float64), np.asarray(b, np.float64)).tolist()
 
 
+def _keystone(quad) -> float:
+    """How far the document is from being photographed square-on: the larger relative
+    difference between the lengths of opposite edges (0 for a flat, square-on shot)."""
+    e = [math.dist(quad[k], quad[(k + 1) % 4]) for k in range(4)]
+    return max(abs(e[0] - e[2]) / max(e[0], e[2]), abs(e[1] - e[3]) / max(e[1], e[3]))
+
+
 def photograph(doc: Image.Image, rng: np.random.Generator, p: Degrade, out_width: int | None = None):
     """Place `doc` (RGBA) in a scene and photograph it. Returns (RGB image, quad, details)."""
     dw, dh = doc.size
@@ -135,6 +142,7 @@ def photograph(doc: Image.Image, rng: np.random.Generator, p: Degrade, out_width
         shift_y = max(0, 2 - min(ys)) - max(0, max(ys) - (ch - 2))
         dst = [(x + shift_x, y + shift_y) for x, y in dst]
     info["rotation_deg"] = round(math.degrees(angle), 2)
+    info["perspective"] = round(_keystone(dst), 3)
 
     src = [(0, 0), (dw, 0), (dw, dh), (0, dh)]
     warped = doc.transform((cw, ch), Image.PERSPECTIVE, _perspective_coeffs(dst, src), Image.BICUBIC)
@@ -173,8 +181,12 @@ def photograph(doc: Image.Image, rng: np.random.Generator, p: Degrade, out_width
             gx0, gy0 = rng.uniform(0.2, 0.8) * cw, rng.uniform(0.2, 0.8) * ch
             gr = rng.uniform(0.04, 0.12) * cw
             glare = up(np.exp(-((x - gx0) ** 2 + ((y - gy0) * 1.8) ** 2) / (2 * gr * gr))) * alpha
-            arr += glare[..., None] * rng.uniform(40, 110) * min(1.0, p.lighting)
+            peak = rng.uniform(40, 110)
+            arr += glare[..., None] * peak * min(1.0, p.lighting)
             info["glare"] = True
+            info["glare_level"] = round(float(peak * min(1.0, p.lighting)), 1)  # grey levels added at the centre
+            info["glare_radius"] = round(float(gr / cw), 3)
+    info.setdefault("glare_level", 0.0)
     if rng.random() < 0.12 * p.overexpose:
         g = rng.uniform(1.15, 1.4)
         arr = arr * np.float32(g) + np.float32(rng.uniform(5, 25))
@@ -184,6 +196,7 @@ def photograph(doc: Image.Image, rng: np.random.Generator, p: Degrade, out_width
 
     quad = [[round(x, 1), round(y, 1)] for x, y in dst]
 
+    info["blur_px"] = 0.0
     if p.blur > 0:
         r = rng.uniform(0, 1.6) * p.blur
         if r > 0.15:
