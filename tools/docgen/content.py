@@ -154,6 +154,21 @@ def capital_upper(wan: int) -> str:
     return out + "万元整"
 
 
+def capital_printed(rng: np.random.Generator, wan: int, upper: str) -> str:
+    """Registered capital as a licence prints it. Most carry financial numerals (`upper`,
+    e.g. 伍佰万元整 or 人民币伍佰万元整); others Arabic digits in one of the usual forms."""
+    form = int(rng.choice(5, p=(0.5, 0.15, 0.15, 0.1, 0.1)))
+    if form == 0:
+        return upper
+    if form == 1:
+        return f"{wan}万元人民币"
+    if form == 2:
+        return f"人民币{wan}万元"
+    if form == 3:
+        return f"{wan}.000000万人民币"
+    return f"{wan}万元"
+
+
 def credit_code(rng: np.random.Generator, area: str, sole_trader: bool) -> str:
     cs = checks.CREDIT_CHARSET
     kind = "92" if sole_trader else "91"
@@ -208,6 +223,13 @@ class Licence:
         end = self.term_to.isoformat() if self.term_to else "长期"
         return f"{self.established.isoformat()}至{end}"
 
+    def printed(self) -> dict:
+        """The text of each truth field as the licence prints it (dates in 年月日)."""
+        t = self.truth()
+        t["established"] = _cn_date(self.established)
+        t["term"] = self.term_printed
+        return t
+
     def truth(self) -> dict:
         t = {
             "name": self.name,
@@ -253,7 +275,8 @@ def licence(rng: np.random.Generator, today: dt.date) -> Licence:
     male = bool(rng.random() < 0.65)
     legal = person_name(rng, male)
     legal_label = "经营者" if sole else "投资人" if ctype == "个人独资企业" else "法定代表人"
-    capital = capital_upper(int(_pick(rng, data.CAPITAL_WAN))) if has_capital else None
+    wan = int(_pick(rng, data.CAPITAL_WAN)) if has_capital else 0
+    capital = capital_upper(wan) if has_capital else None
     if capital and rng.random() < 0.3:
         capital = "人民币" + capital
     established = _date_between(rng, dt.date(1998, 1, 1), today - dt.timedelta(days=20))
@@ -283,5 +306,7 @@ def licence(rng: np.random.Generator, today: dt.date) -> Licence:
     authority = f"{city}{district}市场监督管理局" if province == city or rng.random() < 0.7 else f"{city}市场监督管理局"
     issued = _date_between(rng, established, today - dt.timedelta(days=1))
     code = credit_code(rng, area, sole)
+    if capital:  # drawn last so that the other fields of a seed stay as they were
+        capital = capital_printed(rng, wan, capital)
     return Licence(name, code, ctype, legal, legal_label, capital, established, term_to, style,
                    address, "经营场所" if sole else "住所", scope, authority, issued)

@@ -22,7 +22,11 @@ import numpy as np  # noqa: E402
 
 import content  # noqa: E402
 import degrade  # noqa: E402
+import layouts  # noqa: E402
 import render  # noqa: E402
+
+# bumped whenever the same seed gives different documents or truths; users key caches on it
+GENERATOR_VERSION = 2
 
 KINDS = ("id-front", "id-back", "licence")
 KIND_CODE = {"id-front": 1, "id-back": 2, "licence": 3}
@@ -37,8 +41,19 @@ CONTRACT_KEYS = {"id-front": ID_FRONT_KEYS, "id-back": ID_BACK_KEYS, "licence": 
 OCR_KIND = {"id-front": "id_card", "id-back": "id_card", "licence": "licence"}
 
 
+class TruthMismatch(RuntimeError):
+    """The renderer printed something other than the ground truth (a bug in a layout)."""
+
+
+def check_printed(lic: content.Licence, drawn: dict) -> None:
+    want = lic.printed()
+    if drawn != want:
+        diff = {k: (drawn.get(k), want.get(k)) for k in set(drawn) | set(want) if drawn.get(k) != want.get(k)}
+        raise TruthMismatch(f"printed text differs from the truth (printed, truth): {diff}")
+
+
 def make_one(kind: str, i: int, seed: int, fonts: render.Fonts, params: degrade.Degrade,
-             clean: bool, today: dt.date):
+             clean: bool, today: dt.date, licence_layouts=layouts.LAYOUTS):
     """Render item `i`. Front and back with the same seed and index belong to the same person."""
     content_rng = np.random.default_rng([seed, i])
     layout_rng = np.random.default_rng([seed, i, KIND_CODE[kind], 1])
@@ -47,9 +62,11 @@ def make_one(kind: str, i: int, seed: int, fonts: render.Fonts, params: degrade.
     if kind == "licence":
         lic = content.licence(np.random.default_rng([seed, i, 3]), today)
         truth = lic.truth()
-        doc = render.render_licence(lic, fonts, layout_rng)
+        style = layouts.choose_style(np.random.default_rng([seed, i, KIND_CODE[kind], 3]), licence_layouts)
+        doc, sheet = layouts.render_licence(lic, fonts, layout_rng, style)
+        check_printed(lic, sheet.drawn)
         extra = {"registration_authority": lic.authority, "issued": lic.issued.isoformat(),
-                 "term_printed": lic.term_printed}
+                 "term_printed": lic.term_printed, **style.manifest()}
         out_widths = (1600, 1920, 2048)
     else:
         person = content.person(content_rng, today)
@@ -64,8 +81,11 @@ def make_one(kind: str, i: int, seed: int, fonts: render.Fonts, params: degrade.
         flat = doc.convert("RGB") if doc.mode == "RGB" else _flatten(doc)
         w, h = flat.size
         quad = [[0, 0], [w, 0], [w, h], [0, h]]
-        img, info = flat, {"clean": True}
+        img, info = flat, {"clean": True, "rotation_deg": 0.0, "perspective": 0.0, "blur_px": 0.0,
+                           "glare_level": 0.0}
     else:
+        if kind == "licence" and doc.height > doc.width:  # a portrait page: a portrait frame, as tall
+            out_widths = (1080, 1280, 1440)
         width = int(out_widths[int(photo_rng.integers(len(out_widths)))])
         img, quad, info = degrade.photograph(doc, photo_rng, params, out_width=width)
     ext, data, enc = degrade.encode(img, photo_rng, params, clean)
@@ -86,15 +106,21 @@ def dump_json(obj) -> str:
 
 def generate(kind: str, count: int, seed: int, out: str, clean: bool = False,
              params: degrade.Degrade | None = None, today: str = DEFAULT_TODAY,
-             start: int = 0, quiet: bool = True) -> dict:
+             start: int = 0, quiet: bool = True, licence_layouts=layouts.LAYOUTS) -> dict:
     params = params or degrade.Degrade()
     fonts = render.Fonts()
+    if kind == "licence":
+        fonts.require(layouts.LICENCE_FONTS)  # fail before the first item, naming the package
+        unknown = set(licence_layouts) - set(layouts.LAYOUTS)
+        if unknown or not licence_layouts:
+            raise ValueError(f"unknown layout {', '.join(sorted(unknown))}: one of {', '.join(layouts.LAYOUTS)}")
     day = dt.date.fromisoformat(today)
     os.makedirs(out, exist_ok=True)
     items = []
     t0 = time.monotonic()
     for i in range(start, start + count):
-        truth, ext, data, size, quad, info, extra = make_one(kind, i, seed, fonts, params, clean, day)
+        truth, ext, data, size, quad, info, extra = make_one(kind, i, seed, fonts, params, clean, day,
+                                                             tuple(licence_layouts))
         stem = f"{kind}-{i}"
         for old in ("jpg", "png"):  # a re-run may switch an item between JPEG and PNG
             path = os.path.join(out, f"{stem}.{old}")
@@ -111,7 +137,7 @@ def generate(kind: str, count: int, seed: int, out: str, clean: bool = False,
             print(f"{stem}.{ext}", file=sys.stderr)
     manifest = {
         "generator": "docgen",
-        "version": 1,
+        "version": GENERATOR_VERSION,
         "kind": kind,
         "ocr_kind": OCR_KIND[kind],
         "seed": seed,
@@ -122,6 +148,8 @@ def generate(kind: str, count: int, seed: int, out: str, clean: bool = False,
         "field_keys": list(CONTRACT_KEYS[kind]),
         "items": items,
     }
+    if kind == "licence":
+        manifest["layouts"] = list(licence_layouts)
     path = os.path.join(out, "manifest.json")
     # one manifest per kind would clash in a shared folder: keep every kind's entry
     merged = {}
@@ -132,9 +160,18 @@ def generate(kind: str, count: int, seed: int, out: str, clean: bool = False,
             merged = old.get("kinds", {}) if isinstance(old, dict) else {}
         except (OSError, ValueError):
             merged = {}
+    # a run that extends a set (--start) keeps the entries of the items made before
+    prev = merged.get(kind)
+    same = ("version", "seed", "clean", "today", "params", "layouts")
+    if isinstance(prev, dict) and all(prev.get(k) == manifest.get(k) for k in same):
+        made = {it["index"] for it in items}
+        kept = [it for it in prev.get("items", []) if isinstance(it, dict) and it.get("index") not in made]
+        if kept:
+            manifest["items"] = sorted(kept + items, key=lambda it: it["index"])
+            manifest["count"] = len(manifest["items"])
     merged[kind] = manifest
     with open(path, "w", encoding="utf-8") as f:
-        f.write(dump_json({"generator": "docgen", "version": 1, "kinds": merged}))
+        f.write(dump_json({"generator": "docgen", "version": GENERATOR_VERSION, "kinds": merged}))
     manifest["elapsed_s"] = time.monotonic() - t0
     return manifest
 
@@ -155,17 +192,25 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one degradation parameter, e.g. --set blur=0 --set jpeg_min=80")
     ap.add_argument("--today", default=DEFAULT_TODAY, help="reference date for validity periods (YYYY-MM-DD)")
+    ap.add_argument("--layout", default=",".join(layouts.LAYOUTS), metavar="NAME[,NAME...]",
+                    help="licence layouts to draw from (default all: " + ", ".join(layouts.LAYOUTS) + ")")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.count < 0 or a.start < 0:
         ap.error("--count and --start must not be negative")
+    chosen = tuple(n.strip() for n in a.layout.split(",") if n.strip())
     try:
         params = degrade.Degrade.parse(a.strength, a.set)
         dt.date.fromisoformat(a.today)
+        unknown = set(chosen) - set(layouts.LAYOUTS)
+        if unknown or not chosen:
+            raise ValueError(f"--layout: unknown {', '.join(sorted(unknown)) or 'empty'}; "
+                             f"one or more of {', '.join(layouts.LAYOUTS)}")
     except ValueError as e:
         ap.error(str(e))
     try:
-        m = generate(a.kind, a.count, a.seed, a.out, a.clean, params, a.today, a.start, quiet=not a.verbose)
+        m = generate(a.kind, a.count, a.seed, a.out, a.clean, params, a.today, a.start, quiet=not a.verbose,
+                     licence_layouts=chosen)
     except render.FontMissing as e:
         print(f"docgen: {e}", file=sys.stderr)
         return 2

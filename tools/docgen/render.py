@@ -14,14 +14,20 @@ import os
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
-from content import Licence, Person
+from content import Person
 
+# key: (file name, Debian package, family of the face to use in a .ttc collection)
 FONT_FILES = {
-    "sans": "NotoSansCJK-Regular.ttc",
-    "sans-bold": "NotoSansCJK-Bold.ttc",
-    "serif": "NotoSerifCJK-Regular.ttc",
-    "serif-bold": "NotoSerifCJK-Bold.ttc",
+    "sans": ("NotoSansCJK-Regular.ttc", "fonts-noto-cjk", "Noto Sans CJK SC"),
+    "sans-bold": ("NotoSansCJK-Bold.ttc", "fonts-noto-cjk", "Noto Sans CJK SC"),
+    "serif": ("NotoSerifCJK-Regular.ttc", "fonts-noto-cjk", "Noto Serif CJK SC"),
+    "serif-bold": ("NotoSerifCJK-Bold.ttc", "fonts-noto-cjk", "Noto Serif CJK SC"),
+    "kai": ("ukai.ttc", "fonts-arphic-ukai", "AR PL UKai CN"),       # 楷体
+    "ming": ("uming.ttc", "fonts-arphic-uming", "AR PL UMing CN"),   # 明体 (宋体-like)
+    "zenhei": ("wqy-zenhei.ttc", "fonts-wqy-zenhei", "WenQuanYi Zen Hei"),  # 黑体
 }
+# the faces the ID cards use (and that every run needs); the others are looked up when asked for
+CORE_FONTS = ("sans", "sans-bold", "serif", "serif-bold")
 FONT_ROOTS = ("/usr/share/fonts", "/usr/local/share/fonts", os.path.expanduser("~/.local/share/fonts"))
 
 
@@ -30,48 +36,79 @@ class FontMissing(RuntimeError):
 
 
 class Fonts:
-    """Noto CJK (Simplified Chinese faces) from Debian's fonts-noto-cjk package."""
+    """CJK faces from Debian packages: Noto Sans/Serif CJK (fonts-noto-cjk) always, AR PL UKai
+    (fonts-arphic-ukai), AR PL UMing (fonts-arphic-uming) and WenQuanYi Zen Hei (fonts-wqy-zenhei)
+    when a licence asks for them."""
 
     def __init__(self) -> None:
-        roots = [os.environ["DOCGEN_FONT_DIR"]] if os.environ.get("DOCGEN_FONT_DIR") else list(FONT_ROOTS)
+        self.roots = [os.environ["DOCGEN_FONT_DIR"]] if os.environ.get("DOCGEN_FONT_DIR") else list(FONT_ROOTS)
         self.paths: dict[str, str] = {}
-        for key, name in FONT_FILES.items():
-            for root in roots:
+        self._index: dict[tuple[str, bool], int] = {}
+        self._cache: dict[tuple, ImageFont.FreeTypeFont] = {}
+        self._glyph: dict[tuple[str, str], bool] = {}
+        self.require(CORE_FONTS)
+
+    def require(self, keys) -> None:
+        """Find the files of `keys` now; FontMissing names the Debian package of a missing one."""
+        for key in keys:
+            if key in self.paths:
+                continue
+            name, package, _ = FONT_FILES[key]
+            for root in self.roots:
                 hits = sorted(glob.glob(os.path.join(root, "**", name), recursive=True))
                 if hits:
                     self.paths[key] = hits[0]
                     break
             else:
                 raise FontMissing(
-                    f"font {name} not found under {', '.join(roots)}: install the Debian package "
-                    "fonts-noto-cjk (apt-get install fonts-noto-cjk) or point DOCGEN_FONT_DIR at a "
-                    "folder holding the Noto CJK .ttc files"
+                    f"font {name} not found under {', '.join(self.roots)}: install the Debian package "
+                    f"{package} (apt-get install {package}) or point DOCGEN_FONT_DIR at a "
+                    f"folder holding {name}"
                 )
-        self._index: dict[tuple[str, bool], int] = {}
-        self._cache: dict[tuple, ImageFont.FreeTypeFont] = {}
 
     def _face_index(self, key: str, mono: bool) -> int:
         k = (key, mono)
         if k not in self._index:
-            want = ("Mono CJK SC" if mono else "CJK SC")
+            family = FONT_FILES[key][2]
+            want = family.replace(" CJK", " Mono CJK") if mono else family
             for i in range(12):
                 try:
-                    family = ImageFont.truetype(self.paths[key], 12, index=i).getname()[0]
+                    name = ImageFont.truetype(self.paths[key], 12, index=i).getname()[0]
                 except OSError:
                     break
-                if family.endswith(want) and ("Mono" in family) == mono:
+                if name == want:
                     self._index[k] = i
                     break
             else:
-                raise FontMissing(f"no Simplified Chinese face in {self.paths[key]}")
+                raise FontMissing(f"no face {want!r} in {self.paths[key]} (package {FONT_FILES[key][1]})")
         return self._index[k]
 
     def get(self, key: str, size: float, mono: bool = False) -> ImageFont.FreeTypeFont:
+        self.require((key,))
         size = max(6, int(round(size)))
         k = (key, size, mono)
         if k not in self._cache:
             self._cache[k] = ImageFont.truetype(self.paths[key], size, index=self._face_index(key, mono))
         return self._cache[k]
+
+    def missing(self, key: str, text: str) -> str:
+        """The characters of `text` that the face `key` has no glyph for (they would print as a box)."""
+        font = self.get(key, 24)
+        out = []
+        for ch in text:
+            if ch.isspace():
+                continue
+            k = (key, ch)
+            if k not in self._glyph:
+                self._glyph[k] = _mask(font, ch) != _mask(font, "\U0010FFFD")
+            if not self._glyph[k]:
+                out.append(ch)
+        return "".join(out)
+
+
+def _mask(font, ch: str):
+    m = font.getmask(ch)
+    return m.size, bytes(m)
 
 
 # --- drawing helpers -----------------------------------------------------------------------
@@ -120,12 +157,133 @@ def wrap(text: str, font, width: float, first_width: float | None = None) -> lis
     return lines
 
 
+NO_LINE_START = "，。；、）：”》"
+NO_LINE_END = "（“《"
+
+
+def wrap_strict(text: str, font, width: float) -> list[str]:
+    """Char wrap that never lets a line run past `width`: no closing mark starts a line (the
+    character before it moves down with it), no opening mark ends one, a number is not split
+    when the line has room to break before it. Joining the lines gives `text` back."""
+    lines: list[str] = []
+    cur = ""
+    for ch in text:
+        if cur and font.getlength(cur + ch) > width:
+            carry = ""
+            if _word(ch) and _word(cur[-1]):  # a number or a Latin word moves down whole
+                k = len(cur)
+                while k > 0 and _word(cur[k - 1]):
+                    k -= 1
+                if k > 0:
+                    cur, carry = cur[:k], cur[k:]
+            elif ch in NO_LINE_START:
+                while len(cur) > 1 and cur[-1] in NO_LINE_START:  # keep runs like ）； together
+                    carry = cur[-1] + carry
+                    cur = cur[:-1]
+                if len(cur) > 1:
+                    carry = cur[-1] + carry
+                    cur = cur[:-1]
+            while len(cur) > 1 and cur[-1] in NO_LINE_END:
+                carry = cur[-1] + carry
+                cur = cur[:-1]
+            lines.append(cur)
+            cur = carry
+        cur += ch
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def _word(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch in ".-")
+
+
+class LayoutOverflow(Exception):
+    """The text does not fit at this size: the caller shrinks and tries again."""
+
+
+class Mark:
+    """One piece of text put on the page, with the box its ink may cover."""
+    __slots__ = ("role", "field", "text", "box", "cell")
+
+    def __init__(self, role, field, text, box, cell):
+        self.role, self.field, self.text, self.box, self.cell = role, field, text, box, cell
+
+    def __repr__(self) -> str:
+        return f"Mark({self.role}, {self.field}, {self.text!r}, {tuple(round(v) for v in self.box)})"
+
+
+class Sheet:
+    """Draws text and records it: which field each line belongs to (so the renderer can report
+    exactly what it printed), where it went and which cell it had to stay in. `dry` records
+    without drawing, for trying sizes."""
+
+    def __init__(self, img: Image.Image | None, size=None, dry: bool = False):
+        self.img = img
+        self.size = img.size if img is not None else size
+        self.dry = dry or img is None
+        self.d = None if self.dry else ImageDraw.Draw(img)
+        self._probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+        self.marks: list[Mark] = []
+        self.drawn: dict[str, str] = {}
+        self.obstacles: dict[str, tuple] = {}  # name -> box of a picture (emblem, QR, seal)
+
+    def refresh(self) -> None:
+        """After pasting into the image, draw on the new pixels."""
+        if not self.dry:
+            self.d = ImageDraw.Draw(self.img)
+
+    def text(self, xy, s: str, font, fill=(25, 25, 25), *, role="deco", field=None, spacing=0.0,
+             anchor="ls", cell=None) -> float:
+        """Draw `s` at `xy` (baseline-left by default), `spacing` px between characters; returns
+        the x after the last character."""
+        x, y = xy
+        if spacing:
+            if anchor[0] != "l":
+                raise ValueError("spaced text is left-anchored")
+            boxes = []
+            for ch in s:
+                if not self.dry:
+                    self.d.text((x, y), ch, font=font, fill=fill, anchor=anchor)
+                boxes.append(self._probe.textbbox((x, y), ch, font=font, anchor=anchor))
+                x += font.getlength(ch) + spacing
+            box = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                   max(b[3] for b in boxes))
+            end = x - spacing
+        else:
+            if not self.dry:
+                self.d.text((x, y), s, font=font, fill=fill, anchor=anchor)
+            box = self._probe.textbbox((x, y), s, font=font, anchor=anchor)
+            end = box[2]
+        if s.strip():
+            self.marks.append(Mark(role, field, s, box, cell))
+        if field is not None:
+            self.drawn[field] = self.drawn.get(field, "") + s
+        return end
+
+    def justified(self, xy, s: str, width: float, font, fill=(25, 25, 25), *, role="label", cell=None) -> None:
+        """Spread the characters of a short label evenly over `width` (名　称 / 法定代表人)."""
+        if len(s) <= 1:
+            self.text(xy, s, font, fill, role=role, cell=cell)
+            return
+        gap = (width - sum(font.getlength(c) for c in s)) / (len(s) - 1)
+        self.text(xy, s, font, fill, role=role, spacing=max(0.0, gap), cell=cell)
+
+    def obstacle(self, name: str, box) -> None:
+        self.obstacles[name] = tuple(float(v) for v in box)
+
+
 def guilloche(w: int, h: int, rng: np.random.Generator, colors, base, density: float = 1.0,
-              rosette=None) -> np.ndarray:
-    """A light security-print pattern: families of thin wavy lines and an optional rosette."""
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+              rosette=None, flat: bool = False) -> np.ndarray:
+    """A light security-print pattern: families of thin wavy lines and an optional rosette.
+
+    `flat` paints plain paper but draws the same random numbers (layout checks run faster)."""
     img = np.empty((h, w, 3), np.float32)
     img[:] = base
+    if flat:
+        rng.uniform(size=4 * len(colors))
+        return img
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     for i, col in enumerate(colors):
         lam = (9 + 5 * i + rng.uniform(-1, 1)) / density
         amp = rng.uniform(2.0, 4.0)
@@ -234,7 +392,7 @@ def id_address_lines(address: str, fonts: Fonts, mm: float):
     while len(lines) > 3:  # rare (about 1 in 120)
         size -= 0.05 * mm
         if size < 2.6 * mm:
-            raise ValueError(f"address too long for the card: {address}")
+            raise LayoutOverflow(f"address too long for the card: {address}")
         font = fonts.get("sans", size)
         lines = wrap(address, font, 36.5 * mm)
     return font, lines
@@ -314,10 +472,7 @@ def render_id_back(p: Person, fonts: Fonts, rng: np.random.Generator, mm: float 
     return img
 
 
-# --- business licence (副本, landscape, 297 mm x 210 mm) -----------------------------------
-
-LICENCE_PX = (1500, 1060)
-
+# --- pieces of the business licence (the layouts are in layouts.py) ---------------------
 
 def qr_like(modules: int, box: int, rng: np.random.Generator) -> Image.Image:
     grid = rng.random((modules, modules)) < 0.5
@@ -377,7 +532,8 @@ def seal(fonts: Fonts, text: str, r: int, rng: np.random.Generator) -> Image.Ima
     return out.filter(ImageFilter.GaussianBlur(0.6))
 
 
-def _border(img: Image.Image, rng) -> None:
+def ornate_border(img: Image.Image) -> None:
+    """The brown frame with a lattice band of the licence copies."""
     w, h = img.size
     d = ImageDraw.Draw(img)
     brown = (170, 120, 70)
@@ -393,85 +549,3 @@ def _border(img: Image.Image, rng) -> None:
     for y in range(m + 6, h - m - 6, step):
         for x in (m + 6, w - m - band + 6):
             d.polygon([(x, y + 8), (x + 11, y), (x + 22, y + 8), (x + 11, y + 16)], outline=light)
-
-
-def render_licence(lic: Licence, fonts: Fonts, rng: np.random.Generator) -> Image.Image:
-    w, h = LICENCE_PX
-    arr = guilloche(w, h, rng, [(236, 222, 205), (240, 216, 208)], (251, 248, 240), density=0.8,
-                    rosette=(w / 2, h * 0.58, w * 0.32, (236, 214, 200)))
-    img = to_image(arr)
-    _border(img, rng)
-    d = ImageDraw.Draw(img)
-    jx, jy = rng.uniform(-6, 6, 2)  # printer registration: the field block shifts a little
-
-    emblem(d, w / 2, 118, 46)
-    title = fonts.get("serif-bold", 112)
-    tw = sum(title.getlength(c) for c in "营业执照") + 3 * 40
-    text_spaced(d, ((w - tw) / 2, 165), "营业执照", title, (20, 20, 20), 40)
-    sub = fonts.get("serif", 30)
-    d.text((w / 2, 325), "（副  本）", font=sub, fill=(30, 30, 30), anchor="mm")
-    d.text((w - 330, 325), f"副本编号：{int(rng.integers(1, 4))}-{int(rng.integers(1, 4))}",
-           font=fonts.get("serif", 20), fill=(30, 30, 30), anchor="lm")
-
-    small = fonts.get("sans", 22)
-    d.text((110, 120), "统一社会信用代码", font=fonts.get("sans-bold", 24), fill=(20, 20, 20))
-    text_spaced(d, (110, 156), lic.credit_code, fonts.get("sans-bold", 30, mono=True), (20, 20, 20), 2)
-
-    qr = qr_like(25, 5, rng)
-    qx, qy = w - 270, 84
-    img.paste(Image.merge("RGB", (qr, qr, qr)), (qx, qy))
-    cap = fonts.get("sans", 13)
-    for k, line in enumerate(("扫描二维码登录‘国家企业信用", "信息公示系统’了解更多登记、", "备案、许可、监管信息。")):
-        d.text((qx + qr.width / 2, qy + qr.width + 12 + 18 * k), line, font=cap, fill=(40, 40, 40), anchor="ma")
-
-    lab = fonts.get("serif-bold", 27)
-    val = fonts.get("serif", 27)
-    ink = (25, 25, 25)
-    lw = 5 * 27 + 8  # label column: five characters wide
-    row = 62
-    left_x, right_x = 110 + jx, 790 + jx
-    left_val, right_val = left_x + lw + 30, right_x + lw + 30
-    left_w, right_w = right_x - left_val - 40, w - 105 - right_val
-
-    def field(x, y, label, value, vx, vw, max_lines=3) -> float:
-        text_justified(d, (x, y), label, lw, lab, ink)
-        lines = wrap(value, val, vw)[:max_lines]
-        for k, line in enumerate(lines):
-            d.text((vx, y + k * 40), line, font=val, fill=ink)
-        return y + max(1, len(lines)) * 40 + (row - 40)
-
-    y = 390 + jy
-    y = field(left_x, y, "名称", lic.name, left_val, left_w, 2)
-    y = field(left_x, y, "类型", lic.type, left_val, left_w, 2)
-    y = field(left_x, y, lic.legal_label, lic.legal_person, left_val, left_w, 1)
-    text_justified(d, (left_x, y), "经营范围", lw, lab, ink)
-    sval = fonts.get("serif", 24)
-    for k, line in enumerate(wrap(lic.scope, sval, left_w)[:11]):
-        d.text((left_val, y + 2 + k * 34), line, font=sval, fill=ink)
-
-    y = 390 + jy
-    if lic.capital:
-        y = field(right_x, y, "注册资本", lic.capital, right_val, right_w, 1)
-    y = field(right_x, y, "成立日期", f"{lic.established.year}年{lic.established.month:02d}月{lic.established.day:02d}日",
-              right_val, right_w, 1)
-    y = field(right_x, y, "营业期限", lic.term_printed, right_val, right_w, 2)
-    y = field(right_x, y, lic.address_label, lic.address, right_val, right_w, 3)
-
-    # registration authority, date and seal
-    ay = h - 250
-    text_justified(d, (right_x + 40, ay), "登记机关", 4 * 30, fonts.get("serif-bold", 30), ink)
-    issued = lic.issued
-    d.text((right_x + 240, ay + 95), f"{issued.year}年{issued.month:02d}月{issued.day:02d}日",
-           font=fonts.get("serif", 28), fill=ink)
-    st = seal(fonts, lic.authority, 105, rng)
-    sx, sy = int(right_x + 300 + rng.uniform(-25, 25)), int(ay - 90 + rng.uniform(-20, 20))
-    region = img.crop((sx, sy, sx + st.width, sy + st.height))
-    img.paste(ImageChops.multiply(region, st), (sx, sy))
-    d = ImageDraw.Draw(img)
-
-    d.text((100, h - 120), "国家企业信用信息公示系统网址：http://www.gsxt.gov.cn", font=small, fill=(50, 50, 50))
-    d.text((100, h - 88), "市场主体应当于每年1月1日至6月30日通过国家企业信用信息公示系统报送公示年度报告。",
-           font=fonts.get("sans", 18), fill=(50, 50, 50))
-    d.text((w - 100, h - 88), "国家市场监督管理总局监制", font=fonts.get("sans", 18), fill=(50, 50, 50), anchor="ra")
-    out = img.convert("RGBA")
-    return out
