@@ -447,7 +447,7 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
     sh = Sheet(img)
     jx, jy = rng.uniform(-8, 8, 2)
     seal_dx, seal_dy = rng.uniform(-20, 20), rng.uniform(-10, 10)
-    size = float(rng.uniform(21, 24))
+    size = float(rng.uniform(22.5, 25.5))
     code_in_table = bool(rng.random() < 0.5)
     subtitle = ("", "（副本）", "（电子营业执照）")[int(rng.integers(3))]
     shade = bool(rng.random() < 0.5)
@@ -460,7 +460,7 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
     _qr(img, sh, fonts, rng, w - 196, 60, 4, 11, caption=False)
 
     x0, x1 = 70 + jx, w - 70 + jx
-    lw = 150.0 if size < 23 else 160.0
+    lw = 156.0 if size < 24 else 166.0
     half = (x1 - x0) / 2
     fields = _fields(lic)
     if code_in_table:
@@ -491,7 +491,8 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
     seal_r = 96
     lowest = h - 300  # 登记机关 follows the table, at the latest here
     table_top = top + (28 if code_in_table else 70) + jy
-    limits = {"scope": None, "address": 3, "name": 2, "type": 3, "term": 2, "credit_code": 1}
+    limits = {"scope": None, "address": 3, "name": 2, "type": 3, "term": 2, "credit_code": 1, "established": 1,
+              "registered_capital": 2, "legal_person": 1}
 
     def cell_label(sheet, label, cx0, cx1, cy0, cy1, scale):
         font = fonts.get(st.label_font, size * min(1.0, scale[0] + 0.05))
