@@ -447,7 +447,10 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
     sh = Sheet(img)
     jx, jy = rng.uniform(-8, 8, 2)
     seal_dx, seal_dy = rng.uniform(-20, 20), rng.uniform(-10, 10)
-    size = float(rng.uniform(22.5, 25.5))
+    # the sizes of the portrait original: labels 25-28 px, values 27 (the scope 24) on the same
+    # 1060 px page, so that a photo shows both at the same scale
+    size = float(rng.uniform(25, 28))  # labels (and the minimum row height)
+    value_size, scope_size = 27.0, 24.0
     code_in_table = bool(rng.random() < 0.5)
     subtitle = ("", "（副本）", "（电子营业执照）")[int(rng.integers(3))]
     shade = bool(rng.random() < 0.5)
@@ -459,8 +462,9 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
         top += 30
     _qr(img, sh, fonts, rng, w - 196, 60, 4, 11, caption=False)
 
-    x0, x1 = 70 + jx, w - 70 + jx
-    lw = 156.0 if size < 24 else 166.0
+    x0, x1 = 52 + jx, w - 52 + jx  # nearly the page width: the table's cells hold the larger print
+    pad = 10.0
+    lw = float(np.ceil(5 * size + 2 * pad + 8))  # label cells: 法定代表人 on one line
     half = (x1 - x0) / 2
     fields = _fields(lic)
     if code_in_table:
@@ -487,15 +491,16 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
         else:
             merged.append(r)
     rows = merged + [[("address", fields["address"])], [("scope", fields["scope"])]]
-    pad = 10.0
     seal_r = 96
     lowest = h - 300  # 登记机关 follows the table, at the latest here
     table_top = top + (28 if code_in_table else 70) + jy
     limits = {"scope": None, "address": 3, "name": 2, "type": 3, "term": 2, "credit_code": 1, "established": 1,
               "registered_capital": 2, "legal_person": 1}
 
-    def cell_label(sheet, label, cx0, cx1, cy0, cy1, scale):
-        font = fonts.get(st.label_font, size * min(1.0, scale[0] + 0.05))
+    label_font = fonts.get(st.label_font, size)  # labels keep their size when the values shrink
+
+    def cell_label(sheet, label, cx0, cx1, cy0, cy1):
+        font = label_font
         lines = wrap_strict(label, font, cx1 - cx0 - 2 * pad)
         pitch = font.size * 1.3
         asc, desc = font.getmetrics()
@@ -525,19 +530,18 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
             heights = []
             plans = []
             for (field, (label, value)), (a, b, c) in zip(row, spans):
-                vs = size * st.value_scale * _size(scale, field) * (0.95 if field == "scope" else 1.0)
+                vs = (scope_size if field == "scope" else value_size) * st.value_scale * _size(scale, field)
                 key = st.value_font
                 font, lines = _fit(fonts, key, vs, value, c - b - 2 * pad, limits.get(field, 2))
                 pitch = font.size * st.line_pitch * 0.92
                 asc, desc = font.getmetrics()
                 heights.append((len(lines) - 1) * pitch + asc + desc + 2 * pad)
-                lab_font = fonts.get(st.label_font, size * min(1.0, scale[0] + 0.05))
-                nlab = len(wrap_strict(label, lab_font, b - a - 2 * pad))
-                heights.append((nlab - 1) * lab_font.size * 1.3 + sum(lab_font.getmetrics()) + 2 * pad)
+                nlab = len(wrap_strict(label, label_font, b - a - 2 * pad))
+                heights.append((nlab - 1) * label_font.size * 1.3 + sum(label_font.getmetrics()) + 2 * pad)
                 plans.append((field, label, value, font, lines, pitch, a, b, c))
             rh = max(max(heights), size * 2.1)
             for field, label, value, font, lines, pitch, a, b, c in plans:
-                cell_label(sheet, label, a, b, y, y + rh, scale)
+                cell_label(sheet, label, a, b, y, y + rh)
                 asc, desc = font.getmetrics()
                 block = (len(lines) - 1) * pitch + asc + desc
                 base = y + rh / 2 - block / 2 + asc if len(lines) < 3 else y + pad + asc
@@ -566,8 +570,7 @@ def _table_grid(lic: Licence, fonts: Fonts, rng, st: Style, flat: bool):
     attempt(scale, sh)
     sh.scale = scale
     if not code_in_table:
-        cl = fonts.get(st.label_font, size)
-        e = sh.text((x0, table_top - 16), "统一社会信用代码：", cl, INK, role="label")
+        e = sh.text((x0, table_top - 16), "统一社会信用代码：", label_font, INK, role="label")
         sh.text((e + 4, table_top - 16), lic.credit_code, fonts.get("sans-bold", size * 1.05), INK,
                 role="value", field="credit_code")
 
