@@ -144,7 +144,7 @@ pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
         }
     }
     if let Some(f) = get("registered_capital") {
-        let v = cjk_only(&f.text);
+        let v = capital(&f.text);
         if !v.is_empty() {
             out.insert("registered_capital".into(), field(v, f.conf));
         }

@@ -222,6 +222,21 @@ fn an_ambiguous_credit_code_character_gets_a_suggestion() {
 }
 
 #[test]
+fn a_registered_capital_in_arabic_digits_keeps_its_digits() {
+    for (printed, want) in [
+        ("3000万元人民币", "3000万元人民币"),
+        ("人民币500万元", "人民币500万元"),
+        ("：100.000000万人民币", "100.000000万人民币"),
+        ("５０万元", "50万元"),
+    ] {
+        let mut lines = licence_lines();
+        lines[7] = line(printed, 700, 310, 200, 22);
+        let d = extract(&lines, Requested::Licence).unwrap();
+        assert_eq!(value(&d, "registered_capital"), Some(want), "{printed}");
+    }
+}
+
+#[test]
 fn a_long_term_licence_has_term_long() {
     let mut lines = licence_lines();
     lines[16] = line("长期", 700, 390, 60, 22);
@@ -318,6 +333,113 @@ fn scope_separators_and_fixed_sentences_are_repaired() {
     );
     assert_eq!(fix_scope("许可项目：食品经营。"), "许可项目：食品经营。");
     assert_eq!(fix_address("广西壮族白治区南宁市"), "广西壮族自治区南宁市");
+    // a character lost, the closing bracket lost at the end, the full stop read as a dot
+    assert_eq!(
+        fix_scope("一般项目：装卸搬运·（除依法须经批准的项目外，凭营业执照依法开展经营活动"),
+        "一般项目：装卸搬运。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）"
+    );
+    // the full stop before the sentence lost
+    assert_eq!(
+        fix_scope("销售（不含危险化学品）（依法须经批准的项目，经相关部门批准后方可开展经营活动）"),
+        "销售（不含危险化学品）。（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
+    );
+}
+
+#[test]
+fn a_stray_digit_before_the_year_is_dropped() {
+    assert_eq!(parse_date("22005年02月25日").as_deref(), Some("2005-02-25"));
+}
+
+/// A printed table: labels centred in their cells beside values of one or more lines,
+/// rows ruled apart (a wider gap than the value's line pitch).
+fn table_lines() -> Vec<Line> {
+    vec![
+        line("营业执照", 300, 40, 300, 60),
+        line("名称", 100, 140, 50, 22),
+        line("苏州成德文化传媒有限公司", 220, 140, 260, 22),
+        // two lines centred on the label
+        line("有限责任公司（自然人投", 220, 180, 240, 22),
+        line("类型", 100, 195, 50, 22),
+        line("资或控股）", 220, 210, 110, 22),
+        line("住所", 100, 260, 50, 22),
+        line("江苏省苏州市姑苏区和平西路223号", 220, 260, 340, 22),
+        // three lines above, on and below the label
+        line(
+            "一般项目：会议及展览服务；市场营销策划。（除依",
+            220,
+            310,
+            480,
+            22,
+        ),
+        line("经营范围", 100, 340, 90, 22),
+        line(
+            "法须经批准的项目外，凭营业执照依法自主开展经营",
+            220,
+            340,
+            480,
+            22,
+        ),
+        line("活动）", 220, 370, 60, 22),
+        // the seal's lettering and the footer beside and below the values
+        line("区市场监", 610, 375, 90, 22),
+        line(
+            "国家企业信用信息公示系统网址：http://www.gsxt.gov.cn",
+            220,
+            450,
+            480,
+            18,
+        ),
+    ]
+}
+
+#[test]
+fn a_table_with_labels_centred_beside_their_values_is_read_in_order() {
+    let d = extract(&table_lines(), Requested::Licence).unwrap();
+    assert_eq!(value(&d, "name"), Some("苏州成德文化传媒有限公司"));
+    assert_eq!(value(&d, "type"), Some("有限责任公司（自然人投资或控股）"));
+    assert_eq!(
+        value(&d, "address"),
+        Some("江苏省苏州市姑苏区和平西路223号")
+    );
+    assert_eq!(
+        value(&d, "scope"),
+        Some(
+            "一般项目：会议及展览服务；市场营销策划。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）"
+        )
+    );
+}
+
+#[test]
+fn a_value_does_not_take_the_title_above_it_or_a_line_that_belongs_to_no_label() {
+    let mut lines = licence_lines();
+    // the title just above the first value, in its column
+    lines[2] = line("营业执照", 200, 240, 300, 60);
+    // a stray line under the name's column, after a wide gap
+    lines.push(line("备案、许可、监管信息", 200, 620, 200, 22));
+    let d = extract(&lines, Requested::Licence).unwrap();
+    assert_eq!(value(&d, "name"), Some("重庆航新贸易有限公司"));
+    assert_eq!(
+        value(&d, "scope"),
+        Some("一般项目：服装服饰零售；五金产品批发；货物进出口；办公用品销售。")
+    );
+}
+
+#[test]
+fn a_spaced_label_with_one_character_lost_still_opens_its_field() {
+    let mut lines = licence_lines();
+    // 名 alone (称 not read); 住 lost, 所 read into the address
+    lines.remove(4);
+    let at = lines.iter().position(|l| l.text == "住").unwrap();
+    lines.remove(at);
+    let at = lines.iter().position(|l| l.text == "所").unwrap();
+    lines.remove(at);
+    lines[at] = line("所重庆市渝中区胜利北路822号绿城小", 650, 430, 330, 22);
+    let d = extract(&lines, Requested::Licence).unwrap();
+    assert_eq!(value(&d, "name"), Some("重庆航新贸易有限公司"));
+    assert_eq!(
+        value(&d, "address"),
+        Some("重庆市渝中区胜利北路822号绿城小区26幢3单元204室")
+    );
 }
 
 /// The recogniser's output for a line of letters and digits: per character one step where

@@ -105,7 +105,12 @@ pub fn parse_date(s: &str) -> Option<String> {
             one[4..6].parse().ok()?,
             one[6..].parse().ok()?,
         ),
-        [y, m, d, ..] if y.len() == 4 => (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?),
+        // a stray digit read before the year (`22005年02月25日`): the year is its last four
+        [y, m, d, ..] if y.len() >= 4 && y.len() != 8 => (
+            y[y.len() - 4..].parse().ok()?,
+            m.parse().ok()?,
+            d.parse().ok()?,
+        ),
         _ => return None,
     };
     let date = chrono::NaiveDate::from_ymd_opt(y, m, d)?;
@@ -151,6 +156,7 @@ pub(super) fn cjk_punct(s: &str) -> String {
             ':' => '：',
             ';' => '；',
             ',' => '，',
+            '丶' => '、',
             _ => c,
         })
         .collect::<String>()
@@ -164,8 +170,9 @@ pub(super) const SCOPE_SENTENCES: [&str; 2] = [
 ];
 
 /// Repair the scope's punctuation and its fixed sentences: items are separated by `；`
-/// (OCR often reads `：`), and a fixed sentence read with one or two wrong characters
-/// (same length) is restored.
+/// (OCR often reads `：`); a fixed sentence read with up to [`SENTENCE_EDITS`] characters
+/// wrong, missing or extra, or cut short at the end of the scope, is restored, and the
+/// full stop that always precedes it put back when it was lost.
 pub(super) fn fix_scope(s: &str) -> String {
     let mut chars: Vec<char> = s.chars().collect();
     for i in 0..chars.len() {
@@ -179,18 +186,61 @@ pub(super) fn fix_scope(s: &str) -> String {
     for sentence in SCOPE_SENTENCES {
         let want: Vec<char> = sentence.chars().collect();
         let mut i = 0;
-        while i + want.len() <= chars.len() {
-            let window = &chars[i..i + want.len()];
-            let wrong = window.iter().zip(&want).filter(|(a, b)| a != b).count();
-            if wrong > 0 && wrong <= 2 && window[0] == want[0] {
-                chars.splice(i..i + want.len(), want.iter().copied());
-                i += want.len();
-            } else {
-                i += 1;
+        while i < chars.len() {
+            match sentence_at(&chars[i..], &want) {
+                Some(len) => {
+                    chars.splice(i..i + len, want.iter().copied());
+                    // the items end with a full stop before the sentence (often read as a
+                    // dot or comma, or lost)
+                    if i > 0 && matches!(chars[i - 1], '·' | '，' | '、' | '.') {
+                        chars[i - 1] = '。';
+                    } else if i > 0 && !matches!(chars[i - 1], '。' | '；') {
+                        chars.insert(i, '。');
+                        i += 1;
+                    }
+                    i += want.len();
+                }
+                None => i += 1,
             }
         }
     }
     chars.into_iter().collect()
+}
+
+/// At most this many characters of a fixed scope sentence may be misread, lost or added.
+const SENTENCE_EDITS: usize = 3;
+
+/// The length of the text at the start of `text` that is `want` misread (at most
+/// [`SENTENCE_EDITS`] edits), or its beginning cut off by the end of `text` (at least
+/// three quarters of it); `None` when it is not there.
+fn sentence_at(text: &[char], want: &[char]) -> Option<usize> {
+    if text.first() != want.first() || text.get(1) != want.get(1) {
+        return None;
+    }
+    let distance = |len: usize| {
+        let got: String = text[..len].iter().collect();
+        let want: String = want.iter().collect();
+        strsim::levenshtein(&got, &want)
+    };
+    let lo = want.len().saturating_sub(SENTENCE_EDITS);
+    let hi = (want.len() + SENTENCE_EDITS).min(text.len());
+    let best = (lo..=hi)
+        .map(|len| (distance(len), len))
+        .min()
+        .filter(|&(d, _)| d <= SENTENCE_EDITS);
+    if let Some((_, len)) = best {
+        return Some(len);
+    }
+    // cut short: the scope ends inside the sentence
+    let n = text.len();
+    if n < want.len() && n * 4 >= want.len() * 3 {
+        let cut: String = want[..n].iter().collect();
+        let got: String = text.iter().collect();
+        if strsim::levenshtein(&got, &cut) <= SENTENCE_EDITS {
+            return Some(n);
+        }
+    }
+    None
 }
 
 /// Characters OCR confuses in place names, and the word they belong to.
@@ -204,6 +254,22 @@ pub(super) fn fix_address(s: &str) -> String {
     ADDRESS_FIXES
         .iter()
         .fold(s.to_string(), |acc, (bad, good)| acc.replace(bad, good))
+}
+
+/// A registered capital as printed: Chinese words and numerals, Arabic digits and the
+/// decimal point (`伍佰万元整`, `3000万元人民币`, `100.000000万人民币`); full-width digits
+/// and points read as their ASCII forms.
+pub(super) fn capital(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+            '．' | '。' => Some('.'),
+            '0'..='9' | '.' => Some(c),
+            _ => cjk_only(&c.to_string()).chars().next(),
+        })
+        .collect::<String>()
+        .trim_matches('.')
+        .to_string()
 }
 
 pub(super) fn cjk_only(s: &str) -> String {
