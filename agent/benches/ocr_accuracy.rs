@@ -2,9 +2,12 @@
 //!
 //! Generates (once, then reuses) `OCR_BENCH_COUNT` (default 200) photos of each document
 //! with `tools/docgen` (seed `OCR_BENCH_SEED`, default 1) into
-//! `$BRANCHD_CACHE/docgen-s<seed>`, runs the real pipeline on each with `kind=auto`, and
-//! prints per kind and field the exact-match rate against the ground truth, the check-rule
-//! pass rate, the kind detection rate, and per-stage latency (median, p90, p99).
+//! `$BRANCHD_CACHE/docgen-v<generator version>-s<seed>`, runs the real pipeline on each
+//! with `kind=auto`, and prints per kind and field the exact-match rate against the ground
+//! truth, the character accuracy (1 − CER), the check-rule pass rate, the kind detection
+//! rate, and per-stage latency (median, p90, p99). The same rates follow per layout, per
+//! font and per strong degradation (blur, tilt, glare, overexposure, noise, JPEG quality),
+//! from the generator's manifest.
 //!
 //! Then the first `OCR_BENCH_RAPID` (default 50, 0: skip) images of each kind go through
 //! RapidOCR (`rapidocr-onnxruntime` 1.4.4, the same PP-OCRv4 model files, the same
@@ -180,12 +183,133 @@ struct FieldStat {
     found: u32,
     valid: u32,
     checked: u32,
+    /// Edit distance summed over items, and the truth's characters (for 1 − CER).
+    edits: usize,
+    chars: usize,
+}
+
+impl FieldStat {
+    fn add(&mut self, got: Option<&str>, want: &str) {
+        self.n += 1;
+        self.found += u32::from(got.is_some());
+        self.exact += u32::from(got == Some(want));
+        self.edits += strsim::levenshtein(got.unwrap_or(""), want);
+        self.chars += want.chars().count();
+    }
+
+    fn exact_pct(&self) -> f64 {
+        100.0 * f64::from(self.exact) / f64::from(self.n.max(1))
+    }
+
+    /// Character accuracy, 1 − CER, in percent.
+    fn char_pct(&self) -> f64 {
+        100.0 * (1.0 - self.edits as f64 / self.chars.max(1) as f64)
+    }
+}
+
+/// Fields whose character accuracy is reported besides the exact-match rate.
+const LONG_FIELDS: [&str; 2] = ["address", "scope"];
+
+/// The generator's version (`GENERATOR_VERSION` in docgen.py): part of the cache folder's
+/// name, so a changed generator gets a fresh set.
+fn docgen_version() -> u32 {
+    include_str!("../../tools/docgen/docgen.py")
+        .lines()
+        .find_map(|l| l.strip_prefix("GENERATOR_VERSION = "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("docgen.py declares GENERATOR_VERSION")
+}
+
+/// The groups an item counts in besides "all": its layout and each degradation it had
+/// strongly (from the manifest docgen writes).
+fn groups_of(item: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(layout) = item["printed"]["layout"].as_str() {
+        out.push(format!("layout {layout}"));
+    }
+    if let Some(font) = item["printed"]["value_font"].as_str() {
+        out.push(format!("value font {font}"));
+    }
+    let d = &item["degradation"];
+    let num = |k: &str| d[k].as_f64().unwrap_or(0.0);
+    if num("blur_px") >= 1.0 || num("motion_blur") > 0.0 {
+        out.push("blur ≥ 1 px or motion".into());
+    }
+    if num("rotation_deg").abs() >= 3.0 {
+        out.push("tilt ≥ 3°".into());
+    }
+    if d["glare"].as_bool() == Some(true) {
+        out.push("glare".into());
+    }
+    if num("overexposed") > 0.0 {
+        out.push("overexposed".into());
+    }
+    if num("noise_sigma") >= 5.0 {
+        out.push("noise σ ≥ 5".into());
+    }
+    if d["jpeg_quality"].as_u64().is_some_and(|q| q < 65) {
+        out.push("JPEG quality < 65".into());
+    }
+    out
+}
+
+/// Per manifest item index, its entry (empty when there is no manifest).
+fn manifest_items(dir: &Path, kind: &str) -> BTreeMap<u64, serde_json::Value> {
+    let Ok(bytes) = std::fs::read(dir.join("manifest.json")) else {
+        return BTreeMap::new();
+    };
+    let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    m["kinds"][kind]["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["index"].as_u64()?, i.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Exact-match rate per field (and 1 − CER for the long ones) per group.
+fn print_groups(
+    kind: &str,
+    keys: &[String],
+    groups: &BTreeMap<String, BTreeMap<String, FieldStat>>,
+) {
+    if groups.len() <= 1 {
+        return;
+    }
+    println!(
+        "### {kind} by layout, font and degradation: exact match % (long fields: exact / 1 − CER)\n"
+    );
+    let mut head = String::from("| group | items |");
+    let mut rule = String::from("|---|---:|");
+    for k in keys {
+        head.push_str(&format!(" {k} |"));
+        rule.push_str("---:|");
+    }
+    println!("{head}\n{rule}");
+    for (group, stats) in groups {
+        let items = stats.values().map(|s| s.n).max().unwrap_or(0);
+        let mut row = format!("| {group} | {items} |");
+        for k in keys {
+            match stats.get(k) {
+                Some(s) if LONG_FIELDS.contains(&k.as_str()) => {
+                    row.push_str(&format!(" {:.0} / {:.1} |", s.exact_pct(), s.char_pct()));
+                }
+                Some(s) => row.push_str(&format!(" {:.0} |", s.exact_pct())),
+                None => row.push_str(" — |"),
+            }
+        }
+        println!("{row}");
+    }
+    println!();
 }
 
 fn main() {
     let count = env_or::<u32>("OCR_BENCH_COUNT", 200);
     let seed = env_or::<u32>("OCR_BENCH_SEED", 1);
-    let dir = cache_root().join(format!("docgen-s{seed}"));
+    let dir = cache_root().join(format!("docgen-v{}-s{seed}", docgen_version()));
     std::fs::create_dir_all(&dir).expect("cache dir");
     let rapid = env_or::<u32>("OCR_BENCH_RAPID", 50).min(count);
     let kinds_env =
@@ -211,6 +335,9 @@ fn main() {
     for &kind in &kinds {
         generate(&dir, kind, seed, count);
         let mut stats: BTreeMap<String, FieldStat> = BTreeMap::new();
+        let mut groups: BTreeMap<String, BTreeMap<String, FieldStat>> = BTreeMap::new();
+        let mut keys: Vec<String> = Vec::new();
+        let items = manifest_items(&dir, kind);
         let mut kind_ok = 0;
         let mut errors = 0;
         let stages = all_stages.entry(kind).or_default();
@@ -251,27 +378,36 @@ fn main() {
             ] {
                 stages.entry(name).or_default().push(v);
             }
+            let item_groups = items.get(&u64::from(i)).map(groups_of).unwrap_or_default();
+            let verbose = std::env::var_os("OCR_BENCH_VERBOSE").is_some();
             for (key, want) in truth.as_object().unwrap() {
+                let want = want.as_str().unwrap_or_default();
+                if !keys.contains(key) {
+                    keys.push(key.clone());
+                }
+                let got = r.fields.get(key).map(|f| f.value.as_str());
                 let s = stats.entry(key.clone()).or_default();
-                s.n += 1;
-                if let Some(f) = r.fields.get(key) {
-                    s.found += 1;
-                    if Some(f.value.as_str()) == want.as_str() {
-                        s.exact += 1;
-                    } else if std::env::var_os("OCR_BENCH_VERBOSE").is_some() {
-                        eprintln!("{kind}-{i} {key}: got {:?} want {want}", f.value);
-                    }
-                    if let Some(v) = f.valid {
-                        s.checked += 1;
-                        s.valid += u32::from(v);
-                    }
-                } else if std::env::var_os("OCR_BENCH_VERBOSE").is_some() {
-                    eprintln!("{kind}-{i} {key}: missing, want {want}");
+                s.add(got, want);
+                for g in &item_groups {
+                    groups
+                        .entry(g.clone())
+                        .or_default()
+                        .entry(key.clone())
+                        .or_default()
+                        .add(got, want);
+                }
+                if let Some(v) = r.fields.get(key).and_then(|f| f.valid) {
+                    s.checked += 1;
+                    s.valid += u32::from(v);
+                }
+                if verbose && got != Some(want) {
+                    let groups = item_groups.join(", ");
+                    eprintln!("{kind}-{i} {key}: got {got:?} want {want:?} [{groups}]");
                 }
             }
         }
         println!(
-            "## {kind}: kind detected {kind_ok}/{count}, errors {errors}\n\n| field | exact match | found | check passes |\n|---|---:|---:|---:|"
+            "## {kind}: kind detected {kind_ok}/{count}, errors {errors}\n\n| field | exact match | 1 − CER | found | check passes |\n|---|---:|---:|---:|---:|"
         );
         for (key, s) in &stats {
             let check = if s.checked > 0 {
@@ -280,15 +416,17 @@ fn main() {
                 "—".into()
             };
             println!(
-                "| {key} | {:.1}% ({}/{}) | {}/{} | {check} |",
-                100.0 * f64::from(s.exact) / f64::from(s.n.max(1)),
+                "| {key} | {:.1}% ({}/{}) | {:.2}% | {}/{} | {check} |",
+                s.exact_pct(),
                 s.exact,
                 s.n,
+                s.char_pct(),
                 s.found,
                 s.n
             );
         }
         println!();
+        print_groups(kind, &keys, &groups);
     }
     println!("## latency per stage, ms (median / p90 / p99)\n");
     println!("| document | decode | detect | classify | recognize | extract | total |");
