@@ -281,16 +281,17 @@ fn half_label_in(row: &Row, labels: &[Label]) -> Option<(usize, usize, &'static 
 }
 
 /// Split a row into (pieces before the first label, [(label key, label x, (value x,
-/// whether it starts a piece) when the row holds a value, value text, confidence)]). A label may span pieces (letter-spaced labels are often cut
-/// apart); it counts only where a piece starts, or anywhere for labels of three or more
-/// characters.
+/// whether it starts a piece) when the row holds a value, value text, confidence, y of
+/// the value's first piece, else of the label's)]). A label may span pieces
+/// (letter-spaced labels are often cut apart); it counts only where a piece starts, or
+/// anywhere for labels of three or more characters.
 #[allow(clippy::type_complexity)]
 pub(super) fn split_row(
     row: &Row,
     labels: &[Label],
 ) -> (
     Vec<Piece>,
-    Vec<(&'static str, f32, Option<(f32, bool)>, String, f32)>,
+    Vec<(&'static str, f32, Option<(f32, bool)>, String, f32, f32)>,
 ) {
     // (char, x of its left edge, piece index, starts its piece)
     let mut chars: Vec<(char, f32, usize, bool)> = Vec::new();
@@ -343,7 +344,8 @@ pub(super) fn split_row(
             .map(|c| row.pieces[c.2].conf)
             .fold(1.0f32, f32::min);
         let value_x = chars.get(end).filter(|_| end < cut).map(|c| (c.1, c.3));
-        found.push((key, chars[start].1, value_x, value, conf));
+        let yc = row.pieces[chars.get(end).filter(|_| end < cut).unwrap_or(&chars[start]).2].yc;
+        found.push((key, chars[start].1, value_x, value, conf, yc));
         keep_unlabelled(row, &chars[cut..stop], &mut before);
     }
     (before, found)
@@ -396,13 +398,13 @@ fn loose_lines(rows: &[Row], labels: &[Label], line_h: f32) -> (Vec<Loose>, Vec<
                     x0: p.x0,
                     h: p.h,
                     x1: p.x1,
-                    yc: row.yc,
+                    yc: p.yc,
                     text: p.text,
                     conf: p.conf,
                 }),
             }
         }
-        for (key, label_x, value_x, text, conf) in found {
+        for (key, label_x, value_x, text, conf, yc) in found {
             fields.push(Found {
                 key,
                 text,
@@ -410,7 +412,7 @@ fn loose_lines(rows: &[Row], labels: &[Label], line_h: f32) -> (Vec<Loose>, Vec<
                 label_x,
                 value_x: value_x.map(|v| v.0),
                 value_x_exact: value_x.is_some_and(|v| v.1),
-                yc: row.yc,
+                yc,
             });
         }
     }
