@@ -120,8 +120,134 @@ pub(super) fn id_back(rows: &[Row]) -> BTreeMap<String, Field> {
     out
 }
 
+/// Company types as registered (the start of a type field's value).
+const COMPANY_TYPES: [&str; 12] = [
+    "有限责任公司",
+    "股份有限公司",
+    "其他有限责任公司",
+    "其他股份有限公司",
+    "个人独资企业",
+    "个体工商户",
+    "普通合伙企业",
+    "有限合伙企业",
+    "特殊普通合伙企业",
+    "农民专业合作社",
+    "全民所有制",
+    "集体所有制",
+];
+
+/// Province-level divisions, with which every address starts.
+const PROVINCES: [&str; 34] = [
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+];
+
+/// Endings of registered names.
+const NAME_ENDINGS: [&str; 10] = [
+    "公司",
+    "中心",
+    "店",
+    "部",
+    "厂",
+    "馆",
+    "行",
+    "社",
+    "事务所",
+    "工作室",
+];
+
+/// Which field a line that joined no label is, judged by its words alone: the label lost
+/// by the recogniser, the value is still recognisable (a company type, a name, an amount,
+/// an address, a term). An amount read together with its misread label starts at its
+/// first numeral or at 人民币: the value's text is returned too.
+fn field_by_content(text: &str) -> Option<(&'static str, &str)> {
+    let digits = text.chars().any(|c| c.is_ascii_digit());
+    if COMPANY_TYPES.iter().any(|t| text.starts_with(t)) {
+        return Some(("type", text));
+    }
+    if text.contains('万')
+        && (text.contains('元') || text.contains("人民币"))
+        && text.chars().count() <= 24
+    {
+        let start = text
+            .char_indices()
+            .find(|&(i, c)| {
+                c.is_ascii_digit()
+                    || "壹贰叁肆伍陆柒捌玖拾".contains(c)
+                    || text[i..].starts_with("人民币")
+            })
+            .map_or(0, |(i, _)| i);
+        return Some(("registered_capital", &text[start..]));
+    }
+    if PROVINCES.iter().any(|p| text.starts_with(p)) && digits {
+        return Some(("address", text));
+    }
+    if text.contains('至') && digits && parse_period(text).is_some() {
+        return Some(("term", text));
+    }
+    if !digits && text.chars().count() >= 4 && NAME_ENDINGS.iter().any(|e| text.ends_with(e)) {
+        return Some(("name", text));
+    }
+    None
+}
+
 pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
-    let found = read_fields(rows, LICENCE_LABELS);
+    let (mut found, orphans) = read_fields_and_orphans(rows, LICENCE_LABELS);
+    // fields whose label was not read: a line that joined no label and that only that
+    // field's value could be, when exactly one such line is left
+    for key in ["name", "type", "registered_capital", "address", "term"] {
+        if found.iter().any(|f| f.key == key && !f.text.is_empty()) {
+            continue;
+        }
+        let mut hits = orphans.iter().filter_map(|(text, conf)| {
+            field_by_content(text)
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| (v, conf))
+        });
+        if let (Some((text, conf)), None) = (hits.next(), hits.next()) {
+            found.push(Found {
+                key,
+                text: text.to_string(),
+                conf: *conf,
+                label_x: 0.0,
+                value_x: None,
+                value_x_exact: false,
+                yc: 0.0,
+            });
+        }
+    }
     let mut out = BTreeMap::new();
     let get = |key: &str| found.iter().find(|f| f.key == key && !f.text.is_empty());
     for key in ["name", "type", "address", "scope"] {

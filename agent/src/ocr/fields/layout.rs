@@ -344,7 +344,12 @@ pub(super) fn split_row(
             .map(|c| row.pieces[c.2].conf)
             .fold(1.0f32, f32::min);
         let value_x = chars.get(end).filter(|_| end < cut).map(|c| (c.1, c.3));
-        let yc = row.pieces[chars.get(end).filter(|_| end < cut).unwrap_or(&chars[start]).2].yc;
+        let yc = row.pieces[chars
+            .get(end)
+            .filter(|_| end < cut)
+            .unwrap_or(&chars[start])
+            .2]
+            .yc;
         found.push((key, chars[start].1, value_x, value, conf, yc));
         keep_unlabelled(row, &chars[cut..stop], &mut before);
     }
@@ -431,6 +436,14 @@ fn loose_lines(rows: &[Row], labels: &[Label], line_h: f32) -> (Vec<Loose>, Vec<
 /// them (a value that starts on its label's row and continues below). A block without a
 /// label continues the block just above it, if that is close.
 pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
+    read_fields_and_orphans(rows, labels).0
+}
+
+/// [`read_fields`], and the lines (text, confidence) that joined no field.
+pub(super) fn read_fields_and_orphans(
+    rows: &[Row],
+    labels: &[Label],
+) -> (Vec<Found>, Vec<(String, f32)>) {
     let line_h = {
         let mut hs: Vec<f32> = rows.iter().map(|r| r.h).collect();
         median(&mut hs).max(1.0)
@@ -541,6 +554,12 @@ pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
                 None => blocks.push(vec![item]),
             }
         }
+        // labels centred beside their values (a table): a label standing alone between
+        // two lines of the same block
+        let centred = blocks.iter().any(|b| {
+            b.windows(3)
+                .any(|w| texty(&w[0].1) && !texty(&w[1].1) && texty(&w[2].1))
+        });
         for block in blocks {
             let labels: Vec<(usize, usize)> = block
                 .iter()
@@ -554,11 +573,46 @@ pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
             let Some(&(first_k, first)) = labels.first() else {
                 continue;
             };
+            let lines_between = |from: usize, to: usize| -> Vec<usize> {
+                block[from..to]
+                    .iter()
+                    .filter_map(|(_, it)| match it {
+                        Item::Line(lj) => Some(*lj),
+                        Item::Label(_) => None,
+                    })
+                    .collect()
+            };
+            if centred {
+                // as many of a label's lines below it as above: of the lines between two
+                // labels, the upper one takes as many as it had above, the lower the rest
+                let mut above = lines_between(0, first_k);
+                for &lj in &above {
+                    owner[lj] = Some(first);
+                }
+                for (n, &(k, i)) in labels.iter().enumerate() {
+                    let end = labels.get(n + 1).map_or(block.len(), |l| l.0);
+                    let run = lines_between(k + 1, end);
+                    let take = if n + 1 == labels.len() {
+                        run.len()
+                    } else {
+                        above.len().min(run.len())
+                    };
+                    for &lj in &run[..take] {
+                        owner[lj] = Some(i);
+                    }
+                    if let Some(&(_, next)) = labels.get(n + 1) {
+                        for &lj in &run[take..] {
+                            owner[lj] = Some(next);
+                        }
+                    }
+                    above = run[take..].to_vec();
+                }
+                continue;
+            }
             // lines above the first label are its value centred beside it only when as
             // many of its lines follow it
             let below = labels.get(1).map_or(block.len(), |l| l.0) - first_k - 1;
-            let centred = first_k <= below;
-            let mut current = centred.then_some(first);
+            let mut current = (first_k <= below).then_some(first);
             for (_, it) in block {
                 match it {
                     Item::Label(i) => current = Some(*i),
@@ -573,9 +627,11 @@ pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
         .iter()
         .map(|f| vec![(f.yc, f.value_x.unwrap_or(f.label_x), f.text.clone(), f.conf)])
         .collect();
+    let mut orphans = Vec::new();
     for (lj, l) in loose.into_iter().enumerate() {
-        if let Some(i) = owner[lj] {
-            parts[i].push((l.yc, l.x0, l.text, l.conf));
+        match owner[lj] {
+            Some(i) => parts[i].push((l.yc, l.x0, l.text, l.conf)),
+            None => orphans.push((l.text, l.conf)),
         }
     }
     for (f, mut p) in fields.iter_mut().zip(parts) {
@@ -583,7 +639,7 @@ pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
         f.text = p.iter().map(|x| x.2.as_str()).collect();
         f.conf = p.iter().map(|x| x.3).fold(1.0, f32::min);
     }
-    fields
+    (fields, orphans)
 }
 
 // ---------------------------------------------------------------------------- values

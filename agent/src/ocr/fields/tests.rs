@@ -534,3 +534,25 @@ fn an_ambiguous_credit_code_is_kept_as_read_and_marked_invalid() {
     assert_eq!(code.valid, Some(false));
     assert_eq!(code.suggestion, checks::suggest_credit_code(&read));
 }
+
+#[test]
+fn a_value_whose_label_was_not_read_is_known_by_its_words() {
+    // 名称 and 类型 not read at all, 注册资本 misread
+    let lines: Vec<Line> = licence_lines()
+        .into_iter()
+        .filter(|l| !["名", "称", "类", "型"].contains(&l.text.as_str()))
+        .map(|l| match l.text.as_str() {
+            "注册资本" => line("注管本", 560, 310, 110, 22),
+            _ => l,
+        })
+        .collect();
+    let d = extract(&lines, Requested::Licence).unwrap();
+    assert_eq!(value(&d, "name"), Some("重庆航新贸易有限公司"));
+    assert_eq!(value(&d, "type"), Some("有限责任公司（自然人独资）"));
+    assert_eq!(value(&d, "registered_capital"), Some("人民币贰佰万元整"));
+    // what could be either of two fields is not guessed
+    let mut lines = lines;
+    lines.push(line("重庆远航贸易有限公司", 60, 650, 250, 22));
+    let d = extract(&lines, Requested::Licence).unwrap();
+    assert_eq!(value(&d, "name"), None);
+}
