@@ -201,6 +201,24 @@ pub(super) fn label_at(chars: &[char], at: usize, label: &str) -> bool {
     wrong == 0 || (l.len() >= 4 && wrong <= 1 && chars[at] == l[0])
 }
 
+/// Whether `label` of four or more characters is at `chars[at..]` with one character
+/// after its first lost (`成日期` for `成立日期`, the letter-spaced label's gap swallowing
+/// it).
+pub(super) fn label_at_one_lost(chars: &[char], at: usize, label: &str) -> bool {
+    let l: Vec<char> = label.chars().collect();
+    if l.len() < 4 || at + l.len() - 1 > chars.len() || chars[at] != l[0] {
+        return false;
+    }
+    let got = &chars[at..at + l.len() - 1];
+    (1..l.len()).any(|lost| {
+        l.iter()
+            .enumerate()
+            .filter(|&(k, _)| k != lost)
+            .map(|(_, c)| c)
+            .eq(got.iter())
+    })
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Found {
     pub(super) key: &'static str,
@@ -305,12 +323,21 @@ pub(super) fn split_row(
     let mut hits: Vec<(usize, usize, &'static str)> = Vec::new();
     let mut i = 0;
     while i < text.len() {
-        let hit = labels.iter().find(|(l, _)| {
-            (chars[i].3 || l.chars().count() >= 3 || *l == "民族") && label_at(&text, i, l)
-        });
+        let hit = labels
+            .iter()
+            .find(|(l, _)| {
+                (chars[i].3 || l.chars().count() >= 3 || *l == "民族") && label_at(&text, i, l)
+            })
+            .map(|(l, key)| (l.chars().count(), key))
+            .or_else(|| {
+                labels
+                    .iter()
+                    .find(|(l, _)| chars[i].3 && label_at_one_lost(&text, i, l))
+                    .map(|(l, key)| (l.chars().count() - 1, key))
+            });
         match hit {
-            Some((l, key)) => {
-                let end = i + l.chars().count();
+            Some((len, key)) => {
+                let end = i + len;
                 hits.push((i, end, key));
                 i = end;
             }

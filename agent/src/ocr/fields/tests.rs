@@ -550,6 +550,12 @@ fn a_value_whose_label_was_not_read_is_known_by_its_words() {
     assert_eq!(value(&d, "name"), Some("重庆航新贸易有限公司"));
     assert_eq!(value(&d, "type"), Some("有限责任公司（自然人独资）"));
     assert_eq!(value(&d, "registered_capital"), Some("人民币贰佰万元整"));
+    // a four-character label with one character lost
+    let mut lost = lines.clone();
+    let at = lost.iter().position(|l| l.text == "成立日期").unwrap();
+    lost[at] = line("成日期", 560, 350, 110, 22);
+    let d = extract(&lost, Requested::Licence).unwrap();
+    assert_eq!(value(&d, "established"), Some("2005-01-24"));
     // what could be either of two fields is not guessed
     let mut lines = lines;
     lines.push(line("重庆远航贸易有限公司", 60, 650, 250, 22));
