@@ -1,8 +1,12 @@
 //! Document fields from recognised lines: the lines are straightened (the photo's tilt
-//! taken out), grouped into rows, labels found at the start of text pieces, each label's
-//! value read to its right and continued on the rows below in its column. Values are
-//! normalised (dates, look-alike characters in numbers, full-width punctuation) and the
-//! numbers checked (GB 11643, GB 32100).
+//! taken out), grouped into rows, labels found at the start of text pieces (also with a
+//! character lost), each label's value read to its right; the other lines of a value are
+//! those that start where it starts, grouped into blocks by the column's line pitch (a
+//! value may continue below its label or be centred beside it, as in a table). A licence
+//! field whose label was not read is known by its words when only one stray line could be
+//! it. Values are normalised (dates, look-alike characters in numbers, full-width
+//! punctuation, the fixed sentences of a business scope) and the numbers checked
+//! (GB 11643, GB 32100).
 
 use std::collections::BTreeMap;
 
