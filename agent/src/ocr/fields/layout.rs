@@ -458,10 +458,11 @@ fn loose_lines(rows: &[Row], labels: &[Label], line_h: f32) -> (Vec<Loose>, Vec<
 /// (anything else, a seal's lettering, a footer, the title, belongs to no field). Within
 /// a column the lines and label rows fall into blocks wherever the gap between them is
 /// clearly wider than the column's line pitch (the space between fields, or a table's
-/// rule). A block's lines belong to its labels: lines above the first label to the first
-/// (a label centred beside its value, as in a table cell), the others to the label above
-/// them (a value that starts on its label's row and continues below). A block without a
-/// label continues the block just above it, if that is close.
+/// rule). A block's lines belong to its labels: a value that starts on its label's row
+/// takes the lines below it; a label centred beside its value (a table cell) takes as many
+/// lines above it as below, and where a column has a label standing alone between two
+/// lines, the lines between two labels are shared out that way. A block without a label
+/// (a footer, a stray line) belongs to no field.
 pub(super) fn read_fields(rows: &[Row], labels: &[Label]) -> Vec<Found> {
     read_fields_and_orphans(rows, labels).0
 }
@@ -492,7 +493,7 @@ pub(super) fn read_fields_and_orphans(
             .min_by(|a, b| (a.yc - f.yc).abs().total_cmp(&(b.yc - f.yc).abs()))
             .map(|l| l.x0);
     }
-    // each loose line's field: the nearest value start within reach
+    // the fields whose value starts within reach of x
     let column_of = |x: f32| -> Vec<usize> {
         fields
             .iter()
