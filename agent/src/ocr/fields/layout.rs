@@ -261,15 +261,15 @@ fn keep_unlabelled(row: &Row, chars: &[(char, f32, usize, bool)], out: &mut Vec<
 /// A two-character label spread over the label column (`名　　称`) often comes out of the
 /// recogniser with one character lost: the row then starts with the first character alone
 /// (`名`, the value in the next piece) or with the second one run into the value
-/// (`所四川省…`). Either counts as the label when it opens the row; `(start, end, key)`
-/// in the row's characters.
-fn half_label(row: &Row, labels: &[Label]) -> Option<(usize, usize, &'static str)> {
-    let first: Vec<char> = row.pieces.first()?.text.chars().collect();
+/// (`所四川省…`). Either counts as the label when it opens the row (`first`, the text of
+/// the piece opening it, and whether more pieces follow); the label's key.
+fn half_label(first: &str, more: bool, labels: &[Label]) -> Option<&'static str> {
+    let first: Vec<char> = first.chars().collect();
     labels.iter().find_map(|(l, key)| {
         let l: Vec<char> = l.chars().collect();
         match (l.as_slice(), first.as_slice()) {
-            ([a, _], [c]) if a == c && row.pieces.len() > 1 => Some((0, 1, *key)),
-            ([_, b], [c, _, ..]) if b == c => Some((0, 1, *key)),
+            ([a, _], [c]) if a == c && more => Some(*key),
+            ([_, b], [c, _, ..]) if b == c => Some(*key),
             _ => None,
         }
     })
@@ -281,17 +281,8 @@ fn half_label_in(row: &Row, labels: &[Label]) -> Option<(usize, usize, &'static 
     let mut at = 0;
     for (k, p) in row.pieces.iter().enumerate() {
         let opens = k == 0 || p.x0 - row.pieces[k - 1].x1 > COLUMN_GAP * row.h;
-        if opens
-            && let Some((s, e, key)) = half_label(
-                &Row {
-                    pieces: row.pieces[k..].to_vec(),
-                    yc: row.yc,
-                    h: row.h,
-                },
-                labels,
-            )
-        {
-            return Some((at + s, at + e, key));
+        if opens && let Some(key) = half_label(&p.text, k + 1 < row.pieces.len(), labels) {
+            return Some((at, at + 1, key));
         }
         at += p.text.chars().count();
     }
@@ -514,14 +505,11 @@ pub(super) fn read_fields_and_orphans(
         Label(usize),
         Line(usize),
     }
+    let columns: Vec<Vec<usize>> = loose.iter().map(|l| column_of(l.x0)).collect();
     let mut owner: Vec<Option<usize>> = vec![None; loose.len()];
     let mut done = vec![false; loose.len()];
-    for (li, l) in loose.iter().enumerate() {
-        if done[li] {
-            continue;
-        }
-        let col = column_of(l.x0);
-        if col.is_empty() {
+    for (li, col) in columns.iter().enumerate() {
+        if done[li] || col.is_empty() {
             continue;
         }
         // every label row and loose line of this column, top to bottom
@@ -530,7 +518,7 @@ pub(super) fn read_fields_and_orphans(
             .map(|&i| (fields[i].yc, Item::Label(i)))
             .collect();
         for (lj, m) in loose.iter().enumerate() {
-            if !done[lj] && column_of(m.x0).iter().any(|i| col.contains(i)) {
+            if !done[lj] && columns[lj].iter().any(|i| col.contains(i)) {
                 items.push((m.yc, Item::Line(lj)));
                 done[lj] = true;
             }

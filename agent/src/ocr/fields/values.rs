@@ -217,10 +217,10 @@ fn sentence_at(text: &[char], want: &[char]) -> Option<usize> {
     if text.first() != want.first() || text.get(1) != want.get(1) {
         return None;
     }
+    let whole: String = want.iter().collect();
     let distance = |len: usize| {
         let got: String = text[..len].iter().collect();
-        let want: String = want.iter().collect();
-        strsim::levenshtein(&got, &want)
+        strsim::levenshtein(&got, &whole)
     };
     let lo = want.len().saturating_sub(SENTENCE_EDITS);
     let hi = (want.len() + SENTENCE_EDITS).min(text.len());
@@ -265,17 +265,20 @@ pub(super) fn capital(s: &str) -> String {
             '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
             '．' | '。' => Some('.'),
             '0'..='9' | '.' => Some(c),
-            _ => cjk_only(&c.to_string()).chars().next(),
+            _ => is_cjk(c).then_some(c),
         })
         .collect::<String>()
         .trim_matches('.')
         .to_string()
 }
 
+/// A Chinese character, or the dot between the parts of a transcribed name.
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c) || c == '·'
+}
+
 pub(super) fn cjk_only(s: &str) -> String {
-    s.chars()
-        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c) || *c == '·')
-        .collect()
+    s.chars().filter(|&c| is_cjk(c)).collect()
 }
 
 pub(super) fn strip_leading_punct(s: &str) -> &str {
