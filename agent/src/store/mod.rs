@@ -24,8 +24,8 @@ mod migrations;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -480,6 +480,8 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read connections; `None` once closed, so that reads after that keep no file open.
     readers: Mutex<Option<Vec<Connection>>>,
+    /// Reads running now, each with a connection open; [`Store::close`] waits for them.
+    reading: Reading,
     path: PathBuf,
     bus: broadcast::Sender<Arc<Event>>,
     committed: watch::Receiver<u64>,
@@ -504,6 +506,46 @@ impl std::fmt::Debug for Store {
 
 const BUS_CAPACITY: usize = 4096;
 const MAX_IDLE_READERS: usize = 4;
+/// How long [`Store::close`] waits for reads still running (a task stopped while awaiting
+/// one leaves it running to its end).
+const CLOSE_WAITS_FOR_READS: Duration = Duration::from_secs(10);
+
+/// A count of the reads running now, and a way to wait until there are none.
+#[derive(Default)]
+struct Reading {
+    running: Mutex<usize>,
+    ended: Condvar,
+}
+
+impl Reading {
+    fn enter(&self) -> ReadGuard<'_> {
+        *self.running.lock().expect("reading lock") += 1;
+        ReadGuard(self)
+    }
+
+    /// Whether every read ended within `limit`.
+    fn wait_idle(&self, limit: Duration) -> bool {
+        let running = self.running.lock().expect("reading lock");
+        let (running, _) = self
+            .ended
+            .wait_timeout_while(running, limit, |n| *n > 0)
+            .expect("reading lock");
+        *running == 0
+    }
+}
+
+/// One read running; its end is counted when dropped, even if the read panicked.
+struct ReadGuard<'a>(&'a Reading);
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().expect("reading lock");
+        *running -= 1;
+        if *running == 0 {
+            self.0.ended.notify_all();
+        }
+    }
+}
 
 /// Write, sync and remove a small file in `dir`: the real write `/healthz`, the watchdog
 /// and start-up use to tell a data dir that takes writes from one that is read-only or
@@ -613,6 +655,7 @@ impl Store {
                 jobs: Mutex::new(Some(jobs_tx)),
                 writer_thread: Mutex::new(Some(thread)),
                 readers: Mutex::new(Some(Vec::new())),
+                reading: Reading::default(),
                 path: path.to_path_buf(),
                 bus,
                 committed: committed_rx,
@@ -728,6 +771,7 @@ impl Store {
         F: FnOnce(&Connection) -> Result<R, E>,
         E: From<StoreError>,
     {
+        let _reading = self.inner.reading.enter();
         let conn = self
             .inner
             .readers
@@ -799,14 +843,21 @@ impl Store {
         self.read(move |c| events_after(c, after, limit)).await
     }
 
-    /// Stop accepting writes, let the writer finish what it has, and wait for it. When it
-    /// returns, the store keeps no database file open (a read still running closes its own
-    /// when done), so the data dir can be unmounted or remounted read-only.
+    /// Stop accepting writes, let the writer finish what it has, and wait for it and for the
+    /// reads still running (up to [`CLOSE_WAITS_FOR_READS`]). When it returns, the store
+    /// keeps no database file open, so the data dir can be unmounted or remounted read-only;
+    /// a read after that opens its own connection and closes it when done.
     pub fn close(&self) {
         self.inner.readers.lock().expect("readers lock").take();
         self.inner.jobs.lock().expect("jobs lock").take();
         if let Some(t) = self.inner.writer_thread.lock().expect("thread lock").take() {
             let _ = t.join();
+        }
+        if !self.inner.reading.wait_idle(CLOSE_WAITS_FOR_READS) {
+            tracing::warn!(
+                waited_s = CLOSE_WAITS_FOR_READS.as_secs(),
+                "store closed with a read still running"
+            );
         }
     }
 }

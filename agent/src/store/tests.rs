@@ -300,6 +300,49 @@ async fn once_closed_the_store_holds_no_file_open_even_while_handles_remain() {
 }
 
 #[test]
+fn close_waits_for_a_read_still_running_and_then_holds_no_file_open() {
+    let (dir, store) = temp_store();
+    let dir = dir.path().canonicalize().unwrap();
+    // A read that a stopped task left running: it holds its connection until it ends.
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (end_tx, end) = std::sync::mpsc::channel::<()>();
+    let reader = store.clone();
+    let read = std::thread::spawn(move || {
+        reader
+            .read_blocking(|c| -> Result<i64, StoreError> {
+                let n = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                started_tx.send(()).unwrap();
+                end.recv().unwrap();
+                Ok(n)
+            })
+            .unwrap()
+    });
+    started.recv().unwrap();
+    assert!(!open_files_under(&dir).is_empty());
+
+    let closer = store.clone();
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    let close = std::thread::spawn(move || {
+        closer.close();
+        closed_tx.send(open_files_under(&dir)).unwrap();
+    });
+    assert!(
+        closed
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "close returned while a read still held the database open"
+    );
+    end_tx.send(()).unwrap();
+    assert_eq!(read.join().unwrap(), 0);
+    assert_eq!(
+        closed.recv().unwrap(),
+        Vec::<std::path::PathBuf>::new(),
+        "files left open once close returned"
+    );
+    close.join().unwrap();
+}
+
+#[test]
 fn a_database_from_a_newer_branchd_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("n.db");
