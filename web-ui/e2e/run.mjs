@@ -93,8 +93,17 @@ async function step(page, name, fn) {
     console.log(`ok   ${name} (${Date.now() - started} ms)`)
   } catch (e) {
     results.push({ name, ok: false, error: e.message })
-    console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`)
+    // every line of the reason (a list of wrong-language texts, say), the first one after the name
+    const [first, ...rest] = e.message.split('\n')
+    console.log(`FAIL ${name}: ${first}`)
+    for (const line of rest.slice(0, 20)) console.log(`     ${line.trim()}`)
     if (page) {
+      // A page whose script never yields (or that crashed) fails every later step alike: say so.
+      const answers = await Promise.race([
+        page.evaluate(() => true).catch(() => false),
+        new Promise((resolve) => setTimeout(() => resolve(false), 3000)),
+      ])
+      if (!answers) console.log(`     the page does not answer (its script is busy or it crashed) at ${page.url()}`)
       const file = join(artifacts, `FAIL-${name.replace(/[^a-z0-9]+/gi, '_')}.png`)
       await page.screenshot({ path: file, fullPage: true }).catch(() => {})
       console.log(`     screenshot: ${file}`)
@@ -1001,6 +1010,7 @@ try {
       consoleProblems.push(`${role}: console error: ${m.text()}`)
     })
     page.on('pageerror', (e) => consoleProblems.push(`${role}: page error: ${e.message}`))
+    page.on('crash', () => consoleProblems.push(`${role}: the page crashed`))
     page.on('requestfailed', (r) => {
       const u = r.url()
       if (!u.startsWith(base) && !u.startsWith('data:') && !u.startsWith('blob:')) consoleProblems.push(`${role}: request outside the box: ${u}`)
