@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::Core;
 use crate::http::auth::Auth;
@@ -60,6 +61,12 @@ pub struct Running {
 /// Open the database, bind the HTTP port and start every service. The config has been
 /// validated by the caller; nothing here is opened before that.
 pub async fn start(cfg: Config) -> anyhow::Result<Running> {
+    start_with_clock(cfg, Clock::new()).await
+}
+
+/// Like [`start`], with the daemon's clock reading what `clock` reads (a test pins the wall
+/// time so that what it checks does not depend on the hour it runs at).
+pub async fn start_with_clock(cfg: Config, clock: Clock) -> anyhow::Result<Running> {
     let data_dir = cfg.branch.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
@@ -79,7 +86,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http.listen))?;
     let addr = listener.local_addr()?;
-    let core = Core::new(cfg, store);
+    let core = Core::with_clock(cfg, store, clock);
     // the model files head office replaced are in use before any engine can load
     crate::updates::restore_models(&core).await;
     let modules = Modules::new(&core);

@@ -63,8 +63,14 @@ impl Deref for Core {
 }
 
 impl Core {
-    /// A core over an open store, with a fresh clock, tracker and cancellation token.
+    /// A core over an open store, with a clock starting at the wall time, a fresh tracker
+    /// and cancellation token.
     pub fn new(cfg: Config, store: Store) -> Core {
+        Core::with_clock(cfg, store, Clock::new())
+    }
+
+    /// Like [`Core::new`], with the given clock (a test pins the wall time it starts at).
+    pub fn with_clock(cfg: Config, store: Store, clock: Clock) -> Core {
         Core(Arc::new(CoreInner {
             metrics: Metrics::new(store.clone()),
             models: ModelSet::shipped(&cfg.models.dir),
@@ -72,7 +78,7 @@ impl Core {
             cfg: Arc::new(cfg),
             restart: CancellationToken::new(),
             store,
-            clock: Clock::new(),
+            clock,
             started: Instant::now(),
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use branchd::app::{self, Running};
+use branchd::clock::Clock;
 use branchd::config::Config;
 use branchd::store::Store;
 use branchd::users::{self, Role};
@@ -67,6 +68,19 @@ impl TestBox {
         extra: &str,
         prepare: impl FnOnce(&Store) + Send + 'static,
     ) -> TestBox {
+        Self::start_prepared_at(extra, prepare, Clock::new()).await
+    }
+
+    /// Like `start_with`, with the daemon's clock reading what `clock` reads.
+    pub async fn start_at(extra: &str, clock: Clock) -> TestBox {
+        Self::start_prepared_at(extra, |_| {}, clock).await
+    }
+
+    async fn start_prepared_at(
+        extra: &str,
+        prepare: impl FnOnce(&Store) + Send + 'static,
+        clock: Clock,
+    ) -> TestBox {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = Config::parse(&config_text(dir.path(), extra)).expect("test config");
         let db = cfg.db_path();
@@ -89,7 +103,7 @@ impl TestBox {
         })
         .await
         .unwrap();
-        let running = app::start(cfg).await.expect("start");
+        let running = app::start_with_clock(cfg, clock).await.expect("start");
         let base = format!("http://{}", running.addr);
         TestBox {
             running: Some(running),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use branchd::clock::Clock;
 use branchd::queue::{self, IssueRequest, Source};
 use branchd::signals::Signal;
 use branchd::users::{self, Role};
@@ -42,6 +43,34 @@ services = ["corporate"]
 
 async fn lobby(extra: &str) -> TestBox {
     TestBox::start_with(&format!("{LOBBY}\n{extra}")).await
+}
+
+/// 10:00 branch time (UTC+8) on a Monday: hours from the daily reset (04:00) either way, so
+/// a test's paused clock can run on for hours without the business day changing under it.
+/// (The waiting tickets of a day that has ended raise no more wait alerts.)
+fn mid_morning() -> chrono::DateTime<chrono::Utc> {
+    "2026-11-23T02:00:00Z".parse().unwrap()
+}
+
+/// The next two `queue.alert` events, each with the paused time it came at since `started`;
+/// fails, rather than waiting for ever, when they have not come within `within`.
+async fn two_wait_alerts(
+    bus: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<branchd::store::Event>>,
+    started: tokio::time::Instant,
+    within: Duration,
+) -> Vec<(Duration, Value)> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(within, async {
+        while seen.len() < 2 {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "queue.alert" {
+                seen.push((started.elapsed(), e.data.clone()));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of 2 wait alerts within {within:?}", seen.len()));
+    seen
 }
 
 async fn post(c: &reqwest::Client, b: &TestBox, path: &str, body: Value) -> reqwest::Response {
@@ -553,7 +582,7 @@ async fn an_id_card_swipe_issues_a_ticket_for_the_swipe_service() {
 
 #[tokio::test(start_paused = true)]
 async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target() {
-    let b = lobby("").await;
+    let b = TestBox::start_at(LOBBY, Clock::starting_at(mid_morning())).await;
     let app = b.core().clone();
     let mut bus = app.store.subscribe();
     let started = tokio::time::Instant::now();
@@ -569,14 +598,8 @@ async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target
         })
         .await
         .unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let e = bus.recv().await.unwrap();
-        if e.kind == "queue.alert" {
-            seen.push((started.elapsed(), e.data.clone()));
-        }
-    }
     let target = Duration::from_secs(600);
+    let seen = two_wait_alerts(&mut bus, started, 3 * target).await;
     let (at1, d1) = &seen[0];
     assert!(
         *at1 >= target && *at1 < target + Duration::from_secs(2),
@@ -604,16 +627,47 @@ async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_ticket_still_waiting_at_the_daily_reset_raises_no_alert_on_the_new_day() {
+    // 03:55 branch time: the day's numbering ends at 04:00, five minutes before the target.
+    let before_reset = "2026-11-23T19:55:00Z".parse().unwrap();
+    let b = TestBox::start_at(LOBBY, Clock::starting_at(before_reset)).await;
+    let mut bus = b.core().store.subscribe();
+    b.modules()
+        .queue
+        .issue(IssueRequest {
+            service: "corporate".into(),
+            customer_id: None,
+            customer_level: None,
+            appointment_id: None,
+            source: Source::Pad,
+        })
+        .await
+        .unwrap();
+    let alert = tokio::time::timeout(Duration::from_secs(3600), async {
+        loop {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "queue.alert" {
+                return e;
+            }
+        }
+    })
+    .await;
+    assert!(alert.is_err(), "an alert on the new day: {alert:?}");
+    b.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg =
         branchd::config::Config::parse(&crate::common::config_text(dir.path(), LOBBY)).unwrap();
     // A ticket issued 8 minutes before the daemon (re)starts.
+    let restart_at = mid_morning();
     let db = cfg.db_path();
     let c2 = cfg.clone();
     tokio::task::spawn_blocking(move || {
         let store = branchd::app::open_store(&db).unwrap();
-        let issued_at = chrono::Utc::now() - chrono::Duration::minutes(8);
+        let issued_at = restart_at - chrono::Duration::minutes(8);
         store
             .write_blocking(move |tx| {
                 queue::ops::issue(
@@ -634,15 +688,21 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
     })
     .await
     .unwrap();
-    let running = branchd::app::start(cfg).await.unwrap();
+    let running = branchd::app::start_with_clock(cfg, Clock::starting_at(restart_at))
+        .await
+        .unwrap();
     let mut bus = running.core.store.subscribe();
     let started = tokio::time::Instant::now();
-    let e = loop {
-        let e = bus.recv().await.unwrap();
-        if e.kind == "queue.alert" {
-            break e;
+    let e = tokio::time::timeout(Duration::from_secs(3600), async {
+        loop {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "queue.alert" {
+                return e;
+            }
         }
-    };
+    })
+    .await
+    .expect("a wait alert within the hour");
     let at = started.elapsed();
     // Target 10 min, 8 already waited: 2 minutes after the restart.
     assert!(
