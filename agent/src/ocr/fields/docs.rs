@@ -248,6 +248,7 @@ pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
             });
         }
     }
+    scope_heading_to_scope(&mut found);
     let mut out = BTreeMap::new();
     let get = |key: &str| found.iter().find(|f| f.key == key && !f.text.is_empty());
     for key in ["name", "type", "address", "scope"] {
@@ -256,6 +257,9 @@ pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
             let v = match key {
                 "scope" => fix_scope(&v),
                 "address" => fix_address(&v),
+                "type" => fix_type(&v),
+                // the second character of 名称 run into the value (`称昆明…`)
+                "name" => v.strip_prefix('称').unwrap_or(&v).to_string(),
                 _ => v,
             };
             if !v.is_empty() {
@@ -293,6 +297,28 @@ pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
         out.insert("credit_code".into(), code);
     }
     out
+}
+
+/// A scope begins with its heading (`一般项目：`); a field above it that took the scope's
+/// first line as its own last one (a table's cell read as one column with the cell above)
+/// gives that line back, when the scope does not already begin so.
+pub(super) fn scope_heading_to_scope(found: &mut [Found]) {
+    const HEADING: &str = "一般项目";
+    let Some(scope) = found.iter().position(|f| f.key == "scope") else {
+        return;
+    };
+    if found[scope].text.contains(HEADING) {
+        return;
+    }
+    let Some((from, at)) = found.iter().enumerate().find_map(|(i, f)| {
+        (f.key != "scope")
+            .then(|| f.text.find(HEADING).filter(|&at| at > 0).map(|at| (i, at)))
+            .flatten()
+    }) else {
+        return;
+    };
+    let tail = found[from].text.split_off(at);
+    found[scope].text.insert_str(0, &tail);
 }
 
 /// The credit code: under or after its label, else any 18-character run, one that passes

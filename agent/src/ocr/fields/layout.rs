@@ -626,9 +626,10 @@ pub(super) fn read_fields_and_orphans(
                 continue;
             }
             // lines above the first label are its value centred beside it only when as
-            // many of its lines follow it
+            // many of its lines follow it, or one fewer (a label centred between two
+            // lines shares its row with the lower one)
             let below = labels.get(1).map_or(block.len(), |l| l.0) - first_k - 1;
-            let mut current = (first_k <= below).then_some(first);
+            let mut current = (first_k <= below + 1).then_some(first);
             for (_, it) in block {
                 match it {
                     Item::Label(i) => current = Some(*i),

@@ -346,6 +346,98 @@ fn scope_separators_and_fixed_sentences_are_repaired() {
 }
 
 #[test]
+fn a_scopes_headings_read_with_a_character_or_two_wrong_are_restored() {
+    let general = "（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）";
+    assert_eq!(
+        fix_scope("般项目：广告发布。"),
+        "一般项目：广告发布。",
+        "the first character lost"
+    );
+    assert_eq!(fix_scope("一教项目，蔬菜种植。"), "一般项目：蔬菜种植。");
+    assert_eq!(
+        fix_scope(&format!("一般项目：化肥销售。{general}许可目；食品经营。")),
+        format!("一般项目：化肥销售。{general}许可项目：食品经营。"),
+        "the permitted part's heading, after the general part's sentence"
+    );
+    // as printed before 2021, and a run as near one heading as the other: as read
+    assert_eq!(
+        fix_scope("一般经营项目：广告发布。"),
+        "一般经营项目：广告发布。"
+    );
+    assert_eq!(fix_scope("规项目：广告发布。"), "规项目：广告发布。");
+    assert_eq!(
+        fix_scope("食品销售、企业管理咨询。"),
+        "食品销售、企业管理咨询。"
+    );
+}
+
+#[test]
+fn the_scopes_first_line_taken_by_the_field_above_is_given_back() {
+    let found = |key, text: &str| Found {
+        key,
+        text: text.into(),
+        conf: 1.0,
+        label_x: 0.0,
+        value_x: None,
+        value_x_exact: false,
+        yc: 0.0,
+    };
+    let mut fields = vec![
+        found(
+            "address",
+            "福建省福州市鼓楼区花园西路568号一般项目：技术开发；",
+        ),
+        found("scope", "技术服务。"),
+    ];
+    scope_heading_to_scope(&mut fields);
+    assert_eq!(fields[0].text, "福建省福州市鼓楼区花园西路568号");
+    assert_eq!(fields[1].text, "一般项目：技术开发；技术服务。");
+    // a scope that begins with its heading keeps what it has, and so does the field above
+    let mut fields = vec![
+        found("name", "一般项目咨询有限公司"),
+        found("address", "北京市一般项目路1号"),
+        found("scope", "一般项目：技术服务。"),
+    ];
+    scope_heading_to_scope(&mut fields);
+    assert_eq!(fields[1].text, "北京市一般项目路1号");
+    assert_eq!(fields[2].text, "一般项目：技术服务。");
+}
+
+#[test]
+fn a_company_type_is_the_registered_type_it_was_read_as() {
+    // two characters misread, one misread, the closing parenthesis lost
+    assert_eq!(
+        fix_type("有限责任公司（自然人税货）"),
+        "有限责任公司（自然人独资）"
+    );
+    assert_eq!(
+        fix_type("有限责任公司（自然人投资或控服）"),
+        "有限责任公司（自然人投资或控股）"
+    );
+    assert_eq!(
+        fix_type("有限责任公司（非自然人投资或控股的法人独资"),
+        "有限责任公司（非自然人投资或控股的法人独资）"
+    );
+    // cut short: completed only where one type starts so
+    assert_eq!(
+        fix_type("有限责任公司（非自然人投资或控股的"),
+        "有限责任公司（非自然人投资或控股的法人独资）"
+    );
+    assert_eq!(
+        fix_type("有限责任公司（自然人投"),
+        "有限责任公司（自然人投",
+        "two types start so"
+    );
+    // registered types, and what is too far from any, stay as read
+    assert_eq!(fix_type("个体工商户"), "个体工商户");
+    assert_eq!(
+        fix_type("有限责任公司（外商投资企业法人独资）"),
+        "有限责任公司（外商投资企业法人独资）"
+    );
+    assert_eq!(fix_type("分公司"), "分公司");
+}
+
+#[test]
 fn a_stray_digit_before_the_year_is_dropped() {
     assert_eq!(parse_date("22005年02月25日").as_deref(), Some("2005-02-25"));
 }

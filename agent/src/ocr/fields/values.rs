@@ -183,6 +183,7 @@ pub(super) fn fix_scope(s: &str) -> String {
             }
         }
     }
+    restore_heading(&mut chars, 0);
     for sentence in SCOPE_SENTENCES {
         let want: Vec<char> = sentence.chars().collect();
         let mut i = 0;
@@ -199,12 +200,126 @@ pub(super) fn fix_scope(s: &str) -> String {
                         i += 1;
                     }
                     i += want.len();
+                    // the permitted items follow the general ones' sentence
+                    restore_heading(&mut chars, i);
                 }
                 None => i += 1,
             }
         }
     }
     chars.into_iter().collect()
+}
+
+/// The headings of a scope's two parts (the general items, those needing a permit).
+const SCOPE_HEADINGS: [&str; 2] = ["一般项目：", "许可项目："];
+
+/// Restore the heading at `chars[at..]` when it was read with up to two characters wrong,
+/// lost or extra (`般项目：`, `一服项目，`, `许可目；`): a run of three to six characters
+/// ending in a colon or the like, nearer one heading than the other. The pre-2021 headings
+/// (`一般经营项目：`) are further off and stay as printed.
+fn restore_heading(chars: &mut Vec<char>, at: usize) {
+    let rest = &chars[at.min(chars.len())..];
+    let mut best: Option<(usize, usize, &str)> = None;
+    let mut tie = false;
+    for heading in SCOPE_HEADINGS {
+        for len in 3..=rest.len().min(6) {
+            if !matches!(rest[len - 1], '：' | ':' | '；' | ';' | '，' | ',') {
+                continue;
+            }
+            let got: String = rest[..len].iter().collect();
+            let d = strsim::levenshtein(&got, heading);
+            if d > 2 {
+                continue;
+            }
+            match best {
+                Some((bd, _, h)) if d == bd && h != heading => tie = true,
+                Some((bd, _, _)) if d >= bd => {}
+                _ => {
+                    best = Some((d, len, heading));
+                    tie = false;
+                }
+            }
+        }
+    }
+    if let (Some((d, len, heading)), false) = (best, tie)
+        && d > 0
+    {
+        chars.splice(at..at + len, heading.chars());
+    }
+}
+
+/// Enterprise types as the registration rules name them, as a licence's 类型 prints them.
+const ENTERPRISE_TYPES: [&str; 42] = [
+    "有限责任公司（自然人投资或控股）",
+    "有限责任公司（自然人独资）",
+    "有限责任公司（自然人投资或控股的法人独资）",
+    "有限责任公司（非自然人投资或控股的法人独资）",
+    "有限责任公司（国有独资）",
+    "有限责任公司（国有控股）",
+    "有限责任公司（外商投资、非独资）",
+    "有限责任公司（外国法人独资）",
+    "有限责任公司（外国自然人独资）",
+    "有限责任公司（中外合资）",
+    "有限责任公司（中外合作）",
+    "有限责任公司（台港澳投资、非独资）",
+    "有限责任公司（台港澳法人独资）",
+    "有限责任公司（台港澳自然人独资）",
+    "有限责任公司（台港澳与境内合资）",
+    "有限责任公司分公司（自然人投资或控股）",
+    "有限责任公司分公司（自然人独资）",
+    "有限责任公司分公司（非自然人投资或控股的法人独资）",
+    "股份有限公司（上市、自然人投资或控股）",
+    "股份有限公司（非上市、自然人投资或控股）",
+    "股份有限公司（上市、国有控股）",
+    "股份有限公司（非上市、国有控股）",
+    "股份有限公司（中外合资、上市）",
+    "股份有限公司（中外合资、未上市）",
+    "股份有限公司（外商投资、上市）",
+    "股份有限公司（外商投资、未上市）",
+    "股份有限公司分公司（上市、自然人投资或控股）",
+    "股份有限公司分公司（非上市、自然人投资或控股）",
+    "其他有限责任公司",
+    "其他有限责任公司分公司",
+    "其他股份有限公司（上市）",
+    "其他股份有限公司（非上市）",
+    "个人独资企业",
+    "个人独资企业分支机构",
+    "普通合伙企业",
+    "特殊普通合伙企业",
+    "有限合伙企业",
+    "合伙企业分支机构",
+    "个体工商户",
+    "农民专业合作社",
+    "全民所有制",
+    "集体所有制",
+];
+
+/// A company type cut short inside its parentheses is the one registered type it can be
+/// the start of; one read with a character or two wrong (`自然人税货`) is the registered
+/// type it is nearest to, when exactly one is that near. Anything else stays as read.
+pub(super) fn fix_type(s: &str) -> String {
+    if ENTERPRISE_TYPES.contains(&s) {
+        return s.to_string();
+    }
+    let n = s.chars().count();
+    if n >= 8 && s.contains('（') && !s.contains('）') {
+        let mut starts = ENTERPRISE_TYPES.iter().filter(|t| t.starts_with(s));
+        if let (Some(t), None) = (starts.next(), starts.next()) {
+            return (*t).to_string();
+        }
+    }
+    let allowed = if n >= 8 { 2 } else { 1 };
+    let mut near: Vec<(usize, &str)> = ENTERPRISE_TYPES
+        .iter()
+        .map(|t| (strsim::levenshtein(s, t), *t))
+        .filter(|(d, _)| *d <= allowed)
+        .collect();
+    near.sort();
+    match near.as_slice() {
+        [(_, t)] => (*t).to_string(),
+        [(d0, t), (d1, _), ..] if d0 < d1 => (*t).to_string(),
+        _ => s.to_string(),
+    }
 }
 
 /// At most this many characters of a fixed scope sentence may be misread, lost or added.
@@ -281,6 +396,9 @@ pub(super) fn cjk_only(s: &str) -> String {
     s.chars().filter(|&c| is_cjk(c)).collect()
 }
 
+/// The value without the punctuation, or a table's rule read as a bar, before it.
 pub(super) fn strip_leading_punct(s: &str) -> &str {
-    s.trim_start_matches([':', '：', '.', '。', ',', '，', '、', ';', '；'])
+    s.trim_start_matches([
+        ':', '：', '.', '。', ',', '，', '、', ';', '；', '|', '｜', '丨',
+    ])
 }
