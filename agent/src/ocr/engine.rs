@@ -138,10 +138,26 @@ impl Engine {
             crops.push(det::crop(&img, q)?);
         }
         let t = Instant::now();
-        self.classify(&mut crops)?;
+        let turned = self.classify(&mut crops)?;
         timing.classify = ms(t);
         let t = Instant::now();
-        let texts = self.recognize(&crops)?;
+        let mut texts = self.recognize(&crops)?;
+        // The classifier takes some upright runs of letters and digits (a credit code) for
+        // upside down: a line it turned over is read the other way up too, and the more
+        // confident reading kept.
+        if !turned.is_empty() {
+            let mut as_found = Vec::with_capacity(turned.len());
+            for &i in &turned {
+                let mut m = Mat::default();
+                opencv::core::rotate(&crops[i], &mut m, opencv::core::ROTATE_180)?;
+                as_found.push(m);
+            }
+            for (&i, d) in turned.iter().zip(self.recognize(&as_found)?) {
+                if d.confidence > texts[i].confidence {
+                    texts[i] = d;
+                }
+            }
+        }
         timing.recognize = ms(t);
         Ok(boxes
             .iter()
@@ -172,8 +188,9 @@ impl Engine {
         Ok(det::postprocess(prob, &input, img.cols(), img.rows(), &p)?)
     }
 
-    /// Turn over the crops the classifier says are upside down.
-    pub fn classify(&mut self, crops: &mut [Mat]) -> Result<(), OcrError> {
+    /// Turn over the crops the classifier says are upside down; their indices.
+    pub fn classify(&mut self, crops: &mut [Mat]) -> Result<Vec<usize>, OcrError> {
+        let mut turned_over = Vec::new();
         for start in (0..crops.len()).step_by(rec::BATCH) {
             let end = (start + rec::BATCH).min(crops.len());
             let refs: Vec<&Mat> = crops[start..end].iter().collect();
@@ -196,10 +213,11 @@ impl Engine {
                     let mut turned = Mat::default();
                     opencv::core::rotate(&crops[start + i], &mut turned, opencv::core::ROTATE_180)?;
                     crops[start + i] = turned;
+                    turned_over.push(start + i);
                 }
             }
         }
-        Ok(())
+        Ok(turned_over)
     }
 
     /// Recognise crops in batches of similar aspect ratio; results in the crops' order,
