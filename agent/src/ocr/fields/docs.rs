@@ -223,8 +223,30 @@ fn field_by_content(text: &str) -> Option<(&'static str, &str)> {
     None
 }
 
+/// A period broken after its `至` (`2000年01月09日至` over `2030年01月08日`) is one line
+/// again: a stray line ending so, and the stray line after it starting with a date or
+/// 长期.
+pub(super) fn join_broken_periods(orphans: Vec<(String, f32)>) -> Vec<(String, f32)> {
+    let mut out: Vec<(String, f32)> = Vec::with_capacity(orphans.len());
+    for (text, conf) in orphans {
+        match out.last_mut() {
+            Some((prev, c))
+                if prev.ends_with('至')
+                    && (text.starts_with(|ch: char| ch.is_ascii_digit())
+                        || text.starts_with("长期")) =>
+            {
+                prev.push_str(&text);
+                *c = c.min(conf);
+            }
+            _ => out.push((text, conf)),
+        }
+    }
+    out
+}
+
 pub(super) fn licence(rows: &[Row]) -> BTreeMap<String, Field> {
     let (mut found, orphans) = read_fields_and_orphans(rows, LICENCE_LABELS);
+    let orphans = join_broken_periods(orphans);
     // fields whose label was not read: a line that joined no label and that only that
     // field's value could be, when exactly one such line is left
     for key in ["name", "type", "registered_capital", "address", "term"] {

@@ -404,6 +404,21 @@ fn the_scopes_first_line_taken_by_the_field_above_is_given_back() {
 }
 
 #[test]
+fn a_term_broken_after_its_to_is_one_line_again() {
+    let lines =
+        |v: &[&str]| -> Vec<(String, f32)> { v.iter().map(|t| (t.to_string(), 0.9)).collect() };
+    let joined = join_broken_periods(lines(&["2000年01月09日至", "2030年01月08日", "★"]));
+    assert_eq!(joined, lines(&["2000年01月09日至2030年01月08日", "★"]));
+    assert_eq!(
+        join_broken_periods(lines(&["2000年01月09日至", "长期"])),
+        lines(&["2000年01月09日至长期"])
+    );
+    // what does not continue a period stays apart
+    let apart = lines(&["2000年01月09日至", "国家企业信用信息公示系统"]);
+    assert_eq!(join_broken_periods(apart.clone()), apart);
+}
+
+#[test]
 fn a_company_type_is_the_registered_type_it_was_read_as() {
     // two characters misread, one misread, the closing parenthesis lost
     assert_eq!(
