@@ -5,8 +5,8 @@
 //! value may continue below its label or be centred beside it, as in a table). A licence
 //! field whose label was not read is known by its words when only one stray line could be
 //! it. Values are normalised (dates, look-alike characters in numbers, full-width
-//! punctuation, the fixed sentences of a business scope) and the numbers checked
-//! (GB 11643, GB 32100).
+//! punctuation, the fixed headings and sentences of a business scope, the registered
+//! company types) and the numbers checked (GB 11643, GB 32100).
 
 use std::collections::BTreeMap;
 
