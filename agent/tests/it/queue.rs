@@ -52,6 +52,34 @@ fn mid_morning() -> chrono::DateTime<chrono::Utc> {
     "2026-11-23T02:00:00Z".parse().unwrap()
 }
 
+/// A corporate banking ticket asked for at the PAD.
+fn corporate_at_the_pad() -> IssueRequest {
+    IssueRequest {
+        service: "corporate".into(),
+        customer_id: None,
+        customer_level: None,
+        appointment_id: None,
+        source: Source::Pad,
+    }
+}
+
+/// The next `queue.alert` event within `within` (of paused time), if one comes.
+async fn next_wait_alert(
+    bus: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<branchd::store::Event>>,
+    within: Duration,
+) -> Option<std::sync::Arc<branchd::store::Event>> {
+    tokio::time::timeout(within, async {
+        loop {
+            let e = bus.recv().await.unwrap();
+            if e.kind == "queue.alert" {
+                return e;
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
 /// The next two `queue.alert` events, each with the paused time it came at since `started`;
 /// fails, rather than waiting for ever, when they have not come within `within`.
 async fn two_wait_alerts(
@@ -589,13 +617,7 @@ async fn a_long_wait_raises_an_alert_at_the_target_and_again_at_twice_the_target
     let t = b
         .modules()
         .queue
-        .issue(IssueRequest {
-            service: "corporate".into(),
-            customer_id: None,
-            customer_level: None,
-            appointment_id: None,
-            source: Source::Pad,
-        })
+        .issue(corporate_at_the_pad())
         .await
         .unwrap();
     let target = Duration::from_secs(600);
@@ -634,25 +656,11 @@ async fn a_ticket_still_waiting_at_the_daily_reset_raises_no_alert_on_the_new_da
     let mut bus = b.core().store.subscribe();
     b.modules()
         .queue
-        .issue(IssueRequest {
-            service: "corporate".into(),
-            customer_id: None,
-            customer_level: None,
-            appointment_id: None,
-            source: Source::Pad,
-        })
+        .issue(corporate_at_the_pad())
         .await
         .unwrap();
-    let alert = tokio::time::timeout(Duration::from_secs(3600), async {
-        loop {
-            let e = bus.recv().await.unwrap();
-            if e.kind == "queue.alert" {
-                return e;
-            }
-        }
-    })
-    .await;
-    assert!(alert.is_err(), "an alert on the new day: {alert:?}");
+    let alert = next_wait_alert(&mut bus, Duration::from_secs(3600)).await;
+    assert!(alert.is_none(), "an alert on the new day: {alert:?}");
     b.stop().await;
 }
 
@@ -670,18 +678,7 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
         let issued_at = restart_at - chrono::Duration::minutes(8);
         store
             .write_blocking(move |tx| {
-                queue::ops::issue(
-                    tx,
-                    &c2,
-                    issued_at,
-                    &IssueRequest {
-                        service: "corporate".into(),
-                        customer_id: None,
-                        customer_level: None,
-                        appointment_id: None,
-                        source: Source::Pad,
-                    },
-                )
+                queue::ops::issue(tx, &c2, issued_at, &corporate_at_the_pad())
             })
             .unwrap();
         store.close();
@@ -693,16 +690,9 @@ async fn wait_alerts_are_timed_from_the_stored_issue_time_after_a_restart() {
         .unwrap();
     let mut bus = running.core.store.subscribe();
     let started = tokio::time::Instant::now();
-    let e = tokio::time::timeout(Duration::from_secs(3600), async {
-        loop {
-            let e = bus.recv().await.unwrap();
-            if e.kind == "queue.alert" {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("a wait alert within the hour");
+    let e = next_wait_alert(&mut bus, Duration::from_secs(3600))
+        .await
+        .expect("a wait alert within the hour");
     let at = started.elapsed();
     // Target 10 min, 8 already waited: 2 minutes after the restart.
     assert!(
