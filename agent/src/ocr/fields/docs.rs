@@ -332,11 +332,12 @@ pub(super) fn scope_heading_to_scope(found: &mut [Found]) {
     if found[scope].text.contains(HEADING) {
         return;
     }
-    let Some((from, at)) = found.iter().enumerate().find_map(|(i, f)| {
-        (f.key != "scope")
-            .then(|| f.text.find(HEADING).filter(|&at| at > 0).map(|at| (i, at)))
-            .flatten()
-    }) else {
+    let Some((from, at)) = found
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.key != "scope")
+        .find_map(|(i, f)| f.text.find(HEADING).filter(|&at| at > 0).map(|at| (i, at)))
+    else {
         return;
     };
     let tail = found[from].text.split_off(at);

@@ -219,29 +219,26 @@ const SCOPE_HEADINGS: [&str; 2] = ["一般项目：", "许可项目："];
 /// (`一般经营项目：`) are further off and stay as printed.
 fn restore_heading(chars: &mut Vec<char>, at: usize) {
     let rest = &chars[at.min(chars.len())..];
-    let mut best: Option<(usize, usize, &str)> = None;
-    let mut tie = false;
-    for heading in SCOPE_HEADINGS {
-        for len in 3..=rest.len().min(6) {
-            if !matches!(rest[len - 1], '：' | ':' | '；' | ';' | '，' | ',') {
-                continue;
-            }
-            let got: String = rest[..len].iter().collect();
-            let d = strsim::levenshtein(&got, heading);
-            if d > 2 {
-                continue;
-            }
-            match best {
-                Some((bd, _, h)) if d == bd && h != heading => tie = true,
-                Some((bd, _, _)) if d >= bd => {}
-                _ => {
-                    best = Some((d, len, heading));
-                    tie = false;
-                }
-            }
-        }
-    }
-    if let (Some((d, len, heading)), false) = (best, tie)
+    // (edits, length) of the nearest reading of `heading` at the start of `rest`
+    let nearest = |heading: &str| {
+        (3..=rest.len().min(6))
+            .filter(|&len| matches!(rest[len - 1], '：' | ':' | '；' | ';' | '，' | ','))
+            .map(|len| {
+                let got: String = rest[..len].iter().collect();
+                (strsim::levenshtein(&got, heading), len)
+            })
+            .filter(|&(d, _)| d <= 2)
+            .min()
+    };
+    let [general, permit] = SCOPE_HEADINGS;
+    let found = match (nearest(general), nearest(permit)) {
+        (Some(g), Some(p)) if g.0 == p.0 => None,
+        (Some(g), Some(p)) => Some(if g.0 < p.0 { (g, general) } else { (p, permit) }),
+        (Some(g), None) => Some((g, general)),
+        (None, Some(p)) => Some((p, permit)),
+        (None, None) => None,
+    };
+    if let Some(((d, len), heading)) = found
         && d > 0
     {
         chars.splice(at..at + len, heading.chars());
